@@ -1,0 +1,352 @@
+"""Datasets as uint8 tensors, a checked on-disk cache, and a device-resident loader.
+
+Sources (``DataConfig.source``):
+
+* ``cifar10``   - torchvision's CIFAR-10, downloaded into ``data/`` where there is a network.
+* ``folder``    - an ImageFolder tree or a ``.tar.gz`` of one (``train/<class>/*.jpg`` and
+  ``test/<class>/*.jpg``), given by ``path`` or the ``BETA_DATA_PATH`` environment variable.
+* ``synthetic`` - generated from a seed, needs nothing; always labelled "synthetic".
+* ``auto``      - ``folder`` if a path is given, else ``cifar10`` if it is already in
+  ``data/``, else ``synthetic``.
+
+Real datasets are decoded once into ``data/cache/*.pt`` (uint8, N x 3 x 32 x 32, with a
+CRC32 of the pixels); later loads take well under a second, and a corrupt or partial cache
+is rebuilt, not trusted.
+
+The loader keeps the whole split on the training device as uint8 (airbench's habit: it is
+faster to move and augment uint8 than preprocessed floats), normalises and augments whole
+batches there (random crop with 4-pixel reflect padding, horizontal flip), and draws batches
+from a permutation that depends only on (seed, epoch), so every method in a comparison sees
+the same data in the same order.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["SOURCES", "DataConfig", "Splits", "DataSourceError", "load_splits", "DeviceLoader",
+           "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset"]
+
+SOURCES = ("auto", "synthetic", "cifar10", "folder")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CACHE_VERSION = 1
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class DataSourceError(ValueError):
+    """A dataset could not be found, read or understood."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "auto"                # one of SOURCES
+    path: str | None = None             # ImageFolder tree or .tar.gz (source "folder"/"auto")
+    train_subset: int | None = None     # class-balanced number of training images; None = all
+    test_subset: int | None = None      # class-balanced number of test images; None = all
+    synthetic_train: int = 10000        # synthetic training images (10 classes)
+    synthetic_test: int = 2000          # synthetic test images
+    data_seed: int = 0                  # synthetic generation and subset choice (not training)
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"Unknown dataset: {self.source!r} (expected one of {SOURCES})")
+        for name in ("train_subset", "test_subset"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 10):
+                raise ValueError(f"Invalid {name}: {v!r} (expected None or an integer >= 10, one per class at least)")
+        for name in ("synthetic_train", "synthetic_test"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 10:
+                raise ValueError(f"Invalid {name}: {v!r} (expected an integer >= 10)")
+
+
+@dataclass
+class Splits:
+    train_x: torch.Tensor   # uint8, N x 3 x 32 x 32
+    train_y: torch.Tensor   # int64, N
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: tuple[str, ...]
+    name: str               # shown to users; contains "synthetic" for synthetic data
+    synthetic: bool
+
+    @property
+    def mean_std(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training pixels, in [0, 1] units."""
+        x = self.train_x.float().div_(255)
+        return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+
+
+# ------------------------------------------------------------------ synthetic
+def make_synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0) -> Splits:
+    """10 classes of 32x32x3 images: each class is a smooth random colour pattern; a sample is
+    its class pattern, shifted up to 4 px, mixed with another class's pattern and noise.
+    Learnable (a small CNN gets well above chance within an epoch) but not trivial (the
+    distractor and noise keep it below 100% for a while)."""
+    g = torch.Generator().manual_seed(seed)
+    protos = F.interpolate(torch.rand(10, 3, 4, 4, generator=g), size=(40, 40), mode="bicubic", align_corners=False)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % 10
+        y = y[torch.randperm(n, generator=g)]
+        other = (y + torch.randint(1, 10, (n,), generator=g)) % 10
+        dx, dy = torch.randint(0, 9, (2, n), generator=g)
+        rows = (dy[:, None] + torch.arange(32))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(32))[:, None, None, :]
+        idx = torch.arange(n)[:, None, None, None]
+        chans = torch.arange(3)[None, :, None, None]
+        own = protos[y][idx, chans, rows, cols]
+        mix = protos[other][:, :, 4:36, 4:36]
+        w = 0.35 + 0.3 * torch.rand(n, 1, 1, 1, generator=g)  # distractor weight
+        x = (1 - w) * own + w * mix + 0.12 * torch.randn(n, 3, 32, 32, generator=g)
+        lo, hi = x.amin((1, 2, 3), keepdim=True), x.amax((1, 2, 3), keepdim=True)
+        return ((x - lo) / (hi - lo) * 255).round().to(torch.uint8), y
+
+    train_x, train_y = draw(n_train)
+    test_x, test_y = draw(n_test)
+    return Splits(train_x, train_y, test_x, test_y, tuple(f"class{i}" for i in range(10)),
+                  f"synthetic (seed {seed})", True)
+
+
+# ------------------------------------------------------------------ image trees
+def _decode(data: bytes, where: str) -> np.ndarray:
+    from PIL import Image  # Pillow comes with torchvision
+
+    try:
+        img = Image.open(io.BytesIO(data)).convert("RGB")
+    except Exception as e:  # noqa: BLE001 - any decoder error means the same thing here
+        raise DataSourceError(f"Unreadable image {where}: {e} (expected a JPEG/PNG image file)") from e
+    if img.size != (32, 32):
+        img = img.resize((32, 32))
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _split_class(parts: tuple[str, ...]) -> tuple[str, str] | None:
+    if len(parts) < 3 or parts[-3] not in ("train", "test"):
+        return None
+    return parts[-3], parts[-2]
+
+
+def _iter_tree(path: Path):
+    if path.is_dir():
+        for f in sorted(path.rglob("*")):
+            if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+                yield f.relative_to(path).parts, str(f), f.read_bytes
+        return
+    try:
+        tar = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError) as e:
+        raise DataSourceError(f"Unreadable data path {str(path)!r}: {e} "
+                              "(expected a folder or a .tar.gz holding train/<class>/*.jpg and test/<class>/*.jpg)") from e
+    with tar:
+        for m in tar:
+            if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES:
+                data = tar.extractfile(m).read()
+                yield Path(m.name).parts, f"{path}:{m.name}", (lambda d=data: d)
+
+
+def read_image_tree(path: str | os.PathLike) -> Splits:
+    """Decode ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar(.gz)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataSourceError(f"Data path not found: {str(p)!r} "
+                              "(expected a folder or a .tar.gz holding train/<class>/*.jpg and test/<class>/*.jpg)")
+    found: dict[str, dict[str, list[np.ndarray]]] = {"train": {}, "test": {}}
+    for parts, where, read in _iter_tree(p):
+        sc = _split_class(parts)
+        if sc is not None:
+            found[sc[0]].setdefault(sc[1], []).append(_decode(read(), where))
+    classes = sorted(found["train"])
+    if not classes or not found["test"]:
+        raise DataSourceError(f"Not an image tree: {str(p)!r} has no train/<class>/ and test/<class>/ images "
+                              "(expected train/<class>/*.jpg and test/<class>/*.jpg, as ImageFolder reads)")
+    if sorted(found["test"]) != classes:
+        raise DataSourceError(f"Class folders differ between train/ {classes} and test/ {sorted(found['test'])} in {str(p)!r}")
+    out = []
+    for split in ("train", "test"):
+        xs = [x for c in classes for x in found[split][c]]
+        ys = [i for i, c in enumerate(classes) for _ in found[split][c]]
+        out += [torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous(), torch.tensor(ys)]
+    return Splits(*out, tuple(classes), p.name, False)
+
+
+# ------------------------------------------------------------------ torchvision CIFAR-10
+def _torchvision_cifar10(data_dir: Path, download: bool) -> Splits:
+    import torchvision
+
+    try:
+        tr = torchvision.datasets.CIFAR10(str(data_dir), train=True, download=download)
+        te = torchvision.datasets.CIFAR10(str(data_dir), train=False, download=download)
+    except Exception as e:  # noqa: BLE001 - network and integrity errors alike
+        raise DataSourceError(
+            f"CIFAR-10 is not available: {e}. Either allow the download into {str(data_dir)!r} "
+            f"(it puts cifar-10-batches-py/ there), copy cifar-10-batches-py/ there yourself, or point "
+            f"--data-path / BETA_DATA_PATH at an ImageFolder tree or .tar.gz (train/<class>/, test/<class>/)") from e
+    conv = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return Splits(conv(tr), torch.tensor(tr.targets), conv(te), torch.tensor(te.targets),
+                  CIFAR10_CLASSES, "CIFAR-10", False)
+
+
+# ------------------------------------------------------------------ cache
+def _crc(*ts: torch.Tensor) -> int:
+    crc = 0
+    for t in ts:
+        crc = zlib.crc32(t.contiguous().numpy().tobytes(), crc)  # ~1 GB/s: 0.2 s for CIFAR-10
+    return crc
+
+
+def _save_cache(splits: Splits, file: Path) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(f".tmp{os.getpid()}")
+    blob = {"version": CACHE_VERSION, "train_x": splits.train_x, "train_y": splits.train_y,
+            "test_x": splits.test_x, "test_y": splits.test_y, "classes": list(splits.classes),
+            "name": splits.name, "crc": _crc(splits.train_x, splits.train_y, splits.test_x, splits.test_y)}
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, file)  # atomic: a reader never sees a half-written cache
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk costs the cache, not the run
+
+
+def _load_cache(file: Path) -> Splits | None:
+    """The cached splits, or None if the file is absent, partial, corrupt or stale."""
+    try:
+        b = torch.load(file, weights_only=True)
+        xs = (b["train_x"], b["train_y"], b["test_x"], b["test_y"])
+        ok = (b["version"] == CACHE_VERSION and all(x.dtype == torch.uint8 for x in xs[::2])
+              and xs[0].shape[1:] == (3, 32, 32) and len(xs[0]) == len(xs[1])
+              and len(xs[2]) == len(xs[3]) and b["crc"] == _crc(*xs))
+    except Exception:  # noqa: BLE001 - any failure to read means "rebuild"
+        return None
+    return Splits(*xs, tuple(b["classes"]), b["name"], False) if ok else None
+
+
+def _cache_file(data_dir: Path, key: str) -> Path:
+    return data_dir / "cache" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+
+
+def _cached(data_dir: Path, key: str, build) -> Splits:
+    file = _cache_file(data_dir, key)
+    splits = _load_cache(file) if file.exists() else None
+    if splits is None:
+        splits = build()
+        _save_cache(splits, file)
+    return splits
+
+
+# ------------------------------------------------------------------ entry point
+def resolve_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> tuple[str, str | None]:
+    """(concrete source, path) that ``cfg`` means on this machine."""
+    path = cfg.path or os.environ.get("BETA_DATA_PATH") or None
+    if cfg.source == "folder" and not path:
+        raise DataSourceError("Dataset 'folder' needs a path (expected --data-path PATH or BETA_DATA_PATH "
+                              "pointing at an ImageFolder tree or .tar.gz)")
+    if cfg.source == "auto":
+        if path:
+            return "folder", path
+        have = (Path(data_dir) / "cifar-10-batches-py" / "data_batch_1").exists()
+        return ("cifar10", None) if have else ("synthetic", None)
+    return cfg.source, path if cfg.source == "folder" else None
+
+
+def balanced_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of ``n`` samples, as equal per class as the data allows, chosen by ``seed``."""
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    rank = torch.empty_like(y)  # position of each sample within its class, in random order
+    for c in y.unique():
+        members = perm[y[perm] == c]
+        rank[members] = torch.arange(len(members))
+    # Round-robin over classes: all rank-0 samples first, then rank 1, ...
+    return torch.argsort(rank * (int(y.max()) + 1) + y)[:n].sort().values
+
+
+def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> Splits:
+    """Load the dataset ``cfg`` describes, through the cache, with subsets applied."""
+    data_dir = Path(data_dir)
+    source, path = resolve_source(cfg, data_dir)
+    if source == "synthetic":
+        s = make_synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.data_seed)
+    elif source == "cifar10":
+        s = _cached(data_dir, "cifar10-torchvision", lambda: _torchvision_cifar10(data_dir, True))
+    else:
+        p = Path(path).expanduser().resolve()
+        if not p.exists():
+            raise DataSourceError(f"Data path not found: {str(p)!r} "
+                                  "(expected a folder or a .tar.gz holding train/<class>/*.jpg and test/<class>/*.jpg)")
+        st = p.stat()
+        s = _cached(data_dir, f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
+        if s.name != p.name:
+            s.name = p.name
+    if cfg.train_subset and cfg.train_subset < len(s.train_y):
+        i = balanced_subset(s.train_y, cfg.train_subset, cfg.data_seed)
+        s.train_x, s.train_y = s.train_x[i], s.train_y[i]
+    if cfg.test_subset and cfg.test_subset < len(s.test_y):
+        i = balanced_subset(s.test_y, cfg.test_subset, cfg.data_seed + 1)
+        s.test_x, s.test_y = s.test_x[i], s.test_y[i]
+    return s
+
+
+# ------------------------------------------------------------------ loader
+class DeviceLoader:
+    """Batches from a uint8 split held on ``device``; augmentation batched on the device.
+
+    >>> loader = DeviceLoader(x, y, 128, mean, std, train=True, seed=0)
+    >>> for xb, yb in loader.epoch(0): ...
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean, std, train: bool,
+                 seed: int = 0, device: str | torch.device = "cpu", channels_last: bool = False,
+                 pad: int = 4, flip: bool = True) -> None:
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= len(y):
+            raise ValueError(f"Invalid batch_size: {batch_size!r} (expected an integer in [1, {len(y)}], "
+                             f"the number of {'training' if train else 'test'} images)")
+        self.device = torch.device(device)
+        self.x = x.to(self.device)
+        self.y = y.to(self.device)
+        self.batch_size, self.train, self.seed = batch_size, train, seed
+        self.pad, self.flip, self.channels_last = pad, flip, channels_last
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.y) / self.batch_size)
+
+    def _augment(self, xb: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, p = len(xb), self.pad
+        if p:
+            padded = F.pad(xb, (p, p, p, p), mode="reflect")
+            # Random crop for the whole batch as one gather: per-sample row/col offsets.
+            off = torch.randint(0, 2 * p + 1, (2, n), generator=g).to(self.device)
+            ar = torch.arange(32, device=self.device)
+            rows = (off[0][:, None] + ar)[:, None, :, None]
+            cols = (off[1][:, None] + ar)[:, None, None, :]
+            xb = padded[torch.arange(n, device=self.device)[:, None, None, None],
+                        torch.arange(3, device=self.device)[None, :, None, None], rows, cols]
+        if self.flip:
+            mask = (torch.rand(n, generator=g) < 0.5).to(self.device)
+            xb = torch.where(mask[:, None, None, None], xb.flip(3), xb)
+        return xb
+
+    def epoch(self, epoch: int = 0):
+        """Yield (images float32 normalised, labels) for one pass; order fixed by (seed, epoch)."""
+        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        n = len(self.y)
+        order = torch.randperm(n, generator=g).to(self.device) if self.train else torch.arange(n, device=self.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            xb = (self.x[idx].float() - self.mean) / self.std
+            if self.train:
+                xb = self._augment(xb, g)
+            if self.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yield xb, self.y[idx]
