@@ -1,0 +1,204 @@
+"""Jobs: run a stored run in this process, or as worker processes under a concurrency limit.
+
+A job is a run in the store (kind ``train``, ``surgery`` or ``attribution``). Its state lives
+in the store, never in the manager, so a browser refresh, a second tab, a restarted app or
+the CLI all see the same thing. Training never happens in the caller's thread of a UI: the
+:class:`JobManager` starts one ``python -m beta_core worker RUN_ID`` process per job and
+queues the rest, so a 2-core machine is not oversubscribed.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from .engine import Training, TrainConfig
+from .store import ACTIVE, Store, StoreError
+
+__all__ = ["execute_run", "JobManager", "JOB_KINDS", "StopFlag"]
+
+JOB_KINDS = ("train", "surgery", "attribution")
+
+
+class StopFlag:
+    """Cancellation: a SIGTERM, or the run's cancel flag in the store (polled at most twice a second)."""
+
+    def __init__(self, store: Store, run_id: str, interval: float = 0.5) -> None:
+        self.store, self.run_id, self.interval = store, run_id, interval
+        self.stopped, self._next = False, 0.0
+
+    def on_signal(self, *_):
+        self.stopped = True
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self.stopped and now >= self._next:
+            self._next = now + self.interval
+            self.stopped = self.store.cancel_requested(self.run_id)
+        return self.stopped
+
+
+class _MetricWriter:
+    """Buffers step records and writes them every ``interval`` seconds (one transaction each)."""
+
+    def __init__(self, store: Store, run_id: str, interval: float = 0.5) -> None:
+        self.store, self.run_id, self.interval = store, run_id, interval
+        self.buf: list[dict] = []
+        self.last = time.monotonic()
+
+    def add(self, rec: dict) -> None:
+        if "train_loss" in rec:  # epoch record: flush steps first so readers see them in order
+            self.flush()
+            self.store.add_epoch(self.run_id, rec)
+            return
+        self.buf.append(rec)
+        if time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.add_steps(self.run_id, self.buf)
+        self.buf, self.last = [], time.monotonic()
+
+
+def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
+    cfg = TrainConfig.from_dict(run["config"])
+    training = Training(cfg, data_dir, splits=splits, should_stop=stop)
+    writer = _MetricWriter(store, run["id"])
+    for rec in training.run():
+        writer.add(rec)
+        if on_record:
+            on_record(rec)
+    writer.flush()
+    if training.status == "done":
+        store.save_checkpoint(run["id"], training.model.state_dict())
+    return training.status, training.summary
+
+
+def execute_run(store: Store, run_id: str, data_dir: str = "data",
+                on_record: Callable[[dict], None] | None = None, splits=None,
+                handle_signals: bool = False) -> dict:
+    """Run a queued job in this process and record its outcome; returns the finished run.
+
+    Any exception marks the run ``failed`` with its message; the store and other runs are
+    left as they were.
+    """
+    run = store.get_run(run_id)
+    if run["status"] != "queued":
+        raise StoreError(f"Run {run_id} is {run['status']} (expected a queued run)")
+    store.claim(run_id)
+    stop = StopFlag(store, run_id)
+    if handle_signals:
+        signal.signal(signal.SIGTERM, stop.on_signal)
+        signal.signal(signal.SIGINT, stop.on_signal)
+    try:
+        if run["kind"] == "train":
+            status, summary = _train(store, run, data_dir, stop, on_record, splits)
+        elif run["kind"] == "surgery":
+            from .surgery import run_surgery_job
+            status, summary = run_surgery_job(store, run, data_dir, stop, on_record)
+        elif run["kind"] == "attribution":
+            from .attribution import run_attribution_job
+            status, summary = run_attribution_job(store, run, data_dir, stop)
+        else:
+            raise ValueError(f"Unknown job kind: {run['kind']!r} (expected one of {JOB_KINDS})")
+        store.finish(run_id, status, summary)
+    except Exception as e:  # noqa: BLE001 - the run fails, the caller decides what to show
+        store.finish(run_id, "failed", error=f"{type(e).__name__}: {e}")
+    return store.get_run(run_id)
+
+
+class JobManager:
+    """Starts queued jobs as worker processes, at most ``max_parallel`` at a time."""
+
+    def __init__(self, runs_dir: str | os.PathLike, data_dir: str = "data", max_parallel: int = 1,
+                 poll: float = 0.5) -> None:
+        if not isinstance(max_parallel, int) or max_parallel < 1:
+            raise ValueError(f"Invalid max_parallel: {max_parallel!r} (expected an integer >= 1)")
+        self.store = Store(runs_dir)
+        self.runs_dir, self.data_dir = str(Path(runs_dir).resolve()), data_dir
+        self.max_parallel, self.poll = max_parallel, poll
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, config: dict, kind: str = "train", parent: str | None = None,
+               group_id: str | None = None, label: str | None = None) -> str:
+        """Queue a job (owned by this process until a worker claims it) and start what fits."""
+        if kind not in JOB_KINDS:
+            raise ValueError(f"Unknown job kind: {kind!r} (expected one of {JOB_KINDS})")
+        run_id = self.store.create_run(config, kind=kind, status="queued", parent=parent,
+                                       group_id=group_id, label=label)
+        self.pump()
+        self._ensure_thread()
+        return run_id
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, daemon=True, name="beta-jobs")
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.poll)
+            try:
+                if not self.pump() and not self.procs:
+                    return  # nothing queued, nothing running: the thread ends, submit restarts it
+            except Exception:  # noqa: BLE001 - a transient DB error must not kill the pump
+                continue
+
+    def _threads_per_worker(self) -> int:
+        return max(1, (os.cpu_count() or 1) // self.max_parallel)
+
+    def pump(self) -> int:
+        """Reap finished workers and start queued jobs while there is room; returns jobs still queued."""
+        with self._lock:
+            for rid, p in list(self.procs.items()):
+                if p.poll() is not None:
+                    del self.procs[rid]
+            queued = [r for r in reversed(self.store.runs()) if r["status"] == "queued" and r["pid"] == os.getpid()]
+            while queued and len(self.procs) < self.max_parallel:
+                self._start(queued.pop(0)["id"])
+            return len(queued)
+
+    def _start(self, run_id: str) -> None:
+        env = {**os.environ, "BETA_THREADS": str(self._threads_per_worker()), "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "beta_core", "--runs-dir", self.runs_dir, "--data-dir", self.data_dir,
+               "worker", run_id]
+        log = open(Path(self.runs_dir) / run_id / "worker.log", "ab")
+        self.procs[run_id] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                              stdin=subprocess.DEVNULL)
+        log.close()
+        # Hand ownership to the worker now, so the run is never orphaned between spawn and claim.
+        self.store.set_owner(run_id, self.procs[run_id].pid)
+
+    def cancel(self, run_id: str) -> None:
+        """Ask a job to stop: the store flag (any process sees it) plus SIGTERM to our worker."""
+        self.store.request_cancel(run_id)
+        p = self.procs.get(run_id)
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+
+    def active(self) -> list[dict]:
+        """Queued and running jobs of this store, oldest first."""
+        return [r for r in reversed(self.store.runs()) if r["status"] in ACTIVE]
+
+    def wait(self, run_ids: list[str], timeout: float | None = None,
+             on_tick: Callable[[], None] | None = None) -> list[dict]:
+        """Block until every run in ``run_ids`` has left queued/running; returns them."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.pump()
+            runs = [self.store.get_run(r) for r in run_ids]
+            if on_tick:
+                on_tick()
+            if all(r["status"] not in ACTIVE for r in runs):
+                return runs
+            if end is not None and time.monotonic() > end:
+                raise TimeoutError(f"Runs still active after {timeout} s: "
+                                   f"{[r['id'] for r in runs if r['status'] in ACTIVE]}")
+            time.sleep(self.poll)

@@ -1,0 +1,318 @@
+"""Runs on disk: an SQLite index with metrics, and checkpoint files.
+
+Layout under the runs directory (``runs/`` by default, ``BETA_RUNS_DIR`` or ``--runs-dir``)::
+
+    runs.db              SQLite (WAL): runs, step and epoch metrics, results
+    <run id>/final.pt    final weights (state_dict), loaded with weights_only=True
+    <run id>/config.json the resolved config, also in the database
+
+WAL mode lets several training processes write while the dashboard reads. A run that
+claims to be queued or running but whose owning process is gone reads as
+``interrupted``, so a killed process never leaves a run "running" forever.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .engine import EPOCH_FIELDS, STEP_FIELDS
+
+__all__ = ["STATUSES", "ACTIVE", "Store", "StoreError", "validate_run_id", "default_runs_dir"]
+
+STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted")
+ACTIVE = ("queued", "running")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, created REAL, updated REAL, status TEXT, kind TEXT, method TEXT,
+    model TEXT, dataset TEXT, label TEXT, config TEXT, summary TEXT, parent TEXT, group_id TEXT,
+    pid INTEGER, pid_start TEXT, error TEXT, cancel_requested INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS steps (run_id TEXT, {", ".join(f"{f} REAL" for f in STEP_FIELDS)},
+    PRIMARY KEY (run_id, step));
+CREATE TABLE IF NOT EXISTS epochs (run_id TEXT, {", ".join(f"{f} {'TEXT' if f == 'regime' else 'REAL'}" for f in EPOCH_FIELDS)},
+    extra TEXT, PRIMARY KEY (run_id, epoch));
+CREATE TABLE IF NOT EXISTS results (run_id TEXT, kind TEXT, created REAL, data TEXT);
+CREATE INDEX IF NOT EXISTS results_run ON results (run_id, kind);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (unknown run, disk full, refused delete)."""
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("BETA_RUNS_DIR", "runs"))
+
+
+def validate_run_id(run_id: str) -> str:
+    """Run ids name folders: letters, digits, '.', '_' and '-' only, no path traversal."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
+        raise ValueError(f"Invalid run id: {run_id!r} (expected letters, digits, '.', '_', '-'; "
+                         "no '/' or '..'; at most 100 characters)")
+    return run_id
+
+
+def _proc_start(pid: int) -> str | None:
+    """Start time of ``pid`` (Linux /proc), to tell a live process from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = stat[stat.rindex(")") + 2:].split()
+    return None if rest[0] in ("Z", "X") else rest[19]  # zombies are dead for our purposes
+
+
+def _alive(pid: int | None, start: str | None) -> bool:
+    if not pid:
+        return False
+    if Path("/proc").is_dir():
+        now = _proc_start(pid)
+        return now is not None and (start is None or now == start)
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+class Store:
+    """The run store. Every method opens its own short transaction; safe across processes."""
+
+    def __init__(self, runs_dir: str | os.PathLike | None = None) -> None:
+        self.dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with self._db() as db:
+                db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"Cannot open the run store in {str(self.dir)!r}: {e} "
+                             "(expected a writable folder)") from e
+
+    @contextmanager
+    def _db(self):
+        db = sqlite3.connect(self.dir / "runs.db", timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            with db:  # one transaction: commit on success, roll back on error
+                yield db
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------ runs
+    def create_run(self, config: dict, *, kind: str = "train", status: str = "queued",
+                   parent: str | None = None, group_id: str | None = None, label: str | None = None,
+                   pid: int | None = None) -> str:
+        """Register a run and write its config; returns the new run id."""
+        method = config.get("method", kind)
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9-]', '', method)[:20]}-{uuid.uuid4().hex[:6]}"
+        now = time.time()
+        pid = pid or os.getpid()
+        try:
+            (self.dir / run_id).mkdir()
+            (self.dir / run_id / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        except OSError as e:
+            shutil.rmtree(self.dir / run_id, ignore_errors=True)
+            raise StoreError(f"Cannot create run folder in {str(self.dir)!r}: {e}") from e
+        with self._db() as db:
+            db.execute("INSERT INTO runs (id, created, updated, status, kind, method, model, dataset, label, "
+                       "config, parent, group_id, pid, pid_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (run_id, now, now, status, kind, method, config.get("model"), config.get("dataset"),
+                        label, json.dumps(config, sort_keys=True), parent, group_id, pid, _proc_start(pid)))
+        return run_id
+
+    def _row(self, db, run_id: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM runs WHERE id = ?", (validate_run_id(run_id),)).fetchone()
+        if row is None:
+            raise StoreError(f"Unknown run: {run_id!r} (see `python -m beta_core runs list`)")
+        return row
+
+    def _reap(self, db, row: sqlite3.Row) -> dict:
+        d = dict(row)
+        if d["status"] in ACTIVE and not _alive(d["pid"], d["pid_start"]):
+            d["status"] = "interrupted"
+            d["error"] = d["error"] or "the process that owned this run exited without finishing it"
+            db.execute("UPDATE runs SET status = ?, error = ?, updated = ? WHERE id = ? AND status IN (?, ?)",
+                       (d["status"], d["error"], time.time(), d["id"], *ACTIVE))
+        d["config"] = json.loads(d["config"]) if d["config"] else {}
+        d["summary"] = json.loads(d["summary"]) if d["summary"] else {}
+        return d
+
+    def get_run(self, run_id: str) -> dict:
+        with self._db() as db:
+            return self._reap(db, self._row(db, run_id))
+
+    def runs(self) -> list[dict]:
+        """All runs, newest first, with dead owners marked ``interrupted``."""
+        with self._db() as db:
+            return [self._reap(db, r) for r in db.execute("SELECT * FROM runs ORDER BY created DESC, id DESC")]
+
+    def list_runs(self) -> pd.DataFrame:
+        """One row per run: id, status, kind, method, model, dataset, best/final accuracy, parent."""
+        rows = []
+        for r in self.runs():
+            s = r["summary"]
+            rows.append({"id": r["id"], "status": r["status"], "kind": r["kind"], "method": r["method"],
+                         "model": r["model"], "data": s.get("data", r["dataset"]),
+                         "seed": r["config"].get("seed"), "epochs": r["config"].get("epochs"),
+                         "best_test_acc": s.get("best_test_acc"), "final_test_acc": s.get("final_test_acc"),
+                         "train_seconds": s.get("train_seconds"), "parent": r["parent"],
+                         "group": r["group_id"], "label": r["label"],
+                         "created": pd.Timestamp(r["created"], unit="s"), "error": r["error"]})
+        cols = ["id", "status", "kind", "method", "model", "data", "seed", "epochs", "best_test_acc",
+                "final_test_acc", "train_seconds", "parent", "group", "label", "created", "error"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def claim(self, run_id: str, pid: int | None = None) -> None:
+        """Mark a run running, owned by ``pid`` (this process by default)."""
+        pid = pid or os.getpid()
+        with self._db() as db:
+            self._row(db, run_id)
+            db.execute("UPDATE runs SET status = 'running', pid = ?, pid_start = ?, updated = ? WHERE id = ?",
+                       (pid, _proc_start(pid), time.time(), run_id))
+
+    def set_owner(self, run_id: str, pid: int) -> None:
+        with self._db() as db:
+            db.execute("UPDATE runs SET pid = ?, pid_start = ? WHERE id = ?", (pid, _proc_start(pid), run_id))
+
+    def finish(self, run_id: str, status: str, summary: dict | None = None, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"Invalid status: {status!r} (expected one of {STATUSES})")
+        with self._db() as db:
+            db.execute("UPDATE runs SET status = ?, summary = COALESCE(?, summary), error = ?, updated = ? "
+                       "WHERE id = ?", (status, json.dumps(summary) if summary is not None else None, error,
+                                        time.time(), validate_run_id(run_id)))
+
+    def request_cancel(self, run_id: str) -> None:
+        with self._db() as db:
+            row = self._reap(db, self._row(db, run_id))
+            if row["status"] == "queued":
+                db.execute("UPDATE runs SET status = 'cancelled', cancel_requested = 1, updated = ? WHERE id = ?",
+                           (time.time(), run_id))
+            else:
+                db.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+
+    def cancel_requested(self, run_id: str) -> bool:
+        with self._db() as db:
+            return bool(self._row(db, run_id)["cancel_requested"])
+
+    def delete(self, run_id: str) -> None:
+        """Delete a finished run and its files. A queued or running run is refused: cancel it first."""
+        with self._db() as db:
+            row = self._reap(db, self._row(db, run_id))
+            if row["status"] in ACTIVE:
+                raise StoreError(f"Run {run_id} is {row['status']}: cancel it before deleting it")
+            for table in ("steps", "epochs", "results"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.dir / run_id, ignore_errors=True)
+
+    # ------------------------------------------------------------ metrics
+    def add_steps(self, run_id: str, records: list[dict]) -> None:
+        if records:
+            with self._db() as db:
+                db.executemany(f"INSERT OR REPLACE INTO steps VALUES (?, {', '.join('?' * len(STEP_FIELDS))})",
+                               [(run_id, *(r[f] for f in STEP_FIELDS)) for r in records])
+
+    def add_epoch(self, run_id: str, rec: dict) -> None:
+        extra = {k: v for k, v in rec.items() if k not in EPOCH_FIELDS}
+        with self._db() as db:
+            db.execute(f"INSERT OR REPLACE INTO epochs VALUES (?, {', '.join('?' * len(EPOCH_FIELDS))}, ?)",
+                       (run_id, *(rec[f] for f in EPOCH_FIELDS), json.dumps(extra)))
+
+    def _frame(self, table: str, fields: tuple, run_ids: list[str], since: int | None = None) -> pd.DataFrame:
+        ids = [validate_run_id(r) for r in run_ids]
+        if not ids:
+            return pd.DataFrame(columns=["run_id", *fields])
+        order = fields[0]
+        q = f"SELECT * FROM {table} WHERE run_id IN ({', '.join('?' * len(ids))})"
+        args = list(ids)
+        if since is not None:
+            q += f" AND {order} >= ?"
+            args.append(since)
+        with self._db() as db:
+            return pd.read_sql_query(q + f" ORDER BY run_id, {order}", db, params=args)
+
+    def steps(self, *run_ids: str, since: int | None = None) -> pd.DataFrame:
+        """Step records of one or more runs (columns: run_id + the step schema)."""
+        return self._frame("steps", STEP_FIELDS, list(run_ids), since)
+
+    def epochs(self, *run_ids: str) -> pd.DataFrame:
+        """Epoch records of one or more runs; ``extra`` holds JSON (e.g. group scores)."""
+        return self._frame("epochs", EPOCH_FIELDS, list(run_ids))
+
+    def compare(self, run_ids: list[str]) -> pd.DataFrame:
+        """Per-method mean and spread (std, n) of final/best accuracy and time over runs."""
+        rows = []
+        for rid in run_ids:
+            r = self.get_run(rid)
+            s = r["summary"]
+            rows.append({"method": r["method"], "seed": r["config"].get("seed"),
+                         "final_test_acc": s.get("final_test_acc"), "best_test_acc": s.get("best_test_acc"),
+                         "train_seconds": s.get("train_seconds")})
+        df = pd.DataFrame(rows)
+        if df.empty:
+            return df
+        num = df.drop(columns=["seed"]).groupby("method").agg(["mean", "std", "count"])
+        num.columns = [f"{a}_{b}" for a, b in num.columns]
+        return num.reset_index()
+
+    def export_csv(self, run_ids: list[str], folder: str | os.PathLike) -> list[Path]:
+        """Write runs.csv, steps.csv and epochs.csv for ``run_ids`` into ``folder``."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        runs = self.list_runs()
+        files = [out / "runs.csv", out / "steps.csv", out / "epochs.csv"]
+        runs[runs["id"].isin(run_ids)].to_csv(files[0], index=False)
+        self.steps(*run_ids).to_csv(files[1], index=False)
+        self.epochs(*run_ids).to_csv(files[2], index=False)
+        return files
+
+    # ------------------------------------------------------------ results and checkpoints
+    def add_result(self, run_id: str, kind: str, data: dict) -> None:
+        with self._db() as db:
+            self._row(db, run_id)
+            db.execute("INSERT INTO results VALUES (?, ?, ?, ?)", (run_id, kind, time.time(), json.dumps(data)))
+
+    def results(self, run_id: str, kind: str) -> list[dict]:
+        """Stored results of ``kind`` for a run, oldest first."""
+        with self._db() as db:
+            rows = db.execute("SELECT data FROM results WHERE run_id = ? AND kind = ? ORDER BY created",
+                              (validate_run_id(run_id), kind)).fetchall()
+        return [json.loads(r["data"]) for r in rows]
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        return self.dir / validate_run_id(run_id) / "final.pt"
+
+    def save_checkpoint(self, run_id: str, state_dict: dict) -> Path:
+        """Write atomically (temp file, then rename): a full disk leaves no half checkpoint."""
+        path = self.checkpoint_path(run_id)
+        tmp = path.with_suffix(".tmp")
+        try:
+            torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as e:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"Cannot write the checkpoint of run {run_id} to {str(path)!r}: {e} "
+                             "(expected free space and a writable runs folder)") from e
+        return path
+
+    def load_checkpoint(self, run_id: str) -> dict:
+        path = self.checkpoint_path(run_id)
+        if not path.exists():
+            status = self.get_run(run_id)["status"]
+            raise StoreError(f"Run {run_id} has no checkpoint (status {status}; only runs that finished "
+                             "training have one)")
+        return torch.load(path, map_location="cpu", weights_only=True)

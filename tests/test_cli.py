@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from beta_core.cli import main
+
+TINY = ["--dataset", "synthetic", "--set", "synthetic_train=400", "--set", "synthetic_test=200", "--model",
+        "small_cnn", "--width", "4", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--quiet"]
+
+
+def run(capsys, tmp_path, *argv):
+    code = main(["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_train_list_show_export_delete(capsys, tmp_path):
+    code, out, _ = run(capsys, tmp_path, "train", "--method", "sgd-constant", *TINY)
+    assert code == 0 and "sgd-constant" in out and "done" in out and "SYNTHETIC" in out
+    rid = out.split()[0]
+    code, out, _ = run(capsys, tmp_path, "runs", "list")
+    assert code == 0 and rid in out
+    code, out, _ = run(capsys, tmp_path, "runs", "show", rid)
+    assert code == 0 and '"status": "done"' in out and "test_acc" in out
+    code, out, _ = run(capsys, tmp_path, "runs", "export", rid, "--out", str(tmp_path / "exp"))
+    assert code == 0 and (tmp_path / "exp" / "steps.csv").exists()
+    code, out, _ = run(capsys, tmp_path, "runs", "delete", rid)
+    assert code == 0 and "deleted" in out
+    code, out, _ = run(capsys, tmp_path, "runs", "list")
+    assert "no runs" in out
+
+
+def test_compare_two_seeds_reports_spread(capsys, tmp_path):
+    code, out, _ = run(capsys, tmp_path, "compare", "--methods", "sgd-constant,sgd-beta", "--seeds", "0,1", *TINY)
+    assert code == 0, out
+    assert "per method (mean, std, n over seeds)" in out
+    assert out.count("done") == 4 and "final_test_acc_std" in out
+
+
+def test_compare_parallel_processes(capsys, tmp_path):
+    code, out, _ = run(capsys, tmp_path, "compare", "--methods", "sgd-beta,adam", "--parallel", "2", *TINY)
+    assert code == 0, out
+    assert out.count("done") == 2
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["train", "--method", "sgd-magic"], "Unknown method: 'sgd-magic'"),
+    (["train", "--model", "vgg"], "Unknown model: 'vgg'"),
+    (["train", "--dataset", "mnist"], "Unknown dataset: 'mnist'"),
+    (["train", "--epochs", "0"], "Invalid epochs: 0"),
+    (["train", "--batch-size", "0"], "Invalid batch_size: 0"),
+    (["train", "--thresholds", "0,0.5"], "Invalid thresholds"),
+    (["train", "--set", "bogus=1"], "Invalid --set 'bogus=1'"),
+    (["compare", "--seeds", "a,b"], "Invalid --seeds"),
+    (["runs", "show", "nope"], "Unknown run: 'nope'"),
+    (["runs", "show", "../x"], "Invalid run id"),
+])
+def test_errors_exit_nonzero_with_message(capsys, tmp_path, argv, fragment):
+    code, _, err = run(capsys, tmp_path, *argv)
+    assert code == 2 and fragment in err and err.startswith("error:")
+
+
+def test_failed_run_exit_code(capsys, tmp_path):
+    code, out, _ = run(capsys, tmp_path, "train", *TINY, "--dataset", "folder", "--data-path", str(tmp_path / "none"))
+    assert code == 1 and "failed" in out and "Data path not found" in out
+
+
+def test_batch_larger_than_data(capsys, tmp_path):
+    code, out, _ = run(capsys, tmp_path, "train", *TINY[:-3], "--batch-size", "5000", "--quiet")
+    assert code == 1 and "batch_size: 5000" in out

@@ -1,0 +1,153 @@
+import io
+import tarfile
+
+import pytest
+import torch
+from PIL import Image
+
+from beta_core.data import (
+    DataConfig, DataSourceError, DeviceLoader, balanced_subset, load_splits, make_synthetic, read_image_tree,
+    resolve_source, _cache_file,
+)
+from conftest import SHARED_CIFAR
+
+
+def _write_tree(root, classes=("a", "b"), per=3):
+    for split in ("train", "test"):
+        for ci, c in enumerate(classes):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(per):
+                Image.new("RGB", (32, 32), (40 * ci, 10 * i, 200)).save(d / f"{i}.png")
+
+
+def test_synthetic_deterministic_and_labelled():
+    a, b = make_synthetic(100, 50, seed=1), make_synthetic(100, 50, seed=1)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    assert a.train_x.dtype == torch.uint8 and a.train_x.shape == (100, 3, 32, 32)
+    assert a.synthetic and "synthetic" in a.name
+    assert a.train_y.bincount().tolist() == [10] * 10
+    assert not torch.equal(make_synthetic(100, 50, seed=2).train_x, a.train_x)
+
+
+def test_folder_and_tar(tmp_path):
+    _write_tree(tmp_path / "tree")
+    s = read_image_tree(tmp_path / "tree")
+    assert s.classes == ("a", "b") and s.train_x.shape == (6, 3, 32, 32) and s.train_y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert s.train_x[0, 2, 0, 0] == 200  # channel order RGB, layout NCHW
+    tar = tmp_path / "tree.tar.gz"
+    with tarfile.open(tar, "w:gz") as t:
+        t.add(tmp_path / "tree", arcname="mydata")
+    s2 = read_image_tree(tar)
+    assert torch.equal(s.train_x, s2.train_x) and torch.equal(s.test_y, s2.test_y)
+
+
+def test_cache_is_used_and_corrupt_cache_rebuilt(tmp_path):
+    _write_tree(tmp_path / "tree")
+    cfg = DataConfig("folder", str(tmp_path / "tree"))
+    first = load_splits(cfg, tmp_path / "data")
+    files = list((tmp_path / "data" / "cache").glob("*.pt"))
+    assert len(files) == 1
+    # partial file: truncated in the middle
+    blob = files[0].read_bytes()
+    files[0].write_bytes(blob[: len(blob) // 2])
+    again = load_splits(cfg, tmp_path / "data")
+    assert torch.equal(first.train_x, again.train_x)
+    assert len(files[0].read_bytes()) == len(blob)  # rebuilt
+    # silent corruption: pixels changed, checksum no longer matches
+    d = torch.load(files[0], weights_only=True)
+    d["train_x"][0, 0, 0, 0] ^= 1
+    torch.save(d, files[0])
+    assert torch.equal(load_splits(cfg, tmp_path / "data").train_x, first.train_x)
+
+
+def test_subsets_are_class_balanced():
+    y = torch.arange(1000) % 10
+    idx = balanced_subset(y, 200, seed=0)
+    assert len(idx) == 200 and y[idx].bincount().tolist() == [20] * 10
+    assert torch.equal(idx, balanced_subset(y, 200, seed=0))
+    s = load_splits(DataConfig("synthetic", train_subset=100, test_subset=50, synthetic_train=500,
+                               synthetic_test=100))
+    assert s.train_y.bincount().tolist() == [10] * 10 and len(s.test_y) == 50
+
+
+def test_loader_deterministic_and_augments(tiny_splits):
+    s = tiny_splits
+    mean, std = s.mean_std
+    mk = lambda seed: DeviceLoader(s.train_x, s.train_y, 64, mean, std, train=True, seed=seed)  # noqa: E731
+    b1, b2 = next(mk(0).epoch(0)), next(mk(0).epoch(0))
+    assert torch.equal(b1[0], b2[0]) and torch.equal(b1[1], b2[1])
+    assert not torch.equal(next(mk(0).epoch(1))[1], b1[1])  # new order each epoch
+    assert not torch.equal(next(mk(1).epoch(0))[1], b1[1])  # and per seed
+    assert b1[0].shape == (64, 3, 32, 32) and b1[0].dtype == torch.float32
+    assert sum(len(y) for _, y in mk(0).epoch(0)) == 400 and len(mk(0)) == 7
+    # test loader: fixed order, no augmentation, normalised exactly
+    t = DeviceLoader(s.test_x, s.test_y, 200, mean, std, train=False)
+    xb, yb = next(t.epoch(0))
+    ref = (s.test_x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(xb, ref, atol=1e-5) and torch.equal(yb, s.test_y)
+
+
+def test_crop_is_a_shifted_window():
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32).to(torch.uint8)
+    loader = DeviceLoader(x, torch.tensor([0, 1]), 2, [0, 0, 0], [1 / 255] * 3, train=True, flip=False)
+    xb, yb = next(loader.epoch(0))
+    for img, label in zip(xb, yb):
+        src = torch.nn.functional.pad(x[label:label + 1].float(), (4, 4, 4, 4), mode="reflect")[0]
+        hits = [(r, c) for r in range(9) for c in range(9) if torch.equal(src[:, r:r + 32, c:c + 32], img)]
+        assert len(hits) >= 1
+
+
+def test_auto_source(tmp_path, monkeypatch):
+    monkeypatch.delenv("BETA_DATA_PATH", raising=False)
+    assert resolve_source(DataConfig("auto"), tmp_path) == ("synthetic", None)
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"")
+    assert resolve_source(DataConfig("auto"), tmp_path) == ("cifar10", None)
+    monkeypatch.setenv("BETA_DATA_PATH", "/somewhere")
+    assert resolve_source(DataConfig("auto"), tmp_path) == ("folder", "/somewhere")
+
+
+def test_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv("BETA_DATA_PATH", raising=False)
+    with pytest.raises(ValueError, match="Unknown dataset: 'imagenet'"):
+        DataConfig("imagenet")
+    with pytest.raises(DataSourceError, match="needs a path"):
+        load_splits(DataConfig("folder"), tmp_path)
+    with pytest.raises(DataSourceError, match="Data path not found"):
+        load_splits(DataConfig("folder", str(tmp_path / "nope")), tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataSourceError, match="Not an image tree"):
+        load_splits(DataConfig("folder", str(tmp_path / "empty")), tmp_path)
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"not a tar at all")
+    with pytest.raises(DataSourceError, match="Unreadable data path"):
+        load_splits(DataConfig("folder", str(bad)), tmp_path)
+    (tmp_path / "t" / "train" / "a").mkdir(parents=True)
+    (tmp_path / "t" / "test" / "a").mkdir(parents=True)
+    (tmp_path / "t" / "train" / "a" / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(DataSourceError, match="Unreadable image"):
+        read_image_tree(tmp_path / "t")
+    with pytest.raises(ValueError, match="batch_size: 0"):
+        DeviceLoader(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4), 0, [0] * 3, [1] * 3, True)
+
+
+def test_cifar10_without_network_says_where_to_put_it(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*a, **k):
+        raise RuntimeError("Network is unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DataSourceError) as err:
+        load_splits(DataConfig("cifar10"), tmp_path)
+    msg = str(err.value)
+    assert "cifar-10-batches-py" in msg and "--data-path" in msg and "BETA_DATA_PATH" in msg
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.exists(), reason=f"local CIFAR-10 copy not found at {SHARED_CIFAR}")
+@pytest.mark.slow
+def test_shared_cifar10_archive(tmp_path):
+    s = load_splits(DataConfig("folder", str(SHARED_CIFAR), test_subset=1000), tmp_path)
+    assert s.train_x.shape == (50000, 3, 32, 32) and len(s.test_y) == 1000
+    assert s.classes[0] == "airplane" and s.classes[-1] == "truck"

@@ -1,0 +1,131 @@
+import math
+
+import pytest
+import torch
+
+from beta_core.engine import (
+    EPOCH_FIELDS, METHODS, STEP_FIELDS, Training, TrainConfig, pick_device, resolve_config, time_to_accuracy,
+)
+from beta_core.schedules import beta_momentum
+from conftest import tiny_config
+
+
+def _records(cfg, splits):
+    t = Training(cfg, splits=splits)
+    recs = list(t.run())
+    return t, [r for r in recs if "train_loss" not in r], [r for r in recs if "train_loss" in r]
+
+
+def test_record_schema_and_values(tiny_splits):
+    t, steps, epochs = _records(tiny_config(epochs=2), tiny_splits)
+    assert t.status == "done"
+    assert len(steps) == 2 * t.steps_per_epoch == 16 and len(epochs) == 2
+    assert all(set(r) == set(STEP_FIELDS) for r in steps)
+    assert all(set(EPOCH_FIELDS) <= set(r) for r in epochs)
+    assert [r["step"] for r in steps] == list(range(16))
+    for r in steps:  # the momentum used at each step is the beta rule of that step's LR
+        assert r["momentum"] == pytest.approx(beta_momentum(r["lr"])) if r["lr"] > 0 else True
+        assert r["zeta"] is None or r["zeta"] == pytest.approx(1.0) or r["momentum"] in (0.0, 0.99)
+        assert math.isfinite(r["loss"]) and 0 <= r["acc"] <= 1
+    assert epochs[0]["regime"] in ("underdamped", "critical", "overdamped")
+    assert 0 <= epochs[-1]["test_acc"] <= 1
+    assert set(t.summary) >= {"final_test_acc", "best_test_acc", "time_to_accuracy", "train_seconds", "regimes"}
+
+
+def test_learns_synthetic(tiny_splits):
+    t, _, epochs = _records(tiny_config(epochs=4, lr=0.05, width=8), tiny_splits)
+    assert epochs[-1]["test_acc"] > 0.3  # chance is 0.1
+
+
+def test_paired_seeds_same_init_and_batches(tiny_splits):
+    inits, firsts = [], []
+    for method in ("sgd-constant", "sgd-beta", "adam"):
+        t = Training(tiny_config(method=method, seed=7), splits=tiny_splits)
+        t.setup()
+        inits.append({k: v.clone() for k, v in t.model.state_dict().items()})
+        firsts.append(next(t.train_loader.epoch(0)))
+    for other, batch in zip(inits[1:], firsts[1:]):
+        assert all(torch.equal(inits[0][k], other[k]) for k in other)
+        assert torch.equal(firsts[0][0], batch[0]) and torch.equal(firsts[0][1], batch[1])
+    t = Training(tiny_config(seed=8), splits=tiny_splits)
+    t.setup()
+    assert not torch.equal(t.model.state_dict()["conv1.weight"], inits[0]["conv1.weight"])
+
+
+def test_methods_resolve():
+    assert resolve_config("sgd-constant").momentum_rule == "constant"
+    adam = resolve_config("adam")
+    assert adam.optimizer == "adam" and adam.lr == 1e-3
+    assert resolve_config("adam", lr=3e-4).lr == 3e-4  # explicit values win
+    assert resolve_config("sgd-onecycle").lr_schedule == "onecycle"
+    assert set(METHODS) == {"sgd-constant", "sgd-beta", "sgd-hybrid", "sgd-onecycle", "adam", "adam-beta"}
+
+
+@pytest.mark.parametrize("method", ["adam-beta", "sgd-hybrid", "sgd-onecycle"])
+def test_other_methods_run(tiny_splits, method):
+    t, steps, _ = _records(tiny_config(method=method), tiny_splits)
+    assert t.status == "done"
+    if method == "adam-beta":
+        assert steps[0]["momentum"] == pytest.approx(beta_momentum(steps[0]["lr"]))
+
+
+def test_divergence_is_a_status_not_an_exception(tiny_splits):
+    t, steps, epochs = _records(tiny_config(method="sgd-constant", lr=1e6, epochs=3), tiny_splits)
+    assert t.status == "diverged"
+    assert epochs == [] or len(epochs) < 3
+    assert any(not math.isfinite(r["loss"]) for r in steps)
+
+
+def test_cancellation_checked_every_step(tiny_splits):
+    calls = []
+    t = Training(tiny_config(epochs=3), splits=tiny_splits, should_stop=lambda: len(calls) > 5 or calls.append(1))
+    steps = [r for r in t.run() if "train_loss" not in r]
+    assert t.status == "cancelled" and len(steps) == 6
+
+
+def test_time_to_accuracy():
+    eps = [{"epoch": 0, "step": 10, "time": 1.0, "test_acc": 0.4},
+           {"epoch": 1, "step": 20, "time": 2.0, "test_acc": 0.65},
+           {"epoch": 2, "step": 30, "time": 3.0, "test_acc": 0.6}]
+    tta = time_to_accuracy(eps, (0.5, 0.6, 0.9))
+    assert tta["0.5"] == {"epoch": 1, "step": 20, "time": 2.0} and tta["0.6"]["epoch"] == 1 and tta["0.9"] is None
+
+
+def test_config_round_trip():
+    cfg = tiny_config(thresholds=(0.5, 0.7))
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="Unknown config fields"):
+        TrainConfig.from_dict({"nonsense": 1})
+
+
+@pytest.mark.parametrize("kw,fragment", [
+    ({"method": "sgd-fancy"}, "Unknown method: 'sgd-fancy'"),
+    ({"model": "vgg"}, "Unknown model: 'vgg'"),
+    ({"dataset": "mnist"}, "Unknown dataset: 'mnist'"),
+    ({"epochs": 0}, "Invalid epochs: 0"),
+    ({"batch_size": 0}, "Invalid batch_size: 0"),
+    ({"thresholds": (0.0,)}, "Invalid thresholds"),
+    ({"thresholds": (1.5,)}, "Invalid thresholds"),
+    ({"optimizer": "lion"}, "Unknown optimizer: 'lion'"),
+    ({"lr": -0.1}, "base_lr: -0.1"),
+    ({"mu": 1.0}, "mu: 1.0"),
+    ({"device": "tpu"}, "Unknown device: 'tpu'"),
+])
+def test_bad_config(kw, fragment):
+    method = kw.pop("method", "sgd-beta")
+    with pytest.raises(ValueError, match="expected") as err:
+        resolve_config(method, **kw)
+    assert fragment in str(err.value)
+
+
+def test_batch_larger_than_data(tiny_splits):
+    with pytest.raises(ValueError, match="batch_size: 1000.*400 training images"):
+        Training(tiny_config(batch_size=1000), splits=tiny_splits).setup()
+
+
+def test_device():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda' is not available"):
+            pick_device("cuda")

@@ -1,0 +1,96 @@
+import os
+import signal
+import time
+
+import pytest
+
+from beta_core.jobs import JobManager, execute_run
+from beta_core.store import Store
+from conftest import tiny_config
+
+
+def test_execute_run_writes_everything(store, tmp_path):
+    cfg = tiny_config(epochs=2)
+    rid = store.create_run(cfg.to_dict())
+    run = execute_run(store, rid, str(tmp_path / "data"))
+    assert run["status"] == "done", run["error"]
+    assert len(store.steps(rid)) == 16 and len(store.epochs(rid)) == 2
+    assert store.checkpoint_path(rid).exists() and run["summary"]["synthetic"]
+
+
+def test_failure_leaves_store_intact(store, tmp_path, monkeypatch):
+    good = store.create_run(tiny_config().to_dict())
+    execute_run(store, good, str(tmp_path / "data"))
+    bad = store.create_run(tiny_config().to_dict())
+    import torch
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    run = execute_run(store, bad, str(tmp_path / "data"))
+    assert run["status"] == "failed" and "No space left" in run["error"]
+    assert store.get_run(good)["status"] == "done" and store.checkpoint_path(good).exists()
+
+
+def test_diverged_run(store, tmp_path):
+    rid = store.create_run(tiny_config(method="sgd-constant", lr=1e6, epochs=3).to_dict())
+    run = execute_run(store, rid, str(tmp_path / "data"))
+    assert run["status"] == "diverged" and not store.checkpoint_path(rid).exists()
+
+
+def _wait_for(pred, timeout=120):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_two_workers_write_at_once_and_a_reader_sees_both(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=2, poll=0.2)
+    ids = [jm.submit(tiny_config(epochs=3, seed=s).to_dict()) for s in (0, 1)]
+    reader = Store(tmp_path / "runs")
+    # both running at the same time, both with metrics visible to a third connection
+    assert _wait_for(lambda: all(reader.get_run(i)["status"] == "running" and len(reader.steps(i)) > 0 for i in ids)
+                     or all(reader.get_run(i)["status"] == "done" for i in ids))
+    runs = jm.wait(ids, timeout=180)
+    assert [r["status"] for r in runs] == ["done", "done"], [r["error"] for r in runs]
+    assert all(len(reader.steps(i)) == 24 for i in ids)
+
+
+def test_concurrency_limit_queues(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=0.2)
+    ids = [jm.submit(tiny_config(epochs=2, seed=s).to_dict()) for s in (0, 1)]
+    assert jm.store.get_run(ids[1])["status"] == "queued" and len(jm.procs) == 1
+    runs = jm.wait(ids, timeout=180)
+    assert [r["status"] for r in runs] == ["done", "done"]
+
+
+def test_sigkill_leaves_run_interrupted_and_others_intact(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=2, poll=0.2)
+    victim = jm.submit(tiny_config(epochs=200, synthetic_train=2000).to_dict())
+    other = jm.submit(tiny_config(epochs=2, seed=1).to_dict())
+    assert _wait_for(lambda: len(jm.store.steps(victim)) > 0)
+    os.kill(jm.procs[victim].pid, signal.SIGKILL)
+    jm.procs[victim].wait()
+    assert jm.store.get_run(victim)["status"] == "interrupted"
+    assert jm.wait([other], timeout=180)[0]["status"] == "done"
+    assert len(jm.store.steps(victim)) > 0  # what it wrote before dying is kept
+
+
+def test_cancel_running_job(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), poll=0.2)
+    rid = jm.submit(tiny_config(epochs=200, synthetic_train=2000).to_dict())
+    assert _wait_for(lambda: len(jm.store.steps(rid)) > 0)
+    jm.cancel(rid)
+    assert jm.wait([rid], timeout=60)[0]["status"] == "cancelled"
+
+
+def test_bad_manager_args(tmp_path):
+    with pytest.raises(ValueError, match="max_parallel: 0"):
+        JobManager(tmp_path, max_parallel=0)
+    jm = JobManager(tmp_path / "runs")
+    with pytest.raises(ValueError, match="Unknown job kind"):
+        jm.submit({}, kind="nope")
