@@ -1,6 +1,134 @@
-"""CLI commands of the diagnostic pipeline (filled in with attribution and surgery)."""
-HANDLERS: dict = {}
+"""CLI commands of the diagnostic pipeline: attribute, surgery, overlap, plant-fault."""
+from __future__ import annotations
+
+import argparse
+
+from .attribution import AttributionConfig, overlap
+from .store import Store
+
+__all__ = ["add_parsers", "HANDLERS"]
+
+
+def _attr_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default="test", choices=("test", "train"), help="whose errors (default test)")
+    p.add_argument("--normalization", default="relative", choices=("raw", "per_param", "relative"))
+    p.add_argument("--select", default="topk", choices=("topk", "zscore"))
+    p.add_argument("-k", type=int, default=3)
+    p.add_argument("--z", type=float, default=1.0)
+
+
+def _attr_cfg(args) -> AttributionConfig:
+    return AttributionConfig(split=args.split, normalization=args.normalization, select=args.select, k=args.k,
+                             z=args.z)
 
 
 def add_parsers(sub) -> None:
-    return None
+    p = sub.add_parser("attribute", help="per-group gradient attribution on misclassified images")
+    p.add_argument("run_id")
+    _attr_flags(p)
+    p = sub.add_parser("surgery", help="retrain only the flagged layer groups, then verify")
+    p.add_argument("run_id")
+    p.add_argument("--groups", default="auto", help="auto | comma-separated group names")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--oversample-errors", type=int, default=0)
+    p.add_argument("--controls", action="store_true", help="also random-groups and per-parameter controls")
+    p.add_argument("--train-split", default="train", choices=("train", "test"))
+    p.add_argument("--allow-leaky", action="store_true", help="permit training on the scored split (labelled)")
+    p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("overlap", help="compare the attribution of two runs")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    _attr_flags(p)
+    p = sub.add_parser("plant-fault", help="damage a group on purpose; attribution must find it")
+    p.add_argument("run_id")
+    p.add_argument("--group", required=True)
+    p.add_argument("--strength", type=float, default=1.0, help="noise RMS relative to the weights' RMS")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _attribute(store: Store, run_id: str, args, data_dir: str) -> dict:
+    from .attribution import attribute
+    from .diagnose import load_trained
+
+    cfg = _attr_cfg(args)
+    model, splits, loaders = load_trained(store, run_id, data_dir)
+    result = attribute(model, loaders["test" if cfg.split == "test" else "train_eval"], cfg, splits.classes)
+    result["run_id"] = run_id
+    store.add_result(run_id, "attribution", result)
+    return result
+
+
+def _print_attribution(r: dict) -> None:
+    print(f"run {r['run_id']}: {r['n_errors']} errors of {r['n_samples']} ({r['config']['split']} split), "
+          f"normalization {r['config']['normalization']}")
+    print(f"{'group':<8} {'params':>10} {'errors':>10} {'correct':>10} {'ratio':>7}  flagged")
+    for g in r["groups"]:
+        c = (r["correct_scores"] or {}).get(g)
+        ratio = r["ratio"].get(g)
+        print(f"{g:<8} {r['param_counts'][g]:>10,} {r['scores'][g]:>10.4g} "
+              f"{'-' if c is None else f'{c:.4g}':>10} {'-' if ratio is None else f'{ratio:.2f}':>7}  "
+              f"{'*' if g in r['flagged'] else ''}")
+    print(f"flagged: {', '.join(r['flagged'])} ({r['param_fraction']:.1%} of parameters)")
+
+
+def cmd_attribute(args, store: Store) -> int:
+    _print_attribution(_attribute(store, args.run_id, args, args.data_dir))
+    return 0
+
+
+def cmd_overlap(args, store: Store) -> int:
+    a = _attribute(store, args.run_a, args, args.data_dir)
+    b = _attribute(store, args.run_b, args, args.data_dir)
+    o = overlap(a["flagged"], b["flagged"])
+    print(f"A {args.run_a}: {', '.join(a['flagged'])}")
+    print(f"B {args.run_b}: {', '.join(b['flagged'])}")
+    print(f"Jaccard {o['jaccard']:.2f}; shared: {', '.join(o['shared']) or '-'}; only A: "
+          f"{', '.join(o['only_a']) or '-'}; only B: {', '.join(o['only_b']) or '-'}")
+    return 0
+
+
+def cmd_surgery(args, store: Store) -> int:
+    from .cli import Progress, _execute
+    from .surgery import SurgeryConfig, surgery_run_config
+
+    parent = store.get_run(args.run_id)
+    store.load_checkpoint(args.run_id)  # fail fast: a run without a checkpoint
+    groups = "auto" if args.groups == "auto" else tuple(g for g in args.groups.split(",") if g)
+    cfg = SurgeryConfig(groups=groups, epochs=args.epochs, lr=args.lr, oversample_errors=args.oversample_errors,
+                        controls=args.controls, train_split=args.train_split, allow_leaky=args.allow_leaky)
+    train_cfg = parent["config"]["train"] if parent["kind"] == "surgery" else parent["config"]
+    rid = store.create_run(surgery_run_config(train_cfg, cfg), kind="surgery", parent=args.run_id)
+    run = _execute(store, rid, args, Progress("surgery", cfg.epochs, args.quiet))
+    if run["status"] != "done":
+        print(f"surgery {rid}: {run['status']} {run['error'] or ''}")
+        return 1
+    s = run["summary"]
+    label = " [LEAKY: trained on the scored split]" if s["leaky"] else ""
+    print(f"surgery run {rid} (parent {args.run_id}){label}")
+    print(f"groups {', '.join(s['groups'])}: {s['param_fraction']:.1%} of parameters")
+    print(f"{'variant':<30} {'fixed':>6} {'broken':>7} {'net':>5} {'acc before':>11} {'acc after':>10} "
+          f"{'params':>7} {'seconds':>8}")
+    for v in s["report"].values():
+        print(f"{v['name']:<30} {v['fixed']:>6} {v['broken']:>7} {v['net']:>5} {v['acc_before']:>11.4f} "
+              f"{v['acc_after']:>10.4f} {v['param_fraction']:>7.1%} {v['step_seconds']:>8.2f}")
+    meas = s["savings_measured"]
+    print(f"compute savings vs full fine-tune: parameter proxy {s['savings_param_proxy']:.1%}, measured wall-clock "
+          f"{'-' if meas is None else f'{meas:.1%}'}")
+    return 0
+
+
+def cmd_plant_fault(args, store: Store) -> int:
+    from .diagnose import load_trained, plant_fault
+
+    model, splits, loaders = load_trained(store, args.run_id, args.data_dir)
+    r = plant_fault(model, loaders["test"], args.group, args.strength, args.seed, classes=splits.classes)
+    print(f"damaged {r['group']} (noise {r['strength']}x its weight RMS): test acc {r['acc_before']:.4f} -> "
+          f"{r['acc_after']:.4f}")
+    print("ranking: " + ", ".join(f"{g} ({r['scores'][g]:.3g})" for g in r["ranking"]))
+    print(f"damaged group ranked {r['rank_of_damaged']}: {'DETECTED' if r['detected'] else 'NOT detected'}")
+    return 0 if r["detected"] else 1
+
+
+HANDLERS = {"attribute": cmd_attribute, "overlap": cmd_overlap, "surgery": cmd_surgery,
+            "plant-fault": cmd_plant_fault}

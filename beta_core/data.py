@@ -353,10 +353,12 @@ class DeviceLoader:
         g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
         n = len(self.y)
         order = torch.randperm(n, generator=g).to(self.device) if self.train else torch.arange(n, device=self.device)
-        mf = torch.channels_last if self.channels_last else torch.contiguous_format
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
-            xb = self._crop_flip(idx, g) if self.train else self.x[idx]
             # Augment as uint8 (4x less memory traffic), convert and normalise last.
-            xb = xb.to(memory_format=mf).float().sub_(self.mean).div_(self.std)
-            yield xb, self.y[idx]
+            yield self.normalise(self._crop_flip(idx, g) if self.train else self.x[idx]), self.y[idx]
+
+    def normalise(self, xb: torch.Tensor) -> torch.Tensor:
+        """uint8 images on the device -> normalised float32 in the loader's memory format."""
+        mf = torch.channels_last if self.channels_last else torch.contiguous_format
+        return xb.to(memory_format=mf).float().sub_(self.mean).div_(self.std)

@@ -212,6 +212,8 @@ class Training:
     splits: Splits | None = None                      # pass pre-loaded data to skip loading
     should_stop: Callable[[], bool] = lambda: False   # checked every step: cancellation
     init_state: dict | None = None                    # start from these weights (surgery, resume)
+    trainable_groups: list | None = None              # surgery: train only these layer groups
+    param_masks: dict | None = None                   # surgery control: train only masked entries
     status: str = "created"
     summary: dict = field(default_factory=dict)
     model: torch.nn.Module | None = None
@@ -241,8 +243,36 @@ class Training:
             model.load_state_dict(self.init_state)
         mf = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=mf)
+        self._frozen_bn = []
+        if self.trainable_groups is not None:
+            self._freeze_groups(self.trainable_groups)
+        if self.param_masks is not None:
+            params = dict(self.model.named_parameters())
+            self._masked = [(params[n], m.to(self.device), params[n].detach().clone())
+                            for n, m in self.param_masks.items()]
+            for n, p in params.items():
+                p.requires_grad_(n in self.param_masks)
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = cfg.epochs * self.steps_per_epoch
+
+    def _freeze_groups(self, keep: list) -> None:
+        from .models import group_parameters
+
+        groups = group_parameters(self.model)
+        unknown = [g for g in keep if g not in groups]
+        if unknown or not keep:
+            raise ValueError(f"Unknown layer groups: {unknown or keep} (expected some of {list(groups)})")
+        for name, child in self.model.named_children():
+            frozen = name not in keep
+            for p in child.parameters():
+                p.requires_grad_(not frozen)
+            if frozen:  # BN running statistics of frozen groups stay as they were, too
+                self._frozen_bn += [m for m in child.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        for m in self._frozen_bn:
+            m.eval()
 
     def trainable_parameters(self):
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -266,8 +296,10 @@ class Training:
                 yield rec
             pending.clear()
 
+        self.train_seconds = 0.0  # step loops only, without evaluation: what surgery accounting compares
         for epoch in range(cfg.epochs):
-            model.train()
+            self._train_mode()
+            t_epoch = time.perf_counter()
             sums = torch.zeros(3, device=self.device)  # loss*n, correct, n
             pairs = []
             for xb, yb in self.train_loader.epoch(epoch):
@@ -281,6 +313,10 @@ class Training:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if self.param_masks is not None:
+                    with torch.no_grad():  # entries outside the mask go back, bit for bit
+                        for p, m, orig in self._masked:
+                            p.copy_(torch.where(m, p, orig))
                 lrs.step()
                 mom.step()
                 correct = (out.argmax(1) == yb).sum()
@@ -298,6 +334,7 @@ class Training:
                     if not all(math.isfinite(r["loss"]) for r in recs):
                         return self._finish("diverged", t0)
             recs = list(flush())
+            self.train_seconds += time.perf_counter() - t_epoch
             yield from recs
             if not all(math.isfinite(r["loss"]) for r in recs):
                 return self._finish("diverged", t0)
@@ -323,6 +360,7 @@ class Training:
         eps = self.epochs_done
         self.summary = {
             "status": status, "epochs_completed": len(eps), "train_seconds": time.perf_counter() - t0,
+            "step_seconds": getattr(self, "train_seconds", None),
             "final_test_acc": eps[-1]["test_acc"] if eps else None,
             "best_test_acc": max((e["test_acc"] for e in eps), default=None),
             "time_to_accuracy": time_to_accuracy(eps, self.cfg.thresholds),

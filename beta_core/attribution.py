@@ -1,0 +1,236 @@
+"""Per-layer-group gradient attribution on misclassified images (the paper's "Localize").
+
+For a trained model and a split: find the misclassified samples, take the gradient of the
+mean loss over only those samples, and turn each layer group's slice of it into one score.
+
+Normalisations (DECISION, ``AttributionConfig.normalization``):
+
+=============  ====================  =============================================
+raw            ||g_G||               favours big groups
+per_param      ||g_G|| / sqrt(n_G)   RMS gradient per parameter
+relative       ||g_G|| / ||w_G||     Auto-RGN (surgical fine-tuning); default
+=============  ====================  =============================================
+
+Default ``relative`` because it is scale-free across groups of very different size and
+because it is the one that passes our planted-fault check (tests/test_attribution.py):
+damage a group and it must rank first. Selection (DECISION): top-k (k = 3, as the paper
+flags 3 of 7) or a z-score threshold. Split (DECISION): the test split's errors by default,
+for diagnosis; surgery then trains on the training split (see ``surgery``).
+
+Breakdowns: group x true class and group x predicted class are computed by splitting the
+errors by class before the backward pass: gradients add, so the per-class passes cost what
+one pass over all errors costs. Correctly classified samples give a contrast (errors /
+correct per group).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .models import group_parameters
+
+__all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "select_groups", "overlap",
+           "epoch_scores", "group_scores_for", "NoErrorsError", "run_attribution_job"]
+
+NORMALIZATIONS = ("raw", "per_param", "relative")
+
+
+class NoErrorsError(ValueError):
+    """The model classifies every sample of the split correctly: nothing to attribute."""
+
+
+@dataclass(frozen=True)
+class AttributionConfig:
+    split: str = "test"                 # whose errors: test (diagnosis) or train
+    normalization: str = "relative"     # raw | per_param | relative (see module doc)
+    select: str = "topk"                # topk | zscore
+    k: int = 3                          # groups flagged by top-k (paper: 3 of 7)
+    z: float = 1.0                      # z-score threshold for select=zscore
+    by_predicted: bool = True           # also group x predicted class (one more pass over errors)
+    contrast: bool = True               # also the same on correctly classified samples
+    max_samples: int | None = None      # cap on samples scanned (None: whole split)
+    batch_size: int = 512               # samples per forward/backward
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "test"):
+            raise ValueError(f"Invalid split: {self.split!r} (expected 'train' or 'test')")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"Unknown normalization: {self.normalization!r} (expected one of {NORMALIZATIONS})")
+        if self.select not in ("topk", "zscore"):
+            raise ValueError(f"Unknown selection: {self.select!r} (expected 'topk' or 'zscore')")
+        if not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"Invalid k: {self.k!r} (expected an integer >= 1)")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"Invalid batch_size: {self.batch_size!r} (expected an integer >= 1)")
+
+
+def _normalise(sq: dict[str, float], groups: dict, how: str) -> dict[str, float]:
+    out = {}
+    for g, params in groups.items():
+        norm = math.sqrt(sq[g])
+        if how == "per_param":
+            norm /= math.sqrt(sum(p.numel() for _, p in params))
+        elif how == "relative":
+            norm /= max(1e-12, math.sqrt(sum(float(p.detach().float().pow(2).sum()) for _, p in params)))
+        out[g] = norm
+    return out
+
+
+def _grad_sq(model, x: torch.Tensor, y: torch.Tensor, groups: dict, scale: float, batch: int,
+             total: dict | None = None) -> dict[str, float]:
+    """Squared norm per group of the gradient of ``scale * sum(loss)`` over (x, y).
+
+    With ``total`` given, the group gradients are also added into it (to combine subsets).
+    """
+    model.zero_grad(set_to_none=True)
+    for i in range(0, len(y), batch):
+        loss = F.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction="sum") * scale
+        loss.backward()
+    out = {}
+    for g, params in groups.items():
+        sq = 0.0
+        for name, p in params:
+            if p.grad is not None:
+                sq += float(p.grad.float().pow(2).sum())
+                if total is not None:
+                    total[name] = total.get(name, 0) + p.grad.detach().clone()
+        out[g] = sq
+    return out
+
+
+def _scan(model, loader, max_samples: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, labels, predictions) over the split, in eval mode, without gradients."""
+    xs, ys, preds, n = [], [], [], 0
+    with torch.no_grad():
+        for xb, yb in loader.epoch(0):
+            xs.append(xb), ys.append(yb), preds.append(model(xb).argmax(1))
+            n += len(yb)
+            if max_samples and n >= max_samples:
+                break
+    x, y, p = torch.cat(xs), torch.cat(ys), torch.cat(preds)
+    return (x[:max_samples], y[:max_samples], p[:max_samples]) if max_samples else (x, y, p)
+
+
+def _by_class(model, x, y, keys, n_classes, groups, cfg, n_total) -> tuple[dict, dict]:
+    """Per-class group scores, plus the combined scores of all classes."""
+    total: dict = {}
+    per_class = {}
+    for c in range(n_classes):
+        sel = keys == c
+        if sel.any():
+            sq = _grad_sq(model, x[sel], y[sel], groups, 1.0 / n_total, cfg.batch_size, total)
+            per_class[c] = _normalise(sq, groups, cfg.normalization)
+    sq_all = {g: sum(float(total[n].float().pow(2).sum()) for n, _ in ps if n in total) for g, ps in groups.items()}
+    return per_class, _normalise(sq_all, groups, cfg.normalization)
+
+
+def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = AttributionConfig(),
+              classes: tuple[str, ...] | None = None) -> dict:
+    """Attribution result: scores per group on errors (and contrast), breakdowns, selection.
+
+    ``loader`` is an eval-order :class:`~beta_core.data.DeviceLoader` over the split.
+    Raises :class:`NoErrorsError` when the model makes no mistakes on the split.
+    """
+    groups = group_parameters(model)
+    was_training = model.training
+    model.eval()  # BN uses running statistics: samples are independent, subsets are exact
+    try:
+        x, y, pred = _scan(model, loader, cfg.max_samples)
+        wrong = pred != y
+        n_err = int(wrong.sum())
+        if n_err == 0:
+            raise NoErrorsError(f"No misclassified samples among the {len(y)} of the {cfg.split} split: "
+                                "nothing to attribute (expected a model that makes at least one error)")
+        n_classes = len(classes) if classes else int(max(y.max(), pred.max())) + 1
+        xe, ye, pe = x[wrong], y[wrong], pred[wrong]
+        by_true, scores = _by_class(model, xe, ye, ye, n_classes, groups, cfg, n_err)
+        by_pred = _by_class(model, xe, ye, pe, n_classes, groups, cfg, n_err)[0] if cfg.by_predicted else {}
+        correct = None
+        if cfg.contrast and n_err < len(y):
+            sq = _grad_sq(model, x[~wrong], y[~wrong], groups, 1.0 / int((~wrong).sum()), cfg.batch_size)
+            correct = _normalise(sq, groups, cfg.normalization)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    names = list(groups)
+    counts = {g: sum(p.numel() for _, p in ps) for g, ps in groups.items()}
+    sel = select_groups(scores, counts, cfg)
+    cls = list(classes) if classes else [str(c) for c in range(n_classes)]
+    matrix = lambda d: [[d.get(c, {}).get(g) for c in range(n_classes)] for g in names]  # noqa: E731
+    return {
+        "config": asdict(cfg), "groups": names, "classes": cls, "n_samples": len(y), "n_errors": n_err,
+        "accuracy": 1 - n_err / len(y), "param_counts": counts, "scores": scores,
+        "correct_scores": correct,
+        "ratio": {g: scores[g] / correct[g] if correct and correct[g] > 0 else None for g in names},
+        "by_true_class": matrix(by_true), "by_pred_class": matrix(by_pred) if by_pred else None,
+        "errors_per_true_class": torch.bincount(ye, minlength=n_classes).tolist(),
+        **sel,
+    }
+
+
+def select_groups(scores: dict[str, float], counts: dict[str, int], cfg: AttributionConfig) -> dict:
+    """The flagged groups (highest score first), their scores and the parameter fraction they hold."""
+    names = sorted(scores, key=lambda g: -scores[g])
+    if cfg.select == "topk":
+        if cfg.k > len(names):
+            raise ValueError(f"Invalid k: {cfg.k} (expected at most the {len(names)} layer groups {names})")
+        flagged = names[:cfg.k]
+    else:
+        vals = torch.tensor([scores[g] for g in names])
+        std = float(vals.std()) if len(vals) > 1 else 0.0
+        flagged = [g for g in names if std > 0 and (scores[g] - float(vals.mean())) / std > cfg.z] or names[:1]
+    total = sum(counts.values())
+    return {"flagged": flagged, "flagged_scores": {g: scores[g] for g in flagged},
+            "param_fraction": sum(counts[g] for g in flagged) / total, "ranking": names}
+
+
+def overlap(a: list[str], b: list[str]) -> dict:
+    """Jaccard index and shared groups of two diagnoses."""
+    sa, sb = set(a), set(b)
+    union = sa | sb
+    return {"jaccard": len(sa & sb) / len(union) if union else 1.0, "shared": sorted(sa & sb),
+            "only_a": sorted(sa - sb), "only_b": sorted(sb - sa)}
+
+
+def group_scores_for(model, x: torch.Tensor, y: torch.Tensor, normalization: str = "relative") -> dict[str, float]:
+    """Scores of the gradient of the mean loss over (x, y) per group (one batch, eval mode)."""
+    groups = group_parameters(model)
+    was = model.training
+    model.eval()
+    try:
+        sq = _grad_sq(model, x, y, groups, 1.0 / max(1, len(y)), len(y))
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+    return _normalise(sq, groups, normalization)
+
+
+def epoch_scores(model, test_loader, n: int = 512) -> dict[str, float] | None:
+    """Group scores on the errors among the first ``n`` test images: cheap enough for every epoch."""
+    xb, y = test_loader.normalise(test_loader.x[:n]), test_loader.y[:n]
+    was = model.training
+    with torch.no_grad():
+        model.eval()
+        wrong = model(xb).argmax(1) != y
+    model.train(was)
+    if not wrong.any():
+        return None
+    return group_scores_for(model, xb[wrong], y[wrong])
+
+
+def run_attribution_job(store, run: dict, data_dir: str, stop) -> tuple[str, dict]:
+    """Job body: attribute the parent run's model; the result is stored on the parent and the job."""
+    from .diagnose import load_trained
+
+    cfg = AttributionConfig(**run["config"].get("attribution", {}))
+    model, splits, loaders = load_trained(store, run["parent"], data_dir)
+    loader = loaders["test" if cfg.split == "test" else "train_eval"]
+    result = attribute(model, loader, cfg, splits.classes)
+    result["run_id"] = run["parent"]
+    store.add_result(run["parent"], "attribution", result)
+    store.add_result(run["id"], "attribution", result)
+    return "done", {"flagged": result["flagged"], "n_errors": result["n_errors"],
+                    "param_fraction": result["param_fraction"]}

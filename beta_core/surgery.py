@@ -1,0 +1,254 @@
+"""Layer surgery (the paper's "Treat" and "Verify") with honest accounting and controls.
+
+Retrain only the selected layer groups (everything else frozen, BatchNorm running statistics
+of frozen groups too) on the *training* split with the beta-schedule momentum, then verify on
+the held-out split: fixed (wrong -> right), broken (right -> wrong), net, accuracy change,
+per-class changes, confusion-matrix difference.
+
+Decisions (configurable, documented in docs/decisions.md):
+
+* ``groups="auto"`` flags groups by attribution on the *training* split's errors, so no test
+  information enters the repair. Names can be given instead (the dashboard pre-fills the
+  groups flagged on its attribution page).
+* Leakage guard: training on the split that is scored is refused unless ``allow_leaky``;
+  then every output carries ``leaky: true``.
+* Accounting: the paper's "compute savings" is a parameter-fraction proxy; we report it next
+  to the measured wall-clock of the surgery and of a full fine-tune of all layers with the
+  same data, epochs and schedule.
+* Controls with the same budget: random groups with a similar parameter fraction, all
+  groups, and per-parameter selection (the entries with the largest error-gradient
+  magnitude, as many as the selected groups hold).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from .attribution import AttributionConfig, attribute
+from .data import Splits
+from .engine import Training, TrainConfig, predict
+from .models import group_parameters
+
+__all__ = ["SurgeryConfig", "verify", "run_surgery", "run_surgery_job", "random_groups_like",
+           "top_gradient_masks", "surgery_run_config"]
+
+
+@dataclass(frozen=True)
+class SurgeryConfig:
+    groups: tuple | str = "auto"        # "auto" (attribution on training errors) or group names
+    epochs: int = 2                     # passes over the surgery training data
+    lr: float = 0.01                    # peak LR of the repair (smaller than training's 0.1)
+    lr_schedule: str = "cosine"         # LR schedule of the repair
+    momentum_rule: str = "beta"         # physics momentum, as in the paper
+    batch_size: int = 128               # images per step
+    weight_decay: float = 5e-4          # as in training
+    oversample_errors: int = 0          # extra copies of the parent's training-set errors
+    train_split: str = "train"          # data the repair trains on
+    eval_split: str = "test"            # data it is scored on
+    allow_leaky: bool = False           # permit train_split == eval_split (labelled leaky)
+    controls: bool = False              # also run random / per-parameter controls
+    k: int = 3                          # groups flagged when groups="auto"
+    seed: int = 0                       # data order of the repair; random-groups control
+    attribution: dict = field(default_factory=dict)  # AttributionConfig fields for "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"Invalid surgery epochs: {self.epochs!r} (expected an integer >= 1)")
+        for name in ("train_split", "eval_split"):
+            if getattr(self, name) not in ("train", "test"):
+                raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected 'train' or 'test')")
+        if self.train_split == self.eval_split and not self.allow_leaky:
+            raise ValueError(f"Refused: surgery would train on the {self.eval_split!r} split it is scored on "
+                             "(expected train_split != eval_split, or allow_leaky=True to label the result leaky)")
+        if not isinstance(self.oversample_errors, int) or self.oversample_errors < 0:
+            raise ValueError(f"Invalid oversample_errors: {self.oversample_errors!r} (expected an integer >= 0)")
+        if isinstance(self.groups, str) and self.groups != "auto":
+            raise ValueError(f"Invalid groups: {self.groups!r} (expected 'auto' or a list of group names)")
+        if not isinstance(self.groups, str):
+            object.__setattr__(self, "groups", tuple(self.groups))
+            if not self.groups:
+                raise ValueError("Invalid groups: empty (expected 'auto' or at least one group name)")
+
+    @property
+    def leaky(self) -> bool:
+        return self.train_split == self.eval_split
+
+
+def verify(before: torch.Tensor, after: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict:
+    """Fixed / broken / net and the per-class and confusion changes between two predictions."""
+    ok0, ok1 = before == y, after == y
+    fixed, broken = int((~ok0 & ok1).sum()), int((ok0 & ~ok1).sum())
+    conf = lambda p: torch.bincount(y * n_classes + p, minlength=n_classes ** 2).view(n_classes, n_classes)  # noqa: E731
+    per_class = lambda ok: [float(ok[y == c].float().mean()) if (y == c).any() else None for c in range(n_classes)]  # noqa: E731
+    return {"fixed": fixed, "broken": broken, "net": fixed - broken,
+            "acc_before": float(ok0.float().mean()), "acc_after": float(ok1.float().mean()),
+            "acc_change": float(ok1.float().mean() - ok0.float().mean()),
+            "class_acc_before": per_class(ok0), "class_acc_after": per_class(ok1),
+            "confusion_diff": (conf(after) - conf(before)).tolist()}
+
+
+def random_groups_like(counts: dict[str, int], target: float, exclude: set, seed: int, tries: int = 200) -> list[str]:
+    """Random groups whose parameter fraction is closest to ``target`` (not the same set)."""
+    rng = random.Random(seed)
+    total, names = sum(counts.values()), list(counts)
+    best, best_gap = None, float("inf")
+    for _ in range(tries):
+        rng.shuffle(names)
+        pick, frac = [], 0.0
+        for g in names:
+            if frac >= target:
+                break
+            pick.append(g)
+            frac += counts[g] / total
+        gap = abs(frac - target)
+        if set(pick) != exclude and gap < best_gap:
+            best, best_gap = list(pick), gap
+    return best or names[:1]
+
+
+def top_gradient_masks(model, x: torch.Tensor, y: torch.Tensor, count: int, batch: int = 512) -> dict:
+    """Boolean masks of the ``count`` parameter entries with the largest |error gradient|."""
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    for i in range(0, len(y), batch):
+        torch.nn.functional.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction="sum").backward()
+    named = [(n, p) for n, p in model.named_parameters() if p.grad is not None]
+    flat = torch.cat([p.grad.abs().flatten() for _, p in named])
+    thresh = torch.topk(flat, min(count, len(flat))).values[-1]
+    masks, left = {}, count
+    for n, p in named:  # ties at the threshold: take them in order until the budget is spent
+        m = (p.grad.abs() > thresh).contiguous()
+        left -= int(m.sum())
+        masks[n] = m
+    for n, p in named:
+        if left <= 0:
+            break
+        ties = (p.grad.abs() == thresh).flatten().nonzero().squeeze(1)[:left]
+        masks[n].view(-1)[ties] = True
+        left -= len(ties)
+    model.zero_grad(set_to_none=True)
+    return {n: m.cpu() for n, m in masks.items() if m.any()}
+
+
+def _surgery_splits(parent: Splits, cfg: SurgeryConfig, train_errors: torch.Tensor | None) -> Splits:
+    src_x = parent.train_x if cfg.train_split == "train" else parent.test_x
+    src_y = parent.train_y if cfg.train_split == "train" else parent.test_y
+    ev_x = parent.test_x if cfg.eval_split == "test" else parent.train_x
+    ev_y = parent.test_y if cfg.eval_split == "test" else parent.train_y
+    if cfg.oversample_errors and train_errors is not None and len(train_errors):
+        idx = train_errors.cpu().repeat(cfg.oversample_errors)
+        src_x, src_y = torch.cat([src_x, src_x[idx]]), torch.cat([src_y, src_y[idx]])
+    return replace(parent, train_x=src_x, train_y=src_y, test_x=ev_x, test_y=ev_y)
+
+
+def _finetune(train_cfg: TrainConfig, splits: Splits, state: dict, data_dir: str, groups=None, masks=None,
+              on_record=None, stop=lambda: False) -> tuple[Training, torch.Tensor]:
+    t = Training(train_cfg, data_dir, splits=splits, init_state=state, trainable_groups=groups,
+                 param_masks=masks, should_stop=stop)
+    for rec in t.run():
+        if on_record:
+            on_record(rec)
+    preds, _ = predict(t.model, t.test_loader, t.autocast)
+    return t, preds
+
+
+def run_surgery(parent_cfg: TrainConfig, state: dict, cfg: SurgeryConfig, data_dir: str = "data",
+                splits: Splits | None = None, on_record=None, stop=lambda: False) -> dict:
+    """Repair a trained model; returns the report, the repaired weights and the training config."""
+    base = Training(parent_cfg, data_dir, splits=splits, init_state=state)
+    base.setup()
+    splits, model = base.splits, base.model
+    n_classes = len(splits.classes)
+    counts = {g: sum(p.numel() for _, p in ps) for g, ps in group_parameters(model).items()}
+    from .diagnose import loaders_for
+
+    loaders = loaders_for(splits, base.device, base.channels_last)
+    train_loader = loaders["train_eval"]
+    train_pred, _ = predict(model, train_loader)
+    train_errors = (train_pred != train_loader.y).nonzero().squeeze(1)
+    attribution = None
+    if cfg.groups == "auto":
+        acfg = AttributionConfig(**{"split": "train", "k": cfg.k, "by_predicted": False, "contrast": False,
+                                    **cfg.attribution})
+        attribution = attribute(model, train_loader, acfg, splits.classes)
+        groups = attribution["flagged"]
+    else:
+        groups = list(cfg.groups)
+        unknown = [g for g in groups if g not in counts]
+        if unknown:
+            raise ValueError(f"Unknown layer groups: {unknown} (expected some of {list(counts)})")
+    sx = _surgery_splits(splits, cfg, train_errors)
+    ev_loader = loaders["test" if cfg.eval_split == "test" else "train_eval"]
+    before, _ = predict(model, ev_loader)
+    ev_y = ev_loader.y
+    train_cfg = replace(parent_cfg, epochs=cfg.epochs, lr=cfg.lr, lr_schedule=cfg.lr_schedule,
+                        momentum_rule=cfg.momentum_rule, batch_size=min(cfg.batch_size, len(sx.train_y)),
+                        weight_decay=cfg.weight_decay, seed=cfg.seed, warmup_epochs=0.0,
+                        attribution_every_epoch=False, thresholds=parent_cfg.thresholds)
+    fraction = sum(counts[g] for g in groups) / sum(counts.values())
+
+    def variant(name, groups_=None, masks=None, rec=None, frac=None):
+        t, after = _finetune(train_cfg, sx, state, data_dir, groups_, masks, rec, stop)
+        out = {"name": name, "groups": groups_, "param_fraction": frac, "status": t.status,
+               "step_seconds": t.summary.get("step_seconds"), **verify(before, after, ev_y, n_classes)}
+        return out, t
+
+    main, t_main = variant("surgery", groups, rec=on_record, frac=fraction)
+    if t_main.status != "done":
+        return {"status": t_main.status, "report": {"surgery": main}, "state": None, "train_config": train_cfg}
+    full, _ = variant("all groups (full fine-tune)", list(counts), frac=1.0)
+    report = {"surgery": main, "full": full}
+    if cfg.controls:
+        rnd = random_groups_like(counts, fraction, set(groups), cfg.seed)
+        report["random"] = variant("random groups", rnd, frac=sum(counts[g] for g in rnd) / sum(counts.values()))[0]
+        budget = sum(counts[g] for g in groups)
+        xe, ye = train_loader.normalise(train_loader.x[train_errors]), train_loader.y[train_errors]
+        masks = top_gradient_masks(model, xe, ye, budget)
+        report["per_parameter"] = variant("per-parameter (same count)", None, masks,
+                                          frac=budget / sum(counts.values()))[0]
+    measured = 1 - main["step_seconds"] / full["step_seconds"] if full["step_seconds"] else None
+    summary = {
+        "groups": groups, "param_fraction": fraction, "leaky": cfg.leaky,
+        "train_split": cfg.train_split, "eval_split": cfg.eval_split,
+        "savings_param_proxy": 1 - fraction, "savings_measured": measured,
+        "surgery_seconds": main["step_seconds"], "full_seconds": full["step_seconds"],
+        "fixed": main["fixed"], "broken": main["broken"], "net": main["net"],
+        "acc_before": main["acc_before"], "acc_after": main["acc_after"],
+        "final_test_acc": main["acc_after"], "best_test_acc": main["acc_after"],
+        "classes": list(splits.classes), "data": splits.name, "synthetic": splits.synthetic,
+    }
+    return {"status": "done", "summary": summary, "report": report, "attribution": attribution,
+            "state": t_main.model.state_dict(), "train_config": train_cfg}
+
+
+def run_surgery_job(store, run: dict, data_dir: str, stop, on_record=None) -> tuple[str, dict]:
+    """Job body: the run's config holds the parent's training config and the surgery config."""
+    from .jobs import _MetricWriter
+
+    parent = store.get_run(run["parent"])
+    parent_cfg = TrainConfig.from_dict(parent["config"]["train"] if parent["kind"] == "surgery" else parent["config"])
+    cfg = SurgeryConfig(**run["config"]["surgery"])
+    state = store.load_checkpoint(run["parent"])
+    writer = _MetricWriter(store, run["id"])
+
+    def rec(r):
+        writer.add(r)
+        if on_record:
+            on_record(r)
+
+    out = run_surgery(parent_cfg, state, cfg, data_dir, on_record=rec, stop=stop)
+    writer.flush()
+    if out["status"] != "done":
+        return out["status"], {"report": out["report"]}
+    store.save_checkpoint(run["id"], out["state"])
+    store.add_result(run["id"], "surgery", {"summary": out["summary"], "report": out["report"],
+                                             "config": asdict(cfg)})
+    return "done", {**out["summary"], "report": out["report"]}
+
+
+def surgery_run_config(parent_cfg: dict, cfg: SurgeryConfig) -> dict:
+    """What a surgery run stores as its config: the parent's training config and the surgery's."""
+    return {"method": "surgery", "model": parent_cfg.get("model"), "dataset": parent_cfg.get("dataset"),
+            "train": parent_cfg, "surgery": asdict(cfg)}

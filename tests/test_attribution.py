@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from beta_core.attribution import AttributionConfig, NoErrorsError, attribute, epoch_scores, overlap, select_groups
+from beta_core.data import make_synthetic
+from beta_core.diagnose import loaders_for, plant_fault
+from beta_core.engine import Training
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A width-8 CNN trained 3 epochs on 2,000 synthetic images (about 5 s)."""
+    splits = make_synthetic(2000, 500, seed=0)
+    t = Training(tiny_config(width=8, epochs=3, batch_size=100, lr=0.05, synthetic_train=2000, synthetic_test=500),
+                 splits=splits)
+    list(t.run())
+    state = {k: v.clone() for k, v in t.model.state_dict().items()}
+    return t, splits, state
+
+
+def _model(trained):
+    t, splits, state = trained
+    t.model.load_state_dict(state)
+    t.model.eval()
+    return t.model, loaders_for(splits, "cpu", True)["test"], splits
+
+
+def test_scores_finite_and_shaped(trained):
+    model, loader, splits = _model(trained)
+    r = attribute(model, loader, AttributionConfig(), splits.classes)
+    groups = ["conv1", "bn1", "block1", "block2", "block3", "fc"]
+    assert r["groups"] == groups and 0 < r["n_errors"] < r["n_samples"] == 500
+    assert all(torch.isfinite(torch.tensor(r["scores"][g])) and r["scores"][g] > 0 for g in groups)
+    for key in ("by_true_class", "by_pred_class"):
+        m = r[key]
+        assert len(m) == 6 and all(len(row) == 10 for row in m)
+    assert sum(r["errors_per_true_class"]) == r["n_errors"]
+    assert all(r["ratio"][g] > 0 for g in groups) and r["correct_scores"] is not None
+
+
+def test_class_breakdown_adds_up_to_total(trained):
+    # gradients add: the squared norm of the total is consistent with the per-class parts
+    model, loader, splits = _model(trained)
+    r = attribute(model, loader, AttributionConfig(normalization="raw", contrast=False), splits.classes)
+    for gi, g in enumerate(r["groups"]):
+        parts = [v for v in r["by_true_class"][gi] if v is not None]
+        assert r["scores"][g] <= sum(parts) + 1e-9  # triangle inequality on the summed gradients
+
+
+def test_selection_and_param_fraction(trained):
+    model, loader, splits = _model(trained)
+    r = attribute(model, loader, AttributionConfig(k=2), splits.classes)
+    assert len(r["flagged"]) == 2 and r["flagged"] == r["ranking"][:2]
+    total = sum(r["param_counts"].values())
+    assert r["param_fraction"] == pytest.approx(sum(r["param_counts"][g] for g in r["flagged"]) / total)
+    z = select_groups({"a": 10.0, "b": 1.0, "c": 1.2, "d": 0.9}, {"a": 1, "b": 1, "c": 1, "d": 2},
+                      AttributionConfig(select="zscore", z=1.0))
+    assert z["flagged"] == ["a"] and z["param_fraction"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="Invalid k: 9 .*6 layer groups"):
+        attribute(model, loader, AttributionConfig(k=9))
+
+
+def test_normalisations_differ(trained):
+    model, loader, splits = _model(trained)
+    raw, pp, rel = (attribute(model, loader, AttributionConfig(normalization=n, by_predicted=False,
+                                                               contrast=False))["scores"]
+                    for n in ("raw", "per_param", "relative"))
+    n_fc = 8 * 8 * 10 + 10
+    assert pp["fc"] == pytest.approx(raw["fc"] / n_fc ** 0.5)
+    w = torch.cat([p.detach().flatten() for p in model.fc.parameters()]).norm()
+    assert rel["fc"] == pytest.approx(raw["fc"] / float(w), rel=1e-5)
+
+
+def test_overlap():
+    assert overlap(["a", "b", "c"], ["c", "b", "a"])["jaccard"] == 1.0
+    assert overlap(["a"], ["b"])["jaccard"] == 0.0
+    o = overlap(["a", "b"], ["b", "c"])
+    assert o["jaccard"] == pytest.approx(1 / 3) and o["shared"] == ["b"]
+
+
+def test_no_errors_is_a_clear_error(trained):
+    model, loader, splits = _model(trained)
+    with torch.no_grad():
+        pred = torch.cat([model(x).argmax(1) for x, _ in loader.epoch(0)])
+    loader.y = pred  # pretend the model is always right
+    with pytest.raises(NoErrorsError, match="No misclassified samples"):
+        attribute(model, loader)
+
+
+def test_epoch_scores(trained):
+    model, loader, _ = _model(trained)
+    s = epoch_scores(model, loader, n=200)
+    assert set(s) == {"conv1", "bn1", "block1", "block2", "block3", "fc"} and not model.training
+
+
+@pytest.mark.xfail(strict=True, reason="open finding (issue 4): error-gradient norms do not localise a "
+                   "noise-damaged group on this model; see docs/decisions.md. strict: a fix makes this fail loudly")
+@pytest.mark.parametrize("group", ["block2", "block3"])
+def test_planted_fault_ranks_damaged_group_first(trained, group):
+    """The diagnostic's own correctness check: damage a group, attribution must point at it."""
+    model, loader, splits = _model(trained)
+    r = plant_fault(model, loader, group, strength=0.5, seed=0)
+    assert r["acc_after"] < r["acc_before"] - 0.02  # the damage is real
+    assert r["ranking"][0] == group, r
+
+
+def test_plant_fault_bad_group(trained):
+    model, loader, _ = _model(trained)
+    with pytest.raises(ValueError, match="Unknown layer group: 'layer9'"):
+        plant_fault(model, loader, "layer9")
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="Unknown normalization"):
+        AttributionConfig(normalization="l1")
+    with pytest.raises(ValueError, match="Invalid k: 0"):
+        AttributionConfig(k=0)
+    with pytest.raises(ValueError, match="Invalid split"):
+        AttributionConfig(split="val")
