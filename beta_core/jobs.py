@@ -68,6 +68,9 @@ class _MetricWriter:
 def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
     cfg = TrainConfig.from_dict(run["config"])
     training = Training(cfg, data_dir, splits=splits, should_stop=stop)
+    training.setup()
+    store.update_summary(run["id"], {"total_steps": training.total_steps, "data": training.splits.name,
+                                     "synthetic": training.splits.synthetic, "device": str(training.device)})
     writer = _MetricWriter(store, run["id"])
     for rec in training.run():
         writer.add(rec)

@@ -195,6 +195,13 @@ class Store:
                        "WHERE id = ?", (status, json.dumps(summary) if summary is not None else None, error,
                                         time.time(), validate_run_id(run_id)))
 
+    def update_summary(self, run_id: str, values: dict) -> None:
+        """Merge ``values`` into a run's summary (e.g. the step count once it is known)."""
+        with self._db() as db:
+            row = self._row(db, run_id)
+            summary = {**(json.loads(row["summary"]) if row["summary"] else {}), **values}
+            db.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary), run_id))
+
     def request_cancel(self, run_id: str) -> None:
         with self._db() as db:
             row = self._reap(db, self._row(db, run_id))

@@ -1,0 +1,112 @@
+"""Shared pieces of the pages: the job manager, labels, colours and plotly figures.
+
+Pages build configs and call beta_core; nothing here trains.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from beta_core.data import DataConfig, resolve_source
+from beta_core.jobs import JobManager
+from beta_core.store import Store
+
+RUNS_DIR = os.environ.get("BETA_RUNS_DIR", "runs")
+DATA_DIR = os.environ.get("BETA_DATA_DIR", "data")
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#7f7f7f"]
+REGIME_BANDS = [(0, 0.9, "rgba(214,39,40,0.08)", "underdamped"), (0.9, 1.1, "rgba(44,160,44,0.15)", "critical"),
+                (1.1, 1e6, "rgba(31,119,180,0.08)", "overdamped")]
+
+
+@st.cache_resource
+def get_manager() -> JobManager:
+    """One job manager per app process: runs each job as its own process, one at a time by default."""
+    return JobManager(RUNS_DIR, DATA_DIR, max_parallel=int(os.environ.get("BETA_MAX_JOBS", "1")))
+
+
+def get_store() -> Store:
+    return get_manager().store
+
+
+@lru_cache(maxsize=1)
+def device_label() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    if torch.backends.mps.is_available():
+        return "Apple GPU (mps)"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def data_source_label(path: str | None = None) -> str:
+    try:
+        source, p = resolve_source(DataConfig("auto", path), DATA_DIR)
+    except ValueError as e:
+        return f"error: {e}"
+    return {"synthetic": "synthetic (no CIFAR-10 found)", "cifar10": "CIFAR-10 (data/)"}.get(source, f"folder {p}")
+
+
+def run_colors(run_ids) -> dict[str, str]:
+    """One colour per run, the same on every chart (ordered by id, so stable across reruns)."""
+    return {rid: PALETTE[i % len(PALETTE)] for i, rid in enumerate(sorted(run_ids))}
+
+
+def run_name(run: dict) -> str:
+    seed = run["config"].get("seed")
+    return f"{run['method']}" + (f" s{seed}" if seed is not None else "") + f" · {run['id'][-6:]}"
+
+
+def smooth(y: pd.Series, window: int) -> pd.Series:
+    return y.rolling(window, min_periods=1).mean() if window > 1 else y
+
+
+def metric_figure(frames: dict[str, pd.DataFrame], names: dict[str, str], colors: dict[str, str], x: str, y: str,
+                  title: str, log_y: bool = False, window: int = 1, bands: bool = False,
+                  mode: str = "lines") -> go.Figure:
+    """One line per run; ``frames`` maps run id to its records."""
+    fig = go.Figure()
+    for rid, df in frames.items():
+        if df.empty or y not in df or df[y].isna().all():
+            continue
+        fig.add_trace(go.Scatter(x=df[x], y=smooth(df[y].astype(float), window), name=names[rid], mode=mode,
+                                 line={"color": colors[rid]}, marker={"color": colors[rid]}))
+    if bands:
+        for lo, hi, color, label in REGIME_BANDS:
+            fig.add_hrect(y0=max(lo, 1e-3) if log_y else lo, y1=min(hi, 100), fillcolor=color, line_width=0,
+                          annotation_text=label, annotation_position="top left", annotation_font_size=10)
+    fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      xaxis_title=x, legend={"orientation": "h", "y": -0.25})
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscale="Viridis",
+            zmid: float | None = None) -> go.Figure:
+    z = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+    kw = {"zmid": zmid} if zmid is not None else {"zmin": 0, "zmax": zmax}
+    fig = go.Figure(go.Heatmap(z=z, x=cols, y=rows, colorscale=colorscale, **kw))
+    fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def finished_runs(store: Store, kinds=("train", "surgery")) -> list[dict]:
+    return [r for r in store.runs() if r["kind"] in kinds and r["status"] == "done"]
+
+
+def pick_run(label: str, runs: list[dict], key: str, index: int = 0) -> dict | None:
+    if not runs:
+        st.info("No finished runs yet: launch one on the **Train & compare** page.")
+        return None
+    ids = [r["id"] for r in runs]
+    chosen = st.selectbox(label, ids, index=min(index, len(ids) - 1), key=key,
+                          format_func=lambda i: run_name(next(r for r in runs if r["id"] == i)))
+    return next(r for r in runs if r["id"] == chosen)

@@ -1,0 +1,51 @@
+"""Schedules: an LR schedule and what every momentum rule makes of it."""
+import pandas as pd
+import streamlit as st
+
+from beta_core.damping import zeta
+from beta_core.schedules import LR_SCHEDULES, LRSchedule, MomentumRule, effective_lr, momentum_sequence
+from pages.common import metric_figure, run_colors
+
+st.title("LR schedules and momentum rules")
+c1, c2, c3, c4 = st.columns(4)
+name = c1.selectbox("LR schedule", LR_SCHEDULES, index=LR_SCHEDULES.index("cosine"))
+base_lr = c2.number_input("Peak LR", min_value=1e-5, max_value=2.0, value=0.1, format="%.4f")
+total = c3.number_input("Steps", min_value=10, max_value=100000, value=1000, step=100)
+warm = c4.number_input("Warm-up steps", min_value=0, max_value=int(total) - 1, value=0)
+c5, c6, c7 = st.columns(3)
+lam = c5.number_input("Curvature λ", min_value=0.01, max_value=100.0, value=1.0)
+mu_c = c6.slider("Constant μ (and hybrid's μ after the switch)", 0.0, 0.99, 0.9, 0.01)
+mu_max = c7.slider("Clamp ceiling μ_max", 0.5, 0.999, 0.99, 0.001)
+
+try:
+    sched = LRSchedule(name, base_lr, int(total), int(warm), step_size=max(1, int(total) // 3))
+except ValueError as e:
+    st.error(str(e))
+    st.stop()
+lrs = [sched.lr(s) for s in range(int(total))]
+rules = {
+    "constant": MomentumRule("constant", mu=mu_c),
+    "beta": MomentumRule("beta", lam=lam, mu_max=mu_max),
+    "exact": MomentumRule("exact", lam=lam, mu_max=mu_max),
+    "hybrid": MomentumRule("hybrid", mu=mu_c, lam=lam, mu_max=mu_max),
+    "onecycle": MomentumRule("onecycle", total_steps=int(total)),
+}
+frames = {}
+for rule_name, rule in rules.items():
+    mus = momentum_sequence(rule, lrs)
+    frames[rule_name] = pd.DataFrame({
+        "step": range(len(lrs)), "lr": lrs, "momentum": mus,
+        "zeta": [zeta(lr, mu, lam) if lr > 0 else None for lr, mu in zip(lrs, mus)],
+        "eff_lr": [effective_lr(lr, mu) if lr > 0 else None for lr, mu in zip(lrs, mus)]})
+colors = run_colors(frames)
+names = {k: k for k in frames}
+st.plotly_chart(metric_figure({"lr": frames["beta"]}, {"lr": "lr"}, {"lr": "#444"}, "step", "lr", "Learning rate"),
+                width="stretch")
+a, b = st.columns(2)
+a.plotly_chart(metric_figure(frames, names, colors, "step", "momentum", "Momentum μ"), width="stretch")
+b.plotly_chart(metric_figure(frames, names, colors, "step", "zeta", "Damping ratio ζ (log)", log_y=True, bands=True),
+               width="stretch")
+st.plotly_chart(metric_figure(frames, names, colors, "step", "eff_lr", "Effective step lr/(1−μ) (log)", log_y=True),
+                width="stretch")
+st.caption("Under the beta rule the effective step is √lr/2, far below 10·lr with μ = 0.9: comparisons at the "
+           "same LR are not comparisons at the same step size.")

@@ -1,0 +1,76 @@
+"""Surgery: retrain only some layer groups, then see what it fixed and what it broke."""
+import time
+
+import pandas as pd
+import streamlit as st
+
+from beta_core.store import ACTIVE, StoreError
+from beta_core.surgery import SurgeryConfig, surgery_run_config
+from pages.common import finished_runs, get_manager, heatmap, pick_run, run_name
+
+st.title("Layer surgery")
+try:
+    store = get_manager().store
+    runs = finished_runs(store, kinds=("train",))
+except (StoreError, OSError) as e:
+    st.error(f"Run store unavailable: {e}")
+    st.stop()
+run = pick_run("Model to repair", runs, key="surgery-run")
+if run is None:
+    st.stop()
+groups_all = store.results(run["id"], "attribution")
+flagged = groups_all[-1]["flagged"] if groups_all else []
+names = groups_all[-1]["groups"] if groups_all else ["conv1", "bn1", "block1", "block2", "block3", "fc", "layer1",
+                                                       "layer2", "layer3", "layer4"]
+with st.form("surgery"):
+    groups = st.multiselect("Layer groups to retrain (pre-filled with the flagged ones; empty = auto)", names,
+                            default=flagged)
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs", min_value=1, max_value=50, value=2)
+    lr = c2.number_input("Peak LR", min_value=1e-5, max_value=1.0, value=0.01, format="%.4f")
+    oversample = c3.number_input("Extra copies of training errors", min_value=0, max_value=10, value=0)
+    controls = c4.checkbox("Controls (random, per-parameter)", value=False)
+    leaky = st.checkbox("Train on the test split (leaky: results are labelled)", value=False)
+    go = st.form_submit_button("Launch surgery", type="primary")
+if go:
+    try:
+        cfg = SurgeryConfig(groups=tuple(groups) or "auto", epochs=int(epochs), lr=float(lr),
+                            oversample_errors=int(oversample), controls=controls,
+                            train_split="test" if leaky else "train", allow_leaky=leaky)
+        get_manager().submit(surgery_run_config(run["config"], cfg), kind="surgery", parent=run["id"])
+        st.success("Surgery launched.")
+    except (ValueError, StoreError, OSError) as e:
+        st.error(str(e))
+
+jobs = [r for r in store.runs() if r["kind"] == "surgery" and r["parent"] == run["id"]]
+if not jobs:
+    st.caption("No surgery on this run yet.")
+    st.stop()
+job = jobs[0]
+if job["status"] in ACTIVE:
+    n = len(store.steps(job["id"]))
+    st.info(f"Surgery {job['id']} {job['status']}: {n} steps so far (then the full fine-tune for comparison).")
+    time.sleep(1.0)
+    st.rerun()
+if job["status"] != "done":
+    st.error(f"Surgery {job['id']} {job['status']}: {job['error'] or ''}")
+    st.stop()
+s = job["summary"]
+if s.get("leaky"):
+    st.warning("LEAKY: this repair trained on the split it is scored on.")
+st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**: "
+            f"{s['param_fraction']:.1%} of parameters.")
+rows = [{"variant": v["name"], "fixed": v["fixed"], "broken": v["broken"], "net": v["net"],
+         "acc before": v["acc_before"], "acc after": v["acc_after"], "% params": 100 * v["param_fraction"],
+         "seconds": v["step_seconds"]} for v in s["report"].values()]
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+c1, c2 = st.columns(2)
+c1.metric("Savings, parameter proxy (paper)", f"{s['savings_param_proxy']:.0%}")
+c2.metric("Savings, measured wall-clock vs full fine-tune",
+          "—" if s["savings_measured"] is None else f"{s['savings_measured']:.0%}")
+main = s["report"]["surgery"]
+classes = s["classes"]
+st.plotly_chart(heatmap(main["confusion_diff"], classes, classes, "Confusion matrix after − before (rows: true)",
+                        colorscale="RdBu", zmid=0), width="stretch")
+per_class = pd.DataFrame({"class": classes, "before": main["class_acc_before"], "after": main["class_acc_after"]})
+st.dataframe(per_class.assign(change=per_class["after"] - per_class["before"]), hide_index=True)

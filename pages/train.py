@@ -1,0 +1,131 @@
+"""Train & compare: launch background runs and watch them live."""
+import uuid
+
+import pandas as pd
+import streamlit as st
+
+from beta_core.engine import METHODS, resolve_config
+from beta_core.models import MODELS
+from beta_core.presets import PRESETS, preset_methods, preset_overrides
+from beta_core.store import ACTIVE, StoreError
+from pages.common import data_source_label, get_manager, metric_figure, run_colors, run_name
+
+st.title("Train & compare")
+
+# ------------------------------------------------------------------ launch form
+with st.form("launch"):
+    c1, c2, c3 = st.columns(3)
+    preset = c1.selectbox("Preset", list(PRESETS), index=0, help="quick-cpu: about a minute on 2 CPU cores")
+    dataset = c2.selectbox("Dataset", ["auto", "synthetic", "cifar10", "folder"], index=0,
+                           help="auto: a data path if given, else CIFAR-10 in data/, else synthetic")
+    data_path = c3.text_input("Data path (ImageFolder tree or .tar.gz)", value="")
+    c4, c5, c6 = st.columns(3)
+    model = c4.selectbox("Model", MODELS, index=MODELS.index(PRESETS[preset]["config"]["model"]))
+    methods = c5.multiselect("Methods", list(METHODS), default=preset_methods("quick-cpu"))
+    seeds_text = c6.text_input("Seeds (comma-separated)", value="0")
+    c7, c8, c9 = st.columns(3)
+    epochs = c7.number_input("Epochs", min_value=1, max_value=500, value=PRESETS[preset]["config"]["epochs"])
+    subset = c8.number_input("Training images (0 = all)", min_value=0, max_value=50000,
+                             value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
+    lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0, value=0.1, format="%.4f")
+    launched = st.form_submit_button("Launch", type="primary")
+
+if launched:
+    try:
+        seeds = [int(s) for s in seeds_text.split(",") if s.strip()]
+        if not seeds:
+            raise ValueError("Invalid seeds: none given (expected comma-separated integers, e.g. 0,1)")
+        if not methods:
+            raise ValueError("Invalid methods: none selected (expected at least one)")
+        configs = []
+        for seed in seeds:
+            for m in methods:
+                over = {**preset_overrides(preset, m), "model": model, "dataset": dataset, "epochs": int(epochs),
+                        "train_subset": int(subset) or None, "seed": seed, "data_path": data_path or None}
+                if not m.startswith("adam"):
+                    over["lr"] = lr
+                configs.append(resolve_config(m, **over))
+        jm = get_manager()
+        group = f"ui-{uuid.uuid4().hex[:8]}"
+        st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
+        st.success(f"Launched {len(configs)} run(s) on {data_source_label(data_path or None)}.")
+    except ValueError as e:
+        st.error(str(e))
+    except (StoreError, OSError) as e:
+        st.error(f"Cannot launch: {e}")
+
+# ------------------------------------------------------------------ which runs to show
+try:
+    store = get_manager().store
+    runs = [r for r in store.runs() if r["kind"] == "train"]
+except (StoreError, OSError) as e:
+    st.error(f"Run store unavailable: {e}")
+    st.stop()
+if not runs:
+    st.info("No runs yet. Press **Launch** to compare the preset's methods.")
+    st.stop()
+by_id = {r["id"]: r for r in runs}
+default = [i for i in st.session_state.get("selected", []) if i in by_id]
+if not default:
+    latest = runs[0]["group_id"]
+    default = [r["id"] for r in runs if r["group_id"] == latest and latest][:10] or [runs[0]["id"]]
+chosen = st.multiselect("Runs shown", list(by_id), default=default, format_func=lambda i: run_name(by_id[i]))
+c1, c2, c3 = st.columns(3)
+x_axis = c1.radio("x-axis", ["step", "epoch", "time"], horizontal=True)
+window = c2.slider("Smoothing (steps)", 1, 50, 10)
+log_y = c3.checkbox("log-y for loss", value=False)
+any_active = any(by_id[i]["status"] in ACTIVE for i in chosen)
+
+
+@st.fragment(run_every=1.0 if any_active else None)
+def live(ids: list[str]) -> None:
+    store = get_manager().store
+    runs = {i: store.get_run(i) for i in ids}
+    names = {i: run_name(r) for i, r in runs.items()}
+    colors = run_colors(ids)
+    for i, r in runs.items():
+        if r["status"] in ACTIVE:
+            steps = store.steps(i)
+            total = r["summary"].get("total_steps") or 1
+            a, b = st.columns([5, 1])
+            a.progress(min(1.0, len(steps) / total), text=f"{names[i]}: {r['status']} {len(steps)}/{total} steps")
+            if b.button("Cancel", key=f"cancel-{i}"):
+                get_manager().cancel(i)
+        elif r["status"] not in ("done",):
+            st.warning(f"{names[i]}: {r['status']}" + (f" — {r['error']}" if r["error"] else ""))
+        elif r["summary"].get("synthetic"):
+            st.caption(f"{names[i]}: trained on **synthetic** data")
+    steps = store.steps(*ids)
+    epochs = store.epochs(*ids)
+    frames = {i: steps[steps["run_id"] == i] for i in ids}
+    eframes = {i: epochs[epochs["run_id"] == i].assign(epoch=lambda d: d["epoch"] + 1) for i in ids}
+    x = "epoch" if x_axis == "epoch" else x_axis
+    sx = "step" if x_axis == "epoch" else x_axis  # step records have fractional epochs only via step
+    g1, g2, g3 = st.columns(3)
+    g1.plotly_chart(metric_figure(frames, names, colors, sx, "lr", "Learning rate"), width="stretch")
+    g2.plotly_chart(metric_figure(frames, names, colors, sx, "momentum", "Momentum μ"), width="stretch")
+    g3.plotly_chart(metric_figure(frames, names, colors, sx, "zeta", "Damping ratio ζ", log_y=True, bands=True),
+                    width="stretch")
+    g4, g5, g6 = st.columns(3)
+    g4.plotly_chart(metric_figure(frames, names, colors, sx, "loss", "Training loss", log_y=log_y, window=window),
+                    width="stretch")
+    g5.plotly_chart(metric_figure(frames, names, colors, sx, "acc", "Training accuracy (batch)", window=window),
+                    width="stretch")
+    g6.plotly_chart(metric_figure(eframes, names, colors, x if x != "step" else "step", "test_acc",
+                                  "Test accuracy", mode="lines+markers"), width="stretch")
+    rows = []
+    for i, r in runs.items():
+        s = r["summary"]
+        row = {"run": names[i], "status": r["status"], "final test acc": s.get("final_test_acc"),
+               "regimes": " ".join((x or "-")[:5] for x in s.get("regimes", []))}
+        for t, v in (s.get("time_to_accuracy") or {}).items():
+            row[f"≥{t}: epoch / s"] = "—" if v is None else f"{v['epoch'] + 1} / {v['time']:.1f}s"
+        rows.append(row)
+    st.subheader("Time to accuracy")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if any_active and all(r["status"] not in ACTIVE for r in runs.values()):
+        st.rerun()  # everything finished: a full rerun stops the polling
+
+
+if chosen:
+    live(chosen)

@@ -1,0 +1,185 @@
+"""End to end in headless Chromium: the app as a user drives it.
+
+Starts ``streamlit run app.py`` on a free port with a temporary runs directory, opens every
+page, launches a tiny run on synthetic data and watches it train and finish, runs
+attribution and surgery through the pages. Fails on any Streamlit exception element; saves a
+screenshot of the page when a step fails (in the test's tmp folder, path printed).
+
+Needs Debian's Chromium (/usr/bin/chromium); skips without it unless BETA_REQUIRE_BROWSER=1
+(set by CI), where a missing browser is a failure.
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("BETA_REQUIRE_BROWSER") == "1":
+        raise RuntimeError("BETA_REQUIRE_BROWSER=1 but no Chromium found (apt-get install chromium)")
+    pytest.skip("Chromium not installed (apt-get install chromium); end-to-end tests skipped",
+                allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    port = _free_port()
+    env = {**os.environ, "BETA_RUNS_DIR": str(tmp / "runs"), "BETA_DATA_DIR": str(tmp / "data"),
+           "BETA_MAX_JOBS": "2", "PYTHONUNBUFFERED": "1"}
+    env.pop("BETA_DATA_PATH", None)
+    log = open(tmp / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start; log: {(tmp / 'streamlit.log').read_text()[-2000:]}")
+    yield url, tmp
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield pg
+        browser.close()
+
+
+class Step:
+    """Context for one user step: on failure, save a screenshot and say where."""
+
+    def __init__(self, page, tmp: Path, name: str) -> None:
+        self.page, self.path = page, tmp / f"fail-{name}.png"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.page.screenshot(path=str(self.path), full_page=True)
+            print(f"screenshot of the failed step: {self.path}")
+        return False
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=60000)
+    _wait_idle(page)
+
+
+def _wait_idle(page, timeout: float = 60) -> None:
+    """Wait until Streamlit reports no running script."""
+    end = time.time() + timeout
+    time.sleep(0.3)
+    while time.time() < end:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            return
+        time.sleep(0.2)
+
+
+def _no_exceptions(page) -> None:
+    exc = page.locator('[data-testid="stException"]')
+    assert exc.count() == 0, exc.first.inner_text()
+
+
+@pytest.mark.parametrize("path,title", [("", "Heavy ball"), ("schedules", "LR schedules"), ("train", "Train & compare"),
+                                        ("attribution", "Per-layer attribution"), ("surgery", "Layer surgery"),
+                                        ("runs", "Runs")])
+def test_every_page_opens_on_an_empty_store(app, page, path, title):
+    url, tmp = app
+    with Step(page, tmp, f"open-{path or 'theory'}"):
+        _open(page, f"{url}/{path}")
+        assert title in page.locator("h1").first.inner_text()
+        _no_exceptions(page)
+
+
+def _select(page, label: str, option: str) -> None:
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label)
+    box.locator('[data-baseweb="select"]').click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_launch_watch_attribute_operate(app, page):
+    url, tmp = app
+    with Step(page, tmp, "launch"):
+        _open(page, f"{url}/train")
+        _select(page, "Dataset", "synthetic")
+        page.get_by_label("Epochs").fill("3")
+        page.get_by_label("Training images (0 = all)").fill("2000")
+        page.get_by_role("button", name="Launch").click()
+        page.get_by_text("Launched 3 run(s)").wait_for(timeout=30000)
+        _no_exceptions(page)
+    with Step(page, tmp, "live"):
+        # The live fragment's progress text moves while the jobs train.
+        seen = set()
+        end = time.time() + 120
+        while time.time() < end and len(seen) < 3:
+            for text in page.locator('[data-testid="stProgress"]').all_inner_texts():
+                m = re.search(r"(\d+)/(\d+) steps", text)
+                if m and int(m.group(1)) > 0:
+                    seen.add(text)
+            time.sleep(0.3)
+        assert len(seen) >= 3, f"progress did not move: {seen}"
+        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 6
+        _no_exceptions(page)
+    with Step(page, tmp, "finish"):
+        page.locator('[data-testid="stProgress"]').first.wait_for(state="detached", timeout=240000)
+        page.get_by_text("Time to accuracy").wait_for()
+        table = page.locator('[data-testid="stDataFrame"]').first
+        table.wait_for()
+        _no_exceptions(page)
+        page.screenshot(path=str(tmp / "train.png"), full_page=True)
+    with Step(page, tmp, "attribution"):
+        _open(page, f"{url}/attribution")
+        page.get_by_role("button", name="Run attribution").first.click()
+        page.get_by_text("Group × true class").first.wait_for(timeout=120000)
+        assert page.get_by_text("Flagged:").count() >= 1
+        _no_exceptions(page)
+        page.screenshot(path=str(tmp / "attribution.png"), full_page=True)
+    with Step(page, tmp, "surgery"):
+        _open(page, f"{url}/surgery")
+        page.get_by_role("button", name="Launch surgery").click()
+        page.get_by_text("Savings, parameter proxy").wait_for(timeout=240000)
+        assert page.get_by_text("surgery", exact=True).count() >= 1 or page.get_by_text("fixed").count() >= 1
+        _no_exceptions(page)
+        page.screenshot(path=str(tmp / "surgery.png"), full_page=True)
+    with Step(page, tmp, "runs"):
+        _open(page, f"{url}/runs")
+        assert page.locator('[data-testid="stDataFrame"]').count() == 1
+        _no_exceptions(page)
