@@ -1,17 +1,17 @@
 """Beta-scheduling dashboard: the entry file only routes and shows the sidebar."""
 import streamlit as st
 
-from pages.common import data_source_label, device_label, get_manager
+from pages.views.common import data_source_label, device_label, get_manager
 
 st.set_page_config(page_title="Beta-scheduling", layout="wide")
 
 pages = [
-    st.Page("pages/theory.py", title="Theory", icon=":material/school:", default=True),
-    st.Page("pages/schedules.py", title="Schedules", icon=":material/show_chart:"),
-    st.Page("pages/train.py", title="Train & compare", icon=":material/play_arrow:"),
-    st.Page("pages/attribution.py", title="Attribution", icon=":material/grid_on:"),
-    st.Page("pages/surgery.py", title="Surgery", icon=":material/healing:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/list:"),
+    st.Page("pages/views/theory.py", title="Theory", icon=":material/school:", default=True),
+    st.Page("pages/views/schedules.py", title="Schedules", icon=":material/show_chart:"),
+    st.Page("pages/views/train.py", title="Train & compare", icon=":material/play_arrow:"),
+    st.Page("pages/views/attribution.py", title="Attribution", icon=":material/grid_on:"),
+    st.Page("pages/views/surgery.py", title="Surgery", icon=":material/healing:"),
+    st.Page("pages/views/runs.py", title="Runs", icon=":material/list:"),
 ]
 nav = st.navigation(pages)
 
@@ -22,7 +22,7 @@ with st.sidebar:
         active = get_manager().active()
         st.caption(f"Active jobs: **{len(active)}**")
         for r in active:
-            st.caption(f"- {r['kind']} {r['method']} ({r['status']})")
+            st.caption(f"- {r['method'] if r['kind'] == 'train' else r['kind']} ({r['status']})")
     except Exception as e:  # noqa: BLE001 - the sidebar must not take the page down
         st.error(f"Run store unavailable: {e}")
 

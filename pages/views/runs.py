@@ -5,7 +5,7 @@ import zipfile
 import streamlit as st
 
 from beta_core.store import ACTIVE, StoreError
-from pages.common import get_manager, metric_figure, run_colors, run_name
+from pages.views.common import get_manager, metric_figure, run_colors, run_name
 
 st.title("Runs")
 try:

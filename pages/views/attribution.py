@@ -6,7 +6,7 @@ import streamlit as st
 
 from beta_core.attribution import NORMALIZATIONS, overlap
 from beta_core.store import ACTIVE, StoreError
-from pages.common import finished_runs, get_manager, heatmap, pick_run, run_name
+from pages.views.common import finished_runs, get_manager, heatmap, pick_run, run_name
 
 st.title("Per-layer attribution on misclassified images")
 try:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from beta_core.damping import zeta
 from beta_core.schedules import LR_SCHEDULES, LRSchedule, MomentumRule, effective_lr, momentum_sequence
-from pages.common import metric_figure, run_colors
+from pages.views.common import metric_figure, run_colors
 
 st.title("LR schedules and momentum rules")
 c1, c2, c3, c4 = st.columns(4)

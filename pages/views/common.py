@@ -16,18 +16,25 @@ from beta_core.data import DataConfig, resolve_source
 from beta_core.jobs import JobManager
 from beta_core.store import Store
 
-RUNS_DIR = os.environ.get("BETA_RUNS_DIR", "runs")
-DATA_DIR = os.environ.get("BETA_DATA_DIR", "data")
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
-REGIME_BANDS = [(0, 0.9, "rgba(214,39,40,0.08)", "underdamped"), (0.9, 1.1, "rgba(44,160,44,0.15)", "critical"),
-                (1.1, 1e6, "rgba(31,119,180,0.08)", "overdamped")]
+REGIME_BANDS = [(0.9, "rgba(214,39,40,0.08)", "underdamped"), (1.1, "rgba(44,160,44,0.18)", "critical"),
+                (None, "rgba(31,119,180,0.08)", "overdamped")]  # upper edge of each zeta band
+
+
+def data_dir() -> str:
+    return os.environ.get("BETA_DATA_DIR", "data")
 
 
 @st.cache_resource
+def _manager(runs_dir: str, data_dir: str, max_parallel: int) -> JobManager:
+    return JobManager(runs_dir, data_dir, max_parallel=max_parallel)
+
+
 def get_manager() -> JobManager:
-    """One job manager per app process: runs each job as its own process, one at a time by default."""
-    return JobManager(RUNS_DIR, DATA_DIR, max_parallel=int(os.environ.get("BETA_MAX_JOBS", "1")))
+    """One job manager per app process (and runs folder): each job runs as its own process,
+    at most BETA_MAX_JOBS (default 1) at a time, so a 2-core machine is not oversubscribed."""
+    return _manager(os.environ.get("BETA_RUNS_DIR", "runs"), data_dir(), int(os.environ.get("BETA_MAX_JOBS", "1")))
 
 
 def get_store() -> Store:
@@ -47,7 +54,7 @@ def device_label() -> str:
 
 def data_source_label(path: str | None = None) -> str:
     try:
-        source, p = resolve_source(DataConfig("auto", path), DATA_DIR)
+        source, p = resolve_source(DataConfig("auto", path), data_dir())
     except ValueError as e:
         return f"error: {e}"
     return {"synthetic": "synthetic (no CIFAR-10 found)", "cifar10": "CIFAR-10 (data/)"}.get(source, f"folder {p}")
@@ -78,14 +85,27 @@ def metric_figure(frames: dict[str, pd.DataFrame], names: dict[str, str], colors
         fig.add_trace(go.Scatter(x=df[x], y=smooth(df[y].astype(float), window), name=names[rid], mode=mode,
                                  line={"color": colors[rid]}, marker={"color": colors[rid]}))
     if bands:
-        for lo, hi, color, label in REGIME_BANDS:
-            fig.add_hrect(y0=max(lo, 1e-3) if log_y else lo, y1=min(hi, 100), fillcolor=color, line_width=0,
-                          annotation_text=label, annotation_position="top left", annotation_font_size=10)
+        _regime_bands(fig, frames, y, log_y)
     fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       xaxis_title=x, legend={"orientation": "h", "y": -0.25})
     if log_y:
         fig.update_yaxes(type="log")
     return fig
+
+
+def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool) -> None:
+    """Shade the under/critical/over-damped zeta bands over the plotted range."""
+    vals = pd.concat([df[y] for df in frames.values() if y in df]).dropna().astype(float)
+    vals = vals[vals > 0]
+    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.1, 10.0)
+    lo, hi = min(lo, 0.5) * 0.8, max(hi, 2.0) * 1.25
+    edges = [lo] + [b[0] for b in REGIME_BANDS[:-1]] + [hi]
+    # On a log axis plotly places shapes in exponent units.
+    tr = (lambda v: float(np.log10(v))) if log_y else (lambda v: v)
+    for (_, color, label), y0, y1 in zip(REGIME_BANDS, edges[:-1], edges[1:]):
+        fig.add_hrect(y0=tr(y0), y1=tr(y1), fillcolor=color, line_width=0, layer="below",
+                      annotation_text=label, annotation_position="top left", annotation_font_size=10)
+    fig.update_yaxes(range=[tr(lo), tr(hi)])
 
 
 def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscale="Viridis",

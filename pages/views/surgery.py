@@ -6,7 +6,7 @@ import streamlit as st
 
 from beta_core.store import ACTIVE, StoreError
 from beta_core.surgery import SurgeryConfig, surgery_run_config
-from pages.common import finished_runs, get_manager, heatmap, pick_run, run_name
+from pages.views.common import finished_runs, get_manager, heatmap, pick_run, run_name
 
 st.title("Layer surgery")
 try:

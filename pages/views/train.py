@@ -8,7 +8,7 @@ from beta_core.engine import METHODS, resolve_config
 from beta_core.models import MODELS
 from beta_core.presets import PRESETS, preset_methods, preset_overrides
 from beta_core.store import ACTIVE, StoreError
-from pages.common import data_source_label, get_manager, metric_figure, run_colors, run_name
+from pages.views.common import data_source_label, get_manager, metric_figure, run_colors, run_name
 
 st.title("Train & compare")
 

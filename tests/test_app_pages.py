@@ -1,0 +1,122 @@
+"""Every page through streamlit.testing.v1.AppTest: empty store, populated store, widgets."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from beta_core.attribution import AttributionConfig
+from beta_core.jobs import execute_run
+from beta_core.store import Store
+from beta_core.surgery import SurgeryConfig, surgery_run_config
+from conftest import tiny_config
+
+PAGES = ["theory", "schedules", "train", "attribution", "surgery", "runs"]
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory):
+    """A store with two finished runs, an attribution result and a surgery (about 15 s)."""
+    root = tmp_path_factory.mktemp("app")
+    store = Store(root / "runs")
+    ids = []
+    for method in ("sgd-beta", "adam"):
+        rid = store.create_run(tiny_config(method=method, epochs=2, attribution_every_epoch=True).to_dict())
+        assert execute_run(store, rid, str(root / "data"))["status"] == "done"
+        ids.append(rid)
+    for rid in ids:
+        job = store.create_run({"method": "attribution", "attribution": {"k": 2}}, kind="attribution", parent=rid)
+        assert execute_run(store, job, str(root / "data"))["status"] == "done"
+    cfg = surgery_run_config(store.get_run(ids[0])["config"], SurgeryConfig(groups=("fc",), epochs=1))
+    sid = store.create_run(cfg, kind="surgery", parent=ids[0])
+    run = execute_run(store, sid, str(root / "data"))
+    assert run["status"] == "done", run["error"]
+    return root, ids, sid
+
+
+def _app(monkeypatch, root, page: str) -> AppTest:
+    monkeypatch.setenv("BETA_RUNS_DIR", str(root / "runs"))
+    monkeypatch.setenv("BETA_DATA_DIR", str(root / "data"))
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.run()
+    at.switch_page(f"pages/views/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_on_empty_store(monkeypatch, tmp_path, page):
+    at = _app(monkeypatch, tmp_path, page)
+    assert at.title and not at.error
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_with_runs(monkeypatch, populated, page):
+    at = _app(monkeypatch, populated[0], page)
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_theory_widgets_change_what_is_shown(monkeypatch, tmp_path):
+    at = _app(monkeypatch, tmp_path, "theory")
+    before = [m.value for m in at.metric]
+    at.select_slider[0].set_value(0.1).run()
+    after = [m.value for m in at.metric]
+    assert before != after and any("0.16" in v for v in after)  # zeta of mu=0.9 at lr 0.1
+
+
+def test_schedules_rejects_bad_values_with_an_error(monkeypatch, tmp_path):
+    at = _app(monkeypatch, tmp_path, "schedules")
+    n = len(at.get("plotly_chart"))
+    at.selectbox[0].set_value("step").run()
+    assert len(at.get("plotly_chart")) == n and not at.exception
+
+
+def test_train_shows_runs_and_tables(monkeypatch, populated):
+    at = _app(monkeypatch, populated[0], "train")
+    assert len(at.get("plotly_chart")) == 6
+    assert any("Time to accuracy" in s.value for s in at.subheader)
+    at.radio[0].set_value("epoch").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 6
+
+
+def test_train_bad_seeds_show_error_not_traceback(monkeypatch, tmp_path):
+    at = _app(monkeypatch, tmp_path, "train")
+    at.text_input[1].set_value("a,b")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("invalid literal" in e.value or "Invalid" in e.value for e in at.error)
+
+
+def test_train_unwritable_store_shows_error(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("BETA_RUNS_DIR", str(blocker / "runs"))
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.run()
+    at.switch_page("pages/views/train.py")
+    at.run()
+    assert not at.exception
+    assert any("writable" in e.value for e in at.error)
+
+
+def test_attribution_shows_heatmaps_and_overlap(monkeypatch, populated):
+    at = _app(monkeypatch, populated[0], "attribution")
+    root, ids, _ = populated
+    at.selectbox(key="attr-run-0").set_value(ids[0]).run()
+    at.selectbox(key="attr-run-1").set_value(ids[1]).run()
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 8  # 2 bars + 2x(true, predicted, epoch) heatmaps
+    assert any("Jaccard" in m.label for m in at.metric)
+
+
+def test_surgery_shows_before_after(monkeypatch, populated):
+    at = _app(monkeypatch, populated[0], "surgery")
+    assert any("No surgery on this run yet" in c.value for c in at.caption)  # the newest run: adam
+    at.selectbox(key="surgery-run").set_value(populated[1][0]).run()
+    assert any("Savings" in m.label for m in at.metric)
+    assert len(at.dataframe) >= 1
+
+
+def test_runs_delete_refuses_nothing_selected_and_lists(monkeypatch, populated):
+    at = _app(monkeypatch, populated[0], "runs")
+    assert len(at.dataframe) == 1
+    ids = at.dataframe[0].value["id"].tolist()
+    assert populated[2] in ids
