@@ -20,10 +20,13 @@ __all__ = ["load_trained", "loaders_for", "plant_fault"]
 
 
 def loaders_for(splits: Splits, device, channels_last: bool, batch: int = 1024) -> dict[str, DeviceLoader]:
-    """Eval-order loaders (no augmentation) over the test split and the training split."""
+    """Eval-order loaders (no augmentation) over the test and training splits, and a shuffled,
+    augmented training loader (batch 128) for the probe."""
     mean, std = splits.mean_std
     mk = lambda x, y: DeviceLoader(x, y, min(batch, len(y)), mean, std, False, 0, device, channels_last)  # noqa: E731
-    return {"test": mk(splits.test_x, splits.test_y), "train_eval": mk(splits.train_x, splits.train_y)}
+    return {"test": mk(splits.test_x, splits.test_y), "train_eval": mk(splits.train_x, splits.train_y),
+            "train": DeviceLoader(splits.train_x, splits.train_y, min(128, len(splits.train_y)), mean, std, True, 0,
+                                  device, channels_last)}
 
 
 def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str | None = None):
@@ -43,8 +46,16 @@ def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str 
 
 def plant_fault(model: torch.nn.Module, loader: DeviceLoader, group: str, strength: float = 1.0,
                 seed: int = 0, cfg: AttributionConfig = AttributionConfig(by_predicted=False, contrast=False),
-                classes=None) -> dict:
-    """Damage ``group`` in place, re-attribute, and report whether it ranks first."""
+                classes=None, method: str = "gradient", train_loader: DeviceLoader | None = None) -> dict:
+    """Damage ``group`` in place, re-diagnose, and report whether it ranks first.
+
+    ``method``: ``gradient`` (the paper's error-gradient attribution, ``cfg`` picks the
+    normalisation) or ``probe`` (retrain-one-group probe; needs ``train_loader``).
+    """
+    if method not in ("gradient", "probe"):
+        raise ValueError(f"Unknown method: {method!r} (expected 'gradient' or 'probe')")
+    if method == "probe" and train_loader is None:
+        raise ValueError("Invalid train_loader: None (expected a training loader for method='probe')")
     groups = group_parameters(model)
     if group not in groups:
         raise ValueError(f"Unknown layer group: {group!r} (expected one of {list(groups)})")
@@ -57,7 +68,13 @@ def plant_fault(model: torch.nn.Module, loader: DeviceLoader, group: str, streng
             rms = p.float().pow(2).mean().sqrt()
             p.add_((torch.randn(p.shape, generator=g) * rms * strength).to(p.device, p.dtype))
     _, acc_after = evaluate(model, loader)
-    result = attribute(model, loader, cfg, classes)
-    return {"group": group, "strength": strength, "acc_before": acc_before, "acc_after": acc_after,
-            "ranking": result["ranking"], "rank_of_damaged": result["ranking"].index(group) + 1,
-            "scores": result["scores"], "detected": result["ranking"][0] == group}
+    if method == "probe":
+        from .attribution import probe_scores
+
+        scores = probe_scores(model, train_loader, loader, max(cfg.probe_steps, 20), cfg.probe_lr, seed)
+    else:
+        scores = attribute(model, loader, cfg, classes)["scores"]
+    ranking = sorted(scores, key=lambda g: -scores[g])
+    return {"group": group, "strength": strength, "method": method, "acc_before": acc_before,
+            "acc_after": acc_after, "ranking": ranking, "rank_of_damaged": ranking.index(group) + 1,
+            "scores": scores, "detected": ranking[0] == group}

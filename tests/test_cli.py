@@ -68,3 +68,44 @@ def test_failed_run_exit_code(capsys, tmp_path):
 def test_batch_larger_than_data(capsys, tmp_path):
     code, out, _ = run(capsys, tmp_path, "train", *TINY[:-3], "--batch-size", "5000", "--quiet")
     assert code == 1 and "batch_size: 5000" in out
+
+
+def test_diagnostic_commands(capsys, tmp_path):
+    ids = []
+    for method in ("sgd-beta", "adam"):
+        code, out, _ = run(capsys, tmp_path, "train", "--method", method, *TINY)
+        assert code == 0
+        ids.append(out.split()[0])
+    code, out, _ = run(capsys, tmp_path, "attribute", ids[0], "-k", "2", "--probe-steps", "2")
+    assert code == 0 and "flagged:" in out and "probe" in out and "block3" in out
+    code, out, _ = run(capsys, tmp_path, "overlap", ids[0], ids[1])
+    assert code == 0 and "Jaccard" in out
+    code, out, _ = run(capsys, tmp_path, "surgery", ids[0], "--groups", "fc", "--epochs", "1", "--controls", "--quiet")
+    assert code == 0, out
+    assert "all groups (full fine-tune)" in out and "random groups" in out and "per-parameter" in out
+    assert "parameter proxy" in out and "measured wall-clock" in out
+    code, out, _ = run(capsys, tmp_path, "plant-fault", ids[0], "--group", "block2")
+    assert code in (0, 1) and "ranked" in out  # 1 = not detected: the exit code says so
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["surgery", "RUN", "--groups", "layer9", "--quiet"], "Unknown layer groups: ['layer9']"),
+    (["surgery", "RUN", "--epochs", "0"], "Invalid surgery epochs: 0"),
+    (["surgery", "RUN", "--train-split", "test"], "Refused: surgery would train on the 'test' split"),
+    (["attribute", "RUN", "-k", "9"], "Invalid k: 9"),
+    (["plant-fault", "RUN", "--group", "nope"], "Unknown layer group: 'nope'"),
+])
+def test_diagnostic_errors(capsys, tmp_path, argv, fragment):
+    code, out, _ = run(capsys, tmp_path, "train", *TINY)
+    rid = out.split()[0]
+    code, out, err = run(capsys, tmp_path, *[rid if a == "RUN" else a for a in argv])
+    assert code != 0 and fragment in (err + out)
+
+
+def test_run_without_checkpoint(capsys, tmp_path):
+    code, out, _ = run(capsys, tmp_path, "train", *TINY, "--set", "lr=1e6", "--method", "sgd-constant",
+                       "--epochs", "3")
+    rid = out.split()[0]
+    assert "diverged" in out
+    code, _, err = run(capsys, tmp_path, "attribute", rid)
+    assert code == 2 and "has no checkpoint" in err

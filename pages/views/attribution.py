@@ -16,11 +16,13 @@ except (StoreError, OSError) as e:
     st.error(f"Run store unavailable: {e}")
     st.stop()
 
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns(4)
 norm = c1.selectbox("Normalisation", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
                     help="relative = ||g|| / ||w|| (Auto-RGN); raw favours big groups")
 split = c2.selectbox("Errors from split", ["test", "train"])
 k = c3.number_input("Groups flagged (top-k)", min_value=1, max_value=10, value=3)
+probe = c4.number_input("Probe steps per group (0 = off)", min_value=0, max_value=500, value=0,
+                        help="Retrain each group alone for this many SGD steps and measure the held-out loss drop")
 compare = st.checkbox("Two runs side by side (e.g. SGD vs Adam)", value=len(runs) > 1)
 cols = st.columns(2 if compare else 1)
 results = []
@@ -37,7 +39,8 @@ for n, col in enumerate(cols):
             st.info("Attribution running…")
         elif st.button("Run attribution", key=f"attr-go-{n}", type="primary"):
             cfg = {"method": "attribution", "model": run["config"].get("model"),
-                   "attribution": {"split": split, "normalization": norm, "k": int(k)}}
+                   "attribution": {"split": split, "normalization": norm, "k": int(k),
+                                   "probe_steps": int(probe)}}
             get_manager().submit(cfg, kind="attribution", parent=run["id"])
             st.rerun()
         failed = [j for j in jobs if j["status"] == "failed"]
@@ -61,6 +64,12 @@ for n, col in enumerate(cols):
         bar.update_layout(title="Group scores (red: flagged)", height=300, barmode="group",
                           margin={"l": 10, "r": 10, "t": 40, "b": 10})
         st.plotly_chart(bar, width="stretch", key=f"bar-{n}")
+        if r.get("probe_scores"):
+            pr = go.Figure(go.Bar(x=r["groups"], y=[r["probe_scores"][g] for g in r["groups"]],
+                                  marker_color="#2ca02c"))
+            pr.update_layout(title="Probe: held-out loss drop after retraining one group alone", height=260,
+                             margin={"l": 10, "r": 10, "t": 40, "b": 10})
+            st.plotly_chart(pr, width="stretch", key=f"probe-{n}")
         results[-1]["_run"] = run
 
 shown = [r for r in results if r]
