@@ -252,6 +252,14 @@ class Store:
         with self._db() as db:
             return pd.read_sql_query(q + f" ORDER BY run_id, {order}", db, params=args)
 
+    def step_counts(self, *run_ids: str) -> dict[str, int]:
+        """Number of step records per run (cheap: no rows are read)."""
+        ids = [validate_run_id(r) for r in run_ids]
+        with self._db() as db:
+            rows = db.execute(f"SELECT run_id, COUNT(*) AS n FROM steps WHERE run_id IN ({', '.join('?' * len(ids))}) "
+                              "GROUP BY run_id", ids).fetchall()
+        return {**{i: 0 for i in ids}, **{r["run_id"]: r["n"] for r in rows}}
+
     def steps(self, *run_ids: str, since: int | None = None) -> pd.DataFrame:
         """Step records of one or more runs (columns: run_id + the step schema)."""
         return self._frame("steps", STEP_FIELDS, list(run_ids), since)

@@ -44,7 +44,7 @@ def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     port = _free_port()
     env = {**os.environ, "BETA_RUNS_DIR": str(tmp / "runs"), "BETA_DATA_DIR": str(tmp / "data"),
-           "BETA_MAX_JOBS": "2", "PYTHONUNBUFFERED": "1"}
+           "BETA_MAX_JOBS": "2", "BETA_POLL_SECONDS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("BETA_DATA_PATH", None)
     log = open(tmp / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -74,16 +74,21 @@ def smooth(y: pd.Series, window: int) -> pd.Series:
     return y.rolling(window, min_periods=1).mean() if window > 1 else y
 
 
+MAX_POINTS = 400  # per line: more is invisible at chart width and costs the browser on every poll
+
+
 def metric_figure(frames: dict[str, pd.DataFrame], names: dict[str, str], colors: dict[str, str], x: str, y: str,
                   title: str, log_y: bool = False, window: int = 1, bands: bool = False,
                   mode: str = "lines") -> go.Figure:
-    """One line per run; ``frames`` maps run id to its records."""
+    """One line per run; ``frames`` maps run id to its records (smoothed, then thinned)."""
     fig = go.Figure()
     for rid, df in frames.items():
         if df.empty or y not in df or df[y].isna().all():
             continue
-        fig.add_trace(go.Scatter(x=df[x], y=smooth(df[y].astype(float), window), name=names[rid], mode=mode,
-                                 line={"color": colors[rid]}, marker={"color": colors[rid]}))
+        ys = smooth(df[y].astype(float), window)
+        stride = max(1, len(df) // MAX_POINTS)
+        fig.add_trace(go.Scatter(x=df[x].iloc[::stride], y=ys.iloc[::stride], name=names[rid], mode=mode,
+                                   line={"color": colors[rid]}, marker={"color": colors[rid]}))
     if bands:
         _regime_bands(fig, frames, y, log_y)
     fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10},

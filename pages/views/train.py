@@ -1,4 +1,5 @@
 """Train & compare: launch background runs and watch them live."""
+import os
 import uuid
 
 import pandas as pd
@@ -70,25 +71,30 @@ if not default:
     latest = runs[0]["group_id"]
     default = [r["id"] for r in runs if r["group_id"] == latest and latest][:10] or [runs[0]["id"]]
 chosen = st.multiselect("Runs shown", list(by_id), default=default, format_func=lambda i: run_name(by_id[i]))
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
 x_axis = c1.radio("x-axis", ["step", "epoch", "time"], horizontal=True)
 window = c2.slider("Smoothing (steps)", 1, 50, 10)
 log_y = c3.checkbox("log-y for loss", value=False)
+# Each refresh redraws six charts in the browser; on a 2-core machine that competes with the
+# training processes for CPU, so the default refresh is slower there (bench_app_polling.py).
+default_poll = float(os.environ.get("BETA_POLL_SECONDS", 2.0 if (os.cpu_count() or 1) > 2 else 5.0))
+poll = c4.selectbox("Refresh every (s)", [1.0, 2.0, 5.0, 10.0],
+                    index=[1.0, 2.0, 5.0, 10.0].index(default_poll) if default_poll in (1.0, 2.0, 5.0, 10.0) else 2)
 any_active = any(by_id[i]["status"] in ACTIVE for i in chosen)
 
 
-@st.fragment(run_every=1.0 if any_active else None)
+@st.fragment(run_every=poll if any_active else None)
 def live(ids: list[str]) -> None:
     store = get_manager().store
     runs = {i: store.get_run(i) for i in ids}
     names = {i: run_name(r) for i, r in runs.items()}
     colors = run_colors(ids)
+    counts = store.step_counts(*ids)
     for i, r in runs.items():
         if r["status"] in ACTIVE:
-            steps = store.steps(i)
             total = r["summary"].get("total_steps") or 1
             a, b = st.columns([5, 1])
-            a.progress(min(1.0, len(steps) / total), text=f"{names[i]}: {r['status']} {len(steps)}/{total} steps")
+            a.progress(min(1.0, counts[i] / total), text=f"{names[i]}: {r['status']} {counts[i]}/{total} steps")
             if b.button("Cancel", key=f"cancel-{i}"):
                 get_manager().cancel(i)
         elif r["status"] not in ("done",):
