@@ -12,6 +12,8 @@ st.title("Per-layer attribution on misclassified images")
 try:
     store = get_manager().store
     runs = finished_runs(store)
+    # Runs that already have an attribution come first, so the page opens on results.
+    runs.sort(key=lambda r: not store.results(r["id"], "attribution"))
 except (StoreError, OSError) as e:
     st.error(f"Run store unavailable: {e}")
     st.stop()
@@ -94,8 +96,8 @@ if shown:
                                         "Group × epoch (scores on test errors)"), width="stretch",
                                 key=f"hm-epoch-{n}")
             else:
-                st.caption("Group × epoch: enable per-epoch attribution when training "
-                           "(`--set attribution_every_epoch=true`).")
+                st.caption("Group × epoch: tick *Per-epoch attribution* when launching on the Train page "
+                           "(CLI: `--set attribution_every_epoch=true`).")
     if len(shown) == 2:
         o = overlap(shown[0]["flagged"], shown[1]["flagged"])
         st.metric("Overlap of flagged groups (Jaccard)", f"{o['jaccard']:.2f}",

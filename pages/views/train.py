@@ -29,6 +29,7 @@ with st.form("launch"):
     subset = c8.number_input("Training images (0 = all)", min_value=0, max_value=50000,
                              value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
     lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0, value=0.1, format="%.4f")
+    per_epoch = st.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)")
     launched = st.form_submit_button("Launch", type="primary")
 
 if launched:
@@ -42,7 +43,8 @@ if launched:
         for seed in seeds:
             for m in methods:
                 over = {**preset_overrides(preset, m), "model": model, "dataset": dataset, "epochs": int(epochs),
-                        "train_subset": int(subset) or None, "seed": seed, "data_path": data_path or None}
+                        "train_subset": int(subset) or None, "seed": seed, "data_path": data_path or None,
+                        "attribution_every_epoch": per_epoch}
                 if not m.startswith("adam"):
                     over["lr"] = lr
                 configs.append(resolve_config(m, **over))
