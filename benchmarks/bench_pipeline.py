@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from beta_core.data import DataConfig, load_splits, make_synthetic
-from beta_core.engine import Training, resolve_config
+from beta_core.engine import Training, pick_device, resolve_config
 
 
 def engine_epoch(cfg, splits) -> float:
@@ -31,16 +31,18 @@ def engine_epoch(cfg, splits) -> float:
     return steps[-1]["time"] - (ep[-2]["time"] if len(ep) > 1 else 0.0)
 
 
-def compute_epoch(cfg, splits, device) -> float:
-    t = Training(cfg, splits=splits)
-    t.setup()
-    model = t.model
+def timed_second_pass(t: Training, batches) -> float:
+    """SGD over ``batches()`` twice (the first warms up, as the engine's first epoch does);
+    returns the seconds of the second pass."""
+    model, device = t.model, t.device
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    batches = [(x.clone(), y.clone()) for x, y in t.train_loader.epoch(0)]  # made in advance
-    model.train()
-
-    def one_pass():
-        for x, y in batches:
+    mf = torch.channels_last if t.channels_last else torch.contiguous_format
+    for _ in range(2):
+        model.train()
+        t0 = time.perf_counter()
+        for x, y in batches():
+            x = x.to(device, non_blocking=True).contiguous(memory_format=mf)
+            y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, torch.bfloat16, enabled=t.autocast):
                 out = model(x)
             loss = F.cross_entropy(out.float(), y)
@@ -48,11 +50,14 @@ def compute_epoch(cfg, splits, device) -> float:
             loss.backward()
             opt.step()
         loss.item()
-
-    one_pass()  # warm-up, as the engine's first epoch is
-    t0 = time.perf_counter()
-    one_pass()
     return time.perf_counter() - t0
+
+
+def compute_epoch(cfg, splits) -> float:
+    t = Training(cfg, splits=splits)
+    t.setup()
+    made = [(x.clone(), y.clone()) for x, y in t.train_loader.epoch(0)]  # made in advance
+    return timed_second_pass(t, lambda: made)
 
 
 def dataloader_epoch(cfg, splits, device) -> float:
@@ -78,27 +83,7 @@ def dataloader_epoch(cfg, splits, device) -> float:
                         num_workers=2, pin_memory=device.type == "cuda", persistent_workers=True)
     t = Training(cfg, splits=splits)
     t.setup()
-    model = t.model
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    mf = torch.channels_last if t.channels_last else torch.contiguous_format
-
-    def one_pass():
-        model.train()
-        for x, y in loader:
-            x = x.to(device, non_blocking=True).contiguous(memory_format=mf)
-            y = y.to(device, non_blocking=True)
-            with torch.autocast(device.type, torch.bfloat16, enabled=t.autocast):
-                out = model(x)
-            loss = F.cross_entropy(out.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        loss.item()
-
-    one_pass()
-    t0 = time.perf_counter()
-    one_pass()
-    return time.perf_counter() - t0
+    return timed_second_pass(t, lambda: loader)
 
 
 def main() -> None:
@@ -116,15 +101,13 @@ def main() -> None:
         splits = make_synthetic(args.images, 1000)
     cfg = resolve_config("sgd-beta", model=args.model, batch_size=args.batch, epochs=2, device=args.device,
                          dataset="synthetic")
-    device = Training(cfg, splits=splits)
-    device.setup()
-    dev = device.device
+    dev = pick_device(args.device)
     print(f"device {dev}, model {args.model}, {len(splits.train_y)} images, batch {args.batch}, "
           f"threads {torch.get_num_threads()}")
     eng, comp, dl = [], [], []
     for _ in range(args.repeats):  # interleaved, so machine-load drift hits all three
         eng.append(engine_epoch(cfg, splits))
-        comp.append(compute_epoch(cfg, splits, dev))
+        comp.append(compute_epoch(cfg, splits))
         dl.append(dataloader_epoch(cfg, splits, dev))
     e, c, d = min(eng), min(comp), min(dl)
     n = len(splits.train_y)
