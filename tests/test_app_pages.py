@@ -71,10 +71,10 @@ def test_schedules_rejects_bad_values_with_an_error(monkeypatch, tmp_path):
 
 def test_train_shows_runs_and_tables(monkeypatch, populated):
     at = _app(monkeypatch, populated[0], "train")
-    assert len(at.get("plotly_chart")) == 6
+    assert len(at.get("plotly_chart")) == 2  # schedule panels, performance panels
     assert any("Time to accuracy" in s.value for s in at.subheader)
     at.radio[0].set_value("epoch").run()
-    assert not at.exception and len(at.get("plotly_chart")) == 6
+    assert not at.exception and len(at.get("plotly_chart")) == 2
 
 
 def test_train_bad_seeds_show_error_not_traceback(monkeypatch, tmp_path):

@@ -165,7 +165,7 @@ def test_launch_watch_attribute_operate(app, page):
                     seen.add(text)
             time.sleep(0.3)
         assert len(seen) >= 3, f"progress did not move: {seen}"
-        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 6
+        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2
         _no_exceptions(page)
     with Step(page, tmp, "finish"):
         page.locator('[data-testid="stProgress"]').first.wait_for(state="detached", timeout=240000)

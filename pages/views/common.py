@@ -10,6 +10,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 import streamlit as st
 
 from beta_core.data import DataConfig, resolve_source
@@ -80,25 +81,45 @@ MAX_POINTS = 400  # per line: more is invisible at chart width and costs the bro
 def metric_figure(frames: dict[str, pd.DataFrame], names: dict[str, str], colors: dict[str, str], x: str, y: str,
                   title: str, log_y: bool = False, window: int = 1, bands: bool = False,
                   mode: str = "lines") -> go.Figure:
-    """One line per run; ``frames`` maps run id to its records (smoothed, then thinned)."""
-    fig = go.Figure()
-    for rid, df in frames.items():
-        if df.empty or y not in df or df[y].isna().all():
-            continue
-        ys = smooth(df[y].astype(float), window)
-        stride = max(1, len(df) // MAX_POINTS)
-        fig.add_trace(go.Scatter(x=df[x].iloc[::stride], y=ys.iloc[::stride], name=names[rid], mode=mode,
-                                   line={"color": colors[rid]}, marker={"color": colors[rid]}))
-    if bands:
-        _regime_bands(fig, frames, y, log_y)
-    fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      xaxis_title=x, legend={"orientation": "h", "y": -0.25})
-    if log_y:
-        fig.update_yaxes(type="log")
+    """One chart, one line per run; ``frames`` maps run id to its records."""
+    fig = panel_figure([{"frames": frames, "x": x, "y": y, "title": title, "log_y": log_y, "window": window,
+                         "bands": bands, "mode": mode}], names, colors)
+    fig.update_layout(title=title)
     return fig
 
 
-def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool) -> None:
+def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, str], height: int = 320) -> go.Figure:
+    """Side-by-side charts in one figure (one redraw per refresh instead of one per chart).
+
+    Each panel: ``frames`` (run id -> records), ``x``, ``y``, ``title`` and optionally
+    ``log_y``, ``window`` (smoothing), ``bands`` (zeta regimes), ``mode``. Lines are smoothed,
+    then thinned to MAX_POINTS; a run keeps its colour in every panel and appears once in the legend.
+    """
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p["title"] for p in panels],
+                        horizontal_spacing=0.06)
+    shown = set()
+    for col, p in enumerate(panels, start=1):
+        x, y = p["x"], p["y"]
+        for rid, df in p["frames"].items():
+            if df.empty or y not in df or df[y].isna().all():
+                continue
+            ys = smooth(df[y].astype(float), p.get("window", 1))
+            stride = max(1, len(df) // MAX_POINTS)
+            fig.add_trace(go.Scatter(x=df[x].iloc[::stride], y=ys.iloc[::stride], name=names[rid],
+                                     mode=p.get("mode", "lines"), legendgroup=rid, showlegend=rid not in shown,
+                                     line={"color": colors[rid]}, marker={"color": colors[rid]}), row=1, col=col)
+            shown.add(rid)
+        if p.get("log_y"):
+            fig.update_yaxes(type="log", row=1, col=col)
+        if p.get("bands"):
+            _regime_bands(fig, p["frames"], y, p.get("log_y", False), col)
+        fig.update_xaxes(title_text=x, row=1, col=col)
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool, col: int = 1) -> None:
     """Shade the under/critical/over-damped zeta bands over the plotted range."""
     vals = pd.concat([df[y] for df in frames.values() if y in df]).dropna().astype(float)
     vals = vals[vals > 0]
@@ -108,9 +129,9 @@ def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool) -> None:
     # On a log axis plotly places shapes in exponent units.
     tr = (lambda v: float(np.log10(v))) if log_y else (lambda v: v)
     for (_, color, label), y0, y1 in zip(REGIME_BANDS, edges[:-1], edges[1:]):
-        fig.add_hrect(y0=tr(y0), y1=tr(y1), fillcolor=color, line_width=0, layer="below",
+        fig.add_hrect(y0=tr(y0), y1=tr(y1), fillcolor=color, line_width=0, layer="below", row=1, col=col,
                       annotation_text=label, annotation_position="top left", annotation_font_size=10)
-    fig.update_yaxes(range=[tr(lo), tr(hi)])
+    fig.update_yaxes(range=[tr(lo), tr(hi)], row=1, col=col)
 
 
 def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscale="Viridis",

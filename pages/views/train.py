@@ -9,7 +9,7 @@ from beta_core.engine import METHODS, resolve_config
 from beta_core.models import MODELS
 from beta_core.presets import PRESETS, preset_methods, preset_overrides
 from beta_core.store import ACTIVE, StoreError
-from pages.views.common import data_source_label, get_manager, metric_figure, run_colors, run_name
+from pages.views.common import data_source_label, get_manager, panel_figure, run_colors, run_name
 
 st.title("Train & compare")
 
@@ -109,18 +109,14 @@ def live(ids: list[str]) -> None:
     eframes = {i: epochs[epochs["run_id"] == i].assign(epoch=lambda d: d["epoch"] + 1) for i in ids}
     x = "epoch" if x_axis == "epoch" else x_axis
     sx = "step" if x_axis == "epoch" else x_axis  # step records have fractional epochs only via step
-    g1, g2, g3 = st.columns(3)
-    g1.plotly_chart(metric_figure(frames, names, colors, sx, "lr", "Learning rate"), width="stretch")
-    g2.plotly_chart(metric_figure(frames, names, colors, sx, "momentum", "Momentum μ"), width="stretch")
-    g3.plotly_chart(metric_figure(frames, names, colors, sx, "zeta", "Damping ratio ζ", log_y=True, bands=True),
-                    width="stretch")
-    g4, g5, g6 = st.columns(3)
-    g4.plotly_chart(metric_figure(frames, names, colors, sx, "loss", "Training loss", log_y=log_y, window=window),
-                    width="stretch")
-    g5.plotly_chart(metric_figure(frames, names, colors, sx, "acc", "Training accuracy (batch)", window=window),
-                    width="stretch")
-    g6.plotly_chart(metric_figure(eframes, names, colors, x if x != "step" else "step", "test_acc",
-                                  "Test accuracy", mode="lines+markers"), width="stretch")
+    sched = [{"frames": frames, "x": sx, "y": "lr", "title": "Learning rate"},
+             {"frames": frames, "x": sx, "y": "momentum", "title": "Momentum μ"},
+             {"frames": frames, "x": sx, "y": "zeta", "title": "Damping ratio ζ", "log_y": True, "bands": True}]
+    perf = [{"frames": frames, "x": sx, "y": "loss", "title": "Training loss", "log_y": log_y, "window": window},
+            {"frames": frames, "x": sx, "y": "acc", "title": "Training accuracy (batch)", "window": window},
+            {"frames": eframes, "x": x, "y": "test_acc", "title": "Test accuracy", "mode": "lines+markers"}]
+    st.plotly_chart(panel_figure(sched, names, colors), width="stretch", key="live-schedule")
+    st.plotly_chart(panel_figure(perf, names, colors), width="stretch", key="live-performance")
     rows = []
     for i, r in runs.items():
         s = r["summary"]
