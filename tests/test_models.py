@@ -43,3 +43,14 @@ def test_bad_input():
         ModelConfig(width=0)
     with pytest.raises(ValueError, match="no layer groups"):
         layer_groups(torch.nn.ReLU())
+
+
+def test_library_is_ui_free():
+    """beta_core never imports streamlit, and only the CLI prints."""
+    from pathlib import Path
+
+    for f in (Path(__file__).resolve().parents[1] / "beta_core").glob("*.py"):
+        text = f.read_text()
+        assert "import streamlit" not in text and "from streamlit" not in text, f
+        if not f.name.startswith("cli"):
+            assert "print(" not in text, f

@@ -4,6 +4,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from beta_core.models import ModelConfig, build_model, layer_groups
 from beta_core.store import ACTIVE, StoreError
 from beta_core.surgery import SurgeryConfig, surgery_run_config
 from pages.views.common import finished_runs, get_manager, heatmap, pick_run, run_name
@@ -18,10 +19,10 @@ except (StoreError, OSError) as e:
 run = pick_run("Model to repair", runs, key="surgery-run")
 if run is None:
     st.stop()
-groups_all = store.results(run["id"], "attribution")
-flagged = groups_all[-1]["flagged"] if groups_all else []
-names = groups_all[-1]["groups"] if groups_all else ["conv1", "bn1", "block1", "block2", "block3", "fc", "layer1",
-                                                       "layer2", "layer3", "layer4"]
+attributions = store.results(run["id"], "attribution")
+flagged = attributions[-1]["flagged"] if attributions else []
+model_cfg = ModelConfig(run["config"].get("model", "small_cnn"), run["config"].get("width"))
+names = [g.name for g in layer_groups(build_model(model_cfg))]
 with st.form("surgery"):
     groups = st.multiselect("Layer groups to retrain (pre-filled with the flagged ones; empty = auto)", names,
                             default=flagged)
