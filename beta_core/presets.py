@@ -1,7 +1,7 @@
 """Named starting points for runs and comparisons.
 
 ``quick-cpu``: a three-method comparison that finishes in about a minute on 2 CPU cores
-(small CNN, class-balanced subset of 8,000 training and 2,000 test images, 5 epochs) and still
+(small CNN, class-balanced subset of 6,000 training and 2,000 test images, 5 epochs) and still
 shows differences between methods. Thresholds are lower than the paper's because a minute of
 CPU does not reach 90%.
 
@@ -16,7 +16,7 @@ __all__ = ["PRESETS", "preset_overrides", "preset_methods"]
 
 PRESETS: dict[str, dict] = {
     "quick-cpu": {
-        "config": {"model": "small_cnn", "dataset": "auto", "train_subset": 8000, "test_subset": 2000,
+        "config": {"model": "small_cnn", "dataset": "auto", "train_subset": 6000, "test_subset": 2000,
                    "epochs": 5, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4, "lr_schedule": "cosine",
                    "thresholds": (0.5, 0.55, 0.6)},
         "methods": ["sgd-constant", "sgd-beta", "sgd-hybrid"],

@@ -126,12 +126,20 @@ def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool, col: int = 
     lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.1, 10.0)
     lo, hi = min(lo, 0.5) * 0.8, max(hi, 2.0) * 1.25
     edges = [lo] + [b[0] for b in REGIME_BANDS[:-1]] + [hi]
-    # On a log axis plotly places shapes in exponent units.
+    # Shapes take data values on any axis here (plotly.js 3); an axis range on a log axis takes
+    # exponents. Checked by rendering to PNG.
     tr = (lambda v: float(np.log10(v))) if log_y else (lambda v: v)
     for (_, color, label), y0, y1 in zip(REGIME_BANDS, edges[:-1], edges[1:]):
-        fig.add_hrect(y0=tr(y0), y1=tr(y1), fillcolor=color, line_width=0, layer="below", row=1, col=col,
-                      annotation_text=label, annotation_position="top left", annotation_font_size=10)
+        fig.add_hrect(y0=y0, y1=y1, fillcolor=color, line_width=0, layer="below", row=1, col=col)
+        # Annotations, unlike shapes, take exponents on a log axis: label each band at its middle.
+        mid = tr(float(np.sqrt(y0 * y1))) if log_y else (y0 + y1) / 2
+        axis = "" if col == 1 else str(col)
+        fig.add_annotation(x=0.01, xref=f"x{axis} domain", y=mid, yref=f"y{axis}", text=label, showarrow=False,
+                           xanchor="left", font={"size": 10, "color": "#666"})
     fig.update_yaxes(range=[tr(lo), tr(hi)], row=1, col=col)
+    if log_y:  # plotly labels minor log ticks as bare digits ("2, 5, 2"): name the ticks instead
+        ticks = [v for v in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if lo <= v <= hi]
+        fig.update_yaxes(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks], row=1, col=col)
 
 
 def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscale="Viridis",
