@@ -79,12 +79,28 @@ class Splits:
     classes: tuple[str, ...]
     name: str               # shown to users; contains "synthetic" for synthetic data
     synthetic: bool
+    norm: tuple | None = None  # (mean, std) once computed; dataclasses.replace carries it over
 
     @property
     def mean_std(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the training pixels, in [0, 1] units."""
-        x = self.train_x.float().div_(255)
-        return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+        """Per-channel mean and std of the training pixels, in [0, 1] units.
+
+        Computed once, in chunks (a float copy of all of CIFAR-10 would be 600 MB), then kept.
+        Splits derived with ``dataclasses.replace`` (surgery's training data) keep the
+        parent's normalisation, so a repaired model sees inputs scaled as in training.
+        """
+        if self.norm is None:
+            s = torch.zeros(3, dtype=torch.float64)
+            sq = torch.zeros(3, dtype=torch.float64)
+            for chunk in self.train_x.split(8192):
+                c = chunk.double().div_(255)
+                s += c.sum((0, 2, 3))
+                sq += c.pow(2).sum((0, 2, 3))
+            n = self.train_x.numel() // 3
+            mean = s / n
+            std = ((sq - n * mean ** 2) / (n - 1)).sqrt()
+            self.norm = (mean.tolist(), std.tolist())
+        return self.norm
 
 
 # ------------------------------------------------------------------ synthetic

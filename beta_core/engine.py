@@ -289,22 +289,30 @@ class Training:
         self.optimizer = opt
         self.status, step, t0 = "running", 0, time.perf_counter()
         pending: list = []  # (record, loss tensor, correct tensor): synced in batches, not per step
+        totals = [0.0, 0.0, 0]  # this epoch's loss * n, correct, n: the epoch's train loss/accuracy
 
-        def flush() -> Iterator[dict]:
+        def flush() -> tuple[list[dict], bool]:
+            """Sync the pending steps; returns their records and whether every loss is finite."""
+            recs = []
             for rec, loss, correct in pending:
-                rec["loss"], rec["acc"] = loss.item(), correct.item() / rec.pop("_n")
-                yield rec
+                n, c = rec.pop("_n"), correct.item()
+                rec["loss"], rec["acc"] = loss.item(), c / n
+                totals[0] += rec["loss"] * n
+                totals[1] += c
+                totals[2] += n
+                recs.append(rec)
             pending.clear()
+            return recs, all(math.isfinite(r["loss"]) for r in recs)
 
         self.train_seconds = 0.0  # step loops only, without evaluation: what surgery accounting compares
         for epoch in range(cfg.epochs):
             self._train_mode()
             t_epoch = time.perf_counter()
-            sums = torch.zeros(3, device=self.device)  # loss*n, correct, n
+            totals[:] = [0.0, 0.0, 0]
             pairs = []
             for xb, yb in self.train_loader.epoch(epoch):
                 if self.should_stop():
-                    yield from flush()
+                    yield from flush()[0]
                     return self._finish("cancelled", t0)
                 lr, mu = opt.param_groups[0]["lr"], mom.get_last_momentum()[0]
                 with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
@@ -320,7 +328,6 @@ class Training:
                 lrs.step()
                 mom.step()
                 correct = (out.argmax(1) == yb).sum()
-                sums += torch.stack([loss.detach() * len(yb), correct.float(), torch.tensor(float(len(yb)), device=self.device)])
                 pairs.append((lr, mu))
                 z = damping_zeta(lr, mu, cfg.lam) if lr > 0 else None
                 pending.append(({"step": step, "epoch": epoch, "lr": lr, "momentum": mu, "zeta": z,
@@ -329,21 +336,21 @@ class Training:
                 step += 1
                 # Sync the device every 20 steps, not every step (a .item() per step stalls a GPU).
                 if len(pending) >= 20:
-                    recs = list(flush())
+                    recs, finite = flush()
                     yield from recs
-                    if not all(math.isfinite(r["loss"]) for r in recs):
+                    if not finite:
                         return self._finish("diverged", t0)
-            recs = list(flush())
+            recs, finite = flush()
             self.train_seconds += time.perf_counter() - t_epoch
             yield from recs
-            if not all(math.isfinite(r["loss"]) for r in recs):
+            if not finite:
                 return self._finish("diverged", t0)
-            yield self._epoch_record(epoch, step, sums, pairs, t0)
+            yield self._epoch_record(epoch, step, totals, pairs, t0)
         return self._finish("done", t0)
 
-    def _epoch_record(self, epoch: int, step: int, sums: torch.Tensor, pairs: list, t0: float) -> dict:
+    def _epoch_record(self, epoch: int, step: int, totals: list, pairs: list, t0: float) -> dict:
         test_loss, test_acc = evaluate(self.model, self.test_loader, self.autocast)
-        loss_n, correct, n = sums.tolist()
+        loss_n, correct, n = totals
         valid = [(lr, mu) for lr, mu in pairs if lr > 0]
         zmed, regime, _ = regime_summary(valid, self.cfg.lam) if valid else (None, None, None)
         rec = {"epoch": epoch, "step": step, "train_loss": loss_n / n, "train_acc": correct / n,

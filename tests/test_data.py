@@ -151,3 +151,16 @@ def test_shared_cifar10_archive(tmp_path):
     s = load_splits(DataConfig("folder", str(SHARED_CIFAR), test_subset=1000), tmp_path)
     assert s.train_x.shape == (50000, 3, 32, 32) and len(s.test_y) == 1000
     assert s.classes[0] == "airplane" and s.classes[-1] == "truck"
+
+
+def test_mean_std_chunked_and_kept_by_replace(tiny_splits):
+    from dataclasses import replace
+
+    s = make_synthetic(300, 50, seed=3)
+    x = s.train_x.float() / 255
+    mean, std = s.mean_std
+    assert mean == pytest.approx(x.mean((0, 2, 3)).tolist(), abs=1e-6)
+    assert std == pytest.approx(x.std((0, 2, 3)).tolist(), abs=1e-6)
+    # derived splits (surgery trains on other images) keep the parent's normalisation
+    other = replace(s, train_x=s.test_x, train_y=s.test_y)
+    assert other.mean_std == (mean, std)
