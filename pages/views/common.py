@@ -82,10 +82,8 @@ def metric_figure(frames: dict[str, pd.DataFrame], names: dict[str, str], colors
                   title: str, log_y: bool = False, window: int = 1, bands: bool = False,
                   mode: str = "lines") -> go.Figure:
     """One chart, one line per run; ``frames`` maps run id to its records."""
-    fig = panel_figure([{"frames": frames, "x": x, "y": y, "title": title, "log_y": log_y, "window": window,
-                         "bands": bands, "mode": mode}], names, colors)
-    fig.update_layout(title=title)
-    return fig
+    return panel_figure([{"frames": frames, "x": x, "y": y, "title": title, "log_y": log_y, "window": window,
+                          "bands": bands, "mode": mode}], names, colors)
 
 
 def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, str], height: int = 320) -> go.Figure:

@@ -94,9 +94,10 @@ def live(ids: list[str]) -> None:
     counts = store.step_counts(*ids)
     for i, r in runs.items():
         if r["status"] in ACTIVE:
-            total = r["summary"].get("total_steps") or 1
+            total = r["summary"].get("total_steps")  # known once the worker has loaded the data
             a, b = st.columns([5, 1])
-            a.progress(min(1.0, counts[i] / total), text=f"{names[i]}: {r['status']} {counts[i]}/{total} steps")
+            a.progress(min(1.0, counts[i] / total) if total else 0.0,
+                       text=f"{names[i]}: {r['status']}" + (f" {counts[i]}/{total} steps" if total else ""))
             if b.button("Cancel", key=f"cancel-{i}"):
                 get_manager().cancel(i)
         elif r["status"] not in ("done",):
