@@ -13,9 +13,11 @@ import argparse
 import time
 
 from beta_core.attribution import AttributionConfig, attribute, epoch_scores
-from beta_core.data import DataConfig, load_splits, make_synthetic
-from beta_core.diagnose import loaders_for
-from beta_core.engine import Training, evaluate, resolve_config
+from beta_core.config import resolve_config
+from beta_core.data import DataConfig, eval_loaders, load_splits, make_synthetic
+from beta_core.engine import Training
+from beta_core.models import evaluate
+from beta_core.records import EPOCH
 
 
 def best(fn, repeats=3) -> float:
@@ -36,15 +38,15 @@ def main() -> None:
               else make_synthetic(8000, 2000))
     t = Training(resolve_config("sgd-beta", epochs=args.epochs, dataset="synthetic"), splits=splits)
     recs = list(t.run())
-    ep = [r for r in recs if "train_loss" in r]
+    ep = [r for r in recs if r["kind"] == EPOCH]
     model = t.model
-    loader = loaders_for(splits, t.device, t.channels_last)["test"]
+    loader = eval_loaders(splits, t.device, t.channels_last)["test"]
     ev = best(lambda: evaluate(model, loader))
     core_cfg = AttributionConfig(by_predicted=False, contrast=False)
     core = best(lambda: attribute(model, loader, core_cfg))
     full = best(lambda: attribute(model, loader, AttributionConfig()))
     r = attribute(model, loader, core_cfg)
-    epoch_time = t.train_seconds / args.epochs
+    epoch_time = t.step_seconds / args.epochs
     es = best(lambda: epoch_scores(model, t.test_loader))
     print(f"model small_cnn, {len(splits.train_y)} train / {len(loader.y)} test images, test acc "
           f"{ep[-1]['test_acc']:.3f} ({r['n_errors']} errors)")

@@ -17,16 +17,18 @@ import time
 import torch
 import torch.nn.functional as F
 
-from beta_core.data import DataConfig, load_splits, make_synthetic
-from beta_core.engine import Training, pick_device, resolve_config
+from beta_core.data import DataConfig, eval_loaders, load_splits, make_synthetic
+from beta_core.config import resolve_config
+from beta_core.engine import Training, pick_device
+from beta_core.records import EPOCH, STEP
 
 
 def engine_epoch(cfg, splits) -> float:
     t = Training(cfg, splits=splits)
     t.setup()
     recs = list(t.run())
-    ep = [r for r in recs if "train_loss" in r]
-    steps = [r for r in recs if "train_loss" not in r]
+    ep = [r for r in recs if r["kind"] == EPOCH]
+    steps = [r for r in recs if r["kind"] == STEP]
     # Training time of the last epoch without its evaluation pass.
     return steps[-1]["time"] - (ep[-2]["time"] if len(ep) > 1 else 0.0)
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 
 from beta_core.attribution import AttributionConfig, attribute, overlap
-from beta_core.data import DataConfig, load_splits, make_synthetic
-from beta_core.diagnose import loaders_for
-from beta_core.engine import Training, resolve_config
-from beta_core.presets import preset_overrides
+from beta_core.config import plan_runs
+from beta_core.data import DataConfig, eval_loaders, load_splits, make_synthetic
+from beta_core.engine import Training
 from beta_core.surgery import SurgeryConfig, run_surgery
 
 
@@ -32,14 +31,14 @@ def main() -> None:
     print(f"data: {splits.name}, {len(splits.train_y)} train / {len(splits.test_y)} test")
     trained = {}
     for method in ("sgd-beta", "adam"):
-        cfg = resolve_config(method, **{**preset_overrides("quick-cpu", method), "epochs": args.epochs})
+        cfg = plan_runs([method], [0], "quick-cpu", {"epochs": args.epochs})[0]
         t = Training(cfg, splits=splits)
         list(t.run())
         trained[method] = (cfg, t)
         print(f"{method:<9} test acc {t.epochs_done[-1]['test_acc']:.4f}")
     flagged = {}
     for method, (cfg, t) in trained.items():
-        loaders = loaders_for(splits, t.device, t.channels_last)
+        loaders = eval_loaders(splits, t.device, t.channels_last)
         r = attribute(t.model, loaders["test"], AttributionConfig(probe_steps=args.probe_steps), splits.classes,
                       train_loader=loaders["train"])
         flagged[method] = r["flagged"]

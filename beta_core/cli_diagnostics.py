@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import argparse
 
-from .attribution import AttributionConfig, overlap
+from .attribution import NORMALIZATIONS, AttributionConfig, attribute, overlap, plant_fault
+from .cli_common import Progress, execute
+from .jobs import load_trained, train_config_of
 from .store import Store
+from .surgery import SurgeryConfig, surgery_run_config
 
 __all__ = ["add_parsers", "HANDLERS"]
 
 
 def _attr_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=("test", "train"), help="whose errors (default test)")
-    p.add_argument("--normalization", default="relative", choices=("raw", "per_param", "relative"))
+    p.add_argument("--normalization", default="relative", choices=NORMALIZATIONS)
     p.add_argument("--select", default="topk", choices=("topk", "zscore"))
     p.add_argument("-k", type=int, default=3)
     p.add_argument("--z", type=float, default=1.0)
@@ -52,9 +55,6 @@ def add_parsers(sub) -> None:
 
 
 def _attribute(store: Store, run_id: str, args, data_dir: str) -> dict:
-    from .attribution import attribute
-    from .diagnose import load_trained
-
     cfg = _attr_cfg(args)
     model, splits, loaders = load_trained(store, run_id, data_dir)
     result = attribute(model, loaders["test" if cfg.split == "test" else "train_eval"], cfg, splits.classes,
@@ -97,17 +97,13 @@ def cmd_overlap(args, store: Store) -> int:
 
 
 def cmd_surgery(args, store: Store) -> int:
-    from .cli import Progress, _execute
-    from .surgery import SurgeryConfig, surgery_run_config
-
     parent = store.get_run(args.run_id)
     store.load_checkpoint(args.run_id)  # fail fast: a run without a checkpoint
     groups = "auto" if args.groups == "auto" else tuple(g for g in args.groups.split(",") if g)
     cfg = SurgeryConfig(groups=groups, epochs=args.epochs, lr=args.lr, oversample_errors=args.oversample_errors,
                         controls=args.controls, train_split=args.train_split, allow_leaky=args.allow_leaky)
-    train_cfg = parent["config"]["train"] if parent["kind"] == "surgery" else parent["config"]
-    rid = store.create_run(surgery_run_config(train_cfg, cfg), kind="surgery", parent=args.run_id)
-    run = _execute(store, rid, args, Progress("surgery", cfg.epochs, args.quiet))
+    rid = store.create_run(surgery_run_config(train_config_of(parent), cfg), kind="surgery", parent=args.run_id)
+    run = execute(store, rid, args.data_dir, Progress("surgery", cfg.epochs, args.quiet))
     if run["status"] != "done":
         print(f"surgery {rid}: {run['status']} {run['error'] or ''}")
         return 1
@@ -127,8 +123,6 @@ def cmd_surgery(args, store: Store) -> int:
 
 
 def cmd_plant_fault(args, store: Store) -> int:
-    from .diagnose import load_trained, plant_fault
-
     model, splits, loaders = load_trained(store, args.run_id, args.data_dir)
     r = plant_fault(model, loaders["test"], args.group, args.strength, args.seed, classes=splits.classes,
                     method=args.method, train_loader=loaders["train"])

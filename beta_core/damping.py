@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .schedules import _finite_positive, _momentum_value
+from .schedules import check_finite_positive, check_momentum
 
 __all__ = ["REGIMES", "zeta", "classify", "EpochRegime", "epoch_regimes", "regime_summary",
            "simulate_heavy_ball", "settling_step", "overshoots"]
@@ -47,8 +47,8 @@ def zeta(lr: float, mu: float, lam: float = 1.0) -> float:
     >>> round(zeta(0.1, 0.9), 5)
     0.15811
     """
-    _finite_positive("lr", lr), _finite_positive("lam", lam)
-    return (1.0 - _momentum_value("mu", mu)) / (2.0 * math.sqrt(lam * lr))
+    check_finite_positive("lr", lr), check_finite_positive("lam", lam)
+    return (1.0 - check_momentum("mu", mu)) / (2.0 * math.sqrt(lam * lr))
 
 
 def classify(z: float, tol: float = DEFAULT_TOL) -> str:
@@ -107,14 +107,14 @@ def simulate_heavy_ball(curvatures: Sequence[float], lr: float, momentum: Moment
     ``momentum`` is a number or a rule ``f(step, lr) -> mu``. Returns the
     trajectory, shape ``(steps + 1, dims)``, starting with ``x0`` (default all ones).
     """
-    lams = np.asarray([_finite_positive("curvature", float(c)) for c in curvatures])
-    _finite_positive("lr", lr)
+    lams = np.asarray([check_finite_positive("curvature", float(c)) for c in curvatures])
+    check_finite_positive("lr", lr)
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"Invalid steps: {steps!r} (expected an integer >= 1)")
     x = np.ones_like(lams) if x0 is None else np.asarray(x0, dtype=float)
     if x.shape != lams.shape:
         raise ValueError(f"Invalid x0: shape {x.shape} (expected {lams.shape}, one value per curvature)")
-    rule = momentum if callable(momentum) else (lambda _s, _lr, m=_momentum_value("momentum", momentum): m)
+    rule = momentum if callable(momentum) else (lambda _s, _lr, m=check_momentum("momentum", momentum): m)
     v = np.zeros_like(x)
     traj = np.empty((steps + 1, len(lams)))
     traj[0] = x

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["SOURCES", "DataConfig", "Splits", "DataSourceError", "load_splits", "DeviceLoader",
-           "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset"]
+           "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset", "eval_loaders"]
 
 SOURCES = ("auto", "synthetic", "cifar10", "folder")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -378,3 +378,16 @@ class DeviceLoader:
         """uint8 images on the device -> normalised float32 in the loader's memory format."""
         mf = torch.channels_last if self.channels_last else torch.contiguous_format
         return xb.to(memory_format=mf).float().sub_(self.mean).div_(self.std)
+
+
+def eval_loaders(splits: Splits, device, channels_last: bool, batch: int = 1024) -> dict[str, DeviceLoader]:
+    """Loaders for diagnosis: eval-order ``test`` and ``train_eval`` (no augmentation), and a
+    shuffled, augmented ``train`` loader (batch 128) for the retrain-one-group probe."""
+    mean, std = splits.mean_std
+
+    def plain(x, y):
+        return DeviceLoader(x, y, min(batch, len(y)), mean, std, False, 0, device, channels_last)
+
+    return {"test": plain(splits.test_x, splits.test_y), "train_eval": plain(splits.train_x, splits.train_y),
+            "train": DeviceLoader(splits.train_x, splits.train_y, min(128, len(splits.train_y)), mean, std, True, 0,
+                                  device, channels_last)}

@@ -1,6 +1,8 @@
 """Jobs: run a stored run in this process, or as worker processes under a concurrency limit.
 
-A job is a run in the store (kind ``train``, ``surgery`` or ``attribution``). Its state lives
+The one place that joins the store and the computation. A job is a run in the store (kind
+``train``, ``surgery`` or ``attribution``); :data:`JOB_BODIES` maps each kind to the function
+that computes it from the stored config and writes its records and results. Its state lives
 in the store, never in the manager, so a browser refresh, a second tab, a restarted app or
 the CLI all see the same thing. Training never happens in the caller's thread of a UI: the
 :class:`JobManager` starts one ``python -m beta_core worker RUN_ID`` process per job and
@@ -17,12 +19,18 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .engine import Training, TrainConfig
-from .store import ACTIVE, Store, StoreError
+from dataclasses import asdict, replace
 
-__all__ = ["execute_run", "JobManager", "JOB_KINDS", "StopFlag"]
+from .attribution import AttributionConfig, attribute
+from .config import TrainConfig
+from .data import eval_loaders
+from .engine import Training, prepare
+from .records import ACTIVE, EPOCH
+from .store import Store, StoreError
+from .surgery import SurgeryConfig, run_surgery
 
-JOB_KINDS = ("train", "surgery", "attribution")
+__all__ = ["execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter", "load_trained",
+           "train_config_of"]
 
 
 class StopFlag:
@@ -43,8 +51,9 @@ class StopFlag:
         return self.stopped
 
 
-class _MetricWriter:
-    """Buffers step records and writes them every ``interval`` seconds (one transaction each)."""
+class MetricWriter:
+    """Buffers step records and writes them every ``interval`` seconds (one transaction each);
+    an epoch record flushes the steps before it and is written at once."""
 
     def __init__(self, store: Store, run_id: str, interval: float = 0.5) -> None:
         self.store, self.run_id, self.interval = store, run_id, interval
@@ -52,7 +61,7 @@ class _MetricWriter:
         self.last = time.monotonic()
 
     def add(self, rec: dict) -> None:
-        if "train_loss" in rec:  # epoch record: flush steps first so readers see them in order
+        if rec["kind"] == EPOCH:  # flush steps first so readers see them in order
             self.flush()
             self.store.add_epoch(self.run_id, rec)
             return
@@ -65,13 +74,31 @@ class _MetricWriter:
         self.buf, self.last = [], time.monotonic()
 
 
+def train_config_of(run: dict) -> dict:
+    """The training config behind a stored run: its own, or a surgery run's parent config."""
+    return run["config"]["train"] if run["kind"] == "surgery" else run["config"]
+
+
+def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str | None = None):
+    """(model with the run's final weights in eval mode, its splits, eval loaders) for a finished run."""
+    run = store.get_run(run_id)
+    if run["kind"] not in ("train", "surgery"):
+        raise StoreError(f"Run {run_id} is a {run['kind']} job (expected a training or surgery run)")
+    state = store.load_checkpoint(run_id)  # clear error if the run has no checkpoint
+    cfg = TrainConfig.from_dict(train_config_of(run))
+    if device:
+        cfg = replace(cfg, device=device)
+    p = prepare(cfg, data_dir, init_state=state)
+    p.model.eval()
+    return p.model, p.splits, eval_loaders(p.splits, p.device, p.channels_last)
+
+
 def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
-    cfg = TrainConfig.from_dict(run["config"])
-    training = Training(cfg, data_dir, splits=splits, should_stop=stop)
+    training = Training(TrainConfig.from_dict(run["config"]), data_dir, splits=splits, should_stop=stop)
     training.setup()
     store.update_summary(run["id"], {"total_steps": training.total_steps, "data": training.splits.name,
                                      "synthetic": training.splits.synthetic, "device": str(training.device)})
-    writer = _MetricWriter(store, run["id"])
+    writer = MetricWriter(store, run["id"])
     for rec in training.run():
         writer.add(rec)
         if on_record:
@@ -80,6 +107,45 @@ def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     if training.status == "done":
         store.save_checkpoint(run["id"], training.model.state_dict())
     return training.status, training.summary
+
+
+def _surgery(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
+    """The run's config holds the parent's training config and the surgery config."""
+    parent_cfg = TrainConfig.from_dict(train_config_of(store.get_run(run["parent"])))
+    cfg = SurgeryConfig(**run["config"]["surgery"])
+    state = store.load_checkpoint(run["parent"])
+    writer = MetricWriter(store, run["id"])
+
+    def rec(r):
+        writer.add(r)
+        if on_record:
+            on_record(r)
+
+    out = run_surgery(parent_cfg, state, cfg, data_dir, splits, on_record=rec, stop=stop)
+    writer.flush()
+    if out["status"] != "done":
+        return out["status"], {"report": out["report"]}
+    store.save_checkpoint(run["id"], out["state"])
+    store.add_result(run["id"], "surgery", {"summary": out["summary"], "report": out["report"],
+                                             "config": asdict(cfg)})
+    return "done", {**out["summary"], "report": out["report"]}
+
+
+def _attribution(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
+    """Attribute the parent run's model; the result is stored on the parent and on the job."""
+    cfg = AttributionConfig(**run["config"].get("attribution", {}))
+    model, splits, loaders = load_trained(store, run["parent"], data_dir)
+    result = attribute(model, loaders["test" if cfg.split == "test" else "train_eval"], cfg, splits.classes,
+                       train_loader=loaders["train"])
+    result["run_id"] = run["parent"]
+    store.add_result(run["parent"], "attribution", result)
+    store.add_result(run["id"], "attribution", result)
+    return "done", {"flagged": result["flagged"], "n_errors": result["n_errors"],
+                    "param_fraction": result["param_fraction"]}
+
+
+JOB_BODIES = {"train": _train, "surgery": _surgery, "attribution": _attribution}
+JOB_KINDS = tuple(JOB_BODIES)
 
 
 def execute_run(store: Store, run_id: str, data_dir: str = "data",
@@ -99,16 +165,10 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
         signal.signal(signal.SIGTERM, stop.on_signal)
         signal.signal(signal.SIGINT, stop.on_signal)
     try:
-        if run["kind"] == "train":
-            status, summary = _train(store, run, data_dir, stop, on_record, splits)
-        elif run["kind"] == "surgery":
-            from .surgery import run_surgery_job
-            status, summary = run_surgery_job(store, run, data_dir, stop, on_record)
-        elif run["kind"] == "attribution":
-            from .attribution import run_attribution_job
-            status, summary = run_attribution_job(store, run, data_dir, stop)
-        else:
+        body = JOB_BODIES.get(run["kind"])
+        if body is None:
             raise ValueError(f"Unknown job kind: {run['kind']!r} (expected one of {JOB_KINDS})")
+        status, summary = body(store, run, data_dir, stop, on_record, splits)
         store.finish(run_id, status, summary)
     except Exception as e:  # noqa: BLE001 - the run fails, the caller decides what to show
         store.finish(run_id, "failed", error=f"{type(e).__name__}: {e}")
@@ -163,7 +223,7 @@ class JobManager:
             for rid, p in list(self.procs.items()):
                 if p.poll() is not None:
                     del self.procs[rid]
-            queued = [r for r in reversed(self.store.runs()) if r["status"] == "queued" and r["pid"] == os.getpid()]
+            queued = [r for r in reversed(self.store.runs(status="queued")) if r["pid"] == os.getpid()]
             while queued and len(self.procs) < self.max_parallel:
                 self._start(queued.pop(0)["id"])
             return len(queued)
@@ -188,7 +248,7 @@ class JobManager:
 
     def active(self) -> list[dict]:
         """Queued and running jobs of this store, oldest first."""
-        return [r for r in reversed(self.store.runs()) if r["status"] in ACTIVE]
+        return list(reversed(self.store.runs(status=ACTIVE)))
 
     def wait(self, run_ids: list[str], timeout: float | None = None,
              on_tick: Callable[[], None] | None = None) -> list[dict]:

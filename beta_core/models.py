@@ -11,17 +11,22 @@ small_cnn      stem + 3 pooled conv blocks (w, 2w, 4w, 8w)      conv1 bn1 block1
 A layer group is a top-level child module that holds parameters; the order is
 the order of the forward pass. ``layer_groups(model)`` returns them with their
 parameter counts.
+
+Evaluation lives here too: ``predict`` and ``evaluate`` run a model over an eval loader (any
+object with ``epoch(0)`` yielding ``(images, labels)``, ``device`` and ``y``) inside
+``eval_mode``, which restores the model's train/eval state afterwards.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ["MODELS", "ModelConfig", "build_model", "layer_groups", "group_parameters",
-           "LayerGroup", "SmallCNN", "ResNet"]
+__all__ = ["MODELS", "ModelConfig", "build_model", "layer_groups", "group_parameters", "group_param_counts",
+           "LayerGroup", "SmallCNN", "ResNet", "eval_mode", "predict", "evaluate"]
 
 MODELS = ("small_cnn", "small_resnet", "resnet18")
 
@@ -138,9 +143,45 @@ def group_parameters(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter
     return groups
 
 
+def group_param_counts(model: nn.Module) -> dict[str, int]:
+    """``{group: number of parameters}`` in forward order."""
+    return {g: sum(p.numel() for _, p in ps) for g, ps in group_parameters(model).items()}
+
+
 def layer_groups(model: nn.Module) -> list[LayerGroup]:
     """The model's layer groups in forward order, with parameter counts and fractions."""
-    groups = group_parameters(model)
-    counts = {g: sum(p.numel() for _, p in ps) for g, ps in groups.items()}
+    counts = group_param_counts(model)
     total = sum(counts.values())
     return [LayerGroup(g, n, n / total) for g, n in counts.items()]
+
+
+# ------------------------------------------------------------------ evaluation
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Eval mode (BatchNorm on running statistics) inside the block; the previous mode after it."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader, autocast: bool = False) -> tuple[torch.Tensor, float]:
+    """(predicted labels, mean cross-entropy) over one pass of an eval-order ``loader``."""
+    preds, loss_sum, n = [], 0.0, 0
+    with eval_mode(model):
+        for xb, yb in loader.epoch(0):
+            with torch.autocast(loader.device.type, torch.bfloat16, enabled=autocast):
+                out = model(xb)
+            loss_sum += F.cross_entropy(out.float(), yb, reduction="sum").item()
+            preds.append(out.argmax(1))
+            n += len(yb)
+    return torch.cat(preds), loss_sum / n
+
+
+def evaluate(model: nn.Module, loader, autocast: bool = False) -> tuple[float, float]:
+    """(loss, accuracy) over one pass of ``loader``."""
+    preds, loss = predict(model, loader, autocast)
+    return loss, (preds == loader.y).float().mean().item()

@@ -51,7 +51,7 @@ __all__ = [
     "LR_SCHEDULES", "MOMENTUM_RULES", "LRSchedule", "MomentumRule", "MomentumScheduler",
     "constant_lr", "step_decay_lr", "cosine_lr", "linear_lr", "onecycle_lr", "lr_at",
     "beta_momentum", "exact_momentum", "onecycle_momentum", "hybrid_switch_lr",
-    "momentum_at", "momentum_sequence", "effective_lr",
+    "momentum_at", "momentum_sequence", "effective_lr", "check_finite_positive", "check_momentum",
 ]
 
 LR_SCHEDULES = ("constant", "step", "cosine", "linear", "onecycle")
@@ -59,13 +59,15 @@ MOMENTUM_RULES = ("constant", "beta", "exact", "hybrid", "onecycle")
 
 
 # ---------------------------------------------------------------- validation
-def _finite_positive(name: str, value: float) -> float:
+def check_finite_positive(name: str, value: float) -> float:
+    """``value`` as a float if it is a finite number > 0, else a ValueError naming ``name``."""
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"Invalid {name}: {value!r} (expected a finite number > 0)")
     return float(value)
 
 
-def _momentum_value(name: str, value: float) -> float:
+def check_momentum(name: str, value: float) -> float:
+    """``value`` as a float if it is a momentum in [0, 1), else a ValueError naming ``name``."""
     if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value < 1:
         raise ValueError(f"Invalid {name}: {value!r} (expected a momentum in [0, 1))")
     return float(value)
@@ -93,7 +95,7 @@ def _fraction(name: str, value: float) -> float:
 def constant_lr(step: int, base_lr: float) -> float:
     """The same LR at every step."""
     _step(step)
-    return _finite_positive("base_lr", base_lr)
+    return check_finite_positive("base_lr", base_lr)
 
 
 def step_decay_lr(step: int, base_lr: float, step_size: int, gamma: float = 0.1) -> float:
@@ -103,7 +105,7 @@ def step_decay_lr(step: int, base_lr: float, step_size: int, gamma: float = 0.1)
         raise ValueError(f"Invalid step_size: {step_size!r} (expected an integer >= 1)")
     if not 0 < gamma <= 1:
         raise ValueError(f"Invalid gamma: {gamma!r} (expected a factor in (0, 1])")
-    return _finite_positive("base_lr", base_lr) * gamma ** (step // step_size)
+    return check_finite_positive("base_lr", base_lr) * gamma ** (step // step_size)
 
 
 def _warmup(step: int, base_lr: float, warmup_steps: int) -> float | None:
@@ -122,7 +124,7 @@ def cosine_lr(step: int, base_lr: float, total_steps: int, warmup_steps: int = 0
     The LR is held at ``min_lr`` past the end. With ``min_lr = 0`` the last steps
     approach zero, which is where the beta rule's ``mu_max`` clamp matters.
     """
-    _step(step), _total(total_steps), _finite_positive("base_lr", base_lr)
+    _step(step), _total(total_steps), check_finite_positive("base_lr", base_lr)
     if not 0 <= min_lr < base_lr:
         raise ValueError(f"Invalid min_lr: {min_lr!r} (expected 0 <= min_lr < base_lr={base_lr})")
     warm = _warmup(step, base_lr, warmup_steps)
@@ -137,7 +139,7 @@ def cosine_lr(step: int, base_lr: float, total_steps: int, warmup_steps: int = 0
 def linear_lr(step: int, base_lr: float, total_steps: int, final_lr: float = 0.0,
               warmup_steps: int = 0) -> float:
     """Optional warm-up, then a straight line from ``base_lr`` to ``final_lr``."""
-    _step(step), _total(total_steps), _finite_positive("base_lr", base_lr)
+    _step(step), _total(total_steps), check_finite_positive("base_lr", base_lr)
     if final_lr < 0:
         raise ValueError(f"Invalid final_lr: {final_lr!r} (expected >= 0)")
     warm = _warmup(step, base_lr, warmup_steps)
@@ -164,7 +166,7 @@ def onecycle_lr(step: int, max_lr: float, total_steps: int, pct_start: float = 0
                 div_factor: float = 25.0, final_div_factor: float = 1e4) -> float:
     """One-cycle LR: cosine up from ``max_lr/div_factor`` to ``max_lr``, then down to
     ``max_lr/(div_factor*final_div_factor)`` (torch OneCycleLR, anneal_strategy='cos')."""
-    _step(step), _total(total_steps), _finite_positive("max_lr", max_lr)
+    _step(step), _total(total_steps), check_finite_positive("max_lr", max_lr)
     _fraction("pct_start", pct_start)
     initial = max_lr / div_factor
     phase, t = _onecycle_phase(step, total_steps, pct_start)
@@ -189,7 +191,7 @@ class LRSchedule:
     def __post_init__(self) -> None:
         if self.name not in LR_SCHEDULES:
             raise ValueError(f"Unknown LR schedule: {self.name!r} (expected one of {LR_SCHEDULES})")
-        _finite_positive("base_lr", self.base_lr)
+        check_finite_positive("base_lr", self.base_lr)
         _total(self.total_steps)
         self.lr(0)  # validates the remaining fields through the closed form
 
@@ -218,7 +220,7 @@ def beta_momentum(lr: float, lam: float = 1.0, mu_min: float = 0.0, mu_max: floa
     >>> round(beta_momentum(0.1), 5), beta_momentum(0.0025), beta_momentum(0.5)
     (0.36754, 0.9, 0.0)
     """
-    _finite_positive("lr", lr), _finite_positive("lam", lam)
+    check_finite_positive("lr", lr), check_finite_positive("lam", lam)
     return min(mu_max, max(mu_min, 1.0 - 2.0 * math.sqrt(lam * lr)))
 
 
@@ -228,7 +230,7 @@ def exact_momentum(lr: float, lam: float = 1.0, mu_min: float = 0.0, mu_max: flo
     Past ``lam*lr = 1`` the root ``sqrt(lam*lr)`` exceeds 1 and the square grows
     again, so the raw value is taken as 0 there (no momentum can make that stable).
     """
-    _finite_positive("lr", lr), _finite_positive("lam", lam)
+    check_finite_positive("lr", lr), check_finite_positive("lam", lam)
     root = math.sqrt(lam * lr)
     raw = (1.0 - root) ** 2 if root < 1 else 0.0
     return min(mu_max, max(mu_min, raw))
@@ -246,7 +248,7 @@ def onecycle_momentum(step: int, total_steps: int, pct_start: float = 0.3,
 
 def hybrid_switch_lr(mu_c: float, lam: float = 1.0) -> float:
     """The LR at which the beta value equals ``mu_c``: ``((1-mu_c)/2)**2 / lam`` (0.0025 for 0.9)."""
-    return ((1.0 - _momentum_value("mu_c", mu_c)) / 2.0) ** 2 / _finite_positive("lam", lam)
+    return ((1.0 - check_momentum("mu_c", mu_c)) / 2.0) ** 2 / check_finite_positive("lam", lam)
 
 
 @dataclass(frozen=True)
@@ -267,11 +269,11 @@ class MomentumRule:
     def __post_init__(self) -> None:
         if self.name not in MOMENTUM_RULES:
             raise ValueError(f"Unknown momentum rule: {self.name!r} (expected one of {MOMENTUM_RULES})")
-        _momentum_value("mu", self.mu), _finite_positive("lam", self.lam)
-        _momentum_value("mu_min", self.mu_min), _momentum_value("mu_max", self.mu_max)
+        check_momentum("mu", self.mu), check_finite_positive("lam", self.lam)
+        check_momentum("mu_min", self.mu_min), check_momentum("mu_max", self.mu_max)
         if self.mu_min > self.mu_max:
             raise ValueError(f"Invalid mu_min/mu_max: {self.mu_min} > {self.mu_max} (expected mu_min <= mu_max)")
-        _momentum_value("base_momentum", self.base_momentum), _momentum_value("max_momentum", self.max_momentum)
+        check_momentum("base_momentum", self.base_momentum), check_momentum("max_momentum", self.max_momentum)
         if self.switch != "auto":
             if isinstance(self.switch, str) or isinstance(self.switch, bool):
                 raise ValueError(f"Invalid switch: {self.switch!r} (expected 'auto' or a fraction in [0, 1])")
@@ -302,7 +304,7 @@ def momentum_at(rule: MomentumRule, step: int, lr: float, switched: bool = False
     """
     _step(step)
     if lr != 0:
-        _finite_positive("lr", lr)
+        check_finite_positive("lr", lr)
     if rule.name == "constant":
         return rule.mu
     if rule.name == "beta":
@@ -342,7 +344,7 @@ def effective_lr(lr: float, mu: float) -> float:
 
     Under the beta rule this is ``sqrt(lr)/2``; with mu = 0.9 it is ``10*lr``.
     """
-    return _finite_positive("lr", lr) / (1.0 - _momentum_value("mu", mu))
+    return check_finite_positive("lr", lr) / (1.0 - check_momentum("mu", mu))
 
 
 # ---------------------------------------------------------------- torch wrapper

@@ -25,12 +25,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .engine import EPOCH_FIELDS, STEP_FIELDS
+from .records import ACTIVE, EPOCH_FIELDS, STATUSES, STEP_FIELDS
 
-__all__ = ["STATUSES", "ACTIVE", "Store", "StoreError", "validate_run_id", "default_runs_dir"]
+__all__ = ["Store", "StoreError", "validate_run_id", "default_runs_dir"]
 
-STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted")
-ACTIVE = ("queued", "running")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 _SCHEMA = f"""
@@ -154,10 +152,26 @@ class Store:
         with self._db() as db:
             return self._reap(db, self._row(db, run_id))
 
-    def runs(self) -> list[dict]:
-        """All runs, newest first, with dead owners marked ``interrupted``."""
+    def runs(self, kind: str | tuple | None = None, status: str | tuple | None = None,
+             parent: str | None = None, group_id: str | None = None) -> list[dict]:
+        """Runs, newest first, with dead owners marked ``interrupted``; filtered when asked.
+
+        ``kind`` and ``status`` take one value or a tuple of values. Status is filtered after
+        dead owners are reaped, so ``status="running"`` never returns a dead run.
+        """
+        where, args = [], []
+        for col, val in (("kind", kind), ("parent", parent), ("group_id", group_id)):
+            if val is not None:
+                vals = (val,) if isinstance(val, str) else tuple(val)
+                where.append(f"{col} IN ({', '.join('?' * len(vals))})")
+                args += vals
+        q = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY created DESC, id DESC"
         with self._db() as db:
-            return [self._reap(db, r) for r in db.execute("SELECT * FROM runs ORDER BY created DESC, id DESC")]
+            rows = [self._reap(db, r) for r in db.execute(q, args)]
+        if status is not None:
+            wanted = (status,) if isinstance(status, str) else tuple(status)
+            rows = [r for r in rows if r["status"] in wanted]
+        return rows
 
     def list_runs(self) -> pd.DataFrame:
         """One row per run: id, status, kind, method, model, dataset, best/final accuracy, parent."""
@@ -168,11 +182,12 @@ class Store:
                          "model": r["model"], "data": s.get("data", r["dataset"]),
                          "seed": r["config"].get("seed"), "epochs": r["config"].get("epochs"),
                          "best_test_acc": s.get("best_test_acc"), "final_test_acc": s.get("final_test_acc"),
-                         "train_seconds": s.get("train_seconds"), "parent": r["parent"],
+                         # runs written before the rename stored wall time as train_seconds
+                         "wall_seconds": s.get("wall_seconds", s.get("train_seconds")), "parent": r["parent"],
                          "group": r["group_id"], "label": r["label"],
                          "created": pd.Timestamp(r["created"], unit="s"), "error": r["error"]})
         cols = ["id", "status", "kind", "method", "model", "data", "seed", "epochs", "best_test_acc",
-                "final_test_acc", "train_seconds", "parent", "group", "label", "created", "error"]
+                "final_test_acc", "wall_seconds", "parent", "group", "label", "created", "error"]
         return pd.DataFrame(rows, columns=cols)
 
     def claim(self, run_id: str, pid: int | None = None) -> None:
@@ -234,7 +249,7 @@ class Store:
                                [(run_id, *(r[f] for f in STEP_FIELDS)) for r in records])
 
     def add_epoch(self, run_id: str, rec: dict) -> None:
-        extra = {k: v for k, v in rec.items() if k not in EPOCH_FIELDS}
+        extra = {k: v for k, v in rec.items() if k not in EPOCH_FIELDS and k != "kind"}
         with self._db() as db:
             db.execute(f"INSERT OR REPLACE INTO epochs VALUES (?, {', '.join('?' * len(EPOCH_FIELDS))}, ?)",
                        (run_id, *(rec[f] for f in EPOCH_FIELDS), json.dumps(extra)))
@@ -265,8 +280,10 @@ class Store:
         return self._frame("steps", STEP_FIELDS, list(run_ids), since)
 
     def epochs(self, *run_ids: str) -> pd.DataFrame:
-        """Epoch records of one or more runs; ``extra`` holds JSON (e.g. group scores)."""
-        return self._frame("epochs", EPOCH_FIELDS, list(run_ids))
+        """Epoch records of one or more runs; ``extra`` holds a dict per epoch (e.g. group scores)."""
+        df = self._frame("epochs", EPOCH_FIELDS, list(run_ids))
+        df["extra"] = [json.loads(e) if e else {} for e in df.get("extra", [])]
+        return df
 
     def compare(self, run_ids: list[str]) -> pd.DataFrame:
         """Per-method mean and spread (std, n) of final/best accuracy and time over runs."""
@@ -276,7 +293,7 @@ class Store:
             s = r["summary"]
             rows.append({"method": r["method"], "seed": r["config"].get("seed"),
                          "final_test_acc": s.get("final_test_acc"), "best_test_acc": s.get("best_test_acc"),
-                         "train_seconds": s.get("train_seconds")})
+                         "wall_seconds": s.get("wall_seconds", s.get("train_seconds"))})
         df = pd.DataFrame(rows)
         if df.empty:
             return df
@@ -292,7 +309,9 @@ class Store:
         files = [out / "runs.csv", out / "steps.csv", out / "epochs.csv"]
         runs[runs["id"].isin(run_ids)].to_csv(files[0], index=False)
         self.steps(*run_ids).to_csv(files[1], index=False)
-        self.epochs(*run_ids).to_csv(files[2], index=False)
+        epochs = self.epochs(*run_ids)
+        epochs["extra"] = [json.dumps(e) for e in epochs["extra"]]
+        epochs.to_csv(files[2], index=False)
         return files
 
     # ------------------------------------------------------------ results and checkpoints

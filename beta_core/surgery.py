@@ -27,12 +27,13 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from .attribution import AttributionConfig, attribute
-from .data import Splits
-from .engine import Training, TrainConfig, predict
-from .models import group_parameters
+from .config import TrainConfig
+from .data import Splits, eval_loaders
+from .engine import Hook, Training, prepare
+from .models import eval_mode, group_param_counts, group_parameters, predict
 
-__all__ = ["SurgeryConfig", "verify", "run_surgery", "run_surgery_job", "random_groups_like",
-           "top_gradient_masks", "surgery_run_config"]
+__all__ = ["SurgeryConfig", "verify", "run_surgery", "random_groups_like", "top_gradient_masks",
+           "surgery_run_config", "FreezeGroups", "MaskParams"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,51 @@ def verify(before: torch.Tensor, after: torch.Tensor, y: torch.Tensor, n_classes
             "confusion_diff": (conf(after) - conf(before)).tolist()}
 
 
+class FreezeGroups(Hook):
+    """Train only the ``keep`` layer groups: the others get no gradient, and their BatchNorm
+    layers stay in eval mode so their running statistics do not move either."""
+
+    def __init__(self, keep: list[str]) -> None:
+        self.keep, self.frozen_bn = list(keep), []
+
+    def setup(self, training) -> None:
+        groups = group_parameters(training.model)
+        unknown = [g for g in self.keep if g not in groups]
+        if unknown or not self.keep:
+            raise ValueError(f"Unknown layer groups: {unknown or self.keep} (expected some of {list(groups)})")
+        for name, child in training.model.named_children():
+            frozen = name not in self.keep
+            for p in child.parameters():
+                p.requires_grad_(not frozen)
+            if frozen:
+                self.frozen_bn += [m for m in child.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+    def epoch_start(self, training, epoch: int) -> None:
+        for m in self.frozen_bn:
+            m.eval()
+
+
+class MaskParams(Hook):
+    """Train only the masked entries: after every optimizer step the others go back, bit for bit."""
+
+    def __init__(self, masks: dict[str, torch.Tensor]) -> None:
+        self.masks, self.kept = masks, []
+
+    def setup(self, training) -> None:
+        params = dict(training.model.named_parameters())
+        unknown = [n for n in self.masks if n not in params]
+        if unknown:
+            raise ValueError(f"Unknown parameters in masks: {unknown[:3]} (expected names from the model)")
+        self.kept = [(params[n], m.to(training.device), params[n].detach().clone()) for n, m in self.masks.items()]
+        for n, p in params.items():
+            p.requires_grad_(n in self.masks)
+
+    def after_step(self, training) -> None:
+        with torch.no_grad():
+            for p, m, orig in self.kept:
+                p.copy_(torch.where(m, p, orig))
+
+
 def random_groups_like(counts: dict[str, int], target: float, exclude: set, seed: int, tries: int = 200) -> list[str]:
     """Random groups whose parameter fraction is closest to ``target`` (not the same set)."""
     rng = random.Random(seed)
@@ -110,10 +156,10 @@ def random_groups_like(counts: dict[str, int], target: float, exclude: set, seed
 
 def top_gradient_masks(model, x: torch.Tensor, y: torch.Tensor, count: int, batch: int = 512) -> dict:
     """Boolean masks of the ``count`` parameter entries with the largest |error gradient|."""
-    model.eval()
     model.zero_grad(set_to_none=True)
-    for i in range(0, len(y), batch):
-        torch.nn.functional.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction="sum").backward()
+    with eval_mode(model):
+        for i in range(0, len(y), batch):
+            torch.nn.functional.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction="sum").backward()
     named = [(n, p) for n, p in model.named_parameters() if p.grad is not None]
     flat = torch.cat([p.grad.abs().flatten() for _, p in named])
     thresh = torch.topk(flat, min(count, len(flat))).values[-1]
@@ -145,8 +191,8 @@ def _surgery_splits(parent: Splits, cfg: SurgeryConfig, train_errors: torch.Tens
 
 def _finetune(train_cfg: TrainConfig, splits: Splits, state: dict, data_dir: str, groups=None, masks=None,
               on_record=None, stop=lambda: False) -> tuple[Training, torch.Tensor]:
-    t = Training(train_cfg, data_dir, splits=splits, init_state=state, trainable_groups=groups,
-                 param_masks=masks, should_stop=stop)
+    hooks = ([FreezeGroups(groups)] if groups is not None else []) + ([MaskParams(masks)] if masks is not None else [])
+    t = Training(train_cfg, data_dir, splits=splits, init_state=state, should_stop=stop, hooks=hooks)
     for rec in t.run():
         if on_record:
             on_record(rec)
@@ -157,14 +203,11 @@ def _finetune(train_cfg: TrainConfig, splits: Splits, state: dict, data_dir: str
 def run_surgery(parent_cfg: TrainConfig, state: dict, cfg: SurgeryConfig, data_dir: str = "data",
                 splits: Splits | None = None, on_record=None, stop=lambda: False) -> dict:
     """Repair a trained model; returns the report, the repaired weights and the training config."""
-    base = Training(parent_cfg, data_dir, splits=splits, init_state=state)
-    base.setup()
+    base = prepare(parent_cfg, data_dir, splits, state)
     splits, model = base.splits, base.model
     n_classes = len(splits.classes)
-    counts = {g: sum(p.numel() for _, p in ps) for g, ps in group_parameters(model).items()}
-    from .diagnose import loaders_for
-
-    loaders = loaders_for(splits, base.device, base.channels_last)
+    counts = group_param_counts(model)
+    loaders = eval_loaders(splits, base.device, base.channels_last)
     train_loader = loaders["train_eval"]
     train_pred, _ = predict(model, train_loader)
     train_errors = (train_pred != train_loader.y).nonzero().squeeze(1)
@@ -221,31 +264,6 @@ def run_surgery(parent_cfg: TrainConfig, state: dict, cfg: SurgeryConfig, data_d
     }
     return {"status": "done", "summary": summary, "report": report, "attribution": attribution,
             "state": t_main.model.state_dict(), "train_config": train_cfg}
-
-
-def run_surgery_job(store, run: dict, data_dir: str, stop, on_record=None) -> tuple[str, dict]:
-    """Job body: the run's config holds the parent's training config and the surgery config."""
-    from .jobs import _MetricWriter
-
-    parent = store.get_run(run["parent"])
-    parent_cfg = TrainConfig.from_dict(parent["config"]["train"] if parent["kind"] == "surgery" else parent["config"])
-    cfg = SurgeryConfig(**run["config"]["surgery"])
-    state = store.load_checkpoint(run["parent"])
-    writer = _MetricWriter(store, run["id"])
-
-    def rec(r):
-        writer.add(r)
-        if on_record:
-            on_record(r)
-
-    out = run_surgery(parent_cfg, state, cfg, data_dir, on_record=rec, stop=stop)
-    writer.flush()
-    if out["status"] != "done":
-        return out["status"], {"report": out["report"]}
-    store.save_checkpoint(run["id"], out["state"])
-    store.add_result(run["id"], "surgery", {"summary": out["summary"], "report": out["report"],
-                                             "config": asdict(cfg)})
-    return "done", {**out["summary"], "report": out["report"]}
 
 
 def surgery_run_config(parent_cfg: dict, cfg: SurgeryConfig) -> dict:

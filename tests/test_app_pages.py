@@ -6,7 +6,7 @@ from beta_core.attribution import AttributionConfig
 from beta_core.jobs import execute_run
 from beta_core.store import Store
 from beta_core.surgery import SurgeryConfig, surgery_run_config
-from conftest import tiny_config
+from helpers import tiny_config
 
 PAGES = ["theory", "schedules", "train", "attribution", "surgery", "runs"]
 

@@ -1,11 +1,13 @@
 import pytest
 import torch
 
-from beta_core.attribution import AttributionConfig, NoErrorsError, attribute, epoch_scores, overlap, select_groups
+from beta_core.attribution import (
+    AttributionConfig, NoErrorsError, attribute, epoch_scores, overlap, plant_fault, select_groups,
+)
 from beta_core.data import make_synthetic
-from beta_core.diagnose import loaders_for, plant_fault
+from beta_core.data import eval_loaders
 from beta_core.engine import Training
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def _model(trained, which="test"):
     t, splits, state = trained
     t.model.load_state_dict(state)
     t.model.eval()
-    return t.model, loaders_for(splits, "cpu", True)[which], splits
+    return t.model, eval_loaders(splits, "cpu", True)[which], splits
 
 
 @pytest.mark.parametrize("group", ["block2", "block3"])
@@ -31,7 +33,7 @@ def test_planted_fault_probe_ranks_damaged_group_first(trained, group):
     """The diagnostic's own correctness check, with the retrain-one-group probe: damage a group
     with noise (RMS = its weights' RMS, fixed seed), and the probe must rank it first."""
     model, loader, splits = _model(trained)
-    train = loaders_for(splits, "cpu", True)["train"]
+    train = eval_loaders(splits, "cpu", True)["train"]
     r = plant_fault(model, loader, group, strength=1.0, seed=0, method="probe", train_loader=train)
     assert r["acc_after"] < r["acc_before"] - 0.05  # the damage is real
     assert r["ranking"][0] == group, r
@@ -125,7 +127,7 @@ def test_plant_fault_bad_group(trained):
 
 def test_probe_scores_leave_model_untouched(trained):
     model, loader, splits = _model(trained)
-    train = loaders_for(splits, "cpu", True)["train"]
+    train = eval_loaders(splits, "cpu", True)["train"]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     from beta_core.attribution import probe_scores
 

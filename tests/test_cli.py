@@ -109,3 +109,28 @@ def test_run_without_checkpoint(capsys, tmp_path):
     assert "diverged" in out
     code, _, err = run(capsys, tmp_path, "attribute", rid)
     assert code == 2 and "has no checkpoint" in err
+
+
+def test_store_written_by_the_previous_code_still_works(capsys, tmp_path):
+    """A runs folder written before the records/config split (tests/data/store_v0): list, show,
+    export and attribute it with today's code."""
+    import shutil
+
+    from helpers import OLD_STORE
+
+    shutil.copytree(OLD_STORE, tmp_path / "runs")
+    code, out, _ = run(capsys, tmp_path, "runs", "list")
+    assert code == 0 and "20261130-190919-sgd-beta-447761" in out and "surgery" in out
+    from beta_core.store import Store
+
+    df = Store(tmp_path / "runs").list_runs().set_index("id")
+    assert df.loc["20261130-190919-sgd-beta-447761", "wall_seconds"] > 0  # stored as train_seconds then
+    code, out, _ = run(capsys, tmp_path, "runs", "show", "20261130-190919-sgd-beta-447761")
+    assert code == 0 and '"status": "done"' in out and "test_acc" in out
+    code, out, _ = run(capsys, tmp_path, "runs", "export", "20261130-190919-sgd-beta-447761", "--out",
+                       str(tmp_path / "exp"))
+    assert code == 0 and "group_scores" in (tmp_path / "exp" / "epochs.csv").read_text()
+    code, out, err = run(capsys, tmp_path, "attribute", "20261130-190919-sgd-beta-447761", "-k", "2")
+    assert code == 0 and "flagged:" in out, err
+    code, out, err = run(capsys, tmp_path, "attribute", "20261130-190921-surgery-fbaeb3", "-k", "2")
+    assert code == 0 and "flagged:" in out, err

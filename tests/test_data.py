@@ -9,7 +9,7 @@ from beta_core.data import (
     DataConfig, DataSourceError, DeviceLoader, balanced_subset, load_splits, make_synthetic, read_image_tree,
     resolve_source, _cache_file,
 )
-from conftest import SHARED_CIFAR
+from helpers import SHARED_CIFAR
 
 
 def _write_tree(root, classes=("a", "b"), per=3):

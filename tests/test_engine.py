@@ -3,24 +3,24 @@ import math
 import pytest
 import torch
 
-from beta_core.engine import (
-    EPOCH_FIELDS, METHODS, STEP_FIELDS, Training, TrainConfig, pick_device, resolve_config, time_to_accuracy,
-)
+from beta_core.config import METHODS, TrainConfig, resolve_config
+from beta_core.engine import Training, pick_device
+from beta_core.records import EPOCH, EPOCH_FIELDS, STEP, STEP_FIELDS, time_to_accuracy
 from beta_core.schedules import beta_momentum
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def _records(cfg, splits):
     t = Training(cfg, splits=splits)
     recs = list(t.run())
-    return t, [r for r in recs if "train_loss" not in r], [r for r in recs if "train_loss" in r]
+    return t, [r for r in recs if r["kind"] == STEP], [r for r in recs if r["kind"] == EPOCH]
 
 
 def test_record_schema_and_values(tiny_splits):
     t, steps, epochs = _records(tiny_config(epochs=2), tiny_splits)
     assert t.status == "done"
     assert len(steps) == 2 * t.steps_per_epoch == 16 and len(epochs) == 2
-    assert all(set(r) == set(STEP_FIELDS) for r in steps)
+    assert all(set(r) == {"kind", *STEP_FIELDS} for r in steps)
     assert all(set(EPOCH_FIELDS) <= set(r) for r in epochs)
     assert [r["step"] for r in steps] == list(range(16))
     for r in steps:  # the momentum used at each step is the beta rule of that step's LR
@@ -29,7 +29,9 @@ def test_record_schema_and_values(tiny_splits):
         assert math.isfinite(r["loss"]) and 0 <= r["acc"] <= 1
     assert epochs[0]["regime"] in ("underdamped", "critical", "overdamped")
     assert 0 <= epochs[-1]["test_acc"] <= 1
-    assert set(t.summary) >= {"final_test_acc", "best_test_acc", "time_to_accuracy", "train_seconds", "regimes"}
+    assert set(t.summary) >= {"final_test_acc", "best_test_acc", "time_to_accuracy", "wall_seconds",
+                            "step_seconds", "regimes"}
+    assert 0 < t.summary["step_seconds"] < t.summary["wall_seconds"]
 
 
 def test_learns_synthetic(tiny_splits):
@@ -79,7 +81,7 @@ def test_divergence_is_a_status_not_an_exception(tiny_splits):
 def test_cancellation_checked_every_step(tiny_splits):
     calls = []
     t = Training(tiny_config(epochs=3), splits=tiny_splits, should_stop=lambda: len(calls) > 5 or calls.append(1))
-    steps = [r for r in t.run() if "train_loss" not in r]
+    steps = [r for r in t.run() if r["kind"] == STEP]
     assert t.status == "cancelled" and len(steps) == 6
 
 
@@ -129,3 +131,29 @@ def test_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="'cuda' is not available"):
             pick_device("cuda")
+
+
+def test_hooks_are_called_in_order(tiny_splits):
+    from beta_core.engine import Hook
+
+    calls = []
+
+    class Spy(Hook):
+        def setup(self, t):
+            calls.append("setup")
+
+        def epoch_start(self, t, epoch):
+            calls.append(f"start{epoch}")
+
+        def after_step(self, t):
+            calls.append("step")
+
+        def after_epoch(self, t, rec):
+            calls.append(f"end{rec['epoch']}")
+            rec["spy"] = True
+
+    t = Training(tiny_config(epochs=2), splits=tiny_splits, hooks=[Spy()])
+    epochs = [r for r in t.run() if r["kind"] == EPOCH]
+    per_epoch = ["step"] * t.steps_per_epoch
+    assert calls == ["setup", "start0", *per_epoch, "end0", "start1", *per_epoch, "end1"]
+    assert all(r["spy"] for r in epochs)

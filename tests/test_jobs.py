@@ -6,7 +6,7 @@ import pytest
 
 from beta_core.jobs import JobManager, execute_run
 from beta_core.store import Store
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def test_execute_run_writes_everything(store, tmp_path):

@@ -35,7 +35,7 @@ def test_metrics_round_trip(store):
     assert df["loss"].tolist() == [2.0, 1.0, 0.0, -1.0, -2.0]
     assert store.steps(rid, since=3)["step"].tolist() == [3, 4]
     ep = store.epochs(rid)
-    assert ep.loc[0, "regime"] == "critical" and '"fc": 1.0' in ep.loc[0, "extra"]
+    assert ep.loc[0, "regime"] == "critical" and ep.loc[0, "extra"]["group_scores"]["fc"] == 1.0
 
 
 def test_checkpoint_round_trip_weights_only(store):

@@ -4,7 +4,7 @@ import torch
 from beta_core.data import make_synthetic
 from beta_core.engine import Training
 from beta_core.surgery import SurgeryConfig, random_groups_like, run_surgery, top_gradient_masks, verify
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,17 @@
 """Attribution: which layer groups carry the gradient of the misclassified images."""
-import json
-
 import plotly.graph_objects as go
 import streamlit as st
 
 from beta_core.attribution import NORMALIZATIONS, overlap
-from beta_core.store import ACTIVE, StoreError
-from pages.views.common import finished_runs, get_manager, heatmap, pick_run, run_name
+from beta_core.records import ACTIVE
+from pages.views.common import get_manager, get_store, heatmap, pick_run
 
 st.title("Per-layer attribution on misclassified images")
-try:
-    store = get_manager().store
-    runs = finished_runs(store)
-    # Runs that already have an attribution come first, so the page opens on results.
-    runs.sort(key=lambda r: not store.results(r["id"], "attribution"))
-except (StoreError, OSError) as e:
-    st.error(f"Run store unavailable: {e}")
-    st.stop()
+store = get_store()
+runs = store.runs(kind=("train", "surgery"), status="done")
+# Runs that already have an attribution come first, so the page opens on results.
+runs.sort(key=lambda r: not store.results(r["id"], "attribution"))
+
 
 c1, c2, c3, c4 = st.columns(4)
 norm = c1.selectbox("Normalisation", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
@@ -34,7 +29,7 @@ for n, col in enumerate(cols):
         run = pick_run(f"Run {'AB'[n]}", runs, key=f"attr-run-{n}", index=n)
         if run is None:
             st.stop()
-        jobs = [r for r in store.runs() if r["kind"] == "attribution" and r["parent"] == run["id"]]
+        jobs = store.runs(kind="attribution", parent=run["id"])
         active = [j for j in jobs if j["status"] in ACTIVE]
         if active:
             jobs_active = True
@@ -89,7 +84,7 @@ if shown:
                 st.plotly_chart(heatmap(r["by_pred_class"], r["groups"], r["classes"], "Group × predicted class",
                                         zmax), width="stretch", key=f"hm-pred-{n}")
             ep = store.epochs(r["_run"]["id"])
-            per_epoch = [json.loads(e).get("group_scores") for e in ep["extra"]] if not ep.empty else []
+            per_epoch = [e.get("group_scores") for e in ep["extra"]]
             if any(per_epoch):
                 mat = [[(s or {}).get(g) for s in per_epoch] for g in r["groups"]]
                 st.plotly_chart(heatmap(mat, r["groups"], [f"ep {i + 1}" for i in range(len(per_epoch))],

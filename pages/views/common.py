@@ -15,7 +15,7 @@ import streamlit as st
 
 from beta_core.data import DataConfig, resolve_source
 from beta_core.jobs import JobManager
-from beta_core.store import Store
+from beta_core.store import Store, StoreError
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
@@ -39,7 +39,12 @@ def get_manager() -> JobManager:
 
 
 def get_store() -> Store:
-    return get_manager().store
+    """The run store, or an error box and the end of the page when it cannot be opened."""
+    try:
+        return get_manager().store
+    except (StoreError, OSError) as e:
+        st.error(f"Run store unavailable: {e}")
+        st.stop()
 
 
 @lru_cache(maxsize=1)
@@ -148,10 +153,6 @@ def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscal
     fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_yaxes(autorange="reversed")
     return fig
-
-
-def finished_runs(store: Store, kinds=("train", "surgery")) -> list[dict]:
-    return [r for r in store.runs() if r["kind"] in kinds and r["status"] == "done"]
 
 
 def pick_run(label: str, runs: list[dict], key: str, index: int = 0) -> dict | None:

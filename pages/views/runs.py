@@ -1,29 +1,23 @@
 """Runs: everything in the store; overlay, delete, export."""
 import io
+import json
 import zipfile
 
 import streamlit as st
 
-from beta_core.store import ACTIVE, StoreError
-from pages.views.common import get_manager, metric_figure, run_colors, run_name
+from beta_core.records import ACTIVE, format_time_to_accuracy
+from pages.views.common import get_manager, get_store, metric_figure, run_colors, run_name
 
 st.title("Runs")
-try:
-    store = get_manager().store
-    df = store.list_runs()
-except (StoreError, OSError) as e:
-    st.error(f"Run store unavailable: {e}")
-    st.stop()
+store = get_store()
+df = store.list_runs()
 if df.empty:
     st.info("No runs yet.")
     st.stop()
-tta = {}
-for r in store.runs():
-    t = r["summary"].get("time_to_accuracy") or {}
-    tta[r["id"]] = ", ".join(f"{k}: " + ("—" if v is None else f"ep {v['epoch'] + 1}") for k, v in t.items())
+tta = {r["id"]: format_time_to_accuracy(r["summary"].get("time_to_accuracy")) for r in store.runs()}
 df["time to accuracy"] = df["id"].map(tta)
 show = ["id", "status", "kind", "method", "model", "data", "seed", "best_test_acc", "time to accuracy",
-        "train_seconds", "parent", "error"]
+        "wall_seconds", "parent", "error"]
 st.dataframe(df[show], hide_index=True, width="stretch")
 ids = st.multiselect("Select runs", df["id"].tolist(), format_func=lambda i: f"{i} ({df.set_index('id').loc[i, 'method']})")
 if ids:
@@ -41,7 +35,7 @@ if ids:
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("runs.csv", df[df["id"].isin(ids)].to_csv(index=False))
         z.writestr("steps.csv", steps.to_csv(index=False))
-        z.writestr("epochs.csv", epochs.to_csv(index=False))
+        z.writestr("epochs.csv", epochs.assign(extra=epochs["extra"].map(json.dumps)).to_csv(index=False))
         z.writestr("loss.html", f1.to_html(include_plotlyjs="cdn"))
         z.writestr("test_acc.html", f2.to_html(include_plotlyjs="cdn"))
     st.download_button("Export CSV and figures (zip)", buf.getvalue(), "runs-export.zip", "application/zip")

@@ -5,17 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from beta_core.models import ModelConfig, build_model, layer_groups
-from beta_core.store import ACTIVE, StoreError
+from beta_core.records import ACTIVE
+from beta_core.store import StoreError
 from beta_core.surgery import SurgeryConfig, surgery_run_config
-from pages.views.common import finished_runs, get_manager, heatmap, pick_run, run_name
+from pages.views.common import get_manager, get_store, heatmap, pick_run, run_name
 
 st.title("Layer surgery")
-try:
-    store = get_manager().store
-    runs = finished_runs(store, kinds=("train",))
-except (StoreError, OSError) as e:
-    st.error(f"Run store unavailable: {e}")
-    st.stop()
+store = get_store()
+runs = store.runs(kind="train", status="done")
 run = pick_run("Model to repair", runs, key="surgery-run")
 if run is None:
     st.stop()
@@ -43,7 +40,7 @@ if go:
     except (ValueError, StoreError, OSError) as e:
         st.error(str(e))
 
-jobs = [r for r in store.runs() if r["kind"] == "surgery" and r["parent"] == run["id"]]
+jobs = store.runs(kind="surgery", parent=run["id"])
 if not jobs:
     st.caption("No surgery on this run yet.")
     st.stop()

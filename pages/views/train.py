@@ -5,11 +5,12 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from beta_core.engine import METHODS, resolve_config
+from beta_core.config import METHODS, plan_runs
 from beta_core.models import MODELS
-from beta_core.presets import PRESETS, preset_methods, preset_overrides
-from beta_core.store import ACTIVE, StoreError
-from pages.views.common import data_source_label, get_manager, panel_figure, run_colors, run_name
+from beta_core.presets import PRESETS, preset_methods
+from beta_core.records import ACTIVE, format_hit
+from beta_core.store import StoreError
+from pages.views.common import data_source_label, get_manager, get_store, panel_figure, run_colors, run_name
 
 st.title("Train & compare")
 
@@ -35,19 +36,9 @@ with st.form("launch"):
 if launched:
     try:
         seeds = [int(s) for s in seeds_text.split(",") if s.strip()]
-        if not seeds:
-            raise ValueError("Invalid seeds: none given (expected comma-separated integers, e.g. 0,1)")
-        if not methods:
-            raise ValueError("Invalid methods: none selected (expected at least one)")
-        configs = []
-        for seed in seeds:
-            for m in methods:
-                over = {**preset_overrides(preset, m), "model": model, "dataset": dataset, "epochs": int(epochs),
-                        "train_subset": int(subset) or None, "seed": seed, "data_path": data_path or None,
-                        "attribution_every_epoch": per_epoch}
-                if not m.startswith("adam"):
-                    over["lr"] = lr
-                configs.append(resolve_config(m, **over))
+        over = {"model": model, "dataset": dataset, "epochs": int(epochs), "train_subset": int(subset) or None,
+                "data_path": data_path or None, "attribution_every_epoch": per_epoch}
+        configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
         jm = get_manager()
         group = f"ui-{uuid.uuid4().hex[:8]}"
         st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
@@ -58,12 +49,8 @@ if launched:
         st.error(f"Cannot launch: {e}")
 
 # ------------------------------------------------------------------ which runs to show
-try:
-    store = get_manager().store
-    runs = [r for r in store.runs() if r["kind"] == "train"]
-except (StoreError, OSError) as e:
-    st.error(f"Run store unavailable: {e}")
-    st.stop()
+store = get_store()
+runs = store.runs(kind="train")
 if not runs:
     st.info("No runs yet. Press **Launch** to compare the preset's methods.")
     st.stop()
@@ -87,7 +74,7 @@ any_active = any(by_id[i]["status"] in ACTIVE for i in chosen)
 
 @st.fragment(run_every=poll if any_active else None)
 def live(ids: list[str]) -> None:
-    store = get_manager().store
+    store = get_store()
     runs = {i: store.get_run(i) for i in ids}
     names = {i: run_name(r) for i, r in runs.items()}
     colors = run_colors(ids)
@@ -124,7 +111,7 @@ def live(ids: list[str]) -> None:
         row = {"run": names[i], "status": r["status"], "final test acc": s.get("final_test_acc"),
                "regimes": " ".join((x or "-")[:5] for x in s.get("regimes", []))}
         for t, v in (s.get("time_to_accuracy") or {}).items():
-            row[f"≥{t}: epoch / s"] = "—" if v is None else f"{v['epoch'] + 1} / {v['time']:.1f}s"
+            row[f"≥{t}"] = format_hit(v)
         rows.append(row)
     st.subheader("Time to accuracy")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

@@ -1,0 +1,50 @@
+"""What every CLI command shares: the error type, progress output and running a stored job."""
+from __future__ import annotations
+
+import sys
+import time
+
+from .jobs import execute_run
+from .records import EPOCH, format_time_to_accuracy
+from .store import Store
+
+__all__ = ["CLIError", "Progress", "execute", "print_summary", "SYNTHETIC_NOTE"]
+
+SYNTHETIC_NOTE = "note: trained on SYNTHETIC data (no CIFAR-10 here); pass --data-path for real images"
+
+
+class CLIError(Exception):
+    """A user error the CLI reports as one line (exit code 2)."""
+
+
+class Progress:
+    """A one-line progress bar on stderr for training records."""
+
+    def __init__(self, label: str, total_epochs: int, quiet: bool = False) -> None:
+        self.label, self.total, self.quiet, self.last = label, total_epochs, quiet, 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, rec: dict) -> None:
+        if self.quiet:
+            return
+        if rec["kind"] == EPOCH:
+            print(f"\r{self.label}: epoch {rec['epoch'] + 1}/{self.total}  train loss {rec['train_loss']:.3f}  "
+                  f"acc {rec['train_acc']:.3f}  test acc {rec['test_acc']:.3f}  {rec['regime'] or '-':<11}  "
+                  f"{rec['time']:.1f}s", file=sys.stderr)
+        elif self.tty and time.monotonic() - self.last > 0.2:
+            self.last = time.monotonic()
+            print(f"\r{self.label}: epoch {rec['epoch'] + 1}/{self.total} step {rec['step']}  loss {rec['loss']:.3f}"
+                  f"  lr {rec['lr']:.4g}  mu {rec['momentum']:.3f}", end="", file=sys.stderr)
+
+
+def execute(store: Store, run_id: str, data_dir: str, on_record=None) -> dict:
+    """Run a queued job in this process; Ctrl-C or SIGTERM cancels it (the run ends ``cancelled``)."""
+    return execute_run(store, run_id, data_dir, on_record=on_record, handle_signals=True)
+
+
+def print_summary(run: dict) -> None:
+    s = run["summary"]
+    acc = s.get("final_test_acc")
+    print(f"{run['id']}  {run['method']:<13} {run['status']:<10} final test acc "
+          f"{'-' if acc is None else f'{acc:.4f}'}  time-to-acc [{format_time_to_accuracy(s.get('time_to_accuracy'))}]"
+          + (f"  error: {run['error']}" if run["error"] else ""))

@@ -1,0 +1,276 @@
+"""The run config, named methods, and the planner that turns a comparison into configs.
+
+``TrainConfig`` is everything a run needs; it is stored (resolved) with every run so any run
+can be reproduced. Every field carries its help text (``field_help``), which the CLI turns
+into flags; ``coerce_field`` parses a field's value from text by its declared type.
+
+Named methods fix a few fields; any field given explicitly wins:
+
+==============  ==========================================================
+sgd-constant    SGD, constant momentum 0.9 (the convention)
+sgd-beta        SGD, beta rule mu = 1 - 2*sqrt(lr)
+sgd-hybrid      SGD, beta until mu reaches 0.9, then 0.9
+sgd-onecycle    SGD, one-cycle LR and momentum 0.95 -> 0.85 -> 0.95
+adam            Adam, lr 1e-3, beta1 = 0.9
+adam-beta       Adam, lr 1e-3, beta1 from the beta rule
+==============  ==========================================================
+
+Adam keeps its own LR: a preset's LR (written for SGD) and the SGD-only overrides of
+:func:`plan_runs` never reach an Adam method. An LR given for every method does.
+"""
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import asdict, dataclass, field, fields
+
+from .data import DataConfig
+from .models import ModelConfig
+from .presets import preset_config, preset_methods
+from .schedules import LRSchedule, MomentumRule
+
+__all__ = ["METHODS", "OPTIMIZERS", "DEVICES", "LIMITS", "TrainConfig", "resolve_config", "plan_runs",
+           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+METHODS: dict[str, dict] = {
+    "sgd-constant": {"optimizer": "sgd", "momentum_rule": "constant", "mu": 0.9},
+    "sgd-beta": {"optimizer": "sgd", "momentum_rule": "beta"},
+    "sgd-hybrid": {"optimizer": "sgd", "momentum_rule": "hybrid", "mu": 0.9},
+    "sgd-onecycle": {"optimizer": "sgd", "momentum_rule": "onecycle", "lr_schedule": "onecycle"},
+    "adam": {"optimizer": "adam", "momentum_rule": "constant", "mu": 0.9, "lr": 1e-3},
+    "adam-beta": {"optimizer": "adam", "momentum_rule": "beta", "lr": 1e-3},
+}
+# Upper bounds on values nobody means: a typo must fail at once, not after hours or at an
+# 800 GB allocation. Generous on purpose (CIFAR-10 has 60,000 images; ImageNet 1.3M).
+LIMITS = {"epochs": 10_000, "batch_size": 65_536, "train_subset": 10_000_000, "test_subset": 10_000_000}
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; stored (resolved) with every run so it can be reproduced."""
+
+    method: str = _f("sgd-beta", "one of METHODS: sets the fields it fixes")
+    # data
+    dataset: str = _f("auto", "auto | synthetic | cifar10 | folder")
+    data_path: str | None = _f(None, "ImageFolder tree or .tar.gz (dataset folder/auto; or BETA_DATA_PATH)")
+    train_subset: int | None = _f(None, "class-balanced training images; none = all")
+    test_subset: int | None = _f(None, "class-balanced test images; none = all")
+    synthetic_train: int = _f(10000, "synthetic dataset size (train)")
+    synthetic_test: int = _f(2000, "synthetic dataset size (test)")
+    # model
+    model: str = _f("small_cnn", "small_cnn | small_resnet | resnet18")
+    width: int | None = _f(None, "first-stage channels; none = the model's default")
+    # optimisation
+    epochs: int = _f(4, "passes over the training set")
+    batch_size: int = _f(128, "images per step")
+    optimizer: str = _f("sgd", "sgd | adam | adamw")
+    lr: float = _f(0.1, "peak LR (SGD batch 128 on CIFAR-10: 0.1)")
+    weight_decay: float = _f(5e-4, "L2 (decoupled for adamw)")
+    nesterov: bool = _f(False, "Nesterov momentum (SGD only)")
+    beta2: float = _f(0.999, "Adam's second-moment decay")
+    lr_schedule: str = _f("cosine", "constant | step | cosine | linear | onecycle")
+    warmup_epochs: float = _f(0.0, "linear warm-up length in epochs (cosine, linear)")
+    min_lr: float = _f(0.0, "cosine floor / linear end")
+    momentum_rule: str = _f("beta", "constant | beta | exact | hybrid | onecycle")
+    mu: float = _f(0.9, "constant momentum; hybrid's value after the switch")
+    lam: float = _f(1.0, "curvature in the critical-damping formula (paper: 1)")
+    mu_min: float = _f(0.0, "clamp floor of beta/exact/hybrid")
+    mu_max: float = _f(0.99, "clamp ceiling of beta/exact/hybrid")
+    hybrid_switch: str | float = _f("auto", "'auto' or a fraction of training")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing")
+    # run
+    seed: int = _f(0, "weights, data order, augmentation: paired across methods")
+    device: str = _f("auto", "auto (cuda, mps, cpu) | cuda | mps | cpu")
+    thresholds: tuple = _f((0.9, 0.95), "test accuracies for time-to-accuracy, in (0, 1], comma-separated")
+    attribution_every_epoch: bool = _f(False, "record per-group error-gradient scores each epoch")
+    data_seed: int = _f(0, "synthetic data and subset choice")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name))
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown method: {self.method!r} (expected one of {tuple(METHODS)})")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer: {self.optimizer!r} (expected one of {OPTIMIZERS})")
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if not 1 <= v <= LIMITS[name]:
+                raise ValueError(f"Invalid {name}: {v!r} (expected an integer in [1, {LIMITS[name]:,}])")
+        for name in ("train_subset", "test_subset"):
+            v = getattr(self, name)
+            if v is not None and v > LIMITS[name]:
+                raise ValueError(f"Invalid {name}: {v!r} (expected at most {LIMITS[name]:,} images, or none for all)")
+        if self.device not in DEVICES:
+            raise ValueError(f"Unknown device: {self.device!r} (expected auto, cuda, mps or cpu)")
+        if self.weight_decay < 0:
+            raise ValueError(f"Invalid weight_decay: {self.weight_decay!r} (expected >= 0)")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"Invalid label_smoothing: {self.label_smoothing!r} (expected [0, 1))")
+        if not 0 < self.beta2 < 1:
+            raise ValueError(f"Invalid beta2: {self.beta2!r} (expected (0, 1))")
+        if not self.thresholds or any(not (isinstance(t, (int, float)) and 0 < t <= 1) for t in self.thresholds):
+            raise ValueError(f"Invalid thresholds: {self.thresholds!r} (expected accuracies in (0, 1])")
+        if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
+            raise ValueError(f"Invalid warmup_epochs: {self.warmup_epochs!r} (expected 0 <= warmup_epochs <= epochs)")
+        if self.min_lr < 0:
+            raise ValueError(f"Invalid min_lr: {self.min_lr!r} (expected >= 0)")
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        self.data_config(), self.model_config()
+        self.lr_schedule_for(100), self.momentum_rule_for(100)  # validates those fields early
+
+    # --------------------------------------------------------- sub-configs
+    def data_config(self) -> DataConfig:
+        return DataConfig(self.dataset, self.data_path, self.train_subset, self.test_subset,
+                          self.synthetic_train, self.synthetic_test, self.data_seed)
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(self.model, self.width)
+
+    def lr_schedule_for(self, total_steps: int) -> LRSchedule:
+        """The LR schedule of a run of ``total_steps`` optimizer steps."""
+        warm = round(self.warmup_epochs / self.epochs * total_steps)
+        return LRSchedule(self.lr_schedule, self.lr, total_steps, warm, self.min_lr,
+                          step_size=max(1, total_steps // 3), gamma=0.1)
+
+    def momentum_rule_for(self, total_steps: int) -> MomentumRule:
+        """The momentum rule of a run of ``total_steps`` optimizer steps."""
+        return MomentumRule(self.momentum_rule, self.mu, self.lam, self.mu_min, self.mu_max,
+                            self.hybrid_switch, total_steps)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"Unknown config fields: {sorted(unknown)} (expected some of {sorted(known)})")
+        if isinstance(d.get("thresholds"), list):
+            d = {**d, "thresholds": tuple(d["thresholds"])}
+        return cls(**d)
+
+
+# ------------------------------------------------------------------ field types
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def config_fields() -> list:
+    """The dataclass fields of :class:`TrainConfig`, in declaration order."""
+    return list(fields(TrainConfig))
+
+
+def field_help(name: str) -> str:
+    return TrainConfig.__dataclass_fields__[name].metadata.get("help", "")
+
+
+def _kinds(name: str) -> tuple:
+    """The concrete types a field accepts (None included when optional)."""
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    return tuple(type(None) if a is type(None) else a for a in args) if args else (hint,)
+
+
+def _check_type(name: str, value) -> None:
+    kinds = _kinds(name)
+    if value is None and type(None) in kinds:
+        return
+    ok = False
+    for k in kinds:
+        if k is bool:
+            ok |= isinstance(value, bool)
+        elif k is int:
+            ok |= isinstance(value, int) and not isinstance(value, bool)
+        elif k is float:
+            ok |= (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+        elif k is tuple:
+            ok |= isinstance(value, (tuple, list))
+        elif k is str:
+            ok |= isinstance(value, str)
+    if not ok:
+        want = " or ".join("none" if k is type(None) else "a finite number" if k is float else
+                           "an integer" if k is int else "true/false" if k is bool else
+                           "comma-separated numbers" if k is tuple else "text" for k in kinds)
+        raise ValueError(f"Invalid {name}: {value!r} (expected {want})")
+
+
+def coerce_field(name: str, text: str):
+    """Parse ``text`` as a value of field ``name`` by its declared type; ValueError names the field.
+
+    Booleans take true/false only (``yes`` and ``no`` are refused, not guessed); numbers must be
+    finite; optional fields take ``none``; ``thresholds`` takes comma-separated numbers.
+    """
+    if name not in _HINTS:
+        raise ValueError(f"Unknown config field: {name!r} (expected one of {sorted(_HINTS)})")
+    kinds, t = _kinds(name), text.strip()
+    if type(None) in kinds and t.lower() in ("none", "null", ""):
+        return None
+    for k in kinds:
+        try:
+            if k is bool and t.lower() in ("true", "false"):
+                return t.lower() == "true"
+            if k is int and t.lstrip("+-").isdigit():
+                return int(t)
+            if k is float:
+                v = float(t)
+                if math.isfinite(v):
+                    return v
+            if k is tuple:
+                return tuple(float(s) for s in t.split(",") if s.strip())
+        except ValueError:
+            continue
+    if str in kinds and t:
+        return t
+    _check_type(name, t if str not in kinds else None)  # raises with the expected kinds
+    raise ValueError(f"Invalid {name}: {text!r}")
+
+
+def is_adam(method: str) -> bool:
+    return METHODS[method]["optimizer"] in ("adam", "adamw")
+
+
+# ------------------------------------------------------------------ planning
+def resolve_config(method: str = "sgd-beta", **overrides) -> TrainConfig:
+    """The method's fixed fields, then the caller's overrides (explicit values win)."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method: {method!r} (expected one of {tuple(METHODS)})")
+    return TrainConfig.from_dict({**METHODS[method], **{k: v for k, v in overrides.items() if v is not None},
+                                  "method": method})
+
+
+def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, overrides: dict | None = None,
+              sgd_overrides: dict | None = None) -> list[TrainConfig]:
+    """Configs for ``methods`` x ``seeds`` (seed-major), each validated.
+
+    Precedence, lowest first: the method's fixed fields, the preset, ``overrides`` (all
+    methods), ``sgd_overrides`` (SGD methods only), the seed. The preset's LR is written for
+    SGD, so Adam methods keep their own.
+    """
+    if not methods:
+        raise ValueError("Invalid methods: none given (expected at least one of " + ", ".join(METHODS) + ")")
+    if not seeds:
+        raise ValueError("Invalid seeds: none given (expected integers, e.g. 0,1,2)")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"Unknown method: {unknown[0]!r} (expected one of {tuple(METHODS)})")
+    configs = []
+    for seed in seeds:
+        for m in methods:
+            fixed = dict(preset_config(preset)) if preset else {}
+            if is_adam(m):
+                fixed.pop("lr", None)
+            over = {**fixed, **(overrides or {}), **({} if is_adam(m) else (sgd_overrides or {})), "seed": seed}
+            configs.append(resolve_config(m, **over))
+    return configs
+
+
+def default_methods(preset: str | None) -> list[str]:
+    """The preset's methods, else the three SGD rules the paper compares first."""
+    return preset_methods(preset) if preset else ["sgd-constant", "sgd-beta", "sgd-hybrid"]
+

@@ -1,0 +1,135 @@
+"""The architecture of beta_core, checked: one-way layers, no cycles, no private names across
+modules, no UI in the library, internal imports at module level only.
+
+LAYERS is the architecture. A module may import only from modules in lower layers, at any
+depth (module level or inside a function). The README's "Architecture" section shows the
+same table; ``test_readme_matches_the_layer_table`` keeps them equal.
+"""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "beta_core"
+
+LAYERS = {
+    0: ("records", "schedules", "presets"),           # record schemas, statuses; pure rules; named starting points
+    1: ("damping", "data", "models", "store"),        # damping ratio; datasets and loaders; nets and evaluation; run store
+    2: ("config", "attribution"),                     # run config and planner; scores and the planted fault
+    3: ("engine",),                                   # prepare a run, the training loop with hooks
+    4: ("surgery",),                                  # retrain chosen groups, verify, controls
+    5: ("jobs",),                                     # joins the store and the computation; worker processes
+    6: ("cli_common",),                               # CLI errors, progress, running a job
+    7: ("cli_diagnostics",),                          # attribute, surgery, overlap, plant-fault commands
+    8: ("cli",),                                      # the command line
+    9: ("__main__", "__init__"),                      # python -m beta_core
+}
+LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}
+# Imports allowed inside functions: optional or heavy third-party dependencies only.
+LAZY_OK = {("data", "PIL"), ("data", "torchvision")}
+UI = ("streamlit", "plotly")
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted(PKG.glob("*.py"))}
+
+
+def _imports(tree: ast.Module):
+    """(target, names, depth) for every import; target is 'beta_core.x' for internal ones."""
+    top = set(id(n) for n in tree.body)
+    for node in ast.walk(tree):
+        nested = id(node) not in top
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module is None:  # from . import x
+                for a in node.names:
+                    yield f"beta_core.{a.name}", [], nested
+            elif node.level == 1:
+                yield f"beta_core.{node.module}", [a.name for a in node.names], nested
+            else:
+                yield node.module or "", [a.name for a in node.names], nested
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, [], nested
+
+
+def _internal_edges():
+    edges = {}
+    for mod, tree in _modules().items():
+        for target, names, _ in _imports(tree):
+            if target.startswith("beta_core."):
+                edges.setdefault(mod, set()).add(target.split(".")[1])
+    return edges
+
+
+def test_every_module_has_a_layer():
+    assert set(_modules()) == set(LAYER_OF), "add new modules to LAYERS (and to the README table)"
+
+
+def test_imports_go_down_the_layers():
+    bad = [f"{m} (layer {LAYER_OF[m]}) imports {t} (layer {LAYER_OF[t]})"
+           for m, ts in _internal_edges().items() for t in ts if LAYER_OF[t] >= LAYER_OF[m]]
+    assert not bad, bad
+
+
+def test_no_import_cycles():
+    edges = _internal_edges()
+    state: dict[str, int] = {}
+
+    def visit(m, path):
+        if state.get(m) == 1:
+            raise AssertionError(f"import cycle: {' -> '.join(path + [m])}")
+        if state.get(m) == 2:
+            return
+        state[m] = 1
+        for t in edges.get(m, ()):
+            visit(t, path + [m])
+        state[m] = 2
+
+    for m in _modules():
+        visit(m, [])
+
+
+def test_no_private_names_cross_modules():
+    bad = [f"{m}: from {t} import {n}" for m, tree in _modules().items()
+           for t, names, _ in _imports(tree) if t.startswith("beta_core.")
+           for n in names if n.startswith("_")]
+    assert not bad, bad
+
+
+def test_internal_imports_at_module_level():
+    bad = []
+    for m, tree in _modules().items():
+        for t, _, nested in _imports(tree):
+            if nested and (t.startswith("beta_core") or (m, t.split(".")[0]) not in LAZY_OK):
+                bad.append(f"{m}: import {t} inside a function")
+    assert not bad, bad
+
+
+def test_library_is_ui_free():
+    bad = [f"{m}: {t}" for m, tree in _modules().items() for t, _, _ in _imports(tree) if t.split(".")[0] in UI]
+    assert not bad, bad
+
+
+def test_readme_matches_the_layer_table():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| L(\d+) \| ([^|]+) \|", section, re.M)
+    readme = {int(n): tuple(sorted(m.strip(" `") for m in mods.split(","))) for n, mods in rows}
+    assert readme == {n: tuple(sorted(mods)) for n, mods in LAYERS.items()}
+
+
+def test_the_checks_can_fail(tmp_path):
+    """The checker sees imports inside functions and relative imports (a checker that finds
+    nothing would pass everything)."""
+    tree = ast.parse("from .store import Store\ndef f():\n    from .jobs import _x\n    import streamlit\n")
+    found = list(_imports(tree))
+    assert ("beta_core.store", ["Store"], False) in found
+    assert ("beta_core.jobs", ["_x"], True) in found and ("streamlit", [], True) in found
+
+
+@pytest.mark.parametrize("bad", ["tests/test_*.py", "benchmarks/*.py"])
+def test_helpers_not_imported_from_conftest(bad):
+    hits = [str(p) for p in ROOT.glob(bad) if re.search(r"^\s*from conftest import", p.read_text(), re.M)]
+    assert not hits, f"import test helpers from tests/helpers.py, not conftest: {hits}"

@@ -1,0 +1,58 @@
+import pytest
+
+from beta_core.cli import build_parser
+from beta_core.config import TrainConfig, coerce_field, config_fields, plan_runs, resolve_config
+
+
+def test_planner_adam_keeps_its_own_lr():
+    cfgs = plan_runs(["sgd-beta", "adam"], [0, 1], "quick-cpu", sgd_overrides={"lr": 0.05})
+    assert [(c.method, c.seed) for c in cfgs] == [("sgd-beta", 0), ("adam", 0), ("sgd-beta", 1), ("adam", 1)]
+    assert [c.lr for c in cfgs] == [0.05, 1e-3, 0.05, 1e-3]
+    assert all(c.train_subset == 6000 for c in cfgs)  # the preset reaches every method
+
+
+def test_planner_overrides_for_all_methods_win():
+    cfgs = plan_runs(["sgd-constant", "adam"], [3], "quick-cpu", {"lr": 0.02, "epochs": 2})
+    assert [c.lr for c in cfgs] == [0.02, 0.02] and all(c.epochs == 2 and c.seed == 3 for c in cfgs)
+
+
+@pytest.mark.parametrize("kw,fragment", [({"methods": []}, "Invalid methods"), ({"seeds": []}, "Invalid seeds"),
+                                         ({"methods": ["sgd-x"]}, "Unknown method: 'sgd-x'")])
+def test_planner_refuses_empty_or_unknown(kw, fragment):
+    args = {"methods": ["sgd-beta"], "seeds": [0], **kw}
+    with pytest.raises(ValueError, match=fragment):
+        plan_runs(args["methods"], args["seeds"])
+
+
+def test_cli_flags_are_generated_from_the_config():
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {o for a in train._actions for o in a.option_strings}
+    for f in config_fields():
+        if f.name != "method":
+            assert "--" + f.name.replace("_", "-") in flags, f.name
+
+
+@pytest.mark.parametrize("name,text,value", [
+    ("epochs", "3", 3), ("lr", "0.05", 0.05), ("nesterov", "true", True), ("nesterov", "False", False),
+    ("train_subset", "none", None), ("thresholds", "0.5,0.6", (0.5, 0.6)), ("hybrid_switch", "auto", "auto"),
+    ("hybrid_switch", "0.7", 0.7), ("data_path", "x.tar.gz", "x.tar.gz"), ("width", "8", 8),
+])
+def test_coerce_field_by_declared_type(name, text, value):
+    assert coerce_field(name, text) == value
+
+
+@pytest.mark.parametrize("name,text", [
+    ("nesterov", "yes"), ("attribution_every_epoch", "no"), ("epochs", "true"), ("seed", "x"),
+    ("label_smoothing", "nan"), ("beta2", "NaN"), ("min_lr", "inf"), ("epochs", "1.5"), ("width", "wide"),
+])
+def test_coerce_field_refuses_what_does_not_parse(name, text):
+    with pytest.raises(ValueError, match=name):
+        coerce_field(name, text)
+
+
+def test_config_checks_types():
+    with pytest.raises(ValueError, match="Invalid epochs: True"):
+        resolve_config("sgd-beta", epochs=True)
+    with pytest.raises(ValueError, match="Invalid label_smoothing: nan"):
+        resolve_config("sgd-beta", label_smoothing=float("nan"))
+    assert TrainConfig.from_dict(resolve_config("sgd-beta").to_dict()) == resolve_config("sgd-beta")
