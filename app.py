@@ -1,9 +1,16 @@
 """Beta-scheduling dashboard: the entry file only routes and shows the sidebar."""
 import streamlit as st
 
-from pages.views.common import data_source_label, device_label, get_manager
+from beta_core.env import EnvError, settings
+from pages.views.common import data_source_label, device_label, get_manager, plain, show_error
 
 st.set_page_config(page_title="Beta-scheduling", layout="wide")
+try:
+    settings()  # every BETA_* variable, checked once: one clear message instead of a broken page
+except EnvError as e:
+    st.title("Beta-scheduling")
+    show_error(e)
+    st.stop()
 
 pages = [
     st.Page("pages/views/theory.py", title="Theory", icon=":material/school:", default=True),
@@ -24,6 +31,6 @@ with st.sidebar:
         for r in active:
             st.caption(f"- {r['method'] if r['kind'] == 'train' else r['kind']} ({r['status']})")
     except Exception as e:  # noqa: BLE001 - the sidebar must not take the page down
-        st.error(f"Run store unavailable: {e}")
+        st.error(f"Run store unavailable: {plain(e)}")
 
 nav.run()

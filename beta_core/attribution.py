@@ -76,6 +76,10 @@ class AttributionConfig:
             raise ValueError(f"Unknown selection: {self.select!r} (expected 'topk' or 'zscore')")
         if not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"Invalid k: {self.k!r} (expected an integer >= 1)")
+        if not (isinstance(self.z, (int, float)) and math.isfinite(self.z)):
+            raise ValueError(f"Invalid z: {self.z!r} (expected a finite z-score threshold, e.g. 1.0)")
+        if not isinstance(self.probe_lr, (int, float)) or not (math.isfinite(self.probe_lr) and self.probe_lr > 0):
+            raise ValueError(f"Invalid probe_lr: {self.probe_lr!r} (expected a finite number > 0)")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"Invalid batch_size: {self.batch_size!r} (expected an integer >= 1)")
         if not isinstance(self.probe_steps, int) or self.probe_steps < 0:

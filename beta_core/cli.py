@@ -21,8 +21,11 @@ import uuid
 import torch
 
 from . import cli_diagnostics
-from .cli_common import SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
-from .config import METHODS, TrainConfig, coerce_field, config_fields, default_methods, field_help, plan_runs
+from .cli_common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
+from .config import (
+    METHODS, TrainConfig, check_data, coerce_field, config_fields, default_methods, field_help, parse_seeds, plan_runs,
+)
+from .env import EnvError, settings
 from .jobs import JobManager
 from .presets import PRESETS
 from .records import ACTIVE
@@ -85,8 +88,8 @@ def config_overrides(args) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="beta-core", description="Beta-scheduling: train, compare, diagnose.")
-    ap.add_argument("--runs-dir", default=os.environ.get("BETA_RUNS_DIR", "runs"))
-    ap.add_argument("--data-dir", default=os.environ.get("BETA_DATA_DIR", "data"))
+    ap.add_argument("--runs-dir", help="the run store (default: BETA_RUNS_DIR, else runs)")
+    ap.add_argument("--data-dir", help="datasets and their cache (default: BETA_DATA_DIR, else data)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one run")
@@ -126,34 +129,51 @@ def _train_one(store: Store, cfg: TrainConfig, args, group_id=None, label=None) 
 def cmd_train(args, store: Store) -> int:
     over = config_overrides(args)
     cfg = plan_runs([args.method], [over.pop("seed", 0)], args.preset, over)[0]
+    check_data([cfg], args.data_dir)  # before a run exists: a bad path creates nothing
     run = _train_one(store, cfg, args)
     print_summary(run)
     if run["summary"].get("synthetic"):
         print(SYNTHETIC_NOTE)
+    if INTERRUPTS():
+        return INTERRUPTS.exit_code
     return 0 if run["status"] == "done" else 1
 
 
-def _parse_ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise CLIError(f"Invalid {what}: {text!r} (expected comma-separated integers, e.g. 0,1,2)") from None
+def _compare_in_workers(store: Store, configs: list, args, group: str) -> list[dict]:
+    jm = JobManager(store.dir, args.data_dir, max_parallel=args.parallel)
+    ids = [jm.submit(c.to_dict(), group_id=group) for c in configs]
+    stopping = []
+
+    def tick():
+        if INTERRUPTS() and not stopping:  # cancel all: queued ones never start, workers get SIGTERM
+            stopping.append(True)
+            for i in ids:
+                jm.cancel(i)
+        if not args.quiet:
+            done = sum(store.get_run(i)["status"] not in ACTIVE for i in ids)
+            print(f"\r{done}/{len(ids)} runs finished" + (" (stopping)" if stopping else ""), end="",
+                  file=sys.stderr)
+
+    runs = jm.wait(ids, on_tick=tick)
+    print(file=sys.stderr)
+    return runs
 
 
 def cmd_compare(args, store: Store) -> int:
+    if args.parallel < 1:
+        raise CLIError(f"Invalid --parallel: {args.parallel} (expected an integer >= 1 worker processes)")
     methods = [m for m in args.methods.split(",") if m] if args.methods else default_methods(args.preset)
-    seeds = _parse_ints(args.seeds, "--seeds")
-    configs = plan_runs(methods, seeds, args.preset, config_overrides(args))  # validates all first
+    configs = plan_runs(methods, parse_seeds(args.seeds), args.preset, config_overrides(args))  # validates all
+    check_data(configs, args.data_dir)
     group = f"cmp-{uuid.uuid4().hex[:8]}"
     if args.parallel > 1:
-        jm = JobManager(store.dir, args.data_dir, max_parallel=args.parallel)
-        ids = [jm.submit(c.to_dict(), group_id=group) for c in configs]
-        runs = jm.wait(ids, on_tick=lambda: None if args.quiet else print(
-            f"\r{sum(store.get_run(i)['status'] not in ACTIVE for i in ids)}/{len(ids)} runs finished",
-            end="", file=sys.stderr))
-        print(file=sys.stderr)
+        runs = _compare_in_workers(store, configs, args, group)
     else:
-        runs = [_train_one(store, c, args, group_id=group) for c in configs]
+        runs = []
+        for c in configs:  # a signal stops the comparison: the rest are never created
+            runs.append(_train_one(store, c, args, group_id=group))
+            if INTERRUPTS():
+                break
     for r in runs:
         print_summary(r)
     table = store.compare([r["id"] for r in runs if r["status"] == "done"])
@@ -162,6 +182,9 @@ def cmd_compare(args, store: Store) -> int:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if any(r["summary"].get("synthetic") for r in runs):
         print(SYNTHETIC_NOTE)
+    if INTERRUPTS():
+        print(f"stopped by a signal: {len(runs)} of {len(configs)} runs started", file=sys.stderr)
+        return INTERRUPTS.exit_code
     return 0 if all(r["status"] == "done" for r in runs) else 1
 
 
@@ -193,23 +216,46 @@ def cmd_runs(args, store: Store) -> int:
 
 
 def cmd_worker(args, store: Store) -> int:
-    threads = os.environ.get("BETA_THREADS")
+    threads = settings().threads
     if threads:
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(threads)
     run = execute(store, args.run_id, args.data_dir)
     return 0 if run["status"] in ("done", "cancelled") else 1
+
+
+# Commands that run jobs in this process: a signal cancels the job and stops the command.
+_RUNS_JOBS = {"train", "compare", "worker", "surgery"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        env = settings()  # every BETA_* variable checked once, before anything runs
+        args.runs_dir = args.runs_dir or env.runs_dir
+        args.data_dir = args.data_dir or env.data_dir
+        if args.command in _RUNS_JOBS:
+            INTERRUPTS.install()
         store = Store(args.runs_dir)
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
                     **cli_diagnostics.HANDLERS}
-        return handlers[args.command](args, store)
-    except (CLIError, StoreError, ValueError, TypeError, FileNotFoundError) as e:
+        code = handlers[args.command](args, store)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
+        return code
+    except BrokenPipeError:
+        return _closed_pipe()
+    except (CLIError, StoreError, EnvError, ValueError, TypeError, FileNotFoundError) as e:
         _err(str(e))
+        return 2
+    except OSError as e:  # a file system refusal we did not foresee: still one line
+        _err(f"{e.strerror or e}: {e.filename or ''}".strip(": "))
         return 2
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+
+
+def _closed_pipe() -> int:
+    """``beta-core runs show X | head``: the reader left; stop quietly (Python's own advice)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141

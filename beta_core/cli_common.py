@@ -1,6 +1,7 @@
 """What every CLI command shares: the error type, progress output and running a stored job."""
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -8,7 +9,7 @@ from .jobs import execute_run
 from .records import EPOCH, format_time_to_accuracy
 from .store import Store
 
-__all__ = ["CLIError", "Progress", "execute", "print_summary", "SYNTHETIC_NOTE"]
+__all__ = ["CLIError", "Progress", "execute", "print_summary", "SYNTHETIC_NOTE", "Interrupts", "INTERRUPTS"]
 
 SYNTHETIC_NOTE = "note: trained on SYNTHETIC data (no CIFAR-10 here); pass --data-path for real images"
 
@@ -37,9 +38,35 @@ class Progress:
                   f"  lr {rec['lr']:.4g}  mu {rec['momentum']:.3f}", end="", file=sys.stderr)
 
 
+class Interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM for commands that run jobs: the first one is remembered,
+    the run in progress stops at its next step (``cancelled``), and the command stops too,
+    with exit code 128 + the signal number (130 for Ctrl-C)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def install(self) -> None:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, self._on_signal)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.signum = self.signum or signum
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)
+
+
+INTERRUPTS = Interrupts()
+
+
 def execute(store: Store, run_id: str, data_dir: str, on_record=None) -> dict:
-    """Run a queued job in this process; Ctrl-C or SIGTERM cancels it (the run ends ``cancelled``)."""
-    return execute_run(store, run_id, data_dir, on_record=on_record, handle_signals=True)
+    """Run a queued job in this process; a signal (see :class:`Interrupts`) cancels it."""
+    return execute_run(store, run_id, data_dir, on_record=on_record, should_stop=INTERRUPTS)
 
 
 def print_summary(run: dict) -> None:

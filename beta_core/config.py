@@ -24,13 +24,13 @@ import math
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
-from .data import DataConfig
+from .data import DataConfig, check_source
 from .models import ModelConfig
 from .presets import preset_config, preset_methods
 from .schedules import LRSchedule, MomentumRule
 
 __all__ = ["METHODS", "OPTIMIZERS", "DEVICES", "LIMITS", "TrainConfig", "resolve_config", "plan_runs",
-           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods"]
+           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds", "check_data"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -274,3 +274,22 @@ def default_methods(preset: str | None) -> list[str]:
     """The preset's methods, else the three SGD rules the paper compares first."""
     return preset_methods(preset) if preset else ["sgd-constant", "sgd-beta", "sgd-hybrid"]
 
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; anything else is a ValueError that says what is expected."""
+    try:
+        seeds = [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"Invalid seeds: {text!r} (expected comma-separated integers, e.g. 0,1,2)") from None
+    if not seeds:
+        raise ValueError(f"Invalid seeds: {text!r} (expected at least one integer, e.g. 0)")
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"Invalid seeds: {text!r} (expected distinct integers >= 0)")
+    return seeds
+
+
+def check_data(configs: list[TrainConfig], data_dir: str = "data") -> None:
+    """Check each distinct data source once, before any run is created (see ``data.check_source``)."""
+    for dc in {c.data_config() for c in configs}:
+        check_source(dc, data_dir)

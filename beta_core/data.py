@@ -34,13 +34,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .env import settings
+
 __all__ = ["SOURCES", "DataConfig", "Splits", "DataSourceError", "load_splits", "DeviceLoader",
-           "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset", "eval_loaders"]
+           "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset", "eval_loaders", "check_source"]
 
 SOURCES = ("auto", "synthetic", "cifar10", "folder")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+SYNTHETIC_MAX = 1_000_000  # images per synthetic split: a bound nobody means to exceed
+EXPECTED_TREE = "a folder or a .tar(.gz) holding train/<class>/*.jpg and test/<class>/*.jpg"
 
 
 class DataSourceError(ValueError):
@@ -66,8 +70,9 @@ class DataConfig:
                 raise ValueError(f"Invalid {name}: {v!r} (expected None or an integer >= 10, one per class at least)")
         for name in ("synthetic_train", "synthetic_test"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 10:
-                raise ValueError(f"Invalid {name}: {v!r} (expected an integer >= 10)")
+            if not isinstance(v, int) or not 10 <= v <= SYNTHETIC_MAX:
+                raise ValueError(f"Invalid {name}: {v!r} (expected an integer in [10, {SYNTHETIC_MAX:,}]; "
+                                 f"{SYNTHETIC_MAX:,} images are 3 GB)")
 
 
 @dataclass
@@ -148,47 +153,94 @@ def _decode(data: bytes, where: str) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def _split_class(parts: tuple[str, ...]) -> tuple[str, str] | None:
-    if len(parts) < 3 or parts[-3] not in ("train", "test"):
-        return None
-    return parts[-3], parts[-2]
-
-
-def _iter_tree(path: Path):
-    if path.is_dir():
-        for f in sorted(path.rglob("*")):
-            if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
-                yield f.relative_to(path).parts, str(f), f.read_bytes
-        return
+def _open_tar(path: Path) -> tarfile.TarFile:
     try:
-        tar = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError) as e:
-        raise DataSourceError(f"Unreadable data path {str(path)!r}: {e} "
-                              "(expected a folder or a .tar.gz holding train/<class>/*.jpg and test/<class>/*.jpg)") from e
-    with tar:
-        for m in tar:
-            if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES:
-                data = tar.extractfile(m).read()
-                yield Path(m.name).parts, f"{path}:{m.name}", (lambda d=data: d)
+        return tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataSourceError(f"Unreadable archive {str(path)!r}: {e} (expected {EXPECTED_TREE})") from None
+
+
+def _corrupt(path: Path, e: Exception) -> DataSourceError:
+    return DataSourceError(f"Corrupt archive {str(path)!r}: {type(e).__name__}: {e} (expected a complete "
+                           ".tar or .tar.gz; was the download or copy cut short?)")
+
+
+def _layout(path: Path) -> tuple[str, dict[str, set[str]]]:
+    """(dataset root, class folders of train/ and test/), read cheaply: folder listings or an
+    archive's member names. The root is ``path`` or one level down; anything else is refused
+    before a single image is read (``--data-path /`` must not walk the filesystem)."""
+    not_dataset = DataSourceError(f"Not a dataset: {str(path)!r} has no train/ and test/ folders at its top or "
+                                  f"one level down (expected {EXPECTED_TREE})")
+    if path.is_dir():
+        try:
+            roots = [path, *sorted(d for d in path.iterdir() if d.is_dir())]
+        except OSError as e:
+            raise DataSourceError(f"Unreadable data path {str(path)!r}: {e.strerror or e}") from None
+        for root in roots:
+            if (root / "train").is_dir() and (root / "test").is_dir():
+                return str(root), {s: {c.name for c in (root / s).iterdir() if c.is_dir()} for s in ("train", "test")}
+        raise not_dataset
+    roots: dict[str, dict[str, set[str]]] = {}
+    with _open_tar(path) as tar:
+        try:
+            for m in tar:
+                parts = Path(m.name).parts
+                if parts[:1] == (".",):
+                    parts = parts[1:]
+                if m.isfile() and len(parts) in (3, 4) and parts[-3] in ("train", "test"):
+                    root = "/".join(parts[:-3])
+                    roots.setdefault(root, {"train": set(), "test": set()})[parts[-3]].add(parts[-2])
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            raise _corrupt(path, e) from None
+    for root, found in sorted(roots.items()):
+        if found["train"] and found["test"]:
+            return root, found
+    raise not_dataset
+
+
+def _check_classes(path: Path, found: dict[str, set[str]]) -> list[str]:
+    classes = sorted(found["train"])
+    if sorted(found["test"]) != classes:
+        raise DataSourceError(f"Class folders differ between train/ {classes} and test/ {sorted(found['test'])} "
+                              f"in {str(path)!r} (expected the same classes in both)")
+    return classes
+
+
+def _iter_tree(path: Path, root: str):
+    """(split, class, where, read) for every image under ``root``'s train/ and test/."""
+    if path.is_dir():
+        for split in ("train", "test"):
+            for f in sorted((Path(root) / split).rglob("*")):
+                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+                    yield split, f.parent.name, str(f), f.read_bytes
+        return
+    with _open_tar(path) as tar:
+        try:
+            for m in tar:
+                parts = Path(m.name).parts
+                if parts[:1] == (".",):
+                    parts = parts[1:]
+                if (m.isfile() and len(parts) >= 3 and parts[-3] in ("train", "test")
+                        and "/".join(parts[:-3]) == root and Path(m.name).suffix.lower() in IMAGE_SUFFIXES):
+                    data = tar.extractfile(m).read()
+                    yield parts[-3], parts[-2], f"{path}:{m.name}", (lambda d=data: d)
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            raise _corrupt(path, e) from None
 
 
 def read_image_tree(path: str | os.PathLike) -> Splits:
     """Decode ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar(.gz)."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise DataSourceError(f"Data path not found: {str(p)!r} "
-                              "(expected a folder or a .tar.gz holding train/<class>/*.jpg and test/<class>/*.jpg)")
+        raise DataSourceError(f"Data path not found: {str(p)!r} (expected {EXPECTED_TREE})")
+    root, layout = _layout(p)
+    classes = _check_classes(p, layout)
     found: dict[str, dict[str, list[np.ndarray]]] = {"train": {}, "test": {}}
-    for parts, where, read in _iter_tree(p):
-        sc = _split_class(parts)
-        if sc is not None:
-            found[sc[0]].setdefault(sc[1], []).append(_decode(read(), where))
-    classes = sorted(found["train"])
-    if not classes or not found["test"]:
-        raise DataSourceError(f"Not an image tree: {str(p)!r} has no train/<class>/ and test/<class>/ images "
-                              "(expected train/<class>/*.jpg and test/<class>/*.jpg, as ImageFolder reads)")
-    if sorted(found["test"]) != classes:
-        raise DataSourceError(f"Class folders differ between train/ {classes} and test/ {sorted(found['test'])} in {str(p)!r}")
+    for split, cls, where, read in _iter_tree(p, root):
+        found[split].setdefault(cls, []).append(_decode(read(), where))
+    empty = [f"{s}/{c}" for s in found for c in classes if not found[s].get(c)]
+    if empty:
+        raise DataSourceError(f"No images in {', '.join(empty[:3])} of {str(p)!r} (expected {EXPECTED_TREE})")
     out = []
     for split in ("train", "test"):
         xs = [x for c in classes for x in found[split][c]]
@@ -223,16 +275,19 @@ def _crc(*ts: torch.Tensor) -> int:
 
 
 def _save_cache(splits: Splits, file: Path) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(f".tmp{os.getpid()}")
     blob = {"version": CACHE_VERSION, "train_x": splits.train_x, "train_y": splits.train_y,
             "test_x": splits.test_x, "test_y": splits.test_y, "classes": list(splits.classes),
             "name": splits.name, "crc": _crc(splits.train_x, splits.train_y, splits.test_x, splits.test_y)}
     try:
+        file.parent.mkdir(parents=True, exist_ok=True)
         torch.save(blob, tmp)
         os.replace(tmp, file)  # atomic: a reader never sees a half-written cache
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk costs the cache, not the run
+    except (OSError, RuntimeError):  # a full disk or a read-only folder costs the cache, not the run
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _load_cache(file: Path) -> Splits | None:
@@ -264,7 +319,7 @@ def _cached(data_dir: Path, key: str, build) -> Splits:
 # ------------------------------------------------------------------ entry point
 def resolve_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> tuple[str, str | None]:
     """(concrete source, path) that ``cfg`` means on this machine."""
-    path = cfg.path or os.environ.get("BETA_DATA_PATH") or None
+    path = cfg.path or settings().data_path
     if cfg.source == "folder" and not path:
         raise DataSourceError("Dataset 'folder' needs a path (expected --data-path PATH or BETA_DATA_PATH "
                               "pointing at an ImageFolder tree or .tar.gz)")
@@ -274,6 +329,23 @@ def resolve_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> tup
         have = (Path(data_dir) / "cifar-10-batches-py" / "data_batch_1").exists()
         return ("cifar10", None) if have else ("synthetic", None)
     return cfg.source, path if cfg.source == "folder" else None
+
+
+def check_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> str:
+    """A cheap check, before any run is created, that ``cfg``'s data can be read; returns the
+    concrete source. For a folder or archive: the path exists, it is (or holds, one level
+    down) train/ and test/ with the same class folders, the archive opens. A path already
+    decoded into the cache passes at once."""
+    source, path = resolve_source(cfg, data_dir)
+    if source != "folder":
+        return source
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        raise DataSourceError(f"Data path not found: {str(p)!r} (expected {EXPECTED_TREE})")
+    st = p.stat()
+    if not _cache_file(Path(data_dir), f"folder:{p}:{st.st_size}:{st.st_mtime_ns}").exists():
+        _check_classes(p, _layout(p)[1])
+    return source
 
 
 def balanced_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -300,8 +372,7 @@ def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> Splits
     else:
         p = Path(path).expanduser().resolve()
         if not p.exists():
-            raise DataSourceError(f"Data path not found: {str(p)!r} "
-                                  "(expected a folder or a .tar.gz holding train/<class>/*.jpg and test/<class>/*.jpg)")
+            raise DataSourceError(f"Data path not found: {str(p)!r} (expected {EXPECTED_TREE})")
         st = p.stat()
         s = _cached(data_dir, f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
         if s.name != p.name:

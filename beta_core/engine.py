@@ -28,7 +28,8 @@ from .models import build_model, evaluate
 from .records import EPOCH, STEP, time_to_accuracy
 from .schedules import MomentumScheduler, effective_lr
 
-__all__ = ["pick_device", "Prepared", "prepare", "Hook", "EpochAttribution", "Training", "make_optimizer"]
+__all__ = ["pick_device", "Prepared", "prepare", "Hook", "EpochAttribution", "Training", "make_optimizer",
+           "DivergenceWatch", "WeightsMismatch"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -86,11 +87,56 @@ def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = No
     torch.manual_seed(cfg.seed)
     model = build_model(replace(cfg.model_config(), num_classes=len(splits.classes)))
     if init_state is not None:
-        model.load_state_dict(init_state)
+        _load_weights(model, init_state, cfg)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     steps = len(train_loader)
     return Prepared(device, splits, model, train_loader, test_loader, channels_last, autocast, steps,
                     cfg.epochs * steps)
+
+
+class WeightsMismatch(ValueError):
+    """A state_dict that belongs to another model."""
+
+
+def _load_weights(model: torch.nn.Module, state: dict, cfg: TrainConfig) -> None:
+    """Load ``state`` or say in one line why it does not fit (torch's message runs to pages)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(v)} {what} (e.g. {v[0]})" for v, what in ((missing, "missing"), (unexpected, "unexpected"),
+                                                                     (shapes, "of another shape")) if v]
+        raise WeightsMismatch(f"Weights do not fit the model {cfg.model} (width {cfg.width or 'default'}): "
+                         f"{', '.join(parts)} (expected a state_dict of this model)")
+    model.load_state_dict(state)
+
+
+class DivergenceWatch:
+    """The divergence rule, applied to each synced window of step losses (up to 20 steps).
+
+    A run has diverged when a loss is not finite, or when the mean loss of ``patience``
+    consecutive windows exceeds ``factor`` times the run's first loss (step 0, before any
+    update): cross-entropy a hundred times its starting value is not training any more (Adam
+    at lr 1e6 reaches ~1e13 and never produces a NaN). Two windows, so one bad batch is not
+    a verdict.
+    """
+
+    def __init__(self, factor: float = 100.0, patience: int = 2) -> None:
+        self.factor, self.patience = factor, patience
+        self.ref: float | None = None
+        self.high = 0
+
+    def ok(self, losses: list[float]) -> bool:
+        if not losses:
+            return True
+        if not all(math.isfinite(v) for v in losses):
+            return False
+        if self.ref is None:
+            self.ref = losses[0]
+        mean = sum(losses) / len(losses)
+        self.high = self.high + 1 if mean > self.factor * max(self.ref, 1e-3) else 0
+        return self.high < self.patience
 
 
 class Hook:
@@ -163,8 +209,10 @@ class Training:
         pending: list = []  # (record, loss tensor, correct tensor): synced in batches, not per step
         totals = [0.0, 0.0, 0]  # this epoch's loss * n, correct, n: the epoch's train loss/accuracy
 
+        watch = DivergenceWatch()
+
         def flush() -> tuple[list[dict], bool]:
-            """Sync the pending steps; returns their records and whether every loss is finite."""
+            """Sync the pending steps; returns their records and whether training is still sane."""
             recs = []
             for rec, loss, correct in pending:
                 n, c = rec.pop("_n"), correct.item()
@@ -174,7 +222,7 @@ class Training:
                 totals[2] += n
                 recs.append(rec)
             pending.clear()
-            return recs, all(math.isfinite(r["loss"]) for r in recs)
+            return recs, watch.ok([r["loss"] for r in recs])
 
         self.step_seconds = 0.0  # step loops only, without evaluation: what surgery accounting compares
         for epoch in range(cfg.epochs):

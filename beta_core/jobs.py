@@ -24,7 +24,7 @@ from dataclasses import asdict, replace
 from .attribution import AttributionConfig, attribute
 from .config import TrainConfig
 from .data import eval_loaders
-from .engine import Training, prepare
+from .engine import Training, WeightsMismatch, prepare
 from .records import ACTIVE, EPOCH
 from .store import Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
@@ -34,16 +34,20 @@ __all__ = ["execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "
 
 
 class StopFlag:
-    """Cancellation: a SIGTERM, or the run's cancel flag in the store (polled at most twice a second)."""
+    """Cancellation: a signal, the caller's ``also()``, or the run's cancel flag in the store
+    (polled at most twice a second)."""
 
-    def __init__(self, store: Store, run_id: str, interval: float = 0.5) -> None:
-        self.store, self.run_id, self.interval = store, run_id, interval
+    def __init__(self, store: Store, run_id: str, interval: float = 0.5,
+                 also: Callable[[], bool] | None = None) -> None:
+        self.store, self.run_id, self.interval, self.also = store, run_id, interval, also
         self.stopped, self._next = False, 0.0
 
     def on_signal(self, *_):
         self.stopped = True
 
     def __call__(self) -> bool:
+        if not self.stopped and self.also is not None and self.also():
+            self.stopped = True
         now = time.monotonic()
         if not self.stopped and now >= self._next:
             self._next = now + self.interval
@@ -88,7 +92,10 @@ def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str 
     cfg = TrainConfig.from_dict(train_config_of(run))
     if device:
         cfg = replace(cfg, device=device)
-    p = prepare(cfg, data_dir, init_state=state)
+    try:
+        p = prepare(cfg, data_dir, init_state=state)
+    except WeightsMismatch as e:
+        raise StoreError(f"Checkpoint of run {run_id} does not fit its model: {e}") from None
     p.model.eval()
     return p.model, p.splits, eval_loaders(p.splits, p.device, p.channels_last)
 
@@ -121,7 +128,10 @@ def _surgery(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, 
         if on_record:
             on_record(r)
 
-    out = run_surgery(parent_cfg, state, cfg, data_dir, splits, on_record=rec, stop=stop)
+    try:
+        out = run_surgery(parent_cfg, state, cfg, data_dir, splits, on_record=rec, stop=stop)
+    except WeightsMismatch as e:
+        raise StoreError(f"Checkpoint of run {run['parent']} does not fit its model: {e}") from None
     writer.flush()
     if out["status"] != "done":
         return out["status"], {"report": out["report"]}
@@ -150,17 +160,19 @@ JOB_KINDS = tuple(JOB_BODIES)
 
 def execute_run(store: Store, run_id: str, data_dir: str = "data",
                 on_record: Callable[[dict], None] | None = None, splits=None,
-                handle_signals: bool = False) -> dict:
+                handle_signals: bool = False, should_stop: Callable[[], bool] | None = None) -> dict:
     """Run a queued job in this process and record its outcome; returns the finished run.
 
-    Any exception marks the run ``failed`` with its message; the store and other runs are
-    left as they were.
+    Cancellation: the store's cancel flag, ``should_stop()``, and with ``handle_signals``
+    SIGTERM/SIGINT. Any exception marks the run ``failed`` with its message; the store and
+    other runs are left as they were. If even that cannot be written (a full disk), raises
+    :class:`StoreError` with the run's cause in one line.
     """
     run = store.get_run(run_id)
     if run["status"] != "queued":
         raise StoreError(f"Run {run_id} is {run['status']} (expected a queued run)")
     store.claim(run_id)
-    stop = StopFlag(store, run_id)
+    stop = StopFlag(store, run_id, also=should_stop)
     if handle_signals:
         signal.signal(signal.SIGTERM, stop.on_signal)
         signal.signal(signal.SIGINT, stop.on_signal)
@@ -171,7 +183,12 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
         status, summary = body(store, run, data_dir, stop, on_record, splits)
         store.finish(run_id, status, summary)
     except Exception as e:  # noqa: BLE001 - the run fails, the caller decides what to show
-        store.finish(run_id, "failed", error=f"{type(e).__name__}: {e}")
+        cause = str(e) if isinstance(e, (StoreError, ValueError)) else f"{type(e).__name__}: {e}"
+        try:
+            store.finish(run_id, "failed", error=cause)
+        except StoreError as e2:
+            raise StoreError(f"Run {run_id} failed ({cause}); recording that failed too, so the store will show "
+                             f"it as interrupted: {e2}") from None
     return store.get_run(run_id)
 
 
@@ -245,6 +262,13 @@ class JobManager:
         p = self.procs.get(run_id)
         if p is not None and p.poll() is None:
             p.send_signal(signal.SIGTERM)
+
+    def requeue(self, run_ids: list[str]) -> None:
+        """Queue again runs that never started (queued when a previous app process stopped)."""
+        for rid in run_ids:
+            self.store.requeue(rid, os.getpid())
+        self.pump()
+        self._ensure_thread()
 
     def active(self) -> list[dict]:
         """Queued and running jobs of this store, oldest first."""

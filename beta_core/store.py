@@ -12,8 +12,11 @@ claims to be queued or running but whose owning process is gone reads as
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
+import warnings
 import re
 import shutil
 import sqlite3
@@ -25,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .env import settings
 from .records import ACTIVE, EPOCH_FIELDS, STATUSES, STEP_FIELDS
 
 __all__ = ["Store", "StoreError", "validate_run_id", "default_runs_dir"]
@@ -50,7 +54,7 @@ class StoreError(RuntimeError):
 
 
 def default_runs_dir() -> Path:
-    return Path(os.environ.get("BETA_RUNS_DIR", "runs"))
+    return Path(settings().runs_dir)
 
 
 def validate_run_id(run_id: str) -> str:
@@ -85,27 +89,48 @@ def _alive(pid: int | None, start: str | None) -> bool:
 
 
 class Store:
-    """The run store. Every method opens its own short transaction; safe across processes."""
+    """The run store. Every method opens its own short transaction; safe across processes.
+
+    A store in a folder we cannot write (read-only media, another user's runs) opens
+    read-only: listing, showing, exporting and diagnosing work; anything that writes raises
+    :class:`StoreError`. Every SQLite error (disk full, locked, corrupt) becomes a StoreError
+    with one line naming the store.
+    """
 
     def __init__(self, runs_dir: str | os.PathLike | None = None) -> None:
         self.dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self.read_only = False
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
                 db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"Cannot open the run store in {str(self.dir)!r}: {e} "
-                             "(expected a writable folder)") from e
+        except (OSError, StoreError) as e:
+            if (self.dir / "runs.db").is_file() and not os.access(self.dir, os.W_OK):
+                self.read_only = True
+                return
+            raise StoreError(f"Cannot open the run store in {str(self.dir)!r}: {e.__cause__ or e} "
+                             "(expected a writable folder)") from None
 
     @contextmanager
     def _db(self):
-        db = sqlite3.connect(self.dir / "runs.db", timeout=30)
+        try:
+            if self.read_only:  # immutable: no -wal/-shm files, which a read-only folder cannot hold
+                db = sqlite3.connect(f"file:{self.dir / 'runs.db'}?immutable=1", uri=True, timeout=30)
+            else:
+                db = sqlite3.connect(self.dir / "runs.db", timeout=30)
+        except sqlite3.Error as e:
+            raise StoreError(f"Cannot open the run store {str(self.dir)!r}: {e}") from e
         db.row_factory = sqlite3.Row
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            if not self.read_only:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
             with db:  # one transaction: commit on success, roll back on error
                 yield db
+        except sqlite3.Error as e:
+            what = "it is read-only here" if self.read_only else e
+            raise StoreError(f"The run store {str(self.dir)!r} could not be updated: {what} "
+                             "(expected a writable folder with free space)") from e
         finally:
             db.close()
 
@@ -139,14 +164,26 @@ class Store:
 
     def _reap(self, db, row: sqlite3.Row) -> dict:
         d = dict(row)
-        if d["status"] in ACTIVE and not _alive(d["pid"], d["pid_start"]):
-            d["status"] = "interrupted"
-            d["error"] = d["error"] or "the process that owned this run exited without finishing it"
-            db.execute("UPDATE runs SET status = ?, error = ?, updated = ? WHERE id = ? AND status IN (?, ?)",
-                       (d["status"], d["error"], time.time(), d["id"], *ACTIVE))
         d["config"] = json.loads(d["config"]) if d["config"] else {}
         d["summary"] = json.loads(d["summary"]) if d["summary"] else {}
+        if d["status"] in ACTIVE and not _alive(d["pid"], d["pid_start"]):
+            d["status"] = "interrupted"
+            d["error"] = d["error"] or ("the process that owned this run exited before it started"
+                                        if d["summary"].get("total_steps") is None else
+                                        "the process that owned this run exited without finishing it")
+            d["summary"].update(self._accuracy_so_far(db, d["id"]))
+            if not self.read_only:
+                db.execute("UPDATE runs SET status = ?, error = ?, summary = ?, updated = ? WHERE id = ? "
+                           "AND status IN (?, ?)", (d["status"], d["error"], json.dumps(d["summary"]),
+                                                    time.time(), d["id"], *ACTIVE))
         return d
+
+    @staticmethod
+    def _accuracy_so_far(db, run_id: str) -> dict:
+        """Final and best test accuracy of the epochs a run completed (an interrupted run keeps them)."""
+        rows = db.execute("SELECT test_acc FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+        accs = [r["test_acc"] for r in rows]
+        return {"final_test_acc": accs[-1], "best_test_acc": max(accs), "epochs_completed": len(accs)} if accs else {}
 
     def get_run(self, run_id: str) -> dict:
         with self._db() as db:
@@ -265,7 +302,8 @@ class Store:
             q += f" AND {order} >= ?"
             args.append(since)
         with self._db() as db:
-            return pd.read_sql_query(q + f" ORDER BY run_id, {order}", db, params=args)
+            df = pd.read_sql_query(q + f" ORDER BY run_id, {order}", db, params=args)
+        return df.astype({"epoch": "int64", "step": "int64"})  # stored as REAL, counted as integers
 
     def step_counts(self, *run_ids: str) -> dict[str, int]:
         """Number of step records per run (cheap: no rows are read)."""
@@ -302,16 +340,26 @@ class Store:
         return num.reset_index()
 
     def export_csv(self, run_ids: list[str], folder: str | os.PathLike) -> list[Path]:
-        """Write runs.csv, steps.csv and epochs.csv for ``run_ids`` into ``folder``."""
+        """Write runs.csv, steps.csv and epochs.csv for ``run_ids`` into ``folder`` (made if absent)."""
         out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            if out.exists() and not out.is_dir():
+                raise NotADirectoryError(f"{str(out)!r} is a file")
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"Cannot export to {str(out)!r}: {e.strerror or e} (expected a folder, new or "
+                             "existing, that can be written)") from None
         runs = self.list_runs()
         files = [out / "runs.csv", out / "steps.csv", out / "epochs.csv"]
-        runs[runs["id"].isin(run_ids)].to_csv(files[0], index=False)
-        self.steps(*run_ids).to_csv(files[1], index=False)
         epochs = self.epochs(*run_ids)
         epochs["extra"] = [json.dumps(e) for e in epochs["extra"]]
-        epochs.to_csv(files[2], index=False)
+        try:
+            runs[runs["id"].isin(run_ids)].to_csv(files[0], index=False)
+            self.steps(*run_ids).to_csv(files[1], index=False)
+            epochs.to_csv(files[2], index=False)
+        except OSError as e:
+            raise StoreError(f"Cannot export to {str(out)!r}: {e.strerror or e} (expected free space and "
+                             "a writable folder)") from None
         return files
 
     # ------------------------------------------------------------ results and checkpoints
@@ -331,22 +379,63 @@ class Store:
         return self.dir / validate_run_id(run_id) / "final.pt"
 
     def save_checkpoint(self, run_id: str, state_dict: dict) -> Path:
-        """Write atomically (temp file, then rename): a full disk leaves no half checkpoint."""
+        """Write atomically (temp file, then rename): a full disk leaves no half checkpoint.
+
+        Serialised in memory first, so a full disk surfaces as the OS's own "No space left on
+        device" rather than a message from torch's zip writer."""
         path = self.checkpoint_path(run_id)
         tmp = path.with_suffix(".tmp")
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buf)
         try:
-            torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
+            tmp.write_bytes(buf.getbuffer())
             os.replace(tmp, path)
-        except (OSError, RuntimeError) as e:
+        except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise StoreError(f"Cannot write the checkpoint of run {run_id} to {str(path)!r}: {e} "
-                             "(expected free space and a writable runs folder)") from e
+            raise StoreError(f"Cannot write the checkpoint of run {run_id} to {str(path)!r}: {e.strerror or e} "
+                             "(expected free space and a writable runs folder)") from None
         return path
 
     def load_checkpoint(self, run_id: str) -> dict:
+        """The run's final weights. Loaded with ``weights_only=True`` always: a checkpoint that
+        holds anything but tensors is refused, never executed."""
         path = self.checkpoint_path(run_id)
         if not path.exists():
             status = self.get_run(run_id)["status"]
             raise StoreError(f"Run {run_id} has no checkpoint (status {status}; only runs that finished "
                              "training have one)")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        why = None
+        try:
+            with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we say it once
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            why = "it holds objects other than tensors (refused: only weights are loaded)"
+        except Exception as e:  # noqa: BLE001 - empty, truncated, random bytes: torch raises many types
+            why = f"not a torch weights file ({type(e).__name__})"
+        else:
+            if not (isinstance(state, dict) and state and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                             for k, v in state.items())):
+                why = "it does not hold a state_dict (a mapping of parameter names to tensors)"
+        if why:
+            raise StoreError(f"Checkpoint of run {run_id} is unreadable: {why} ({str(path)!r})")
+        return state
+
+    def requeue(self, run_id: str, pid: int | None = None) -> None:
+        """Put an interrupted run that never started back in the queue, owned by ``pid``."""
+        pid = pid or os.getpid()
+        with self._db() as db:
+            row = self._reap(db, self._row(db, run_id))
+            n = db.execute("SELECT COUNT(*) FROM steps WHERE run_id = ?", (run_id,)).fetchone()[0]
+            if row["status"] != "interrupted" or n:
+                raise StoreError(f"Run {run_id} is {row['status']}"
+                                 + (f" with {n} steps recorded" if n else "")
+                                 + " (expected an interrupted run that never started)")
+            db.execute("UPDATE runs SET status = 'queued', error = NULL, cancel_requested = 0, pid = ?, "
+                       "pid_start = ?, updated = ? WHERE id = ?", (pid, _proc_start(pid), time.time(), run_id))
+
+    def never_started(self) -> list[dict]:
+        """Interrupted runs with no step recorded: queued when their owner (e.g. the app) stopped."""
+        with self._db() as db:
+            started = {r[0] for r in db.execute("SELECT DISTINCT run_id FROM steps")}
+        return [r for r in self.runs(status="interrupted") if r["id"] not in started]

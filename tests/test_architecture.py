@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "beta_core"
 
 LAYERS = {
-    0: ("records", "schedules", "presets"),           # record schemas, statuses; pure rules; named starting points
+    0: ("records", "schedules", "presets", "env"),    # record schemas, statuses; pure rules; starting points; env vars
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets and loaders; nets and evaluation; run store
     2: ("config", "attribution"),                     # run config and planner; scores and the planted fault
     3: ("engine",),                                   # prepare a run, the training loop with hooks

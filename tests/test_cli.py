@@ -51,7 +51,7 @@ def test_compare_parallel_processes(capsys, tmp_path):
     (["train", "--batch-size", "0"], "Invalid batch_size: 0"),
     (["train", "--thresholds", "0,0.5"], "Invalid thresholds"),
     (["train", "--set", "bogus=1"], "Invalid --set 'bogus=1'"),
-    (["compare", "--seeds", "a,b"], "Invalid --seeds"),
+    (["compare", "--seeds", "a,b"], "Invalid seeds"),
     (["runs", "show", "nope"], "Unknown run: 'nope'"),
     (["runs", "show", "../x"], "Invalid run id"),
 ])
@@ -60,9 +60,12 @@ def test_errors_exit_nonzero_with_message(capsys, tmp_path, argv, fragment):
     assert code == 2 and fragment in err and err.startswith("error:")
 
 
-def test_failed_run_exit_code(capsys, tmp_path):
-    code, out, _ = run(capsys, tmp_path, "train", *TINY, "--dataset", "folder", "--data-path", str(tmp_path / "none"))
-    assert code == 1 and "failed" in out and "Data path not found" in out
+def test_bad_data_path_creates_no_run(capsys, tmp_path):
+    code, out, err = run(capsys, tmp_path, "train", *TINY, "--dataset", "folder", "--data-path", str(tmp_path / "none"))
+    assert code == 2 and "Data path not found" in err and err.count("\n") == 1
+    from beta_core.store import Store
+
+    assert Store(tmp_path / "runs").runs() == []
 
 
 def test_batch_larger_than_data(capsys, tmp_path):

@@ -104,8 +104,11 @@ def test_auto_source(tmp_path, monkeypatch):
     (tmp_path / "cifar-10-batches-py").mkdir()
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"")
     assert resolve_source(DataConfig("auto"), tmp_path) == ("cifar10", None)
+    monkeypatch.setenv("BETA_DATA_PATH", str(tmp_path))
+    assert resolve_source(DataConfig("auto"), tmp_path) == ("folder", str(tmp_path))
     monkeypatch.setenv("BETA_DATA_PATH", "/somewhere")
-    assert resolve_source(DataConfig("auto"), tmp_path) == ("folder", "/somewhere")
+    with pytest.raises(ValueError, match="BETA_DATA_PATH='/somewhere' .expected an existing"):
+        resolve_source(DataConfig("auto"), tmp_path)
 
 
 def test_errors(tmp_path, monkeypatch):
@@ -117,11 +120,11 @@ def test_errors(tmp_path, monkeypatch):
     with pytest.raises(DataSourceError, match="Data path not found"):
         load_splits(DataConfig("folder", str(tmp_path / "nope")), tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataSourceError, match="Not an image tree"):
+    with pytest.raises(DataSourceError, match="Not a dataset: .* no train/ and test/ folders"):
         load_splits(DataConfig("folder", str(tmp_path / "empty")), tmp_path)
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"not a tar at all")
-    with pytest.raises(DataSourceError, match="Unreadable data path"):
+    with pytest.raises(DataSourceError, match="Unreadable archive .*bad.tar.gz"):
         load_splits(DataConfig("folder", str(bad)), tmp_path)
     (tmp_path / "t" / "train" / "a").mkdir(parents=True)
     (tmp_path / "t" / "test" / "a").mkdir(parents=True)
@@ -164,3 +167,72 @@ def test_mean_std_chunked_and_kept_by_replace(tiny_splits):
     # derived splits (surgery trains on other images) keep the parent's normalisation
     other = replace(s, train_x=s.test_x, train_y=s.test_y)
     assert other.mean_std == (mean, std)
+
+
+def _tar(path, members: dict[str, bytes]):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (120, 30, 200)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_check_source_refuses_what_is_not_a_dataset_before_scanning(tmp_path):
+    import time
+
+    from beta_core.data import check_source
+
+    t0 = time.monotonic()
+    with pytest.raises(DataSourceError, match="Not a dataset: '/' has no train/ and test/"):
+        check_source(DataConfig("folder", "/"), tmp_path)
+    assert time.monotonic() - t0 < 5  # refused from a listing, not after walking the filesystem
+    with pytest.raises(DataSourceError, match="Not a dataset"):
+        read_image_tree("/")
+
+
+def test_check_source_archive_errors_name_the_file(tmp_path):
+    from beta_core.data import check_source
+
+    jpg = _jpeg()
+    no_test = _tar(tmp_path / "no_test.tar.gz", {"train/a/1.jpg": jpg})
+    with pytest.raises(DataSourceError, match="Not a dataset: .*no_test.tar.gz"):
+        check_source(DataConfig("folder", str(no_test)), tmp_path)
+    mismatch = _tar(tmp_path / "mismatch.tar.gz", {"train/a/1.jpg": jpg, "test/b/1.jpg": jpg})
+    with pytest.raises(DataSourceError, match=r"Class folders differ between train/ \['a'\] and test/ \['b'\]"):
+        check_source(DataConfig("folder", str(mismatch)), tmp_path)
+    good = _tar(tmp_path / "good.tar.gz", {f"cifar/{s}/{c}/{i}.jpg": jpg for s in ("train", "test")
+                                           for c in ("a", "b") for i in range(3)})
+    assert check_source(DataConfig("folder", str(good)), tmp_path) == "folder"  # one level down is fine
+    assert len(read_image_tree(good).train_y) == 6
+    data = good.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataSourceError, match="Corrupt archive .*cut.tar.gz.*cut short"):
+        check_source(DataConfig("folder", str(cut)), tmp_path)
+
+
+def test_unwritable_cache_costs_only_the_cache(tmp_path):
+    """The cache folder cannot be made (here a file is in its way; a read-only data folder fails
+    the same mkdir): the data still loads."""
+    (tmp_path / "cache").write_text("in the way")
+    s = load_splits(DataConfig("synthetic", synthetic_train=20, synthetic_test=20), tmp_path)
+    assert len(s.train_y) == 20 and (tmp_path / "cache").is_file()
+
+
+def test_synthetic_sizes_have_a_bound():
+    with pytest.raises(ValueError, match=r"synthetic_train: 100000000000 \(expected an integer in \[10, 1,000,000\]"):
+        DataConfig("synthetic", synthetic_train=10 ** 11)

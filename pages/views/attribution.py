@@ -4,7 +4,7 @@ import streamlit as st
 
 from beta_core.attribution import NORMALIZATIONS, overlap
 from beta_core.records import ACTIVE
-from pages.views.common import get_manager, get_store, heatmap, pick_run
+from pages.views.common import get_manager, get_store, heatmap, pick_run, show_error
 
 st.title("Per-layer attribution on misclassified images")
 store = get_store()
@@ -42,7 +42,7 @@ for n, col in enumerate(cols):
             st.rerun()
         failed = [j for j in jobs if j["status"] == "failed"]
         if failed and not active and failed[0] == jobs[0]:
-            st.error(f"Last attribution failed: {failed[0]['error']}")
+            show_error(failed[0]["error"], "Last attribution failed: ")
         stored = store.results(run["id"], "attribution")
         if not stored:
             st.caption("No attribution yet for this run.")

@@ -5,6 +5,7 @@ Pages build configs and call beta_core; nothing here trains.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -14,6 +15,7 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from beta_core.data import DataConfig, resolve_source
+from beta_core.env import settings
 from beta_core.jobs import JobManager
 from beta_core.store import Store, StoreError
 
@@ -24,7 +26,17 @@ REGIME_BANDS = [(0.9, "rgba(214,39,40,0.08)", "underdamped"), (1.1, "rgba(44,160
 
 
 def data_dir() -> str:
-    return os.environ.get("BETA_DATA_DIR", "data")
+    return settings().data_dir
+
+
+def plain(text: str) -> str:
+    """``text`` with Markdown's special characters escaped: error messages show as written
+    (``train/<class>/*.jpg`` keeps its ``*``)."""
+    return re.sub(r"([\\`*_{}\[\]()#+!|~<>$-])", r"\\\1", str(text))
+
+
+def show_error(text: str, prefix: str = "") -> None:
+    st.error(prefix + plain(text))
 
 
 @st.cache_resource
@@ -35,7 +47,8 @@ def _manager(runs_dir: str, data_dir: str, max_parallel: int) -> JobManager:
 def get_manager() -> JobManager:
     """One job manager per app process (and runs folder): each job runs as its own process,
     at most BETA_MAX_JOBS (default 1) at a time, so a 2-core machine is not oversubscribed."""
-    return _manager(os.environ.get("BETA_RUNS_DIR", "runs"), data_dir(), int(os.environ.get("BETA_MAX_JOBS", "1")))
+    s = settings()
+    return _manager(s.runs_dir, s.data_dir, s.max_jobs)
 
 
 def get_store() -> Store:
@@ -43,7 +56,7 @@ def get_store() -> Store:
     try:
         return get_manager().store
     except (StoreError, OSError) as e:
-        st.error(f"Run store unavailable: {e}")
+        show_error(e, "Run store unavailable: ")
         st.stop()
 
 
@@ -62,7 +75,7 @@ def data_source_label(path: str | None = None) -> str:
     try:
         source, p = resolve_source(DataConfig("auto", path), data_dir())
     except ValueError as e:
-        return f"error: {e}"
+        return f"error: {plain(e)}"
     return {"synthetic": "synthetic (no CIFAR-10 found)", "cifar10": "CIFAR-10 (data/)"}.get(source, f"folder {p}")
 
 

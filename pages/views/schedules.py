@@ -4,7 +4,7 @@ import streamlit as st
 
 from beta_core.damping import zeta
 from beta_core.schedules import LR_SCHEDULES, LRSchedule, MomentumRule, effective_lr, momentum_sequence
-from pages.views.common import metric_figure, run_colors
+from pages.views.common import metric_figure, run_colors, show_error
 
 st.title("LR schedules and momentum rules")
 c1, c2, c3, c4 = st.columns(4)
@@ -20,7 +20,7 @@ mu_max = c7.slider("Clamp ceiling μ_max", 0.5, 0.999, 0.99, 0.001)
 try:
     sched = LRSchedule(name, base_lr, int(total), int(warm), step_size=max(1, int(total) // 3))
 except ValueError as e:
-    st.error(str(e))
+    show_error(e)
     st.stop()
 lrs = [sched.lr(s) for s in range(int(total))]
 rules = {

@@ -8,7 +8,7 @@ from beta_core.models import ModelConfig, build_model, layer_groups
 from beta_core.records import ACTIVE
 from beta_core.store import StoreError
 from beta_core.surgery import SurgeryConfig, surgery_run_config
-from pages.views.common import get_manager, get_store, heatmap, pick_run, run_name
+from pages.views.common import get_manager, get_store, heatmap, pick_run, run_name, show_error
 
 st.title("Layer surgery")
 store = get_store()
@@ -38,7 +38,7 @@ if go:
         get_manager().submit(surgery_run_config(run["config"], cfg), kind="surgery", parent=run["id"])
         st.success("Surgery launched.")
     except (ValueError, StoreError, OSError) as e:
-        st.error(str(e))
+        show_error(e)
 
 jobs = store.runs(kind="surgery", parent=run["id"])
 if not jobs:
@@ -51,7 +51,7 @@ if job["status"] in ACTIVE:
     time.sleep(1.0)
     st.rerun()
 if job["status"] != "done":
-    st.error(f"Surgery {job['id']} {job['status']}: {job['error'] or ''}")
+    show_error(job["error"] or "", f"Surgery {job['id']} {job['status']}: ")
     st.stop()
 s = job["summary"]
 if s.get("leaky"):

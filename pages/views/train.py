@@ -5,12 +5,15 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from beta_core.config import METHODS, plan_runs
+from beta_core.config import METHODS, check_data, parse_seeds, plan_runs
+from beta_core.env import settings
 from beta_core.models import MODELS
 from beta_core.presets import PRESETS, preset_methods
 from beta_core.records import ACTIVE, format_hit
 from beta_core.store import StoreError
-from pages.views.common import data_source_label, get_manager, get_store, panel_figure, run_colors, run_name
+from pages.views.common import (
+    data_dir, data_source_label, get_manager, get_store, panel_figure, plain, run_colors, run_name, show_error,
+)
 
 st.title("Train & compare")
 
@@ -35,21 +38,36 @@ with st.form("launch"):
 
 if launched:
     try:
-        seeds = [int(s) for s in seeds_text.split(",") if s.strip()]
+        seeds = parse_seeds(seeds_text)
         over = {"model": model, "dataset": dataset, "epochs": int(epochs), "train_subset": int(subset) or None,
                 "data_path": data_path or None, "attribution_every_epoch": per_epoch}
         configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
+        check_data(configs, data_dir())  # a bad path is refused here, before any run exists
         jm = get_manager()
         group = f"ui-{uuid.uuid4().hex[:8]}"
         st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
         st.success(f"Launched {len(configs)} run(s) on {data_source_label(data_path or None)}.")
     except ValueError as e:
-        st.error(str(e))
+        show_error(e)
     except (StoreError, OSError) as e:
-        st.error(f"Cannot launch: {e}")
+        show_error(e, "Cannot launch: ")
+
+store = get_store()
+# ------------------------------------------------------------------ runs an earlier app never started
+stale = store.never_started()
+if stale:
+    a, b = st.columns([5, 1])
+    a.warning(f"{len(stale)} run(s) were queued when the app stopped and never ran: "
+              + ", ".join(run_name(r) for r in stale[:5]) + ("…" if len(stale) > 5 else ""))
+    if b.button("Requeue them", key="requeue"):
+        try:
+            get_manager().requeue([r["id"] for r in stale])
+            st.session_state["selected"] = [r["id"] for r in stale]
+            st.rerun()
+        except (StoreError, OSError) as e:
+            show_error(e, "Cannot requeue: ")
 
 # ------------------------------------------------------------------ which runs to show
-store = get_store()
 runs = store.runs(kind="train")
 if not runs:
     st.info("No runs yet. Press **Launch** to compare the preset's methods.")
@@ -66,7 +84,7 @@ window = c2.slider("Smoothing (steps)", 1, 50, 10)
 log_y = c3.checkbox("log-y for loss", value=False)
 # Each refresh redraws six charts in the browser; on a 2-core machine that competes with the
 # training processes for CPU, so the default refresh is slower there (bench_app_polling.py).
-default_poll = float(os.environ.get("BETA_POLL_SECONDS", 2.0 if (os.cpu_count() or 1) > 2 else 5.0))
+default_poll = settings().poll_seconds or (2.0 if (os.cpu_count() or 1) > 2 else 5.0)
 poll = c4.selectbox("Refresh every (s)", [1.0, 2.0, 5.0, 10.0],
                     index=[1.0, 2.0, 5.0, 10.0].index(default_poll) if default_poll in (1.0, 2.0, 5.0, 10.0) else 2)
 any_active = any(by_id[i]["status"] in ACTIVE for i in chosen)
@@ -88,7 +106,7 @@ def live(ids: list[str]) -> None:
             if b.button("Cancel", key=f"cancel-{i}"):
                 get_manager().cancel(i)
         elif r["status"] not in ("done",):
-            st.warning(f"{names[i]}: {r['status']}" + (f" — {r['error']}" if r["error"] else ""))
+            st.warning(f"{names[i]}: {r['status']}" + (f" — {plain(r['error'])}" if r["error"] else ""))
         elif r["summary"].get("synthetic"):
             st.caption(f"{names[i]}: trained on **synthetic** data")
     steps = store.steps(*ids)

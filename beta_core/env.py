@@ -1,0 +1,83 @@
+"""Environment variables the CLI and the app read, validated in one place.
+
+=================  =========================================  ===========================
+variable           meaning                                    accepted
+=================  =========================================  ===========================
+BETA_RUNS_DIR      the run store's folder (default ``runs``)  a folder path (made if absent)
+BETA_DATA_DIR      datasets and their cache (``data``)        a folder path (made if absent)
+BETA_DATA_PATH     an ImageFolder tree or .tar.gz             an existing file or folder
+BETA_MAX_JOBS      jobs the app runs at once (1)              an integer in [1, 64]
+BETA_POLL_SECONDS  live-chart refresh of the app              a number in [0.2, 3600]
+BETA_THREADS       torch threads of a worker process          an integer in [1, 1024]
+=================  =========================================  ===========================
+
+``settings()`` reads them all and raises :class:`EnvError` for the first bad one, with one
+message naming the variable, its value and what is expected.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["EnvError", "Settings", "settings", "VARIABLES"]
+
+VARIABLES = ("BETA_RUNS_DIR", "BETA_DATA_DIR", "BETA_DATA_PATH", "BETA_MAX_JOBS", "BETA_POLL_SECONDS",
+             "BETA_THREADS")
+
+
+class EnvError(ValueError):
+    """An environment variable holds a value we cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    runs_dir: str = "runs"
+    data_dir: str = "data"
+    data_path: str | None = None
+    max_jobs: int = 1
+    poll_seconds: float | None = None   # None: the page's default for this machine
+    threads: int | None = None          # None: torch's default
+
+
+def _bad(name: str, value: str, expected: str) -> EnvError:
+    return EnvError(f"Invalid environment variable {name}={value!r} (expected {expected})")
+
+
+def _number(env, name: str, kind, lo, hi):
+    text = env.get(name)
+    if text is None or text.strip() == "":
+        return None
+    expected = f"{'an integer' if kind is int else 'a number'} in [{lo:g}, {hi:g}]"
+    try:
+        v = kind(text.strip())
+    except ValueError:
+        raise _bad(name, text, expected) from None
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise _bad(name, text, expected)
+    return v
+
+
+def _folder(env, name: str, default: str) -> str:
+    text = env.get(name)
+    if text is None:
+        return default
+    if text.strip() == "":
+        raise _bad(name, text, "a folder path; unset it for the default")
+    p = Path(text).expanduser()
+    if p.exists() and not p.is_dir():
+        raise _bad(name, text, "a folder, not a file")
+    return str(p)
+
+
+def settings(env: dict | None = None) -> Settings:
+    """The validated settings from ``env`` (default: ``os.environ``)."""
+    env = os.environ if env is None else env
+    data_path = env.get("BETA_DATA_PATH") or None
+    if data_path is not None and not Path(data_path).expanduser().exists():
+        raise _bad("BETA_DATA_PATH", data_path, "an existing ImageFolder tree or .tar.gz; unset it for the default")
+    return Settings(runs_dir=_folder(env, "BETA_RUNS_DIR", "runs"), data_dir=_folder(env, "BETA_DATA_DIR", "data"),
+                    data_path=data_path, max_jobs=_number(env, "BETA_MAX_JOBS", int, 1, 64) or 1,
+                    poll_seconds=_number(env, "BETA_POLL_SECONDS", float, 0.2, 3600),
+                    threads=_number(env, "BETA_THREADS", int, 1, 1024))
