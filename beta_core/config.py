@@ -89,7 +89,10 @@ class TrainConfig:
     device: str = _f("auto", "auto (cuda, mps, cpu) | cuda | mps | cpu")
     thresholds: tuple = _f((0.9, 0.95), "test accuracies for time-to-accuracy, in (0, 1], comma-separated")
     attribution_every_epoch: bool = _f(False, "record per-group error-gradient scores each epoch")
-    data_seed: int = _f(0, "synthetic data and subset choice")
+    data_seed: int = _f(0, "synthetic data, subset and validation choice")
+    val_fraction: float = _f(0.1, "validation images as a share of the training images (0: none); carved "
+                                  "from the training pool, never from test")
+    val_max: int = _f(5000, "at most this many validation images")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -127,7 +130,7 @@ class TrainConfig:
     # --------------------------------------------------------- sub-configs
     def data_config(self) -> DataConfig:
         return DataConfig(self.dataset, self.data_path, self.train_subset, self.test_subset,
-                          self.synthetic_train, self.synthetic_test, self.data_seed)
+                          self.synthetic_train, self.synthetic_test, self.data_seed, self.val_fraction, self.val_max)
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(self.model, self.width)
@@ -154,6 +157,8 @@ class TrainConfig:
             raise ValueError(f"Unknown config fields: {sorted(unknown)} (expected some of {sorted(known)})")
         if isinstance(d.get("thresholds"), list):
             d = {**d, "thresholds": tuple(d["thresholds"])}
+        if "val_fraction" not in d:  # stored before validation splits existed: rebuild its data as it was
+            d = {**d, "val_fraction": 0.0}
         return cls(**d)
 
 

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from .env import settings
 
 __all__ = ["SOURCES", "DataConfig", "Splits", "DataSourceError", "load_splits", "DeviceLoader",
-           "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset", "eval_loaders", "check_source"]
+           "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset", "eval_loaders", "check_source",
+           "val_size"]
 
 SOURCES = ("auto", "synthetic", "cifar10", "folder")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -60,6 +61,8 @@ class DataConfig:
     synthetic_train: int = 10000        # synthetic training images (10 classes)
     synthetic_test: int = 2000          # synthetic test images
     data_seed: int = 0                  # synthetic generation and subset choice (not training)
+    val_fraction: float = 0.1           # validation images, as a share of the training images
+    val_max: int = 5000                 # ... and at most this many
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -68,6 +71,11 @@ class DataConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 10):
                 raise ValueError(f"Invalid {name}: {v!r} (expected None or an integer >= 10, one per class at least)")
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            raise ValueError(f"Invalid val_fraction: {self.val_fraction!r} (expected a share in [0, 1); 0 = no "
+                             "validation split)")
+        if not isinstance(self.val_max, int) or self.val_max < 0:
+            raise ValueError(f"Invalid val_max: {self.val_max!r} (expected an integer >= 0)")
         for name in ("synthetic_train", "synthetic_test"):
             v = getattr(self, name)
             if not isinstance(v, int) or not 10 <= v <= SYNTHETIC_MAX:
@@ -85,6 +93,9 @@ class Splits:
     name: str               # shown to users; contains "synthetic" for synthetic data
     synthetic: bool
     norm: tuple | None = None  # (mean, std) once computed; dataclasses.replace carries it over
+    val_x: torch.Tensor | None = None  # validation split, carved from the training pool
+    val_y: torch.Tensor | None = None
+    origin: dict | None = None  # {"train": idx, "val": idx} into the source's training pool
 
     @property
     def mean_std(self) -> tuple[list[float], list[float]]:
@@ -359,6 +370,15 @@ def balanced_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return torch.argsort(rank * (int(y.max()) + 1) + y)[:n].sort().values
 
 
+def val_size(cfg: DataConfig, pool: int) -> int:
+    """Validation images: ``val_fraction`` of the training images (the subset if one is asked
+    for, else the pool), at most ``val_max``, and never more than half the pool."""
+    if cfg.val_fraction == 0 or cfg.val_max == 0:
+        return 0
+    n_train = min(cfg.train_subset or pool, pool)
+    return max(1, min(cfg.val_max, round(cfg.val_fraction * n_train), pool // 2))
+
+
 def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> Splits:
     """Load the dataset ``cfg`` describes, through the cache, with subsets applied."""
     data_dir = Path(data_dir)
@@ -377,9 +397,21 @@ def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> Splits
         s = _cached(data_dir, f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
         if s.name != p.name:
             s.name = p.name
-    if cfg.train_subset and cfg.train_subset < len(s.train_y):
-        i = balanced_subset(s.train_y, cfg.train_subset, cfg.data_seed)
-        s.train_x, s.train_y = s.train_x[i], s.train_y[i]
+    pool = torch.arange(len(s.train_y))
+    n_val = val_size(cfg, len(s.train_y))
+    val = torch.empty(0, dtype=torch.long)
+    if n_val:
+        # Validation first, class-balanced and fixed by data_seed; training images come from the rest.
+        val = balanced_subset(s.train_y, n_val, cfg.data_seed + 2)
+        keep = torch.ones(len(pool), dtype=torch.bool)
+        keep[val] = False
+        pool = pool[keep]
+    if cfg.train_subset and cfg.train_subset < len(pool):
+        pool = pool[balanced_subset(s.train_y[pool], cfg.train_subset, cfg.data_seed)]
+    s.origin = {"train": pool, "val": val}
+    if n_val:
+        s.val_x, s.val_y = s.train_x[val], s.train_y[val]
+    s.train_x, s.train_y = s.train_x[pool], s.train_y[pool]
     if cfg.test_subset and cfg.test_subset < len(s.test_y):
         i = balanced_subset(s.test_y, cfg.test_subset, cfg.data_seed + 1)
         s.test_x, s.test_y = s.test_x[i], s.test_y[i]

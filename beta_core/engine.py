@@ -60,6 +60,7 @@ class Prepared:
     model: torch.nn.Module
     train_loader: DeviceLoader
     test_loader: DeviceLoader
+    val_loader: DeviceLoader | None  # None without a validation split
     channels_last: bool
     autocast: bool
     steps_per_epoch: int
@@ -83,6 +84,10 @@ def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = No
                                 device, channels_last)
     test_loader = DeviceLoader(splits.test_x, splits.test_y, min(1024, len(splits.test_y)), mean, std, False,
                                cfg.seed, device, channels_last)
+    val_loader = None
+    if splits.val_y is not None and len(splits.val_y):
+        val_loader = DeviceLoader(splits.val_x, splits.val_y, min(1024, len(splits.val_y)), mean, std, False,
+                                  cfg.seed, device, channels_last)
     # Same seed, same initial weights for every method: paired comparisons.
     torch.manual_seed(cfg.seed)
     model = build_model(replace(cfg.model_config(), num_classes=len(splits.classes)))
@@ -90,7 +95,7 @@ def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = No
         _load_weights(model, init_state, cfg)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     steps = len(train_loader)
-    return Prepared(device, splits, model, train_loader, test_loader, channels_last, autocast, steps,
+    return Prepared(device, splits, model, train_loader, test_loader, val_loader, channels_last, autocast, steps,
                     cfg.epochs * steps)
 
 
@@ -270,12 +275,15 @@ class Training:
 
     def _epoch_record(self, epoch: int, step: int, totals: list, pairs: list, t0: float) -> dict:
         test_loss, test_acc = evaluate(self.model, self.test_loader, self.autocast)
+        val_loss, val_acc = (evaluate(self.model, self.val_loader, self.autocast) if self.val_loader is not None
+                             else (None, None))
         loss_n, correct, n = totals
         valid = [(lr, mu) for lr, mu in pairs if lr > 0]
         zmed, regime, _ = regime_summary(valid, self.cfg.lam) if valid else (None, None, None)
         rec = {"kind": EPOCH, "epoch": epoch, "step": step, "train_loss": loss_n / n, "train_acc": correct / n,
                "test_loss": test_loss, "test_acc": test_acc, "regime": regime, "zeta_median": zmed,
-               "lr": pairs[-1][0], "momentum": pairs[-1][1], "time": time.perf_counter() - t0}
+               "lr": pairs[-1][0], "momentum": pairs[-1][1], "val_loss": val_loss, "val_acc": val_acc,
+               "time": time.perf_counter() - t0}
         for h in self.hooks:
             h.after_epoch(self, rec)
         self.epochs_done.append(rec)
@@ -290,6 +298,10 @@ class Training:
             "step_seconds": self.step_seconds,         # optimizer steps only
             "final_test_acc": eps[-1]["test_acc"] if eps else None,
             "best_test_acc": max((e["test_acc"] for e in eps), default=None),
+            "final_val_acc": eps[-1]["val_acc"] if eps else None,
+            "best_val_acc": max((e["val_acc"] for e in eps if e["val_acc"] is not None), default=None),
+            "n_train": len(self.splits.train_y), "n_val": 0 if self.splits.val_y is None else len(self.splits.val_y),
+            "n_test": len(self.splits.test_y),
             "time_to_accuracy": time_to_accuracy(eps, self.cfg.thresholds),
             "device": str(self.device), "steps_per_epoch": self.steps_per_epoch,
             "data": self.splits.name, "synthetic": self.splits.synthetic,

@@ -4,7 +4,8 @@ Every record says what it is in ``rec["kind"]``:
 
 * ``step``:  step, epoch, lr, momentum, zeta, eff_lr, loss, acc, time
 * ``epoch``: epoch, step, train_loss, train_acc, test_loss, test_acc, regime, zeta_median,
-  lr, momentum, time (plus optional extras such as ``group_scores``, kept as JSON)
+  lr, momentum, time, val_loss, val_acc (None without a validation split), plus optional
+  extras such as ``group_scores``, kept as JSON
 
 ``time`` is seconds since the run started (wall clock, evaluation included); ``step`` counts
 optimizer steps from 0. A run's status is one of :data:`STATUSES`; :data:`ACTIVE` ones can
@@ -18,7 +19,7 @@ __all__ = ["STEP", "EPOCH", "STEP_FIELDS", "EPOCH_FIELDS", "STATUSES", "ACTIVE",
 STEP, EPOCH = "step", "epoch"
 STEP_FIELDS = ("step", "epoch", "lr", "momentum", "zeta", "eff_lr", "loss", "acc", "time")
 EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "regime",
-                "zeta_median", "lr", "momentum", "time")
+                "zeta_median", "lr", "momentum", "time", "val_loss", "val_acc")
 
 STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")

@@ -49,6 +49,15 @@ CREATE INDEX IF NOT EXISTS results_run ON results (run_id, kind);
 """
 
 
+def _migrate(db) -> None:
+    """Columns added since a store was created (val_loss and val_acc: validation splits)."""
+    for table, fields in (("steps", STEP_FIELDS), ("epochs", EPOCH_FIELDS)):
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for f in fields:
+            if f not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {f} REAL")
+
+
 class StoreError(RuntimeError):
     """The store could not do what was asked (unknown run, disk full, refused delete)."""
 
@@ -104,6 +113,7 @@ class Store:
             self.dir.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
                 db.executescript(_SCHEMA)
+                _migrate(db)
         except (OSError, StoreError) as e:
             if (self.dir / "runs.db").is_file() and not os.access(self.dir, os.W_OK):
                 self.read_only = True
@@ -282,14 +292,16 @@ class Store:
     def add_steps(self, run_id: str, records: list[dict]) -> None:
         if records:
             with self._db() as db:
-                db.executemany(f"INSERT OR REPLACE INTO steps VALUES (?, {', '.join('?' * len(STEP_FIELDS))})",
-                               [(run_id, *(r[f] for f in STEP_FIELDS)) for r in records])
+                db.executemany(f"INSERT OR REPLACE INTO steps (run_id, {', '.join(STEP_FIELDS)}) "
+                               f"VALUES (?, {', '.join('?' * len(STEP_FIELDS))})",
+                               [(run_id, *(r.get(f) for f in STEP_FIELDS)) for r in records])
 
     def add_epoch(self, run_id: str, rec: dict) -> None:
         extra = {k: v for k, v in rec.items() if k not in EPOCH_FIELDS and k != "kind"}
         with self._db() as db:
-            db.execute(f"INSERT OR REPLACE INTO epochs VALUES (?, {', '.join('?' * len(EPOCH_FIELDS))}, ?)",
-                       (run_id, *(rec[f] for f in EPOCH_FIELDS), json.dumps(extra)))
+            db.execute(f"INSERT OR REPLACE INTO epochs (run_id, {', '.join(EPOCH_FIELDS)}, extra) "
+                       f"VALUES (?, {', '.join('?' * len(EPOCH_FIELDS))}, ?)",
+                       (run_id, *(rec.get(f) for f in EPOCH_FIELDS), json.dumps(extra)))
 
     def _frame(self, table: str, fields: tuple, run_ids: list[str], since: int | None = None) -> pd.DataFrame:
         ids = [validate_run_id(r) for r in run_ids]

@@ -230,7 +230,7 @@ def test_unwritable_cache_costs_only_the_cache(tmp_path):
     the same mkdir): the data still loads."""
     (tmp_path / "cache").write_text("in the way")
     s = load_splits(DataConfig("synthetic", synthetic_train=20, synthetic_test=20), tmp_path)
-    assert len(s.train_y) == 20 and (tmp_path / "cache").is_file()
+    assert len(s.train_y) + len(s.val_y) == 20 and (tmp_path / "cache").is_file()
 
 
 def test_synthetic_sizes_have_a_bound():
