@@ -7,6 +7,7 @@
     surgery    retrain flagged groups         beta-core surgery RUN --groups auto --controls
     overlap    compare two diagnoses          beta-core overlap RUN_A RUN_B
     plant-fault  damage a group, re-diagnose  beta-core plant-fault RUN --group block2
+    sweep      tuned comparison, verdicts     beta-core sweep --preset sweep-cpu --data-path X
 
 Every failure prints one clear line to stderr and exits non-zero.
 """
@@ -20,7 +21,7 @@ import uuid
 
 import torch
 
-from . import cli_diagnostics
+from . import cli_diagnostics, cli_sweep
 from .cli_common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
 from .config import (
     METHODS, TrainConfig, check_data, coerce_field, config_fields, default_methods, field_help, parse_seeds, plan_runs,
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
 
     cli_diagnostics.add_parsers(sub)
+    cli_sweep.add_parser(sub, _add_config_flags)
     return ap
 
 
@@ -224,7 +226,7 @@ def cmd_worker(args, store: Store) -> int:
 
 
 # Commands that run jobs in this process: a signal cancels the job and stops the command.
-_RUNS_JOBS = {"train", "compare", "worker", "surgery"}
+_RUNS_JOBS = {"train", "compare", "worker", "surgery", "sweep"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             INTERRUPTS.install()
         store = Store(args.runs_dir)
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
-                    **cli_diagnostics.HANDLERS}
+                    "sweep": lambda a, s: cli_sweep.cmd_sweep(a, s, config_overrides(a)), **cli_diagnostics.HANDLERS}
         code = handlers[args.command](args, store)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
         return code

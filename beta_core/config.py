@@ -150,16 +150,22 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_fields(cls, d: dict) -> "TrainConfig":
+        """A config from field values (unknown names refused, missing ones at their defaults)."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"Unknown config fields: {sorted(unknown)} (expected some of {sorted(known)})")
         if isinstance(d.get("thresholds"), list):
             d = {**d, "thresholds": tuple(d["thresholds"])}
+        return cls(**d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """A stored config (``to_dict``), including ones stored by earlier versions."""
         if "val_fraction" not in d:  # stored before validation splits existed: rebuild its data as it was
             d = {**d, "val_fraction": 0.0}
-        return cls(**d)
+        return cls.from_fields(d)
 
 
 # ------------------------------------------------------------------ field types
@@ -245,8 +251,8 @@ def resolve_config(method: str = "sgd-beta", **overrides) -> TrainConfig:
     """The method's fixed fields, then the caller's overrides (explicit values win)."""
     if method not in METHODS:
         raise ValueError(f"Unknown method: {method!r} (expected one of {tuple(METHODS)})")
-    return TrainConfig.from_dict({**METHODS[method], **{k: v for k, v in overrides.items() if v is not None},
-                                  "method": method})
+    return TrainConfig.from_fields({**METHODS[method], **{k: v for k, v in overrides.items() if v is not None},
+                                    "method": method})
 
 
 def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, overrides: dict | None = None,

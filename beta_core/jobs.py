@@ -23,14 +23,15 @@ from dataclasses import asdict, replace
 
 from .attribution import AttributionConfig, attribute
 from .config import TrainConfig
-from .data import eval_loaders
+from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
-from .records import ACTIVE, EPOCH
+from .records import ACTIVE, EPOCH, MEMBER
 from .store import Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
+from .sweeps import COUNTED, Cell, SweepPlan, analyse, choose
 
 __all__ = ["execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter", "load_trained",
-           "train_config_of"]
+           "train_config_of", "sweep_members"]
 
 
 class StopFlag:
@@ -76,6 +77,14 @@ class MetricWriter:
     def flush(self) -> None:
         self.store.add_steps(self.run_id, self.buf)
         self.buf, self.last = [], time.monotonic()
+
+
+def sweep_members(store: Store, sweep_id: str) -> list[tuple[Cell, dict]]:
+    """(cell, latest run) of every member of a sweep, in plan order of creation."""
+    latest: dict[str, dict] = {}
+    for r in store.runs(kind="train", parent=sweep_id):
+        latest.setdefault(r["label"], r)
+    return [(Cell.from_key(k), r) for k, r in reversed(list(latest.items()))]
 
 
 def train_config_of(run: dict) -> dict:
@@ -154,7 +163,110 @@ def _attribution(store: Store, run: dict, data_dir: str, stop: StopFlag, on_reco
                     "param_fraction": result["param_fraction"]}
 
 
-JOB_BODIES = {"train": _train, "surgery": _surgery, "attribution": _attribution}
+class _SweepRunner:
+    """Runs a sweep's cells: in this process one after another (data loaded once per data
+    config), or as worker processes through a JobManager when ``parallel`` > 1. A cell whose
+    member already finished is skipped; one that failed, was cancelled or interrupted is
+    run again only with ``retry_failed``."""
+
+    def __init__(self, store: Store, sweep: dict, data_dir: str, stop: StopFlag, on_record) -> None:
+        self.store, self.sweep, self.data_dir, self.stop, self.on_record = store, sweep, data_dir, stop, on_record
+        opts = sweep["config"].get("options", {})
+        self.parallel, self.retry = int(opts.get("parallel", 1)), bool(opts.get("retry_failed", False))
+        self.splits: dict = {}
+        self.done = 0
+
+    def members(self) -> dict[str, dict]:
+        """The latest member run of each cell."""
+        latest: dict[str, dict] = {}
+        for r in self.store.runs(kind="train", parent=self.sweep["id"]):  # newest first
+            latest.setdefault(r["label"], r)
+        return latest
+
+    def _todo(self, cells: list[Cell]) -> tuple[dict, list]:
+        have, todo = self.members(), []
+        for c in cells:
+            r = have.get(c.key())
+            if r is None or (r["status"] not in COUNTED and self.retry):
+                todo.append(c)
+        return have, todo
+
+    def run(self, plan: SweepPlan, cells: list[Cell], total: int) -> list[tuple[Cell, dict]]:
+        have, todo = self._todo(cells)
+        self.done += len(cells) - len(todo)
+        if self.parallel > 1:
+            self._in_workers(plan, todo, total)
+        else:
+            for c in todo:
+                if self.stop():
+                    break
+                cfg = plan.config(c)
+                rid = self._create(c, cfg)
+                dc = cfg.data_config()
+                if dc not in self.splits:
+                    self.splits[dc] = load_splits(dc, self.data_dir)
+                r = execute_run(self.store, rid, self.data_dir, splits=self.splits[dc], should_stop=self.stop)
+                self._tick(c, r, total)
+        have = self.members()
+        return [(c, have[c.key()]) for c in cells if c.key() in have]
+
+    def _create(self, c: Cell, cfg: TrainConfig, status: str = "queued") -> str:
+        return self.store.create_run(cfg.to_dict(), parent=self.sweep["id"], group_id=self.sweep["id"],
+                                     label=c.key(), status=status)
+
+    def _tick(self, c: Cell, r: dict, total: int) -> None:
+        self.done += 1
+        if self.on_record:
+            self.on_record({"kind": MEMBER, "cell": c.label(), "stage": c.stage, "run": r["id"],
+                            "status": r["status"], "summary": r["summary"], "done": self.done, "total": total})
+
+    def _in_workers(self, plan: SweepPlan, todo: list[Cell], total: int) -> None:
+        jm = JobManager(self.store.dir, self.data_dir, max_parallel=self.parallel)
+        ids = {jm.submit(plan.config(c).to_dict(), parent=self.sweep["id"], group_id=self.sweep["id"],
+                         label=c.key()): c for c in todo}
+        left, cancelled = set(ids), False
+        while left:
+            jm.pump()
+            if self.stop() and not cancelled:
+                cancelled = True
+                for i in left:
+                    jm.cancel(i)
+            for i in list(left):
+                r = self.store.get_run(i)
+                if r["status"] not in ACTIVE:
+                    left.discard(i)
+                    self._tick(ids[i], r, total)
+            time.sleep(jm.poll)
+
+
+def _sweep(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
+    """Stage 1 (tune, on validation) when the plan tunes, then the reported stage, then the analysis."""
+    plan = SweepPlan.from_dict(run["config"]["sweep"])
+    runner = _SweepRunner(store, run, data_dir, stop, on_record)
+    choice = None
+    total = len(plan.cells("test", {m: {} for m in plan.methods})) + (len(plan.cells("tune")) if plan.tune else 0)
+    if plan.tune:
+        tuned = runner.run(plan, plan.cells("tune"), total)
+        if stop():
+            return "cancelled", {"stage": "tune", "members": len(tuned)}
+        choice = choose(plan, tuned)
+        store.add_result(run["id"], "sweep_choice", choice)
+        missing = [m for m, c in choice.items() if c["values"] is None]
+        if missing:
+            raise ValueError(f"No usable tuning run for {', '.join(missing)} (every run failed or was cancelled)")
+    test = runner.run(plan, plan.cells("test", {m: c["values"] for m, c in (choice or {}).items()}), total)
+    if stop():
+        return "cancelled", {"stage": "test", "members": len(test)}
+    eps = store.epochs(*[r["id"] for _, r in test])
+    by_run = {rid: g.to_dict("records") for rid, g in eps.groupby("run_id")} if not eps.empty else {}
+    report = analyse(plan, test, by_run, choice)
+    store.add_result(run["id"], "sweep", report)
+    return "done", {"claims": report["claims"], "setting": report["setting"], "note": report["note"],
+                    "members": len(test) + (len(plan.cells("tune")) if plan.tune else 0),
+                    "synthetic": report["setting"]["synthetic"], "data": report["setting"]["data"]}
+
+
+JOB_BODIES = {"train": _train, "surgery": _surgery, "attribution": _attribution, "sweep": _sweep}
 JOB_KINDS = tuple(JOB_BODIES)
 
 

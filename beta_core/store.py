@@ -446,6 +446,19 @@ class Store:
             db.execute("UPDATE runs SET status = 'queued', error = NULL, cancel_requested = 0, pid = ?, "
                        "pid_start = ?, updated = ? WHERE id = ?", (pid, _proc_start(pid), time.time(), run_id))
 
+    def reopen(self, run_id: str, config: dict | None = None) -> dict:
+        """Queue a finished job again, in this process (``sweep --resume``); ``config`` replaces
+        its stored config (e.g. new options). Refused while the job is queued or running."""
+        with self._db() as db:
+            row = self._reap(db, self._row(db, run_id))
+            if row["status"] in ACTIVE:
+                raise StoreError(f"Run {run_id} is {row['status']} (expected a finished job to resume)")
+            cfg = json.dumps(config if config is not None else row["config"], sort_keys=True)
+            db.execute("UPDATE runs SET status = 'queued', error = NULL, cancel_requested = 0, config = ?, pid = ?, "
+                       "pid_start = ?, updated = ? WHERE id = ?",
+                       (cfg, os.getpid(), _proc_start(os.getpid()), time.time(), run_id))
+        return self.get_run(run_id)
+
     def never_started(self) -> list[dict]:
         """Interrupted runs with no step recorded: queued when their owner (e.g. the app) stopped."""
         with self._db() as db:

@@ -15,14 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "beta_core"
 
 LAYERS = {
-    0: ("records", "schedules", "presets", "env"),    # record schemas, statuses; pure rules; starting points; env vars
+    0: ("records", "schedules", "presets", "env", "stats"),  # schemas; rules; starting points; env vars; statistics
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets and loaders; nets and evaluation; run store
     2: ("config", "attribution"),                     # run config and planner; scores and the planted fault
-    3: ("engine",),                                   # prepare a run, the training loop with hooks
+    3: ("engine", "sweeps"),                          # prepare a run, the training loop with hooks; sweep plans
     4: ("surgery",),                                  # retrain chosen groups, verify, controls
     5: ("jobs",),                                     # joins the store and the computation; worker processes
     6: ("cli_common",),                               # CLI errors, progress, running a job
-    7: ("cli_diagnostics",),                          # attribute, surgery, overlap, plant-fault commands
+    7: ("cli_diagnostics", "cli_sweep"),              # attribute, surgery, overlap, plant-fault; sweep
     8: ("cli",),                                      # the command line
     9: ("__main__", "__init__"),                      # python -m beta_core
 }

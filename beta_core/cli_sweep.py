@@ -1,0 +1,144 @@
+"""CLI command ``sweep``: methods x seeds x grids, the tuned two-stage comparison, verdicts."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .cli_common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, execute
+from .config import check_data, parse_seeds
+from .presets import preset_methods, preset_sweep
+from .records import MEMBER
+from .store import Store
+from .sweeps import SweepPlan, parse_grid
+
+__all__ = ["add_parser", "cmd_sweep", "print_report", "sweep_run_config"]
+
+
+def add_parser(sub, add_config_flags) -> None:
+    p = sub.add_parser("sweep", help="methods x seeds x grids; --tune for the two-stage tuned comparison")
+    p.add_argument("--methods", help="comma-separated (default: the preset's)")
+    p.add_argument("--seeds", help="seeds of the reported stage, e.g. 0,1,2 (default: the preset's, else 0,1,2)")
+    p.add_argument("--tune-seeds", dest="tune_seeds", help="seeds of stage 1, disjoint from --seeds (default 100,101)")
+    p.add_argument("--grid", action="append", metavar="[METHOD:]FIELD=V1,V2",
+                   help="values of a config field (several --grid: all combinations); METHOD may be sgd, adam "
+                        "or a method name, e.g. adam:lr=3e-4,1e-3,3e-3")
+    p.add_argument("--tune", help="grid fields chosen per method on validation in stage 1, e.g. lr")
+    p.add_argument("--no-tune", dest="no_tune", action="store_true", help="one stage even if the preset tunes")
+    p.add_argument("--target", help="test accuracies for time-to-target, e.g. 0.7 or 0.6,0.7")
+    p.add_argument("--baseline", help="method the others are compared with (default: the first)")
+    p.add_argument("--parallel", type=int, default=1, help="worker processes at once (1: in this process)")
+    p.add_argument("--resume", metavar="SWEEP", help="continue a sweep: finished runs are kept")
+    p.add_argument("--retry-failed", dest="retry_failed", action="store_true",
+                   help="with --resume: run failed, cancelled and interrupted cells again")
+    p.add_argument("--json", metavar="PATH", help="write the report (statistics, verdicts, setting) as JSON")
+    add_config_flags(p, skip=("seed",))
+
+
+def _plan(args, overrides: dict) -> SweepPlan:
+    d = preset_sweep(args.preset) if args.preset else {}
+    methods = [m for m in args.methods.split(",") if m] if args.methods else (
+        preset_methods(args.preset) if args.preset else ["sgd-constant", "sgd-beta", "sgd-hybrid"])
+    grid = parse_grid(args.grid) if args.grid else d.get("grid", {})
+    tune = [] if args.no_tune else ([f for f in args.tune.split(",") if f] if args.tune else d.get("tune", []))
+    if args.grid and not args.tune:
+        tune = []  # a grid given on the command line is tuned only when --tune says so
+    try:
+        targets = [float(t) for t in args.target.split(",") if t.strip()] if args.target else d.get("targets", [])
+    except ValueError:
+        raise CLIError(f"Invalid --target {args.target!r} (expected test accuracies, e.g. 0.7 or 0.6,0.7)") from None
+    return SweepPlan(methods=methods, seeds=parse_seeds(args.seeds) if args.seeds else d.get("seeds", [0, 1, 2]),
+                     grid=grid, tune=tune,
+                     tune_seeds=(parse_seeds(args.tune_seeds) if args.tune_seeds else d.get("tune_seeds", [100, 101]))
+                     if tune else [], targets=targets, baseline=args.baseline or d.get("baseline"),
+                     preset=args.preset, overrides=overrides)
+
+
+def sweep_run_config(plan: SweepPlan, parallel: int = 1, retry_failed: bool = False) -> dict:
+    """What a sweep stores as its config: the plan and how to run it."""
+    first = plan.config(plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})[0])
+    return {"method": "sweep", "model": first.model, "dataset": first.dataset, "sweep": plan.to_dict(),
+            "options": {"parallel": parallel, "retry_failed": retry_failed}}
+
+
+class _Progress:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, rec: dict) -> None:
+        if self.quiet or rec["kind"] != MEMBER:
+            return
+        s = rec["summary"]
+        acc = lambda k: "-" if s.get(k) is None else f"{s[k]:.3f}"  # noqa: E731
+        print(f"[{rec['done']}/{rec['total']}] {rec['stage']:<4} {rec['cell']:<36} {rec['status']:<9} "
+              f"val {acc('final_val_acc')}  test {acc('final_test_acc')}", file=sys.stderr)
+
+
+def cmd_sweep(args, store: Store, overrides: dict) -> int:
+    if args.parallel < 1:
+        raise CLIError(f"Invalid --parallel: {args.parallel} (expected an integer >= 1 worker processes)")
+    if args.resume:
+        sweep = store.get_run(args.resume)
+        if sweep["kind"] != "sweep":
+            raise CLIError(f"Run {args.resume} is a {sweep['kind']} run (expected a sweep to resume)")
+        cfg = {**sweep["config"], "options": {"parallel": args.parallel, "retry_failed": args.retry_failed}}
+        plan = SweepPlan.from_dict(cfg["sweep"])
+        check_data([plan.config(c) for c in plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})],
+                   args.data_dir)
+        rid = store.reopen(args.resume, cfg)["id"]
+    else:
+        if args.retry_failed:
+            raise CLIError("Invalid --retry-failed without --resume SWEEP (expected a sweep to resume)")
+        plan = _plan(args, overrides)
+        cells = plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})
+        check_data([plan.config(c) for c in cells], args.data_dir)  # before any run exists
+        rid = store.create_run(sweep_run_config(plan, args.parallel), kind="sweep")
+    print(f"sweep {rid}", file=sys.stderr)
+    run = execute(store, rid, args.data_dir, _Progress(args.quiet))
+    results = store.results(rid, "sweep")
+    if run["status"] == "done" and results:
+        print_report(results[-1], rid)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results[-1], indent=2, default=str))
+            print(f"report written to {args.json}")
+    else:
+        print(f"sweep {rid}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
+              + f" (continue with: beta-core sweep --resume {rid})")
+    if INTERRUPTS():
+        return INTERRUPTS.exit_code
+    return 0 if run["status"] == "done" else 1
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}"
+
+
+def print_report(rep: dict, sweep_id: str) -> None:
+    s = rep["setting"]
+    print(f"sweep {sweep_id}: {s['model']} on {s['data']} ({s['n_train']} train / {s['n_val']} val / {s['n_test']} "
+          f"test images), {s['epochs']} epochs, batch {s['batch_size']}, {s['lr_schedule']}; seeds {s['seeds']}"
+          + (f", tuned {s['tuned']} on seeds {s['tune_seeds']}" if s["tuned"] else ""))
+    if rep.get("choice"):
+        print("\nstage 1 (validation accuracy, mean over tuning seeds):")
+        for m, c in rep["choice"].items():
+            curve = ", ".join(" ".join(f"{k}={v:g}" for k, v in p["values"].items()) + f": {_pct(p['mean'])}"
+                              for p in c["curve"])
+            flag = f"  <- at the grid's edge ({', '.join(c['edge'])}): widen the grid" if c["edge"] else ""
+            print(f"  {m:<13} chose {c['values']}  [{curve}]{flag}")
+    print("\nreported stage (test accuracy %, mean [95% CI], n):")
+    for m, r in rep["methods"].items():
+        f, b = r["final_test_acc"], r["best_test_acc"]
+        cens = ", ".join(f"never {t}: {k}" for t, k in r["censored"].items() if k)
+        print(f"  {m:<22} final {_pct(f['mean'])} [{_pct(f['ci_low'])}, {_pct(f['ci_high'])}]  best "
+              f"{_pct(b['mean'])}  n={r['n']}" + (f"  ({cens})" if cens else "")
+              + (f"  missing {r['missing']}" if r["missing"] else ""))
+    if rep.get("note"):
+        print(f"\n{rep['note']}")
+    if rep["claims"]:
+        print(f"\nverdicts vs {s['baseline']} (95% intervals; {rep['statistics']['difference']}, "
+              f"speedup: {rep['statistics']['speedup']}):")
+        for c in rep["claims"]:
+            print(f"  {c['claim']:<62} {c['figure']:<34} {c['verdict']}")
+    if s.get("synthetic"):
+        print(SYNTHETIC_NOTE)
+

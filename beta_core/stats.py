@@ -1,0 +1,117 @@
+"""Statistics for comparisons, on scipy.stats: intervals, paired differences, speedups, verdicts.
+
+================  ======================================================  =====================
+quantity          estimate and 95% interval                               scipy
+================  ======================================================  =====================
+mean over seeds   mean, Student t interval                                ``stats.t.interval``
+paired diff       mean of (method - baseline) per shared seed, paired t   ``stats.ttest_rel``
+speedup           median(baseline) / median(method) time-to-target,      ``stats.bootstrap``
+                  paired percentile bootstrap over seeds                  (paired, percentile)
+================  ======================================================  =====================
+
+Censoring: a run that never reaches the target has time ``inf`` (never dropped). A median
+that is ``inf`` (half or more of a method's runs censored) makes the speedup 0 or inf, and a
+bootstrap interval that cannot be computed is reported as ``None`` with the verdict
+"undetermined". Verdicts read the interval only: above the null value -> "faster" /
+"higher", below -> "slower" / "lower", containing it -> "no detectable difference at n = k".
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["mean_ci", "paired_difference", "speedup", "verdict", "LEVEL"]
+
+LEVEL = 0.95
+
+
+def _clean(values) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+
+
+def mean_ci(values, level: float = LEVEL) -> dict:
+    """n, mean, std and the t interval of the mean (None where n < 2)."""
+    x = _clean(values)
+    n = len(x)
+    out = {"n": n, "mean": float(x.mean()) if n else None, "std": float(x.std(ddof=1)) if n > 1 else None,
+           "ci_low": None, "ci_high": None}
+    if n > 1:
+        sem = stats.sem(x)
+        lo, hi = (x.mean(), x.mean()) if sem == 0 else stats.t.interval(level, n - 1, loc=x.mean(), scale=sem)
+        out.update(ci_low=float(lo), ci_high=float(hi))
+    return out
+
+
+def paired_difference(method, baseline, level: float = LEVEL) -> dict:
+    """Mean of ``method - baseline`` over pairs (same seed), paired t interval and p-value.
+
+    Pairs with a missing value on either side are left out (and counted in ``n``)."""
+    pairs = [(m, b) for m, b in zip(method, baseline) if m is not None and b is not None
+             and math.isfinite(m) and math.isfinite(b)]
+    n = len(pairs)
+    out = {"n": n, "mean_diff": None, "ci_low": None, "ci_high": None, "p": None, "test": "paired t"}
+    if n == 0:
+        return out
+    m, b = np.array(pairs).T
+    d = m - b
+    out["mean_diff"] = float(d.mean())
+    if n > 1:
+        if np.all(d == d[0]):  # no spread: the interval is the point (scipy would return nan)
+            out.update(ci_low=float(d[0]), ci_high=float(d[0]), p=0.0 if d[0] != 0 else 1.0)
+        else:
+            res = stats.ttest_rel(m, b)
+            ci = res.confidence_interval(level)
+            out.update(ci_low=float(ci.low), ci_high=float(ci.high), p=float(res.pvalue))
+    return out
+
+
+def _median_ratio(base, meth, axis=-1):
+    mb, mm = np.median(base, axis=axis), np.median(meth, axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isinf(mb) & np.isinf(mm), np.nan, mb / mm)
+
+
+def speedup(baseline_times, method_times, level: float = LEVEL, n_resamples: int = 9999, seed: int = 0) -> dict:
+    """Speedup of a method over the baseline: median(baseline) / median(method) time-to-target,
+    paired by seed; ``None`` entries are censored runs (never reached the target: ``inf``).
+
+    Interval: paired percentile bootstrap over seeds (scipy.stats.bootstrap)."""
+    if len(baseline_times) != len(method_times):
+        raise ValueError(f"Invalid times: {len(baseline_times)} baseline vs {len(method_times)} method values "
+                         "(expected one pair per shared seed)")
+    inf = lambda v: math.inf if v is None else float(v)  # noqa: E731
+    b = np.array([inf(v) for v in baseline_times])
+    m = np.array([inf(v) for v in method_times])
+    n = len(b)
+    out = {"n": n, "censored_baseline": int(np.isinf(b).sum()), "censored_method": int(np.isinf(m).sum()),
+           "ratio": None, "ci_low": None, "ci_high": None, "method": "paired percentile bootstrap of the ratio "
+                                                                   "of medians"}
+    if n == 0:
+        return out
+    r = float(_median_ratio(b, m))
+    out["ratio"] = None if math.isnan(r) else r
+    if n > 1 and math.isfinite(r) and len(set(zip(b, m))) > 1:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):  # inf resamples of censored runs
+            warnings.simplefilter("ignore")
+            res = stats.bootstrap((b, m), _median_ratio, paired=True, vectorized=True, n_resamples=n_resamples,
+                                  confidence_level=level, method="percentile", random_state=seed)
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if not (math.isnan(lo) or math.isnan(hi)):
+            out.update(ci_low=lo, ci_high=hi)
+    elif n > 1 and math.isfinite(r):  # every pair identical: the interval is the point
+        out.update(ci_low=r, ci_high=r)
+    return out
+
+
+def verdict(ci_low, ci_high, null: float, n: int, above: str = "faster", below: str = "slower") -> str:
+    """The verdict an interval supports against the ``null`` value (1 for ratios, 0 for differences)."""
+    if ci_low is None or ci_high is None:
+        return f"undetermined at n = {n}"
+    if ci_low > null:
+        return above
+    if ci_high < null:
+        return below
+    return f"no detectable difference at n = {n}"

@@ -1,0 +1,286 @@
+"""Sweeps: methods x seeds x a grid of config values, and the tuned two-stage comparison.
+
+A sweep is stored as a run of kind ``sweep`` (its plan is the config); its member runs are
+ordinary training runs with the sweep as parent and their cell as label. This module is
+the pure part: the plan, its cells, the choice of stage 1 and the analysis of stage 2.
+``jobs`` runs the cells.
+
+Two stages (``tune`` non-empty):
+
+1. **Tune**: every method over its grid on ``tune_seeds``; per method, the grid point with
+   the best mean *validation* accuracy at the end of training is chosen. Ties (equal means)
+   go to the grid point that comes first in grid order (the smaller LR when the grid is
+   written ascending). A diverged run scores its last validation accuracy (0 if none); a
+   failed or cancelled run is left out and counted. A chosen value at either end of its grid
+   is flagged: "widen the grid".
+2. **Test**: every method at its chosen point on fresh ``seeds`` (disjoint from the tuning
+   seeds), reported on the *test* split: the test split never chooses anything.
+
+Without ``tune``, one stage: every grid point on ``seeds``, reported on test, no choice.
+Grids: ``{"*": {field: values}, family_or_method: {field: values}}``; a method's grid is
+``*``, then its family (``sgd`` or ``adam``), then its own name. Adam keeps its own LR:
+the ``*`` grid's ``lr`` does not reach Adam methods (give ``adam:lr=...``).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+
+from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
+from .records import time_to_accuracy
+from .stats import mean_ci, paired_difference, speedup, verdict
+
+__all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED"]
+
+COUNTED = ("done", "diverged")  # member statuses that are results (failed/cancelled/interrupted are not)
+
+
+def parse_grid(items: list[str]) -> dict:
+    """``["lr=0.05,0.1", "adam:lr=1e-3,3e-3"]`` -> ``{"*": {"lr": [0.05, 0.1]}, "adam": {"lr": [...]}}``."""
+    grid: dict = {}
+    for item in items:
+        scope, _, rest = item.rpartition(":") if ":" in item.split("=")[0] else ("", "", item)
+        name, sep, values = rest.partition("=")
+        if not sep or not values.strip():
+            raise ValueError(f"Invalid grid {item!r} (expected FIELD=V1,V2,... or METHOD:FIELD=V1,V2,...)")
+        scope = scope or "*"
+        if scope not in ("*", "sgd", "adam", *METHODS):
+            raise ValueError(f"Invalid grid scope {scope!r} in {item!r} (expected sgd, adam or a method: "
+                             f"{', '.join(METHODS)})")
+        vals = [coerce_field(name, v) for v in values.split(",") if v.strip()]
+        if len(set(map(json.dumps, vals))) != len(vals):
+            raise ValueError(f"Invalid grid {item!r} (expected distinct values)")
+        grid.setdefault(scope, {})[name] = vals
+    return grid
+
+
+@dataclass(frozen=True)
+class Cell:
+    stage: str          # "tune" or "test"
+    method: str
+    seed: int
+    values: tuple       # ((field, value), ...) sorted by field
+
+    def key(self) -> str:
+        return json.dumps({"stage": self.stage, "method": self.method, "seed": self.seed,
+                           "values": dict(self.values)}, sort_keys=True)
+
+    @classmethod
+    def from_key(cls, key: str) -> "Cell":
+        d = json.loads(key)
+        return cls(d["stage"], d["method"], d["seed"], tuple(sorted(d["values"].items())))
+
+    def label(self) -> str:
+        vals = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.values)
+        return f"{self.method} {vals} seed {self.seed}".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    methods: tuple                      # methods compared
+    seeds: tuple                        # seeds of the reported stage
+    grid: dict = field(default_factory=dict)  # see parse_grid
+    tune: tuple = ()                    # grid fields chosen in stage 1 (empty: one stage)
+    tune_seeds: tuple = ()              # seeds of stage 1, disjoint from ``seeds``
+    targets: tuple = ()                 # test accuracies for time-to-target (empty: the config's thresholds)
+    baseline: str | None = None         # the method the others are compared with (default: the first)
+    preset: str | None = None           # starting config
+    overrides: dict = field(default_factory=dict)  # config fields for every run
+
+    def __post_init__(self) -> None:
+        for name in ("methods", "seeds", "tune", "tune_seeds", "targets"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        unknown = [m for m in self.methods if m not in METHODS]
+        if not self.methods or unknown:
+            raise ValueError(f"Unknown method: {unknown[0]!r}" if unknown else "Invalid methods: none given"
+                             + f" (expected some of {', '.join(METHODS)})")
+        if not self.seeds:
+            raise ValueError("Invalid seeds: none given (expected integers, e.g. 0,1,2)")
+        fields_ = {f for g in self.grid.values() for f in g}
+        if self.tune:
+            if not self.tune_seeds:
+                raise ValueError("Invalid tune seeds: none given (expected seeds for stage 1, e.g. 100,101)")
+            shared = set(self.seeds) & set(self.tune_seeds)
+            if shared:
+                raise ValueError(f"Invalid seeds: {sorted(shared)} are both tuning and test seeds (expected fresh "
+                                 "seeds for the reported stage)")
+            if set(self.tune) != fields_:
+                raise ValueError(f"Invalid tune {list(self.tune)} for grid fields {sorted(fields_)} (expected every "
+                                 "grid field to be tuned: a two-stage sweep chooses all of them)")
+        if any(not 0 < t <= 1 for t in self.targets):
+            raise ValueError(f"Invalid targets: {list(self.targets)} (expected test accuracies in (0, 1])")
+        base = self.baseline or self.methods[0]
+        if base not in self.methods:
+            raise ValueError(f"Invalid baseline: {base!r} (expected one of the methods {list(self.methods)})")
+        object.__setattr__(self, "baseline", base)
+        for c in self.cells("tune" if self.tune else "test", {m: {} for m in self.methods}):
+            self.config(c)  # every cell's config validates now, before any run exists
+
+    # ------------------------------------------------------------------ cells
+    def grid_for(self, method: str) -> dict:
+        base = dict(self.grid.get("*", {}))
+        if is_adam(method):
+            base.pop("lr", None)  # Adam keeps its own LR unless an adam grid gives one
+        family = "adam" if is_adam(method) else "sgd"
+        return {**base, **self.grid.get(family, {}), **self.grid.get(method, {})}
+
+    def points(self, method: str) -> list[tuple]:
+        g = self.grid_for(method)
+        names = sorted(g)
+        return [tuple(zip(names, combo)) for combo in itertools.product(*(g[n] for n in names))]
+
+    def cells(self, stage: str, chosen: dict | None = None) -> list[Cell]:
+        """Stage ``tune``: every grid point on the tuning seeds. Stage ``test``: each method at
+        ``chosen[method]`` (two stages) or at every grid point (one stage), on ``seeds``."""
+        if stage == "tune":
+            return [Cell("tune", m, s, p) for m in self.methods for p in self.points(m) for s in self.tune_seeds]
+        out = []
+        for m in self.methods:
+            pts = [tuple(sorted(chosen[m].items()))] if self.tune and chosen else self.points(m)
+            out += [Cell("test", m, s, p) for p in pts for s in self.seeds]
+        return out
+
+    def config(self, cell: Cell) -> TrainConfig:
+        over = {**self.overrides, **dict(cell.values)}
+        if self.targets:
+            over["thresholds"] = self.targets
+        return plan_runs([cell.method], [cell.seed], self.preset, over)[0]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepPlan":
+        return cls(**d)
+
+
+# ------------------------------------------------------------------ stage 1
+def member_score(run: dict) -> float | None:
+    """Final validation accuracy of a member; a diverged one scores its last value (0 if none)."""
+    if run["status"] not in COUNTED:
+        return None
+    v = run["summary"].get("final_val_acc")
+    return v if v is not None else (0.0 if run["status"] == "diverged" else None)
+
+
+def choose(plan: SweepPlan, members: list[tuple[Cell, dict]]) -> dict:
+    """Per method: the grid point with the best mean final validation accuracy, its curve and
+    edge flags. ``members``: (cell, run) of stage 1."""
+    out = {}
+    for m in plan.methods:
+        curve = []
+        for p in plan.points(m):
+            scores = [member_score(r) for c, r in members if c.method == m and c.values == p]
+            stat = mean_ci(scores)
+            curve.append({"values": dict(p), **stat, "missing": sum(s is None for s in scores)})
+        scored = [c for c in curve if c["mean"] is not None]
+        if not scored:
+            out[m] = {"values": None, "curve": curve, "edge": [], "val_acc": None}
+            continue
+        best = max(scored, key=lambda c: c["mean"])  # max keeps the first of equal means: grid order
+        edge = [f for f in plan.tune if len(plan.grid_for(m).get(f, [])) > 1
+                and best["values"][f] in (min(plan.grid_for(m)[f]), max(plan.grid_for(m)[f]))]
+        out[m] = {"values": best["values"], "val_acc": best["mean"], "curve": curve, "edge": edge}
+    return out
+
+
+# ------------------------------------------------------------------ stage 2
+def _fmt(v, pct=False) -> str:
+    if v is None:
+        return "—"
+    if v == float("inf"):
+        return "∞"
+    return f"{100 * v:.1f}%" if pct else f"{v:.2f}"
+
+
+def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str, list[dict]],
+            choice: dict | None = None) -> dict:
+    """The report of the reported stage: per method statistics, paired differences and
+    speedups against the baseline, verdicts per claim, and the setting."""
+    runs = [(c, r) for c, r in members if c.stage == "test"]
+    if not runs:
+        raise ValueError("Invalid sweep: no runs in the reported stage (expected at least one)")
+    cfg0 = plan.config(runs[0][0])
+    targets = plan.targets or cfg0.thresholds
+    # An arm is a method at one grid point. Verdicts compare arms of one point per method (a
+    # tuned sweep, or a grid of one value); a one-stage grid gets per-arm statistics only.
+    arms: dict[str, dict[int, dict]] = {}
+    arm_of: dict[str, str] = {}
+    points: dict[str, set] = {}
+    for c, _ in runs:
+        points.setdefault(c.method, set()).add(c.values)
+    for c, r in runs:
+        name = c.method if len(points[c.method]) == 1 else c.label().rsplit(" seed", 1)[0]
+        arm_of[c.key()] = name
+        if r["status"] in COUNTED:
+            arms.setdefault(name, {})[c.seed] = r
+        else:
+            arms.setdefault(name, {})
+    per_method, tta = {}, {}
+    for m, seeds in arms.items():
+        rs = list(seeds.values())
+        tta[m] = {s: time_to_accuracy(epochs.get(r["id"], []), targets) for s, r in seeds.items()}
+        method = next(c.method for c, _ in runs if arm_of[c.key()] == m)
+        per_method[m] = {
+            "method": method, "n": len(rs),
+            "missing": sum(1 for c, r in runs if arm_of[c.key()] == m and r["status"] not in COUNTED),
+            "diverged": sum(r["status"] == "diverged" for r in rs),
+            "final_test_acc": mean_ci([r["summary"].get("final_test_acc") for r in rs]),
+            "best_test_acc": mean_ci([r["summary"].get("best_test_acc") for r in rs]),
+            "time_to_target": {f"{t:g}": [{"seed": s, **(h[f"{t:g}"] or {"epoch": None, "step": None,
+                                                                             "time": None})}
+                                           for s, h in sorted(tta[m].items())] for t in targets},
+            "censored": {f"{t:g}": sum(h[f"{t:g}"] is None for h in tta[m].values()) for t in targets},
+            "values": dict(next(c.values for c, _ in runs if arm_of[c.key()] == m)),
+        }
+    by_method = {m: arms[m] for m in plan.methods if m in arms}
+    comparable = len(by_method) == len(plan.methods)
+    base = plan.baseline
+    comparisons, claims = {}, []
+    for m in (plan.methods if comparable else ()):
+        if m == base:
+            continue
+        shared = sorted(set(by_method[m]) & set(by_method[base]))
+        acc = paired_difference([by_method[m][s]["summary"].get("final_test_acc") for s in shared],
+                                [by_method[base][s]["summary"].get("final_test_acc") for s in shared])
+        acc["verdict"] = verdict(acc["ci_low"], acc["ci_high"], 0.0, acc["n"], "higher", "lower")
+        comp = {"seeds": shared, "final_test_acc_diff": acc, "speedup": {}}
+        claims.append({"claim": f"{m} ends with higher test accuracy than {base}", "method": m, "kind": "accuracy",
+                       "figure": f"{_fmt(acc['mean_diff'], True)} [{_fmt(acc['ci_low'], True)}, "
+                                 f"{_fmt(acc['ci_high'], True)}]", "verdict": acc["verdict"], "n": acc["n"]})
+        for t in targets:
+            k = f"{t:g}"
+            for unit in ("step", "time"):
+                sp = speedup([(tta[base][s][k] or {}).get(unit) for s in shared],
+                             [(tta[m][s][k] or {}).get(unit) for s in shared])
+                sp["verdict"] = verdict(sp["ci_low"], sp["ci_high"], 1.0, sp["n"])
+                comp["speedup"].setdefault(k, {})["steps" if unit == "step" else "seconds"] = sp
+            sp = comp["speedup"][k]["steps"]
+            claims.append({"claim": f"{m} reaches {t:.0%} test accuracy in fewer steps than {base}", "method": m,
+                           "kind": "speed", "target": t,
+                           "figure": f"{_fmt(sp['ratio'])}x [{_fmt(sp['ci_low'])}, {_fmt(sp['ci_high'])}]"
+                                     + (f"; never reached: {sp['censored_method']} of {m}, "
+                                        f"{sp['censored_baseline']} of {base}"
+                                        if sp["censored_method"] or sp["censored_baseline"] else ""),
+                           "verdict": sp["verdict"], "n": sp["n"]})
+        comparisons[m] = comp
+    any_run = runs[0][1]
+    setting = {
+        "model": cfg0.model, "width": cfg0.width, "data": any_run["summary"].get("data"),
+        "synthetic": bool(any_run["summary"].get("synthetic")),
+        "n_train": any_run["summary"].get("n_train"), "n_val": any_run["summary"].get("n_val"),
+        "n_test": any_run["summary"].get("n_test"), "epochs": cfg0.epochs, "batch_size": cfg0.batch_size,
+        "lr_schedule": cfg0.lr_schedule, "seeds": list(plan.seeds), "tune_seeds": list(plan.tune_seeds),
+        "grid": plan.grid, "tuned": list(plan.tune), "baseline": base, "targets": list(targets),
+        "chosen": {m: c["values"] for m, c in (choice or {}).items()} if plan.tune else None,
+        "lrs": {m: plan.config(next(c for c, _ in runs if c.method == m)).lr for m in plan.methods},
+        "device": any_run["summary"].get("device"), "preset": plan.preset,
+    }
+    note = None if comparable else ("no verdicts: several grid points per method in one stage (use --tune to "
+                                    "choose one per method on validation first)")
+    return {"setting": setting, "methods": per_method, "comparisons": comparisons, "claims": claims, "note": note,
+            "choice": choice, "statistics": {"interval": "95%", "mean": "Student t over seeds",
+                                             "difference": "paired t over shared seeds",
+                                             "speedup": "paired percentile bootstrap (scipy) of the ratio of "
+                                                        "median times, censored runs as never"}}
