@@ -16,6 +16,7 @@ pages = [
     st.Page("pages/views/theory.py", title="Theory", icon=":material/school:", default=True),
     st.Page("pages/views/schedules.py", title="Schedules", icon=":material/show_chart:"),
     st.Page("pages/views/train.py", title="Train & compare", icon=":material/play_arrow:"),
+    st.Page("pages/views/compare.py", title="Compare (sweeps)", icon=":material/balance:"),
     st.Page("pages/views/attribution.py", title="Attribution", icon=":material/grid_on:"),
     st.Page("pages/views/surgery.py", title="Surgery", icon=":material/healing:"),
     st.Page("pages/views/runs.py", title="Runs", icon=":material/list:"),

@@ -10,9 +10,9 @@ from .config import check_data, parse_seeds
 from .presets import preset_methods, preset_sweep
 from .records import MEMBER
 from .store import Store
-from .sweeps import SweepPlan, parse_grid
+from .sweeps import SweepPlan, parse_grid, sweep_run_config
 
-__all__ = ["add_parser", "cmd_sweep", "print_report", "sweep_run_config"]
+__all__ = ["add_parser", "cmd_sweep", "print_report"]
 
 
 def add_parser(sub, add_config_flags) -> None:
@@ -52,13 +52,6 @@ def _plan(args, overrides: dict) -> SweepPlan:
                      tune_seeds=(parse_seeds(args.tune_seeds) if args.tune_seeds else d.get("tune_seeds", [100, 101]))
                      if tune else [], targets=targets, baseline=args.baseline or d.get("baseline"),
                      preset=args.preset, overrides=overrides)
-
-
-def sweep_run_config(plan: SweepPlan, parallel: int = 1, retry_failed: bool = False) -> dict:
-    """What a sweep stores as its config: the plan and how to run it."""
-    first = plan.config(plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})[0])
-    return {"method": "sweep", "model": first.model, "dataset": first.dataset, "sweep": plan.to_dict(),
-            "options": {"parallel": parallel, "retry_failed": retry_failed}}
 
 
 class _Progress:

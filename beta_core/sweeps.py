@@ -27,11 +27,19 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, field
 
+import pandas as pd
+
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .records import time_to_accuracy
 from .stats import mean_ci, paired_difference, speedup, verdict
 
-__all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED"]
+__all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "sweep_run_config",
+           "mean_curves", "PAPER_CLAIMS"]
+
+# What the paper claims (one seed, every method at one LR): our verdict table marks the rows
+# that test these.
+PAPER_CLAIMS = {("sgd-beta", "speed"): "paper: beta reaches 90% 1.9x faster than constant momentum",
+                ("sgd-hybrid", "speed"): "paper: hybrid is fastest to 95%"}
 
 COUNTED = ("done", "diverged")  # member statuses that are results (failed/cancelled/interrupted are not)
 
@@ -247,6 +255,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
         acc["verdict"] = verdict(acc["ci_low"], acc["ci_high"], 0.0, acc["n"], "higher", "lower")
         comp = {"seeds": shared, "final_test_acc_diff": acc, "speedup": {}}
         claims.append({"claim": f"{m} ends with higher test accuracy than {base}", "method": m, "kind": "accuracy",
+                       "paper": None,
                        "figure": f"{_fmt(acc['mean_diff'], True)} [{_fmt(acc['ci_low'], True)}, "
                                  f"{_fmt(acc['ci_high'], True)}]", "verdict": acc["verdict"], "n": acc["n"]})
         for t in targets:
@@ -257,8 +266,9 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
                 sp["verdict"] = verdict(sp["ci_low"], sp["ci_high"], 1.0, sp["n"])
                 comp["speedup"].setdefault(k, {})["steps" if unit == "step" else "seconds"] = sp
             sp = comp["speedup"][k]["steps"]
+            paper = PAPER_CLAIMS.get((m, "speed")) if (m != "sgd-hybrid" or t == max(targets)) else None
             claims.append({"claim": f"{m} reaches {t:.0%} test accuracy in fewer steps than {base}", "method": m,
-                           "kind": "speed", "target": t,
+                           "kind": "speed", "target": t, "paper": paper if base == "sgd-constant" else None,
                            "figure": f"{_fmt(sp['ratio'])}x [{_fmt(sp['ci_low'])}, {_fmt(sp['ci_high'])}]"
                                      + (f"; never reached: {sp['censored_method']} of {m}, "
                                         f"{sp['censored_baseline']} of {base}"
@@ -284,3 +294,24 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
                                              "difference": "paired t over shared seeds",
                                              "speedup": "paired percentile bootstrap (scipy) of the ratio of "
                                                         "median times, censored runs as never"}}
+
+
+def sweep_run_config(plan: SweepPlan, parallel: int = 1, retry_failed: bool = False) -> dict:
+    """What a sweep stores as its config: the plan and how to run it."""
+    first = plan.config(plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})[0])
+    return {"method": "sweep", "model": first.model, "dataset": first.dataset, "sweep": plan.to_dict(),
+            "options": {"parallel": parallel, "retry_failed": retry_failed}}
+
+
+def mean_curves(epochs: pd.DataFrame, arm_of_run: dict[str, str], metric: str = "test_acc") -> pd.DataFrame:
+    """Per arm and epoch: mean of ``metric`` over runs with its 95% t interval, and the mean
+    step and seconds at that epoch (for plotting against steps or time)."""
+    rows = []
+    if epochs.empty:
+        return pd.DataFrame(columns=["arm", "epoch", "step", "time", "mean", "ci_low", "ci_high", "n"])
+    df = epochs[epochs["run_id"].isin(list(arm_of_run))].assign(arm=lambda d: d["run_id"].map(arm_of_run))
+    for (arm, epoch), g in df.groupby(["arm", "epoch"]):
+        st = mean_ci(g[metric].tolist())
+        rows.append({"arm": arm, "epoch": int(epoch), "step": float(g["step"].mean()), "time": float(g["time"].mean()),
+                     "mean": st["mean"], "ci_low": st["ci_low"], "ci_high": st["ci_high"], "n": st["n"]})
+    return pd.DataFrame(rows)

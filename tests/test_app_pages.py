@@ -6,9 +6,10 @@ from beta_core.attribution import AttributionConfig
 from beta_core.jobs import execute_run
 from beta_core.store import Store
 from beta_core.surgery import SurgeryConfig, surgery_run_config
+from beta_core.sweeps import SweepPlan, sweep_run_config
 from helpers import tiny_config
 
-PAGES = ["theory", "schedules", "train", "attribution", "surgery", "runs"]
+PAGES = ["theory", "schedules", "train", "compare", "attribution", "surgery", "runs"]
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,11 @@ def populated(tmp_path_factory):
     sid = store.create_run(cfg, kind="surgery", parent=ids[0])
     run = execute_run(store, sid, str(root / "data"))
     assert run["status"] == "done", run["error"]
+    plan = SweepPlan(methods=["sgd-constant", "sgd-beta"], seeds=[0, 1], grid={"*": {"lr": [0.05, 0.1]}},
+                     tune=["lr"], tune_seeds=[7], targets=[0.2],
+                     overrides={k: v for k, v in tiny_config().to_dict().items() if k not in ("method", "seed", "lr")})
+    sweep = execute_run(store, store.create_run(sweep_run_config(plan), kind="sweep"), str(root / "data"))
+    assert sweep["status"] == "done", sweep["error"]
     return root, ids, sid
 
 
@@ -120,3 +126,13 @@ def test_runs_delete_refuses_nothing_selected_and_lists(monkeypatch, populated):
     assert len(at.dataframe) == 1
     ids = at.dataframe[0].value["id"].tolist()
     assert populated[2] in ids
+
+
+def test_compare_page_shows_grid_curves_and_verdicts(monkeypatch, populated):
+    at = _app(monkeypatch, populated[0], "compare")
+    assert not at.error, [e.value for e in at.error]
+    assert any(s.value == "Verdicts" for s in at.subheader) and len(at.dataframe) >= 2
+    claims = at.dataframe[0].value
+    assert set(claims.columns) >= {"claim", "measured (95% CI)", "verdict", "n"} and len(claims) == 2
+    assert all(v.startswith(("faster", "slower", "higher", "lower", "no detectable", "undetermined"))
+               for v in claims["verdict"])

@@ -133,7 +133,7 @@ def _no_exceptions(page) -> None:
 
 
 @pytest.mark.parametrize("path,title", [("", "Heavy ball"), ("schedules", "LR schedules"), ("train", "Train & compare"),
-                                        ("attribution", "Per-layer attribution"), ("surgery", "Layer surgery"),
+                                        ("compare", "Compare"), ("attribution", "Per-layer attribution"), ("surgery", "Layer surgery"),
                                         ("runs", "Runs")])
 def test_every_page_opens_on_an_empty_store(app, page, path, title):
     url, tmp = app
@@ -193,3 +193,26 @@ def test_launch_watch_attribute_operate(app, page):
         _nav(page, "Runs", "Runs")
         assert page.locator('[data-testid="stDataFrame"]').count() == 1
         _no_exceptions(page)
+
+
+def test_tiny_sweep_fills_the_grid_and_gives_verdicts(app, page):
+    url, tmp = app
+    with Step(page, tmp, "sweep-launch"):
+        _nav(page, "Compare (sweeps)", "Compare")
+        page.get_by_label("LR grid (SGD methods)").fill("0.05,0.1")
+        page.get_by_label("Tuning seeds").fill("100")
+        page.get_by_label("Test seeds (fresh)").fill("0,1")
+        page.get_by_label("Target test accuracies").fill("0.2")
+        page.get_by_label("Epochs").fill("1")
+        page.get_by_label("Training images (0 = all)").fill("500")
+        page.get_by_role("button", name="Launch sweep").click()
+        page.get_by_text("Launched sweep").wait_for(timeout=30000)
+        _no_exceptions(page)
+    with Step(page, tmp, "sweep-grid"):
+        page.get_by_text("Stage 1: tuning").first.wait_for(timeout=120000)
+        page.get_by_text("Verdicts", exact=True).wait_for(timeout=240000)
+        assert page.get_by_text("no detectable difference").count() + page.get_by_text("faster").count() \
+            + page.get_by_text("slower").count() + page.get_by_text("undetermined").count() >= 1
+        assert page.get_by_text("Reported stage (test accuracy)").count() >= 1
+        _no_exceptions(page)
+        page.screenshot(path=str(tmp / "compare.png"), full_page=True)

@@ -1,0 +1,94 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from beta_core.stats import mean_ci, paired_difference, speedup, verdict
+
+T975_2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2), as printed in any t table (4.303)
+
+
+def test_mean_ci_hand_example():
+    r = mean_ci([1.0, 2.0, 3.0])
+    half = T975_2 * 1.0 / math.sqrt(3)  # sd 1, n 3
+    assert r["n"] == 3 and r["mean"] == 2.0 and r["std"] == 1.0
+    assert r["ci_low"] == pytest.approx(2 - half) and r["ci_high"] == pytest.approx(2 + half)
+
+
+def test_mean_ci_matches_scipy_and_handles_small_n():
+    x = np.random.default_rng(0).normal(0.7, 0.02, 7)
+    lo, hi = sps.t.interval(0.95, 6, loc=x.mean(), scale=sps.sem(x))
+    r = mean_ci(x.tolist())
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((lo, hi))
+    assert mean_ci([0.5])["ci_low"] is None and mean_ci([])["mean"] is None
+    assert mean_ci([0.5, None, float("nan"), 0.7])["n"] == 2
+
+
+def test_paired_difference_hand_example_and_scipy():
+    r = paired_difference([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])  # differences 1, 2, 3
+    assert r["mean_diff"] == 2.0 and r["ci_low"] == pytest.approx(2 - T975_2 / math.sqrt(3))
+    rng = np.random.default_rng(1)
+    b = rng.normal(0.7, 0.02, 6)
+    m = b + rng.normal(0.01, 0.01, 6)
+    ref = sps.ttest_rel(m, b)
+    r = paired_difference(m.tolist(), b.tolist())
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx(tuple(ref.confidence_interval(0.95)))
+    assert r["p"] == pytest.approx(ref.pvalue)
+
+
+def test_paired_difference_drops_only_incomplete_pairs():
+    r = paired_difference([0.7, None, 0.72], [0.69, 0.7, 0.70])
+    assert r["n"] == 2 and r["mean_diff"] == pytest.approx(0.015)
+
+
+def test_speedup_ratio_of_medians_and_bootstrap_interval():
+    base = [100, 120, 110, 105, 115, 108, 112, 118]
+    fast = [50, 61, 54, 52, 58, 55, 57, 60]
+    r = speedup(base, fast)
+    assert r["ratio"] == pytest.approx(np.median(base) / np.median(fast))
+    assert 1.8 < r["ci_low"] <= r["ratio"] <= r["ci_high"] < 2.2
+    assert verdict(r["ci_low"], r["ci_high"], 1.0, r["n"]) == "faster"
+
+
+def test_speedup_censoring_is_counted_never_dropped():
+    r = speedup([100, None, 110, 90], [60, 70, None, 65])
+    assert r["censored_baseline"] == 1 and r["censored_method"] == 1 and r["n"] == 4
+    # medians with the censored run as "never": baseline median(90, 100, 110, inf) = 105
+    assert r["ratio"] == pytest.approx(105 / 67.5)
+    allc = speedup([None, None], [None, None])
+    assert allc["ratio"] is None and allc["ci_low"] is None
+    assert verdict(allc["ci_low"], allc["ci_high"], 1.0, 2) == "undetermined at n = 2"
+
+
+@pytest.mark.parametrize("lo,hi,expected", [(1.2, 1.5, "faster"), (0.5, 0.9, "slower"),
+                                            (0.8, 1.3, "no detectable difference at n = 5")])
+def test_verdict_rule(lo, hi, expected):
+    assert verdict(lo, hi, 1.0, 5) == expected
+
+
+def test_verdict_on_constructed_runs():
+    rng = np.random.default_rng(2)
+    base = rng.normal(0.70, 0.01, 8)
+    assert verdict(**_ci(paired_difference((base + 0.03).tolist(), base.tolist())), null=0, n=8,
+                   above="higher", below="lower") == "higher"
+    assert verdict(**_ci(paired_difference((base - 0.03).tolist(), base.tolist())), null=0, n=8,
+                   above="higher", below="lower") == "lower"
+    same = paired_difference((base + rng.normal(0, 0.01, 8)).tolist(), base.tolist())
+    assert verdict(**_ci(same), null=0, n=8) == "no detectable difference at n = 8"
+
+
+def _ci(r):
+    return {"ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+
+
+@pytest.mark.slow
+def test_paired_interval_covers_the_true_difference_95_percent():
+    rng = np.random.default_rng(3)
+    hits, draws = 0, 2000
+    for _ in range(draws):
+        base = rng.normal(0.7, 0.03, 5)
+        meth = base + rng.normal(0.01, 0.02, 5)  # true mean difference 0.01
+        r = paired_difference(meth.tolist(), base.tolist())
+        hits += r["ci_low"] <= 0.01 <= r["ci_high"]
+    assert 0.935 <= hits / draws <= 0.965, hits / draws

@@ -1,0 +1,180 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from beta_core.cli import main
+from beta_core.data import DataConfig, load_splits
+from beta_core.jobs import execute_run, sweep_members
+from beta_core.store import Store
+from beta_core.sweeps import Cell, SweepPlan, choose, parse_grid, sweep_run_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"dataset": "synthetic", "synthetic_train": 400, "synthetic_test": 200, "model": "small_cnn", "width": 4,
+        "epochs": 2, "batch_size": 50, "device": "cpu"}
+
+
+def tiny_plan(**kw) -> SweepPlan:
+    base = dict(methods=["sgd-constant", "sgd-beta"], seeds=[0, 1], grid={"*": {"lr": [0.02, 0.1]}}, tune=["lr"],
+                tune_seeds=[10, 11], targets=[0.2, 0.3], overrides=TINY)
+    return SweepPlan(**{**base, **kw})
+
+
+def run_sweep(store: Store, plan: SweepPlan, data_dir, **opts) -> dict:
+    sid = store.create_run(sweep_run_config(plan, **opts), kind="sweep")
+    return execute_run(store, sid, str(data_dir))
+
+
+# ------------------------------------------------------------------ plans
+def test_parse_grid():
+    assert parse_grid(["lr=0.05,0.1", "adam:lr=1e-3,3e-3", "weight_decay=0,5e-4"]) == {
+        "*": {"lr": [0.05, 0.1], "weight_decay": [0.0, 5e-4]}, "adam": {"lr": [1e-3, 3e-3]}}
+    for bad, msg in (("lr", "FIELD=V1"), ("lr=", "FIELD=V1"), ("foo:lr=1", "scope"), ("lr=0.1,0.1", "distinct"),
+                     ("nesterov=yes", "nesterov")):
+        with pytest.raises(ValueError, match=msg):
+            parse_grid([bad])
+
+
+def test_plan_validation():
+    with pytest.raises(ValueError, match=r"\[0\] are both tuning and test seeds"):
+        tiny_plan(tune_seeds=[0, 5])
+    with pytest.raises(ValueError, match="every grid field to be tuned"):
+        tiny_plan(grid={"*": {"lr": [0.1], "mu": [0.8, 0.9]}})
+    with pytest.raises(ValueError, match="baseline"):
+        tiny_plan(baseline="adam")
+    with pytest.raises(ValueError, match="epochs"):
+        tiny_plan(overrides={**TINY, "epochs": 0})
+
+
+def test_adam_keeps_its_own_lr_in_a_grid():
+    plan = tiny_plan(methods=["sgd-beta", "adam"], grid={"*": {"lr": [0.05, 0.1]}}, tune=[], tune_seeds=[])
+    lrs = {(c.method, plan.config(c).lr) for c in plan.cells("test")}
+    assert lrs == {("sgd-beta", 0.05), ("sgd-beta", 0.1), ("adam", 1e-3)}
+    plan = tiny_plan(methods=["adam"], grid={"*": {"lr": [0.1]}, "adam": {"lr": [3e-4, 1e-3]}}, tune=["lr"])
+    assert sorted({plan.config(c).lr for c in plan.cells("tune")}) == [3e-4, 1e-3]
+
+
+def _member(status, val):
+    return {"status": status, "summary": {"final_val_acc": val}}
+
+
+def test_choose_tie_rule_edges_and_diverged_runs():
+    plan = tiny_plan(methods=["sgd-beta"], grid={"*": {"lr": [0.02, 0.05, 0.1]}}, tune_seeds=[10, 11])
+    cells = plan.cells("tune")
+    vals = {0.02: (0.5, 0.6), 0.05: (0.6, 0.5), 0.1: (0.3, 0.4)}
+    members = [(c, _member("done", vals[dict(c.values)["lr"]][c.seed - 10])) for c in cells]
+    ch = choose(plan, members)["sgd-beta"]
+    assert ch["values"] == {"lr": 0.02} and ch["edge"] == ["lr"]  # tie at 0.55: the first in grid order
+    members = [(c, _member("diverged", None) if dict(c.values)["lr"] == 0.02 else _member("done", 0.5)) for c in cells]
+    ch = choose(plan, members)["sgd-beta"]
+    assert ch["curve"][0]["mean"] == 0.0 and ch["values"] == {"lr": 0.05} and ch["edge"] == []
+    members = [(c, _member("failed", None) if dict(c.values)["lr"] == 0.05 else _member("done", 0.4)) for c in cells]
+    assert choose(plan, members)["sgd-beta"]["curve"][1]["missing"] == 2
+
+
+# ------------------------------------------------------------------ the validation split
+def test_validation_split_is_disjoint_and_balanced(tmp_path):
+    s = load_splits(DataConfig("synthetic", synthetic_train=1000, synthetic_test=200, train_subset=500), tmp_path)
+    train, val = set(s.origin["train"].tolist()), set(s.origin["val"].tolist())
+    assert not train & val and len(val) == 50 and len(train) == 500
+    assert torch.bincount(s.val_y).tolist() == [5] * 10  # class-balanced
+    again = load_splits(DataConfig("synthetic", synthetic_train=1000, synthetic_test=200, train_subset=500), tmp_path)
+    assert torch.equal(again.origin["val"], s.origin["val"])  # fixed by data_seed
+    other = load_splits(DataConfig("synthetic", synthetic_train=1000, synthetic_test=200, train_subset=500,
+                                   data_seed=1), tmp_path)
+    assert not torch.equal(other.origin["val"], s.origin["val"])
+    # the test split is a different pool: no validation image is a test image
+    assert not {bytes(x.numpy()) for x in s.val_x} & {bytes(x.numpy()) for x in s.test_x}
+
+
+def test_choice_never_reads_the_test_split(tmp_path, monkeypatch):
+    """Poison the test labels: the chosen LRs and every validation score stay the same."""
+    import beta_core.jobs as jobs
+
+    real = jobs.load_splits
+    plan = tiny_plan()
+    a = Store(tmp_path / "a")
+    assert run_sweep(a, plan, tmp_path / "data")["status"] == "done"
+
+    def poisoned(cfg, data_dir):
+        s = real(cfg, data_dir)
+        s.test_y = s.test_y[torch.randperm(len(s.test_y), generator=torch.Generator().manual_seed(0))]
+        return s
+
+    monkeypatch.setattr(jobs, "load_splits", poisoned)
+    b = Store(tmp_path / "b")
+    assert run_sweep(b, plan, tmp_path / "data")["status"] == "done"
+    ca, cb = (s.results(s.runs(kind="sweep")[0]["id"], "sweep_choice")[-1] for s in (a, b))
+    assert {m: c["values"] for m, c in ca.items()} == {m: c["values"] for m, c in cb.items()}
+    assert [p["mean"] for c in ca.values() for p in c["curve"]] == [p["mean"] for c in cb.values() for p in c["curve"]]
+    ta = [r["summary"]["final_test_acc"] for _, r in sweep_members(a, a.runs(kind="sweep")[0]["id"])]
+    tb = [r["summary"]["final_test_acc"] for _, r in sweep_members(b, b.runs(kind="sweep")[0]["id"])]
+    assert ta != tb  # the poison did reach the test split
+
+
+# ------------------------------------------------------------------ running, resuming, stopping
+def test_tuned_sweep_end_to_end_and_resume(tmp_path):
+    store = Store(tmp_path / "runs")
+    plan = tiny_plan()
+    sweep = run_sweep(store, plan, tmp_path / "data")
+    assert sweep["status"] == "done", sweep["error"]
+    members = sweep_members(store, sweep["id"])
+    assert len(members) == 8 + 4 and all(r["status"] == "done" for _, r in members)
+    rep = store.results(sweep["id"], "sweep")[-1]
+    assert set(rep["methods"]) == {"sgd-constant", "sgd-beta"} and rep["methods"]["sgd-beta"]["n"] == 2
+    assert {c["kind"] for c in rep["claims"]} == {"accuracy", "speed"}
+    assert rep["setting"]["chosen"]["sgd-beta"]["lr"] in (0.02, 0.1) and rep["setting"]["n_val"] == 40
+    # resume: a member that failed is run again only on request
+    victim = members[-1][1]["id"]
+    store.finish(victim, "failed", error="simulated")
+    store.reopen(sweep["id"])
+    again = execute_run(store, sweep["id"], str(tmp_path / "data"))
+    assert again["status"] == "done" and len(store.runs(kind="train", parent=sweep["id"])) == 12
+    assert store.results(sweep["id"], "sweep")[-1]["methods"]["sgd-beta"]["missing"] == 1
+    store.reopen(sweep["id"], {**sweep["config"], "options": {"parallel": 1, "retry_failed": True}})
+    again = execute_run(store, sweep["id"], str(tmp_path / "data"))
+    assert again["status"] == "done" and len(store.runs(kind="train", parent=sweep["id"])) == 13
+    assert store.results(sweep["id"], "sweep")[-1]["methods"]["sgd-beta"]["missing"] == 0
+
+
+def test_sweep_cli_json(capsys, tmp_path):
+    out = tmp_path / "rep.json"
+    code = main(["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "sweep",
+                 "--methods", "sgd-constant,sgd-beta", "--seeds", "0,1", "--tune-seeds", "5", "--grid",
+                 "lr=0.05,0.1", "--tune", "lr", "--target", "0.25", "--dataset", "synthetic", "--set",
+                 "synthetic_train=400", "--set", "synthetic_test=200", "--width", "4", "--epochs", "1",
+                 "--batch-size", "50", "--device", "cpu", "--json", str(out), "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0 and "verdicts vs sgd-constant" in text and "stage 1" in text
+    rep = json.loads(out.read_text())
+    m = rep["methods"]["sgd-beta"]["final_test_acc"]
+    assert set(m) >= {"n", "mean", "ci_low", "ci_high"} and rep["setting"]["chosen"]["sgd-beta"]["lr"] in (0.05, 0.1)
+    assert all(c["verdict"] for c in rep["claims"]) and "final_test_acc_diff" in rep["comparisons"]["sgd-beta"]
+
+
+def test_sweep_sigint_stops_it(tmp_path):
+    env = {**os.environ, "BETA_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "beta_core", "--runs-dir", str(tmp_path / "runs"), "--data-dir",
+                          str(tmp_path / "data"), "sweep", "--methods", "sgd-constant,sgd-beta", "--seeds", "0,1",
+                          "--grid", "lr=0.05", "--dataset", "synthetic", "--set", "synthetic_train=2000", "--width",
+                          "8", "--epochs", "30", "--batch-size", "50", "--device", "cpu", "--quiet"],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        if (tmp_path / "runs" / "runs.db").exists():
+            st = Store(tmp_path / "runs")
+            if any(st.step_counts(r["id"])[r["id"]] for r in st.runs(kind="train")):
+                break
+        time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "Traceback" not in err, err
+    st = Store(tmp_path / "runs")
+    assert st.runs(kind="sweep")[0]["status"] == "cancelled"
+    assert [r["status"] for r in st.runs(kind="train")] == ["cancelled"]  # the rest never started
