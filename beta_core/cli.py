@@ -7,6 +7,7 @@
     surgery    retrain flagged groups         beta-core surgery RUN --groups auto --controls
     overlap    compare two diagnoses          beta-core overlap RUN_A RUN_B
     plant-fault  damage a group, re-diagnose  beta-core plant-fault RUN --group block2
+    curvature  top Hessian eigenvalues        beta-core curvature RUN -k 3
     sweep      tuned comparison, verdicts     beta-core sweep --preset sweep-cpu --data-path X
 
 Every failure prints one clear line to stderr and exits non-zero.

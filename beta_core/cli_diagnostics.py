@@ -1,10 +1,13 @@
-"""CLI commands of the diagnostic pipeline: attribute, surgery, overlap, plant-fault."""
+"""CLI commands of the diagnostic pipeline: attribute, surgery, overlap, plant-fault, curvature."""
 from __future__ import annotations
 
 import argparse
 
+import torch
+
 from .attribution import NORMALIZATIONS, AttributionConfig, attribute, overlap, plant_fault
 from .cli_common import Progress, execute
+from .curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from .jobs import load_trained, train_config_of
 from .store import Store
 from .surgery import SurgeryConfig, surgery_run_config
@@ -52,6 +55,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", default="gradient", choices=("gradient", "probe"),
                    help="gradient: the paper's attribution; probe: retrain-one-group probe")
+    p = sub.add_parser("curvature", help="top Hessian eigenvalues of a stored model, whole and per group")
+    p.add_argument("run_id")
+    p.add_argument("-k", type=int, default=3, help="eigenvalues per operator (default 3)")
+    p.add_argument("--images", type=int, default=256, help="training images the loss is measured on (default 256)")
+    p.add_argument("--hvps", type=int, default=200, help="budget of Hessian-vector products per operator")
 
 
 def _attribute(store: Store, run_id: str, args, data_dir: str) -> dict:
@@ -133,5 +141,41 @@ def cmd_plant_fault(args, store: Store) -> int:
     return 0 if r["detected"] else 1
 
 
+def cmd_curvature(args, store: Store) -> int:
+    if args.images < 1 or args.k < 1:
+        raise ValueError(f"Invalid -k {args.k} / --images {args.images} (expected integers >= 1)")
+    run = store.get_run(args.run_id)
+    model, splits, loaders = load_trained(store, args.run_id, args.data_dir)
+    loader = loaders["train_eval"]
+    n = min(args.images, len(loader.y))
+    batches = [(loader.normalise(loader.x[:n]), loader.y[:n])]
+    ls = train_config_of(run).get("label_smoothing", 0.0)
+    loss = lambda out, y: torch.nn.functional.cross_entropy(out.float(), y, label_smoothing=ls)  # noqa: E731
+    whole, info = top_hessian_eigenvalues(model, loss, batches, args.k, max_hvps=args.hvps, return_info=True)
+    groups = group_eigenvalues(model, loss, batches, args.k, max_hvps=args.hvps)
+    ep = store.epochs(args.run_id)
+    adam = train_config_of(run).get("optimizer") in ("adam", "adamw")
+    print(f"run {args.run_id}: top {args.k} Hessian eigenvalues of the training loss on {n} training images "
+          f"(BatchNorm in eval mode; {info['hvps']} Hessian-vector products)")
+    print("whole model: " + ", ".join(f"{v:.4g}" for v in whole))
+    for g, vals in groups.items():
+        print(f"  {g:<8} " + ", ".join(f"{v:.4g}" for v in vals))
+    result = {"images": n, "k": args.k, "whole": whole, "groups": groups}
+    if not ep.empty:
+        lr, mu = float(ep["lr"].iloc[-1]), float(ep["momentum"].iloc[-1])
+        if adam:
+            print(f"final lr {lr:.4g}, beta1 {mu:.3f}: zeta n/a for Adam (its preconditioned sharpness needs the "
+                  "optimizer's state, which runs do not store)")
+        else:
+            d = measured_damping(whole[0], lr, mu)
+            result["damping"] = d
+            z = "-" if d["zeta_measured"] is None else f"{d['zeta_measured']:.3f}"
+            print(f"final lr {lr:.4g}, mu {mu:.3f}: measured zeta {z} ({d['regime_measured']}), stability margin "
+                  f"lr*lam/(2(1+mu)) = {d['stability_margin']:.3f} (diverges above 1); with lam = 1 the label was "
+                  f"{ep['regime'].iloc[-1]}")
+    store.add_result(args.run_id, "curvature", result)
+    return 0
+
+
 HANDLERS = {"attribute": cmd_attribute, "overlap": cmd_overlap, "surgery": cmd_surgery,
-            "plant-fault": cmd_plant_fault}
+            "plant-fault": cmd_plant_fault, "curvature": cmd_curvature}

@@ -13,6 +13,8 @@ sgd-hybrid      SGD, beta until mu reaches 0.9, then 0.9
 sgd-onecycle    SGD, one-cycle LR and momentum 0.95 -> 0.85 -> 0.95
 adam            Adam, lr 1e-3, beta1 = 0.9
 adam-beta       Adam, lr 1e-3, beta1 from the beta rule
+sgd-beta-       SGD, mu = 1 - 2*sqrt(lam_hat*lr) with lam_hat the measured top
+measured        Hessian eigenvalue, refreshed every ``curvature_every`` steps
 ==============  ==========================================================
 
 Adam keeps its own LR: a preset's LR (written for SGD) and the SGD-only overrides of
@@ -41,6 +43,7 @@ METHODS: dict[str, dict] = {
     "sgd-onecycle": {"optimizer": "sgd", "momentum_rule": "onecycle", "lr_schedule": "onecycle"},
     "adam": {"optimizer": "adam", "momentum_rule": "constant", "mu": 0.9, "lr": 1e-3},
     "adam-beta": {"optimizer": "adam", "momentum_rule": "beta", "lr": 1e-3},
+    "sgd-beta-measured": {"optimizer": "sgd", "momentum_rule": "beta-measured"},
 }
 # Upper bounds on values nobody means: a typo must fail at once, not after hours or at an
 # 800 GB allocation. Generous on purpose (CIFAR-10 has 60,000 images; ImageNet 1.3M).
@@ -89,6 +92,11 @@ class TrainConfig:
     device: str = _f("auto", "auto (cuda, mps, cpu) | cuda | mps | cpu")
     thresholds: tuple = _f((0.9, 0.95), "test accuracies for time-to-accuracy, in (0, 1], comma-separated")
     attribution_every_epoch: bool = _f(False, "record per-group error-gradient scores each epoch")
+    curvature_every_epoch: bool = _f(False, "measure the top Hessian eigenvalue (sharpness) each epoch: lam_max, "
+                                            "measured zeta, stability margin")
+    curvature_images: int = _f(128, "training images (fixed, no augmentation) the curvature is measured on")
+    curvature_hvps: int = _f(24, "Hessian-vector products per measurement (Lanczos budget; warm-started)")
+    curvature_every: int = _f(100, "beta-measured: steps between refreshes of lam_hat")
     data_seed: int = _f(0, "synthetic data, subset and validation choice")
     val_fraction: float = _f(0.1, "validation images as a share of the training images (0: none); carved "
                                   "from the training pool, never from test")
@@ -121,6 +129,9 @@ class TrainConfig:
             raise ValueError(f"Invalid thresholds: {self.thresholds!r} (expected accuracies in (0, 1])")
         if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
             raise ValueError(f"Invalid warmup_epochs: {self.warmup_epochs!r} (expected 0 <= warmup_epochs <= epochs)")
+        for name in ("curvature_images", "curvature_hvps", "curvature_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected an integer >= 1)")
         if self.min_lr < 0:
             raise ValueError(f"Invalid min_lr: {self.min_lr!r} (expected >= 0)")
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))

@@ -22,13 +22,15 @@ import torch.nn.functional as F
 
 from .attribution import epoch_scores
 from .config import TrainConfig
+from .curvature import HessianOperator, adam_preconditioner, measured_damping, power_refresh, top_hessian_eigenvalues
 from .damping import regime_summary, zeta as damping_zeta
 from .data import DeviceLoader, Splits, load_splits
 from .models import build_model, evaluate
 from .records import EPOCH, STEP, time_to_accuracy
 from .schedules import MomentumScheduler, effective_lr
 
-__all__ = ["pick_device", "Prepared", "prepare", "Hook", "EpochAttribution", "Training", "make_optimizer",
+__all__ = ["pick_device", "Prepared", "prepare", "Hook", "EpochAttribution", "CurvatureMeasurement",
+           "MeasuredMomentum", "Training", "make_optimizer",
            "DivergenceWatch", "WeightsMismatch"]
 
 
@@ -150,6 +152,10 @@ class Hook:
     def setup(self, training: "Training") -> None:
         """Once, after the model is built and before the optimizer sees its parameters."""
 
+    def start(self, training: "Training") -> None:
+        """Once the optimizer and schedulers exist (``training.optimizer``, ``training.momentum``),
+        before the first step."""
+
     def epoch_start(self, training: "Training", epoch: int) -> None:
         """After the model is put in train mode, before the epoch's first step."""
 
@@ -167,6 +173,74 @@ class EpochAttribution(Hook):
         record["group_scores"] = epoch_scores(training.model, training.test_loader)
 
 
+def _curvature_batch(training: "Training") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The fixed images the curvature is measured on: the first ``curvature_images`` training
+    images, without augmentation, the same at every measurement."""
+    loader, n = training.train_loader, min(training.cfg.curvature_images, len(training.train_loader.y))
+    return [(loader.normalise(loader.x[:n]), loader.y[:n])]
+
+
+def _loss_fn(training: "Training"):
+    ls = training.cfg.label_smoothing
+    return lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=ls)
+
+
+class CurvatureMeasurement(Hook):
+    """Each epoch: the top Hessian eigenvalue on a fixed batch (Lanczos, warm-started from the
+    previous epoch's vector), and the damping it implies at the epoch's last lr and mu.
+    Adam: the preconditioned sharpness and its margin; no zeta."""
+
+    def __init__(self) -> None:
+        self.v0 = None
+
+    def after_epoch(self, training: "Training", record: dict) -> None:
+        cfg = training.cfg
+        adam = cfg.optimizer in ("adam", "adamw")
+        precond = adam_preconditioner(training.optimizer, training.model) if adam else None
+        t0 = time.perf_counter()
+        try:
+            vals, info = top_hessian_eigenvalues(training.model, _loss_fn(training), _curvature_batch(training), 1,
+                                                 max_hvps=cfg.curvature_hvps, tol=1e-2, v0=self.v0,
+                                                 precond=precond, return_info=True)
+        except ValueError as e:  # no convergence within the budget: say so in the record, do not stop
+            record.update({"lam_max": None, "curvature_error": str(e)})
+            return
+        self.v0 = info["vectors"][:, 0]
+        record.update(measured_damping(vals[0], record["lr"], record["momentum"], adam))
+        record.update({"curvature_hvps": info["hvps"], "curvature_seconds": time.perf_counter() - t0,
+                       "curvature_preconditioned": adam})
+
+
+class MeasuredMomentum(Hook):
+    """The ``beta-measured`` rule: the momentum scheduler's ``lam`` is the measured top
+    eigenvalue, first by Lanczos before the first step, then every ``curvature_every`` steps
+    by one warm-started power step (one Hessian-vector product) on the same fixed batch."""
+
+    def __init__(self) -> None:
+        self.op, self.v, self.lam, self.steps = None, None, None, 0
+
+    def _set(self, training: "Training", lam: float) -> None:
+        self.lam = max(lam, 1e-6)  # a measured lam <= 0 (no curvature): the rule's limit, mu_max
+        training.momentum.set_lam(self.lam)
+
+    def start(self, training: "Training") -> None:
+        vals, info = top_hessian_eigenvalues(training.model, _loss_fn(training), _curvature_batch(training), 1,
+                                             max_hvps=training.cfg.curvature_hvps, tol=1e-2, return_info=True)
+        self.v = torch.from_numpy(info["vectors"][:, 0].copy()).to(training.device, torch.float32)
+        self._set(training, vals[0])
+
+    def after_step(self, training: "Training") -> None:
+        self.steps += 1
+        if self.steps % training.cfg.curvature_every:
+            return
+        self.op = HessianOperator(training.model, _loss_fn(training), _curvature_batch(training))
+        lam, self.v = power_refresh(self.op, self.v, 1)
+        self._set(training, lam)
+
+    def after_epoch(self, training: "Training", record: dict) -> None:
+        record["lam_hat"] = self.lam
+
+
 class Training:
     """One run: ``for record in Training(cfg).run(): ...``.
 
@@ -179,7 +253,9 @@ class Training:
                  hooks: list[Hook] | tuple = ()) -> None:
         self.cfg, self.data_dir, self.should_stop, self.init_state = cfg, data_dir, should_stop, init_state
         self.splits = splits                  # pass pre-loaded data to skip loading
-        self.hooks = list(hooks) + ([EpochAttribution()] if cfg.attribution_every_epoch else [])
+        self.hooks = (list(hooks) + ([EpochAttribution()] if cfg.attribution_every_epoch else [])
+                      + ([MeasuredMomentum()] if cfg.momentum_rule == "beta-measured" else [])
+                      + ([CurvatureMeasurement()] if cfg.curvature_every_epoch else []))
         self.prepared: Prepared | None = None
         self.status, self.summary, self.epochs_done = "created", {}, []
         self.step_seconds = 0.0               # step loops only, without evaluation
@@ -209,7 +285,10 @@ class Training:
         opt = make_optimizer(cfg, self.trainable_parameters())
         lrs = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: sched.lr(min(s, self.total_steps - 1)) / cfg.lr)
         mom = MomentumScheduler(opt, cfg.momentum_rule_for(self.total_steps))
-        self.optimizer = opt
+        self.optimizer, self.momentum = opt, mom
+        for h in self.hooks:
+            h.start(self)
+        adam = cfg.optimizer in ("adam", "adamw")  # no heavy-ball damping ratio describes Adam
         self.status, step, t0 = "running", 0, time.perf_counter()
         pending: list = []  # (record, loss tensor, correct tensor): synced in batches, not per step
         totals = [0.0, 0.0, 0]  # this epoch's loss * n, correct, n: the epoch's train loss/accuracy
@@ -254,7 +333,7 @@ class Training:
                 mom.step()
                 correct = (out.argmax(1) == yb).sum()
                 pairs.append((lr, mu))
-                z = damping_zeta(lr, mu, cfg.lam) if lr > 0 else None
+                z = damping_zeta(lr, mu, cfg.lam) if lr > 0 and not adam else None
                 pending.append(({"kind": STEP, "step": step, "epoch": epoch, "lr": lr, "momentum": mu, "zeta": z,
                                  "eff_lr": effective_lr(lr, mu) if lr > 0 else 0.0, "_n": len(yb),
                                  "time": time.perf_counter() - t0}, loss.detach(), correct))
@@ -280,6 +359,8 @@ class Training:
         loss_n, correct, n = totals
         valid = [(lr, mu) for lr, mu in pairs if lr > 0]
         zmed, regime, _ = regime_summary(valid, self.cfg.lam) if valid else (None, None, None)
+        if self.cfg.optimizer in ("adam", "adamw"):
+            zmed, regime = None, "n/a (Adam)"
         rec = {"kind": EPOCH, "epoch": epoch, "step": step, "train_loss": loss_n / n, "train_acc": correct / n,
                "test_loss": test_loss, "test_acc": test_acc, "regime": regime, "zeta_median": zmed,
                "lr": pairs[-1][0], "momentum": pairs[-1][1], "val_loss": val_loss, "val_acc": val_acc,

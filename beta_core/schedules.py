@@ -14,6 +14,8 @@ beta        ``clip(1 - 2*sqrt(lam*lr), mu_min, mu_max)``     the paper (lam=1)
 exact       ``clip((1 - sqrt(lam*lr))**2, mu_min, mu_max)``  Polyak / Qian
 hybrid      beta until a switch, then ``mu_c``               the paper; switch is ours
 onecycle    0.95 -> 0.85 -> 0.95 mirroring the LR cycle      fastai / OneCycleLR
+beta-       beta with ``lam`` = the measured top Hessian     ours (the engine
+measured    eigenvalue, refreshed during training            refreshes ``lam``)
 ==========  ===============================================  ==================
 
 Worked values of the beta rule (lam = 1)::
@@ -44,7 +46,7 @@ Our decisions (the paper does not fix them), all configurable:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 __all__ = [
@@ -55,7 +57,7 @@ __all__ = [
 ]
 
 LR_SCHEDULES = ("constant", "step", "cosine", "linear", "onecycle")
-MOMENTUM_RULES = ("constant", "beta", "exact", "hybrid", "onecycle")
+MOMENTUM_RULES = ("constant", "beta", "exact", "hybrid", "onecycle", "beta-measured")
 
 
 # ---------------------------------------------------------------- validation
@@ -307,7 +309,7 @@ def momentum_at(rule: MomentumRule, step: int, lr: float, switched: bool = False
         check_finite_positive("lr", lr)
     if rule.name == "constant":
         return rule.mu
-    if rule.name == "beta":
+    if rule.name in ("beta", "beta-measured"):  # beta-measured: lam is the run's measured sharpness
         return _beta(rule, lr)
     if rule.name == "exact":
         return rule.mu_max if lr == 0 else exact_momentum(lr, rule.lam, rule.mu_min, rule.mu_max)
@@ -391,7 +393,8 @@ class MomentumScheduler:
         for group, key, latch in zip(self.optimizer.param_groups, self.keys, self._latches):
             lr = float(group["lr"])
             mu = momentum_at(self.rule, self.last_step, lr, latch.update(self.rule, lr))
-            if self.rule.name in ("beta", "exact", "hybrid") and mu in (self.rule.mu_min, self.rule.mu_max):
+            if self.rule.name in ("beta", "exact", "hybrid", "beta-measured") and mu in (self.rule.mu_min,
+                                                                                          self.rule.mu_max):
                 clamped = True
             if key == "momentum":
                 group["momentum"] = mu
@@ -403,6 +406,12 @@ class MomentumScheduler:
     def step(self) -> None:
         """Advance one batch and write the next momentum value."""
         self.last_step += 1
+        self._apply()
+
+    def set_lam(self, lam: float) -> None:
+        """Change the rule's curvature (the ``beta-measured`` rule's refresh) and rewrite the
+        current step's momentum with it."""
+        self.rule = replace(self.rule, lam=check_finite_positive("lam", lam))
         self._apply()
 
     def get_last_momentum(self) -> list[float]:

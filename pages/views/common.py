@@ -176,3 +176,16 @@ def pick_run(label: str, runs: list[dict], key: str, index: int = 0) -> dict | N
     chosen = st.selectbox(label, ids, index=min(index, len(ids) - 1), key=key,
                           format_func=lambda i: run_name(next(r for r in runs if r["id"] == i)))
     return next(r for r in runs if r["id"] == chosen)
+
+
+def measured_sharpness(store: Store, limit: int = 20) -> dict[str, float]:
+    """``{"run · epoch k": lam_max}`` for the latest epochs with a measured sharpness (newest runs first)."""
+    out = {}
+    for r in store.runs(kind="train", status="done")[:limit]:
+        ep = store.epochs(r["id"])
+        for _, e in ep.iloc[::-1].iterrows():
+            lam = e["extra"].get("lam_max")
+            if lam:
+                out[f"{run_name(r)} · epoch {int(e['epoch']) + 1}"] = float(lam)
+                break
+    return out

@@ -4,6 +4,8 @@ import streamlit as st
 
 from beta_core.damping import classify, settling_step, simulate_heavy_ball, zeta
 from beta_core.schedules import beta_momentum
+from beta_core.store import StoreError
+from pages.views.common import get_manager, measured_sharpness
 
 st.title("Heavy ball as a damped oscillator")
 st.markdown(
@@ -11,9 +13,24 @@ st.markdown(
     "x'' + ((1-μ)/√lr)·x' + λ·x = 0, with damping ratio **ζ = (1-μ) / (2√(λ·lr))**. "
     "Critical damping (ζ = 1) gives the paper's rule **μ = 1 − 2√(λ·lr)**.")
 
+# A real model's curvature is far from 1: offer the sharpness measured in a run (Train page,
+# "Measure curvature each epoch", or `beta-core curvature RUN`).
+try:
+    measured = measured_sharpness(get_manager().store)
+except (StoreError, OSError):  # the theory page works without a run store
+    measured = {}
+source = st.selectbox("Curvature λ from", ["the slider", *measured], help="runs whose sharpness was measured")
 c1, c2, c3 = st.columns(3)
-lr = c1.select_slider("Learning rate", options=[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1], value=0.01)
-lam = c2.slider("Curvature λ", 0.25, 4.0, 1.0, 0.25)
+lr = c1.select_slider("Learning rate", options=[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1],
+                      value=0.01)
+if source == "the slider":
+    lam = c2.slider("Curvature λ", 0.25, 4.0, 1.0, 0.25)
+else:
+    lam = measured[source]
+    c2.metric("Curvature λ (measured)", f"{lam:.3g}")
+    st.caption(f"Your run's sharpness: {source} — λ = {lam:.4g}. At lr {lr:g} the critical momentum is "
+               f"{beta_momentum(lr, lam):.3f} (the paper's λ = 1 gives {beta_momentum(lr, 1.0):.3f}); heavy ball is "
+               f"stable only while lr·λ < 2(1+μ): lr·λ = {lr * lam:.3g}.")
 steps = c3.slider("Steps", 50, 1000, 300, 50)
 mode = st.radio("Compare against", ["constant μ = 0.9 and μ = 0.3", "my own μ"], horizontal=True)
 crit = beta_momentum(lr, lam)

@@ -33,14 +33,17 @@ with st.form("launch"):
     subset = c8.number_input("Training images (0 = all)", min_value=0, max_value=50000,
                              value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
     lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0, value=0.1, format="%.4f")
-    per_epoch = st.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)")
+    c10, c11 = st.columns(2)
+    per_epoch = c10.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)")
+    curvature = c11.checkbox("Measure curvature each epoch (top Hessian eigenvalue: real damping ratio)")
     launched = st.form_submit_button("Launch", type="primary")
 
 if launched:
     try:
         seeds = parse_seeds(seeds_text)
         over = {"model": model, "dataset": dataset, "epochs": int(epochs), "train_subset": int(subset) or None,
-                "data_path": data_path or None, "attribution_every_epoch": per_epoch}
+                "data_path": data_path or None, "attribution_every_epoch": per_epoch,
+                "curvature_every_epoch": curvature}
         configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
         check_data(configs, data_dir())  # a bad path is refused here, before any run exists
         jm = get_manager()
@@ -117,17 +120,32 @@ def live(ids: list[str]) -> None:
     sx = "step" if x_axis == "epoch" else x_axis  # step records have fractional epochs only via step
     sched = [{"frames": frames, "x": sx, "y": "lr", "title": "Learning rate"},
              {"frames": frames, "x": sx, "y": "momentum", "title": "Momentum μ"},
-             {"frames": frames, "x": sx, "y": "zeta", "title": "Damping ratio ζ", "log_y": True, "bands": True}]
+             {"frames": frames, "x": sx, "y": "zeta", "title": "Damping ratio ζ (assuming λ = 1)", "log_y": True,
+              "bands": True}]
     perf = [{"frames": frames, "x": sx, "y": "loss", "title": "Training loss", "log_y": log_y, "window": window},
             {"frames": frames, "x": sx, "y": "acc", "title": "Training accuracy (batch)", "window": window},
             {"frames": eframes, "x": x, "y": "test_acc", "title": "Test accuracy", "mode": "lines+markers"}]
     st.plotly_chart(panel_figure(sched, names, colors), width="stretch", key="live-schedule")
     st.plotly_chart(panel_figure(perf, names, colors), width="stretch", key="live-performance")
+    curv = {i: f.assign(**{k: [e.get(k) for e in f["extra"]] for k in ("lam_max", "stability_margin", "zeta_measured")})
+            for i, f in eframes.items() if len(f) and any(e.get("lam_max") for e in f["extra"])}
+    if curv:
+        fig = panel_figure([{"frames": curv, "x": "epoch", "y": "lam_max", "title": "Sharpness λ_max (measured)",
+                             "log_y": True, "mode": "lines+markers"},
+                            {"frames": curv, "x": "epoch", "y": "stability_margin",
+                             "title": "lr·λ_max / 2(1+μ): diverges above 1", "mode": "lines+markers"},
+                            {"frames": curv, "x": "epoch", "y": "zeta_measured", "title": "ζ under measured λ",
+                             "log_y": True, "bands": True, "mode": "lines+markers"}], names, colors)
+        fig.add_hline(y=1.0, line_dash="dash", line_color="#d62728", row=1, col=2)
+        st.plotly_chart(fig, width="stretch", key="live-curvature")
+        st.caption("Curvature measured each epoch on a fixed batch of training images (BatchNorm in eval mode). "
+                   "Adam: the preconditioned sharpness; its margin uses (2+2β₁)/((1−β₁)·lr); no ζ.")
     rows = []
     for i, r in runs.items():
         s = r["summary"]
         row = {"run": names[i], "status": r["status"], "final test acc": s.get("final_test_acc"),
-               "regimes": " ".join((x or "-")[:5] for x in s.get("regimes", []))}
+               "regimes (λ = 1)": " ".join("n/a" if x and x.startswith("n/a") else (x or "-")[:5]
+                                           for x in s.get("regimes", []))}
         for t, v in (s.get("time_to_accuracy") or {}).items():
             row[f"≥{t}"] = format_hit(v)
         rows.append(row)

@@ -1,0 +1,198 @@
+"""Curvature of the training loss: top Hessian eigenvalues ("sharpness"), whole model and per
+layer group, the Adam-preconditioned sharpness, and the damping they imply.
+
+Products: Hessian-vector products from ``torch.func`` (forward-over-reverse: ``jvp`` of
+``grad`` through ``functional_call``), exact, one product costing about three
+forward-backward passes, no Hessian ever formed. Eigenvalues: scipy's Lanczos
+(``scipy.sparse.linalg.eigsh``, ``which="LA"``) on a ``LinearOperator`` of those products,
+with a budget of products (``max_hvps``). Why torch.func and not curvlinops: see
+docs/decisions.md ("Curvature"; both measured by ``benchmarks/bench_curvature.py``).
+
+BatchNorm is in **eval mode** during a measurement (running statistics): the loss is then a
+fixed function of the weights on the fixed batches, so the operator is symmetric and the
+same from one product to the next; train-mode BN would make each product depend on the
+batch statistics.
+
+Damping under a measured curvature ``lam`` (heavy ball on a quadratic):
+
+* ``zeta = (1 - mu) / (2 sqrt(lam lr))`` (critical at 1),
+* stability margin ``lr lam / (2 (1 + mu))`` (the iteration diverges above 1; Cohen et al.
+  2021 find training hovers near it, "the edge of stability"),
+* Adam: the preconditioned sharpness ``lam_P`` = top eigenvalue of P^-1/2 H P^-1/2 with
+  P = sqrt(v_hat) + eps from Adam's state, margin ``lr lam_P (1 - beta1) / (2 + 2 beta1)``
+  (Cohen et al. 2022); no heavy-ball zeta is defined for Adam.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from torch.func import functional_call, grad, jvp
+
+from .damping import classify
+from .models import eval_mode, group_parameters
+
+__all__ = ["HessianOperator", "top_hessian_eigenvalues", "group_eigenvalues", "adam_preconditioner",
+           "measured_damping", "power_refresh"]
+
+
+class HessianOperator:
+    """v -> H v for the mean loss over ``batches``, w.r.t. the parameters ``names`` (default:
+    all). ``precond`` (name -> tensor P) gives P^-1/2 H P^-1/2 instead. Counts its products."""
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, batches: Iterable, names: list[str] | None = None,
+                 precond: dict | None = None) -> None:
+        self.model, self.loss_fn = model, loss_fn
+        self.batches = [(x, y) for x, y in batches]
+        if not self.batches:
+            raise ValueError("Invalid batches: none (expected at least one (inputs, targets) batch)")
+        params = dict(model.named_parameters())
+        self.names = list(names) if names is not None else list(params)
+        unknown = [n for n in self.names if n not in params]
+        if unknown or not self.names:
+            raise ValueError(f"Unknown parameters: {unknown[:3] or 'none given'} (expected names from the model)")
+        self.fixed = {n: p.detach() for n, p in params.items()}
+        self.buffers = {n: b.detach() for n, b in model.named_buffers()}
+        self.shapes = [self.fixed[n].shape for n in self.names]
+        self.sizes = [self.fixed[n].numel() for n in self.names]
+        self.dim = sum(self.sizes)
+        self.device, self.dtype = self.fixed[self.names[0]].device, self.fixed[self.names[0]].dtype
+        self.scale = None
+        if precond is not None:  # P^-1/2, flattened in parameter order
+            self.scale = torch.cat([precond[n].reshape(-1).to(self.device, self.dtype).rsqrt() for n in self.names])
+        self.n_total = sum(len(y) for _, y in self.batches)
+        self.hvps = 0
+
+    def _split(self, flat: torch.Tensor) -> tuple:
+        return tuple(t.view(s) for t, s in zip(flat.split(self.sizes), self.shapes))
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """H v (or P^-1/2 H P^-1/2 v) for a flat vector ``v`` on the model's device."""
+        if self.scale is not None:
+            v = v * self.scale
+        tangent = self._split(v)
+        primal = tuple(self.fixed[n] for n in self.names)
+        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+        with eval_mode(self.model):
+            for x, y in self.batches:
+                def loss(*ps, x=x, y=y):
+                    full = {**self.fixed, **dict(zip(self.names, ps))}
+                    return self.loss_fn(functional_call(self.model, (full, self.buffers), (x,)), y)
+
+                _, hv = jvp(grad(loss, argnums=tuple(range(len(primal)))), primal, tangent)
+                out += torch.cat([h.reshape(-1) for h in hv]) * (len(y) / self.n_total)
+        self.hvps += 1
+        return out * self.scale if self.scale is not None else out
+
+    def as_scipy(self) -> LinearOperator:
+        def mv(v: np.ndarray) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)).to(self.device, self.dtype)
+            return self.matvec(t).double().cpu().numpy()
+        return LinearOperator((self.dim, self.dim), matvec=mv, dtype=np.float64)
+
+
+def top_hessian_eigenvalues(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, k: int = 1,
+                            names: list[str] | None = None, max_hvps: int = 100, tol: float = 1e-3,
+                            v0: np.ndarray | None = None, precond: dict | None = None,
+                            return_info: bool = False):
+    """The ``k`` largest (algebraic) eigenvalues of the loss Hessian, largest first.
+
+    ``batches``: fixed (inputs, targets) pairs; the loss is their size-weighted mean.
+    ``names``: restrict to these parameters (a layer group's block of the Hessian).
+    ``max_hvps``: budget of Hessian-vector products (Lanczos restarts stop there; the
+    eigenvalues that converged are returned, an error says so when none did). ``v0``: a
+    starting vector (warm start from a previous measurement). With ``return_info``, also
+    ``{"hvps": products used, "vectors": eigenvectors, "converged": bool}``.
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"Invalid k: {k!r} (expected an integer >= 1)")
+    op = HessianOperator(model, loss_fn, batches, names, precond)
+    if k >= op.dim:
+        raise ValueError(f"Invalid k: {k} (expected fewer than the {op.dim} parameters measured)")
+    ncv = min(op.dim, max(2 * k + 2, 4))  # small: a warm start converges in one or two cycles
+    if max_hvps < ncv:
+        raise ValueError(f"Invalid max_hvps: {max_hvps} (expected at least {ncv} for k = {k})")
+    converged = True
+    try:
+        vals, vecs = eigsh(op.as_scipy(), k=k, which="LA", ncv=ncv, tol=tol, v0=v0,
+                           maxiter=max(1, max_hvps // ncv))
+    except ArpackNoConvergence as e:
+        vals, vecs, converged = e.eigenvalues, e.eigenvectors, False
+        if len(vals) == 0:
+            raise ValueError(f"No eigenvalue converged within {max_hvps} Hessian-vector products "
+                             f"(expected a larger max_hvps or a looser tol than {tol})") from None
+    order = np.argsort(vals)[::-1]
+    out = [float(v) for v in vals[order]]
+    if return_info:
+        return out, {"hvps": op.hvps, "vectors": vecs[:, order], "converged": converged}
+    return out
+
+
+def group_eigenvalues(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, k: int = 1,
+                      max_hvps: int = 100, tol: float = 1e-3) -> dict[str, list[float]]:
+    """Top-k eigenvalues of each layer group's diagonal block of the Hessian, in forward order."""
+    batches = list(batches)
+    out = {}
+    for g, params in group_parameters(model).items():
+        names = [n for n, _ in params]
+        dim = sum(p.numel() for _, p in params)
+        kk = min(k, dim - 1)
+        if kk < 1:  # a one-parameter group: its block is a number
+            op = HessianOperator(model, loss_fn, batches, names)
+            out[g] = [float(op.matvec(torch.ones(1, device=op.device, dtype=op.dtype))[0])]
+            continue
+        out[g] = top_hessian_eigenvalues(model, loss_fn, batches, kk, names, max(max_hvps, min(dim, 2 * kk + 1)), tol)
+    return out
+
+
+def adam_preconditioner(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """P = sqrt(v_hat) + eps per parameter, from Adam's second-moment state (bias-corrected)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    out = {}
+    for group in optimizer.param_groups:
+        if "betas" not in group:
+            continue
+        beta2, eps = group["betas"][1], group["eps"]
+        for p in group["params"]:
+            st = optimizer.state.get(p)
+            if not st or "exp_avg_sq" not in st:
+                continue
+            t = float(st["step"])
+            out[names[id(p)]] = (st["exp_avg_sq"] / (1 - beta2 ** t)).sqrt() + eps
+    if not out:
+        raise ValueError("Invalid optimizer: no Adam second-moment state (expected an Adam/AdamW optimizer "
+                         "that has taken at least one step)")
+    return out
+
+
+def measured_damping(lam: float, lr: float, mu: float, adam: bool = False) -> dict:
+    """Damping under the measured curvature: zeta and regime (SGD only), stability margin."""
+    if not (math.isfinite(lam) and lr > 0):
+        return {"lam_max": lam, "zeta_measured": None, "stability_margin": None, "regime_measured": None}
+    if adam:
+        return {"lam_max": lam, "zeta_measured": None, "regime_measured": "n/a (Adam)",
+                "stability_margin": lr * lam * (1 - mu) / (2 + 2 * mu)}
+    margin = lr * lam / (2 * (1 + mu))
+    if lam <= 0:
+        return {"lam_max": lam, "zeta_measured": None, "stability_margin": margin, "regime_measured": "no curvature"}
+    z = (1 - mu) / (2 * math.sqrt(lam * lr))
+    return {"lam_max": lam, "zeta_measured": z, "stability_margin": margin, "regime_measured": classify(z)}
+
+
+def power_refresh(op: HessianOperator, v: torch.Tensor, iters: int = 1) -> tuple[float, torch.Tensor]:
+    """A cheap update of a tracked top eigenvalue: ``iters`` warm-started power steps.
+
+    The Rayleigh quotient v.Hv of the previous top vector is returned with the next vector.
+    Used between full Lanczos measurements (the ``beta-measured`` rule), where a handful of
+    products per refresh must stay cheap; the curvature moves slowly, so the previous vector
+    is already close."""
+    lam = 0.0
+    for _ in range(max(1, iters)):
+        v = v / v.norm().clamp_min(1e-30)
+        hv = op.matvec(v)
+        lam = float(v @ hv)
+        v = hv
+    return lam, v / v.norm().clamp_min(1e-30)
