@@ -42,9 +42,9 @@ def main() -> None:
     model = t.model
     loader = eval_loaders(splits, t.device, t.channels_last)["test"]
     ev = best(lambda: evaluate(model, loader))
-    core_cfg = AttributionConfig(by_predicted=False, contrast=False)
+    core_cfg = AttributionConfig(by_predicted=False, contrast=False, score="grad_relative")
     core = best(lambda: attribute(model, loader, core_cfg))
-    full = best(lambda: attribute(model, loader, AttributionConfig()))
+    full = best(lambda: attribute(model, loader, AttributionConfig(score="grad_relative")))
     r = attribute(model, loader, core_cfg)
     epoch_time = t.step_seconds / args.epochs
     es = best(lambda: epoch_scores(model, t.test_loader))

@@ -23,6 +23,11 @@ not "which group, retrained, would fix the errors". ``probe_scores`` asks the se
 directly: for each group alone, a few SGD steps on training batches, then the drop in
 held-out loss. It costs ``groups x steps`` training steps, so it is opt-in.
 
+Scores (``score_groups``, one interface: a ranking of groups and its cost): the paper's three
+gradient norms, a first-order Taylor score, an empirical Fisher score, the probe and a
+random ranking. Which one flags groups by default (``DEFAULT_SCORE``) is decided by the
+localisation benchmark (``beta_core.localise``; figures in docs/decisions.md).
+
 Planted fault (``plant_fault``): damage one chosen group on purpose (Gaussian noise scaled
 to the group's own weight RMS), re-diagnose, and report where the damaged group ranks: how
 the diagnostic itself is tested.
@@ -36,17 +41,42 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+import random
+import time
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call, grad, vmap
 
 from .models import eval_mode, evaluate, group_param_counts, group_parameters
 
 __all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "select_groups", "overlap",
-           "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault"]
+           "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault",
+           "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING"]
 
 NORMALIZATIONS = ("raw", "per_param", "relative")
+
+
+# ------------------------------------------------------------------ scores under one interface
+PAPER_SCORES = ("grad_raw", "grad_per_param", "grad_relative")
+SCORES = (*PAPER_SCORES, "taylor", "fisher", "probe", "random")
+# The score the Attribution page and surgery's groups="auto" use by default: the winner of
+# the localisation benchmark on the default model (docs/decisions.md, "Localisation").
+DEFAULT_SCORE = "probe"
+SCORE_MEANING = {
+    "grad_raw": "the paper's score: norm of the error-loss gradient per group (where the error signal flows; "
+                "favours big groups)",
+    "grad_per_param": "the paper's score per parameter: RMS of the error-loss gradient",
+    "grad_relative": "the paper's score relative to the weights: gradient norm / weight norm (Auto-RGN)",
+    "taylor": "first-order Taylor: |sum of gradient x weight| over the group, the predicted loss change if the "
+              "group were zeroed",
+    "fisher": "empirical Fisher: mean squared per-sample gradient of the errors, per parameter of the group",
+    "probe": "retrain-one-group probe: the held-out loss drop after a few SGD steps on that group alone (what "
+             "retraining the group would fix)",
+    "random": "a random ranking: the floor a score must beat",
+}
+
 
 
 class NoErrorsError(ValueError):
@@ -64,8 +94,9 @@ class AttributionConfig:
     contrast: bool = True               # also the same on correctly classified samples
     max_samples: int | None = None      # cap on samples scanned (None: whole split)
     batch_size: int = 512               # samples per forward/backward
-    probe_steps: int = 0                # >0: also the retrain-one-group probe, this many SGD steps
+    probe_steps: int = 20               # SGD steps per group of the retrain-one-group probe (0: 20)
     probe_lr: float = 0.01              # probe's LR (momentum 0.9)
+    score: str = DEFAULT_SCORE          # which score flags groups: one of SCORES
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "test"):
@@ -84,6 +115,8 @@ class AttributionConfig:
             raise ValueError(f"Invalid batch_size: {self.batch_size!r} (expected an integer >= 1)")
         if not isinstance(self.probe_steps, int) or self.probe_steps < 0:
             raise ValueError(f"Invalid probe_steps: {self.probe_steps!r} (expected an integer >= 0)")
+        if self.score not in SCORES:
+            raise ValueError(f"Unknown score: {self.score!r} (expected one of {SCORES})")
 
 
 def _normalise(sq: dict[str, float], groups: dict, how: str) -> dict[str, float]:
@@ -178,10 +211,11 @@ def probe_scores(model: torch.nn.Module, train_loader, eval_loader, steps: int =
 
 def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = AttributionConfig(),
               classes: tuple[str, ...] | None = None, train_loader=None) -> dict:
-    """Attribution result: scores per group on errors (and contrast), breakdowns, selection.
+    """Attribution result: the paper's gradient scores per group on errors (and contrast) with
+    breakdowns by class, and the groups flagged by ``cfg.score``.
 
-    ``loader`` is an eval-order :class:`~beta_core.data.DeviceLoader` over the split.
-    With ``cfg.probe_steps > 0`` and a ``train_loader``, the result also holds the probe.
+    ``loader`` is an eval-order :class:`~beta_core.data.DeviceLoader` over the split. The
+    flagging score (default :data:`DEFAULT_SCORE`, the probe) needs a ``train_loader``.
     Raises :class:`NoErrorsError` when the model makes no mistakes on the split.
     """
     groups = group_parameters(model)
@@ -204,11 +238,17 @@ def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = Attributi
         model.zero_grad(set_to_none=True)
     names = list(groups)
     counts = group_param_counts(model)
-    sel = select_groups(scores, counts, cfg)
+    if cfg.score == "probe" and train_loader is None:
+        raise ValueError("Invalid train_loader: None (expected training batches: the probe score retrains "
+                         "each group briefly; choose another score to attribute without them)")
+    if cfg.score == f"grad_{cfg.normalization}":
+        flag = {"score": cfg.score, "scores": scores, "seconds": None, "passes": 1}
+    else:
+        flag = score_groups(cfg.score, model, loader, train_loader, 0, cfg.probe_steps or 20, cfg.probe_lr,
+                            cfg.max_samples)
+    sel = select_groups(flag["scores"], counts, cfg)
     cls = list(classes) if classes else [str(c) for c in range(n_classes)]
-    probe = None
-    if cfg.probe_steps and train_loader is not None:
-        probe = probe_scores(model, train_loader, loader, cfg.probe_steps, cfg.probe_lr)
+    probe = flag["scores"] if cfg.score == "probe" else None
     matrix = lambda d: [[d.get(c, {}).get(g) for c in range(n_classes)] for g in names]  # noqa: E731
     return {
         "config": asdict(cfg), "groups": names, "classes": cls, "n_samples": len(y), "n_errors": n_err,
@@ -218,7 +258,8 @@ def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = Attributi
         "by_true_class": matrix(by_true), "by_pred_class": matrix(by_pred) if by_pred else None,
         "errors_per_true_class": torch.bincount(ye, minlength=n_classes).tolist(),
         "probe_scores": probe, "probe_ranking": sorted(probe, key=lambda g: -probe[g]) if probe else None,
-        **sel,
+        "score": cfg.score, "score_values": flag["scores"], "score_seconds": flag["seconds"],
+        "score_meaning": SCORE_MEANING[cfg.score], **sel,
     }
 
 
@@ -292,8 +333,77 @@ def plant_fault(model: torch.nn.Module, loader, group: str, strength: float = 1.
     if method == "probe":
         scores = probe_scores(model, train_loader, loader, max(cfg.probe_steps, 20), cfg.probe_lr, seed)
     else:
-        scores = attribute(model, loader, cfg, classes)["scores"]
+        scores = attribute(model, loader, replace(cfg, score=f"grad_{cfg.normalization}"), classes)["scores"]
     ranking = sorted(scores, key=lambda g: -scores[g])
     return {"group": group, "strength": strength, "method": method, "acc_before": acc_before,
             "acc_after": acc_after, "ranking": ranking, "rank_of_damaged": ranking.index(group) + 1,
             "scores": scores, "detected": ranking[0] == group}
+
+
+def _error_set(model, loader, max_samples: int | None = None):
+    x, y, pred = _scan(model, loader, max_samples)
+    wrong = pred != y
+    if not wrong.any():
+        raise NoErrorsError(f"No misclassified samples among the {len(y)} scanned: nothing to attribute "
+                            "(expected a model that makes at least one error)")
+    return x[wrong], y[wrong]
+
+
+def _fisher(model, x, y, groups: dict, chunk: int = 64) -> dict[str, float]:
+    """Mean over the error samples of the squared per-sample gradient, per parameter of a group."""
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    buffers = {n: b.detach() for n, b in model.named_buffers()}
+
+    def loss(ps, xi, yi):
+        out = functional_call(model, (ps, buffers), (xi.unsqueeze(0),))
+        return F.cross_entropy(out, yi.unsqueeze(0))
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
+    sq = {n: 0.0 for n in params}
+    with eval_mode(model):
+        for i in range(0, len(y), chunk):
+            g = per_sample(params, x[i:i + chunk], y[i:i + chunk])
+            for n, t in g.items():
+                sq[n] += float(t.float().pow(2).sum())
+    return {gname: sum(sq[n] for n, _ in ps) / len(y) / sum(p.numel() for _, p in ps) for gname, ps in groups.items()}
+
+
+def score_groups(name: str, model: torch.nn.Module, loader, train_loader=None, seed: int = 0,
+                 probe_steps: int = 20, probe_lr: float = 0.01, max_samples: int | None = None) -> dict:
+    """One score's view of which group is at fault: ``{"scores", "ranking", "seconds", "passes"}``.
+
+    ``loader``: eval-order loader of the split whose errors are diagnosed (the probe also
+    measures its held-out loss there); ``train_loader``: augmented training batches (probe
+    only). ``passes``: forward+backward passes over the error set, or training steps for the
+    probe (plus its evaluations), the unit of cost next to seconds.
+    """
+    if name not in SCORES:
+        raise ValueError(f"Unknown score: {name!r} (expected one of {SCORES})")
+    groups = group_parameters(model)
+    t0 = time.perf_counter()
+    if name == "random":
+        names = list(groups)
+        random.Random(seed).shuffle(names)
+        scores, passes = {g: float(len(names) - i) for i, g in enumerate(names)}, 0
+    elif name == "probe":
+        if train_loader is None:
+            raise ValueError("Invalid train_loader: None (expected training batches for the probe)")
+        scores = probe_scores(model, train_loader, loader, probe_steps, probe_lr, seed)
+        passes = len(groups) * (probe_steps + 1) + 1
+    else:
+        x, y = _error_set(model, loader, max_samples)
+        with eval_mode(model):
+            if name == "fisher":
+                scores, passes = _fisher(model, x, y, groups), 1
+            else:
+                sq = _grad_sq(model, x, y, groups, 1.0 / len(y), 512)
+                passes = 1
+                if name == "taylor":
+                    scores = {g: abs(sum(float((p.grad * p.detach()).sum()) for _, p in ps if p.grad is not None))
+                              for g, ps in groups.items()}
+                else:
+                    scores = _normalise(sq, groups, name.removeprefix("grad_"))
+                model.zero_grad(set_to_none=True)
+    ranking = sorted(scores, key=lambda g: -scores[g])
+    return {"score": name, "scores": scores, "ranking": ranking, "seconds": time.perf_counter() - t0,
+            "passes": passes}

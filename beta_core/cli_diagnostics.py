@@ -5,7 +5,7 @@ import argparse
 
 import torch
 
-from .attribution import NORMALIZATIONS, AttributionConfig, attribute, overlap, plant_fault
+from .attribution import DEFAULT_SCORE, NORMALIZATIONS, SCORES, AttributionConfig, attribute, overlap, plant_fault
 from .cli_common import Progress, execute
 from .curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from .jobs import load_trained, train_config_of
@@ -21,13 +21,14 @@ def _attr_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--select", default="topk", choices=("topk", "zscore"))
     p.add_argument("-k", type=int, default=3)
     p.add_argument("--z", type=float, default=1.0)
-    p.add_argument("--probe-steps", type=int, default=0,
-                   help="also run the retrain-one-group probe with this many SGD steps per group (0: off)")
+    p.add_argument("--score", default=DEFAULT_SCORE, choices=SCORES,
+                   help=f"which score flags groups (default {DEFAULT_SCORE}: the localisation benchmark's winner)")
+    p.add_argument("--probe-steps", type=int, default=20, help="SGD steps per group of the probe score")
 
 
 def _attr_cfg(args) -> AttributionConfig:
     return AttributionConfig(split=args.split, normalization=args.normalization, select=args.select, k=args.k,
-                             z=args.z, probe_steps=args.probe_steps)
+                             z=args.z, probe_steps=args.probe_steps, score=args.score)
 
 
 def add_parsers(sub) -> None:
@@ -82,7 +83,8 @@ def _print_attribution(r: dict) -> None:
         print(f"{g:<8} {r['param_counts'][g]:>10,} {r['scores'][g]:>10.4g} "
               f"{'-' if c is None else f'{c:.4g}':>10} {'-' if ratio is None else f'{ratio:.2f}':>7}  "
               f"{'*' if g in r['flagged'] else ''}")
-    print(f"flagged: {', '.join(r['flagged'])} ({r['param_fraction']:.1%} of parameters)")
+    print(f"flagged by {r['score']}: {', '.join(r['flagged'])} ({r['param_fraction']:.1%} of parameters)")
+    print(f"  {r['score']}: {r['score_meaning']}")
     if r.get("probe_scores"):
         print("probe (held-out loss drop after retraining one group alone): "
               + ", ".join(f"{g} {r['probe_scores'][g]:.4f}" for g in r["probe_ranking"]))

@@ -484,13 +484,17 @@ class DeviceLoader:
 
 
 def eval_loaders(splits: Splits, device, channels_last: bool, batch: int = 1024) -> dict[str, DeviceLoader]:
-    """Loaders for diagnosis: eval-order ``test`` and ``train_eval`` (no augmentation), and a
-    shuffled, augmented ``train`` loader (batch 128) for the retrain-one-group probe."""
+    """Loaders for diagnosis: eval-order ``test``, ``train_eval`` and (when the splits have one)
+    ``val`` (no augmentation), and a shuffled, augmented ``train`` loader (batch 128) for the
+    retrain-one-group probe."""
     mean, std = splits.mean_std
 
     def plain(x, y):
         return DeviceLoader(x, y, min(batch, len(y)), mean, std, False, 0, device, channels_last)
 
-    return {"test": plain(splits.test_x, splits.test_y), "train_eval": plain(splits.train_x, splits.train_y),
-            "train": DeviceLoader(splits.train_x, splits.train_y, min(128, len(splits.train_y)), mean, std, True, 0,
-                                  device, channels_last)}
+    out = {"test": plain(splits.test_x, splits.test_y), "train_eval": plain(splits.train_x, splits.train_y),
+           "train": DeviceLoader(splits.train_x, splits.train_y, min(128, len(splits.train_y)), mean, std, True, 0,
+                                 device, channels_last)}
+    if splits.val_y is not None and len(splits.val_y):
+        out["val"] = plain(splits.val_x, splits.val_y)
+    return out

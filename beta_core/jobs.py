@@ -21,11 +21,12 @@ from typing import Callable
 
 from dataclasses import asdict, replace
 
-from .attribution import AttributionConfig, attribute
+from .attribution import SCORES, AttributionConfig, attribute
+from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .config import TrainConfig
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
-from .records import ACTIVE, EPOCH, MEMBER
+from .records import ACTIVE, CASE, EPOCH, MEMBER
 from .store import Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, Cell, SweepPlan, analyse, choose
@@ -266,7 +267,30 @@ def _sweep(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
                     "synthetic": report["setting"]["synthetic"], "data": report["setting"]["data"]}
 
 
-JOB_BODIES = {"train": _train, "surgery": _surgery, "attribution": _attribution, "sweep": _sweep}
+def _localise(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
+    """The localisation benchmark on the parent run's model: errors of its validation split
+    (test when it has none); the result is stored on the parent and on the job."""
+    opts = run["config"].get("localise", {})
+    model, splits, loaders = load_trained(store, run["parent"], data_dir)
+    split = "val" if "val" in loaders else "test"
+    severities = {f: tuple(v) for f, v in opts.get("severities", QUICK_SEVERITIES).items()}
+    result = localisation_benchmark(model, loaders[split], loaders["train"], tuple(opts.get("scores") or SCORES),
+                                    severities, tuple(opts.get("seeds", (0,))), probe_steps=opts.get("probe_steps", 20),
+                                    on_case=(lambda c: on_record({"kind": CASE, **c})) if on_record else None,
+                                    should_stop=stop)
+    parent = store.get_run(run["parent"])
+    result.update({"run_id": run["parent"], "split": split, "model": parent["config"].get("model"),
+                   "width": train_config_of(parent).get("width")})
+    store.add_result(run["parent"], "localisation", result)
+    store.add_result(run["id"], "localisation", result)
+    if result["stopped"]:
+        return "cancelled", {"n_cases": result["n_cases"]}
+    return "done", {"best": result["best"], "n_cases": result["n_cases"],
+                    "top1": {s: v["top1"]["rate"] for s, v in result["scores"].items()}}
+
+
+JOB_BODIES = {"train": _train, "surgery": _surgery, "attribution": _attribution, "sweep": _sweep,
+              "localise": _localise}
 JOB_KINDS = tuple(JOB_BODIES)
 
 

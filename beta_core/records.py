@@ -13,11 +13,12 @@ still change.
 """
 from __future__ import annotations
 
-__all__ = ["STEP", "EPOCH", "MEMBER", "STEP_FIELDS", "EPOCH_FIELDS", "STATUSES", "ACTIVE", "FINISHED_OK",
+__all__ = ["STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS", "STATUSES", "ACTIVE", "FINISHED_OK",
            "time_to_accuracy", "format_hit", "format_time_to_accuracy"]
 
 STEP, EPOCH = "step", "epoch"
 MEMBER = "member"  # a sweep's progress: one member run finished (not stored; the run is)
+CASE = "case"      # the localisation benchmark's progress: one damaged model scored
 STEP_FIELDS = ("step", "epoch", "lr", "momentum", "zeta", "eff_lr", "loss", "acc", "time")
 EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "regime",
                 "zeta_median", "lr", "momentum", "time", "val_loss", "val_acc")

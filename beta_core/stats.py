@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-__all__ = ["mean_ci", "paired_difference", "speedup", "verdict", "LEVEL"]
+__all__ = ["mean_ci", "paired_difference", "speedup", "verdict", "proportion_ci", "LEVEL"]
 
 LEVEL = 0.95
 
@@ -115,3 +115,11 @@ def verdict(ci_low, ci_high, null: float, n: int, above: str = "faster", below: 
     if ci_high < null:
         return below
     return f"no detectable difference at n = {n}"
+
+
+def proportion_ci(k: int, n: int, level: float = LEVEL) -> dict:
+    """A hit rate k/n with its Wilson interval (``scipy.stats.binomtest(...).proportion_ci``)."""
+    if n == 0:
+        return {"k": 0, "n": 0, "rate": None, "ci_low": None, "ci_high": None}
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    return {"k": k, "n": n, "rate": k / n, "ci_low": float(ci.low), "ci_high": float(ci.high)}

@@ -215,7 +215,7 @@ def run_surgery(parent_cfg: TrainConfig, state: dict, cfg: SurgeryConfig, data_d
     if cfg.groups == "auto":
         acfg = AttributionConfig(**{"split": "train", "k": cfg.k, "by_predicted": False, "contrast": False,
                                     **cfg.attribution})
-        attribution = attribute(model, train_loader, acfg, splits.classes)
+        attribution = attribute(model, train_loader, acfg, splits.classes, train_loader=loaders["train"])
         groups = attribution["flagged"]
     else:
         groups = list(cfg.groups)

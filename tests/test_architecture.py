@@ -18,7 +18,7 @@ LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats"),  # schemas; rules; starting points; env vars; statistics
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets and loaders; nets and evaluation; run store
     2: ("config", "attribution", "curvature"),        # run config and planner; attribution scores; Hessian spectra
-    3: ("engine", "sweeps"),                          # prepare a run, the training loop with hooks; sweep plans
+    3: ("engine", "sweeps", "localise"),              # the training loop with hooks; sweep plans; planted faults
     4: ("surgery",),                                  # retrain chosen groups, verify, controls
     5: ("jobs",),                                     # joins the store and the computation; worker processes
     6: ("cli_common",),                               # CLI errors, progress, running a job

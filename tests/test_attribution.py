@@ -41,7 +41,7 @@ def test_planted_fault_probe_ranks_damaged_group_first(trained, group):
 
 def test_scores_finite_and_shaped(trained):
     model, loader, splits = _model(trained)
-    r = attribute(model, loader, AttributionConfig(), splits.classes)
+    r = attribute(model, loader, AttributionConfig(score="grad_relative"), splits.classes)
     groups = ["conv1", "bn1", "block1", "block2", "block3", "fc"]
     assert r["groups"] == groups and 0 < r["n_errors"] < r["n_samples"] == 500
     assert all(torch.isfinite(torch.tensor(r["scores"][g])) and r["scores"][g] > 0 for g in groups)
@@ -55,7 +55,7 @@ def test_scores_finite_and_shaped(trained):
 def test_class_breakdown_adds_up_to_total(trained):
     # gradients add: the squared norm of the total is consistent with the per-class parts
     model, loader, splits = _model(trained)
-    r = attribute(model, loader, AttributionConfig(normalization="raw", contrast=False), splits.classes)
+    r = attribute(model, loader, AttributionConfig(score="grad_relative", normalization="raw", contrast=False), splits.classes)
     for gi, g in enumerate(r["groups"]):
         parts = [v for v in r["by_true_class"][gi] if v is not None]
         assert r["scores"][g] <= sum(parts) + 1e-9  # triangle inequality on the summed gradients
@@ -63,20 +63,20 @@ def test_class_breakdown_adds_up_to_total(trained):
 
 def test_selection_and_param_fraction(trained):
     model, loader, splits = _model(trained)
-    r = attribute(model, loader, AttributionConfig(k=2), splits.classes)
+    r = attribute(model, loader, AttributionConfig(score="grad_relative", k=2), splits.classes)
     assert len(r["flagged"]) == 2 and r["flagged"] == r["ranking"][:2]
     total = sum(r["param_counts"].values())
     assert r["param_fraction"] == pytest.approx(sum(r["param_counts"][g] for g in r["flagged"]) / total)
     z = select_groups({"a": 10.0, "b": 1.0, "c": 1.2, "d": 0.9}, {"a": 1, "b": 1, "c": 1, "d": 2},
-                      AttributionConfig(select="zscore", z=1.0))
+                      AttributionConfig(score="grad_relative", select="zscore", z=1.0))
     assert z["flagged"] == ["a"] and z["param_fraction"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="Invalid k: 9 .*6 layer groups"):
-        attribute(model, loader, AttributionConfig(k=9))
+        attribute(model, loader, AttributionConfig(score="grad_relative", k=9))
 
 
 def test_normalisations_differ(trained):
     model, loader, splits = _model(trained)
-    raw, pp, rel = (attribute(model, loader, AttributionConfig(normalization=n, by_predicted=False,
+    raw, pp, rel = (attribute(model, loader, AttributionConfig(score="grad_relative", normalization=n, by_predicted=False,
                                                                contrast=False))["scores"]
                     for n in ("raw", "per_param", "relative"))
     n_fc = 8 * 8 * 10 + 10
@@ -140,8 +140,8 @@ def test_probe_scores_leave_model_untouched(trained):
 
 def test_config_errors():
     with pytest.raises(ValueError, match="Unknown normalization"):
-        AttributionConfig(normalization="l1")
+        AttributionConfig(score="grad_relative", normalization="l1")
     with pytest.raises(ValueError, match="Invalid k: 0"):
-        AttributionConfig(k=0)
+        AttributionConfig(score="grad_relative", k=0)
     with pytest.raises(ValueError, match="Invalid split"):
-        AttributionConfig(split="val")
+        AttributionConfig(score="grad_relative", split="val")

@@ -80,7 +80,7 @@ def test_diagnostic_commands(capsys, tmp_path):
         assert code == 0
         ids.append(out.split()[0])
     code, out, _ = run(capsys, tmp_path, "attribute", ids[0], "-k", "2", "--probe-steps", "2")
-    assert code == 0 and "flagged:" in out and "probe" in out and "block3" in out
+    assert code == 0 and "flagged by probe:" in out and "block3" in out
     code, out, _ = run(capsys, tmp_path, "overlap", ids[0], ids[1])
     assert code == 0 and "Jaccard" in out
     code, out, _ = run(capsys, tmp_path, "surgery", ids[0], "--groups", "fc", "--epochs", "1", "--controls", "--quiet")
@@ -134,6 +134,6 @@ def test_store_written_by_the_previous_code_still_works(capsys, tmp_path):
                        str(tmp_path / "exp"))
     assert code == 0 and "group_scores" in (tmp_path / "exp" / "epochs.csv").read_text()
     code, out, err = run(capsys, tmp_path, "attribute", "20261130-190919-sgd-beta-447761", "-k", "2")
-    assert code == 0 and "flagged:" in out, err
+    assert code == 0 and "flagged by" in out, err
     code, out, err = run(capsys, tmp_path, "attribute", "20261130-190921-surgery-fbaeb3", "-k", "2")
-    assert code == 0 and "flagged:" in out, err
+    assert code == 0 and "flagged by" in out, err

@@ -60,7 +60,8 @@ def test_methods_resolve():
     assert adam.optimizer == "adam" and adam.lr == 1e-3
     assert resolve_config("adam", lr=3e-4).lr == 3e-4  # explicit values win
     assert resolve_config("sgd-onecycle").lr_schedule == "onecycle"
-    assert set(METHODS) == {"sgd-constant", "sgd-beta", "sgd-hybrid", "sgd-onecycle", "adam", "adam-beta"}
+    assert set(METHODS) == {"sgd-constant", "sgd-beta", "sgd-hybrid", "sgd-onecycle", "adam", "adam-beta",
+                            "sgd-beta-measured"}
 
 
 @pytest.mark.parametrize("method", ["adam-beta", "sgd-hybrid", "sgd-onecycle"])
