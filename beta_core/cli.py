@@ -8,6 +8,7 @@
     overlap    compare two diagnoses          beta-core overlap RUN_A RUN_B
     plant-fault  damage a group, re-diagnose  beta-core plant-fault RUN --group block2
     curvature  top Hessian eigenvalues        beta-core curvature RUN -k 3
+    localise-bench  which score finds damage   beta-core localise-bench RUN
     sweep      tuned comparison, verdicts     beta-core sweep --preset sweep-cpu --data-path X
 
 Every failure prints one clear line to stderr and exits non-zero.
@@ -227,7 +228,7 @@ def cmd_worker(args, store: Store) -> int:
 
 
 # Commands that run jobs in this process: a signal cancels the job and stops the command.
-_RUNS_JOBS = {"train", "compare", "worker", "surgery", "sweep"}
+_RUNS_JOBS = {"train", "compare", "worker", "surgery", "sweep", "localise-bench"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 
 from .attribution import DEFAULT_SCORE, NORMALIZATIONS, SCORES, AttributionConfig, attribute, overlap, plant_fault
 from .cli_common import Progress, execute
+from .config import parse_seeds
 from .curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from .jobs import load_trained, train_config_of
+from .localise import FAULTS, QUICK_SEVERITIES
 from .store import Store
 from .surgery import SurgeryConfig, surgery_run_config
 
@@ -56,6 +59,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", default="gradient", choices=("gradient", "probe"),
                    help="gradient: the paper's attribution; probe: retrain-one-group probe")
+    p = sub.add_parser("localise-bench", help="how often each score finds a deliberately damaged group")
+    p.add_argument("run_id")
+    p.add_argument("--scores", help=f"comma-separated, default all: {', '.join(SCORES)}")
+    p.add_argument("--faults", help=f"comma-separated, default all: {', '.join(FAULTS)}")
+    p.add_argument("--seeds", default="0", help="fault seeds, e.g. 0,1 (default 0: the quick benchmark)")
+    p.add_argument("--probe-steps", dest="probe_steps", type=int, default=20)
+    p.add_argument("--quiet", action="store_true")
     p = sub.add_parser("curvature", help="top Hessian eigenvalues of a stored model, whole and per group")
     p.add_argument("run_id")
     p.add_argument("-k", type=int, default=3, help="eigenvalues per operator (default 3)")
@@ -179,5 +189,46 @@ def cmd_curvature(args, store: Store) -> int:
     return 0
 
 
-HANDLERS = {"attribute": cmd_attribute, "overlap": cmd_overlap, "surgery": cmd_surgery,
+def cmd_localise_bench(args, store: Store) -> int:
+    parent = store.get_run(args.run_id)
+    store.load_checkpoint(args.run_id)  # fail fast: no or a bad checkpoint
+    scores = [x for x in args.scores.split(",") if x] if args.scores else list(SCORES)
+    faults = [x for x in args.faults.split(",") if x] if args.faults else list(FAULTS)
+    bad = [x for x in scores if x not in SCORES] + [x for x in faults if x not in FAULTS]
+    if bad:
+        raise ValueError(f"Unknown score or fault: {bad[0]!r} (expected scores {SCORES}, faults {FAULTS})")
+    if args.probe_steps < 1:
+        raise ValueError(f"Invalid --probe-steps: {args.probe_steps} (expected an integer >= 1)")
+    opts = {"scores": scores, "severities": {f: QUICK_SEVERITIES[f] for f in faults}, "seeds": parse_seeds(args.seeds),
+            "probe_steps": args.probe_steps}
+    rid = store.create_run({"method": "localise", "model": parent["config"].get("model"), "localise": opts},
+                           kind="localise", parent=args.run_id)
+
+    def progress(c):
+        if not args.quiet:
+            ranks = " ".join(f"{s}:{c['ranks'].get(s) or '-'}" for s in scores)
+            print(f"\r[{c['done']}] {c['fault']} {c['severity']:g} on {c['group']:<7} acc -{c['acc_drop']:.3f}  "
+                  f"rank of the damaged group: {ranks}", file=sys.stderr)
+
+    run = execute(store, rid, args.data_dir, progress)
+    if run["status"] != "done":
+        print(f"localise-bench {rid}: {run['status']} {run['error'] or ''}")
+        return 1
+    print_localisation(store.results(rid, "localisation")[-1])
+    return 0
+
+
+def print_localisation(r: dict) -> None:
+    print(f"localisation benchmark on run {r['run_id']} ({r['model']}, {r['n_groups']} groups, {r['n_cases']} damaged "
+          f"models, errors of the {r['split']} split; undamaged accuracy {r['base_acc']:.3f})")
+    print(f"{'score':<15} {'top-1 [95% CI]':<22} {'top-3 [95% CI]':<22} {'mean rank':>9} {'seconds':>8} {'passes':>7}")
+    pct = lambda p: f"{100 * p['rate']:5.1f}% [{100 * p['ci_low']:4.1f}, {100 * p['ci_high']:5.1f}]"  # noqa: E731
+    for name, s in sorted(r["scores"].items(), key=lambda kv: -(kv[1]["top1"]["rate"] or 0)):
+        print(f"{name:<15} {pct(s['top1']):<22} {pct(s['top3']):<22} {s['mean_rank']['mean']:>9.2f} "
+              f"{s['seconds'] or 0:>8.2f} {s['passes'] or 0:>7.0f}")
+    print(f"random floor: top-1 {r['floor_top1']:.1%}, top-3 {r['floor_top3']:.1%}; best: {r['best']}")
+    print("accuracy lost per fault: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in r["accuracy_drop"].items()))
+
+
+HANDLERS = {"localise-bench": cmd_localise_bench, "attribute": cmd_attribute, "overlap": cmd_overlap, "surgery": cmd_surgery,
             "plant-fault": cmd_plant_fault, "curvature": cmd_curvature}

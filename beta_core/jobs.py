@@ -32,7 +32,7 @@ from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, Cell, SweepPlan, analyse, choose
 
 __all__ = ["execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter", "load_trained",
-           "train_config_of", "sweep_members"]
+           "train_config_of", "sweep_members", "latest_localisation"]
 
 
 class StopFlag:
@@ -86,6 +86,15 @@ def sweep_members(store: Store, sweep_id: str) -> list[tuple[Cell, dict]]:
     for r in store.runs(kind="train", parent=sweep_id):
         latest.setdefault(r["label"], r)
     return [(Cell.from_key(k), r) for k, r in reversed(list(latest.items()))]
+
+
+def latest_localisation(store: Store, model: str, width=None) -> dict | None:
+    """The newest finished localisation benchmark for this model family (name and width)."""
+    for job in store.runs(kind="localise", status="done"):
+        res = store.results(job["id"], "localisation")
+        if res and res[-1].get("model") == model and res[-1].get("width") == width:
+            return res[-1]
+    return None
 
 
 def train_config_of(run: dict) -> dict:

@@ -22,6 +22,7 @@ interval (scipy.stats). The random ranking is the floor (1/G top-1 in expectatio
 from __future__ import annotations
 
 import copy
+import time
 from typing import Callable
 
 import torch
@@ -90,13 +91,17 @@ def apply_fault(model: torch.nn.Module, group: str, fault: str, severity: float,
 def localisation_benchmark(model: torch.nn.Module, loader, train_loader, scores=SCORES,
                            severities: dict | None = None, seeds=(0,), groups=None, probe_steps: int = 20,
                            on_case: Callable[[dict], None] | None = None,
-                           should_stop: Callable[[], bool] = lambda: False) -> dict:
+                           should_stop: Callable[[], bool] = lambda: False,
+                           custom: dict[str, Callable] | None = None) -> dict:
     """Every score on every (seed, fault, severity, group) case; the model itself is untouched.
 
     ``loader``: eval-order loader of the held-out split whose errors the scores read (and the
-    probe's held-out loss); ``train_loader``: the probe's training batches."""
+    probe's held-out loss); ``train_loader``: the probe's training batches. ``custom``: more
+    scores to benchmark, ``name -> f(damaged_model) -> {group: score}`` (your own diagnostic)."""
     severities = severities or QUICK_SEVERITIES
-    unknown = [s for s in scores if s not in SCORES]
+    custom = custom or {}
+    scores = (*scores, *custom)
+    unknown = [s for s in scores if s not in SCORES and s not in custom]
     if unknown:
         raise ValueError(f"Unknown score: {unknown[0]!r} (expected some of {SCORES})")
     names = list(groups or group_parameters(model))
@@ -117,7 +122,8 @@ def localisation_benchmark(model: torch.nn.Module, loader, train_loader, scores=
                             "acc_drop": base_acc - acc, "ranks": {}, "seconds": {}, "passes": {}}
                     for s in scores:
                         try:
-                            r = score_groups(s, m, loader, train_loader, seed, probe_steps)
+                            r = (_custom(s, custom[s], m) if s in custom
+                                 else score_groups(s, m, loader, train_loader, seed, probe_steps))
                         except NoErrorsError:
                             case["ranks"][s] = None
                             continue
@@ -127,6 +133,13 @@ def localisation_benchmark(model: torch.nn.Module, loader, train_loader, scores=
                     if on_case:
                         on_case({**case, "done": len(cases)})
     return summarise(cases, base_acc, names, scores)
+
+
+def _custom(name: str, fn: Callable, model) -> dict:
+    t0 = time.perf_counter()
+    scores = fn(model)
+    return {"score": name, "scores": scores, "ranking": sorted(scores, key=lambda g: -scores[g]),
+            "seconds": time.perf_counter() - t0, "passes": 0}
 
 
 def summarise(cases: list[dict], base_acc: float, groups: list[str], scores, stopped: bool = False) -> dict:

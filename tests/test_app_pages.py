@@ -29,6 +29,10 @@ def populated(tmp_path_factory):
     sid = store.create_run(cfg, kind="surgery", parent=ids[0])
     run = execute_run(store, sid, str(root / "data"))
     assert run["status"] == "done", run["error"]
+    bench = store.create_run({"method": "localise", "model": "small_cnn",
+                              "localise": {"severities": {"noise": [1.0]}, "scores": ["grad_relative", "probe", "random"],
+                                           "probe_steps": 2}}, kind="localise", parent=ids[0])
+    assert execute_run(store, bench, str(root / "data"))["status"] == "done"
     plan = SweepPlan(methods=["sgd-constant", "sgd-beta"], seeds=[0, 1], grid={"*": {"lr": [0.05, 0.1]}},
                      tune=["lr"], tune_seeds=[7], targets=[0.2],
                      overrides={k: v for k, v in tiny_config().to_dict().items() if k not in ("method", "seed", "lr")})
@@ -136,3 +140,12 @@ def test_compare_page_shows_grid_curves_and_verdicts(monkeypatch, populated):
     assert set(claims.columns) >= {"claim", "measured (95% CI)", "verdict", "n"} and len(claims) == 2
     assert all(v.startswith(("faster", "slower", "higher", "lower", "no detectable", "undetermined"))
                for v in claims["verdict"])
+
+
+def test_attribution_page_shows_the_evidence_beside_the_flag(monkeypatch, populated):
+    at = _app(monkeypatch, populated[0], "attribution")
+    captions = " ".join(c.value for c in at.caption)
+    assert "How often probe is right" in captions and "planted faults on this model" in captions
+    assert any(s.value.startswith("How often is a flag right") for s in at.subheader)
+    table = next(d.value for d in at.dataframe if "top-1" in d.value.columns)
+    assert set(table["score"]) == {"grad_relative (paper)", "probe", "random"}

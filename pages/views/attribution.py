@@ -1,8 +1,11 @@
 """Attribution: which layer groups carry the gradient of the misclassified images."""
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from beta_core.attribution import NORMALIZATIONS, overlap
+from beta_core.attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORE_MEANING, SCORES, overlap
+from beta_core.jobs import latest_localisation, train_config_of
+from beta_core.localise import QUICK_SEVERITIES
 from beta_core.records import ACTIVE
 from pages.views.common import get_manager, get_store, heatmap, pick_run, show_error
 
@@ -13,12 +16,19 @@ runs = store.runs(kind=("train", "surgery"), status="done")
 runs.sort(key=lambda r: not store.results(r["id"], "attribution"))
 
 
+def score_label(s: str) -> str:
+    return s + (" (default: the benchmark's winner)" if s == DEFAULT_SCORE else
+                " (the paper's)" if s in PAPER_SCORES else "")
+
+
+score = st.selectbox("Score that flags groups", SCORES, index=SCORES.index(DEFAULT_SCORE), format_func=score_label,
+                     help="The localisation benchmark below measures how often each score finds a damaged group.")
 c1, c2, c3, c4 = st.columns(4)
-norm = c1.selectbox("Normalisation", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
+norm = c1.selectbox("Normalisation (heatmaps)", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
                     help="relative = ||g|| / ||w|| (Auto-RGN); raw favours big groups")
 split = c2.selectbox("Errors from split", ["test", "train"])
 k = c3.number_input("Groups flagged (top-k)", min_value=1, max_value=10, value=3)
-probe = c4.number_input("Probe steps per group (0 = off)", min_value=0, max_value=500, value=0,
+probe = c4.number_input("Probe steps per group", min_value=1, max_value=500, value=20,
                         help="Retrain each group alone for this many SGD steps and measure the held-out loss drop")
 compare = st.checkbox("Two runs side by side (e.g. SGD vs Adam)", value=len(runs) > 1)
 cols = st.columns(2 if compare else 1)
@@ -37,7 +47,7 @@ for n, col in enumerate(cols):
         elif st.button("Run attribution", key=f"attr-go-{n}", type="primary"):
             cfg = {"method": "attribution", "model": run["config"].get("model"),
                    "attribution": {"split": split, "normalization": norm, "k": int(k),
-                                   "probe_steps": int(probe)}}
+                                   "probe_steps": int(probe), "score": score}}
             get_manager().submit(cfg, kind="attribution", parent=run["id"])
             st.rerun()
         failed = [j for j in jobs if j["status"] == "failed"]
@@ -50,9 +60,21 @@ for n, col in enumerate(cols):
             continue
         r = stored[-1]
         results.append(r)
-        st.markdown(f"**{r['n_errors']}** errors of {r['n_samples']} ({r['config']['split']} split, "
-                    f"{r['config']['normalization']}). Flagged: **{', '.join(r['flagged'])}** "
-                    f"({r['param_fraction']:.1%} of parameters)")
+        used = r.get("score", f"grad_{r['config']['normalization']}")
+        st.markdown(f"**{r['n_errors']}** errors of {r['n_samples']} ({r['config']['split']} split). "
+                    f"Flagged by **{used}**: **{', '.join(r['flagged'])}** ({r['param_fraction']:.1%} of parameters)")
+        bench = latest_localisation(store, run["config"].get("model") or train_config_of(run).get("model"),
+                                    train_config_of(run).get("width"))
+        if bench and used in bench["scores"]:
+            b = bench["scores"][used]
+            st.caption(f"How often {used} is right: it ranked a deliberately damaged group first in "
+                       f"{b['top1']['rate']:.0%} [{b['top1']['ci_low']:.0%}, {b['top1']['ci_high']:.0%}] and in the "
+                       f"top 3 in {b['top3']['rate']:.0%} of {b['top1']['n']} planted faults on this model "
+                       f"(random: {bench['floor_top1']:.0%} / {bench['floor_top3']:.0%}). It measures "
+                       f"{SCORE_MEANING[used]}.")
+        else:
+            st.caption(f"How often {used} is right: not measured for this model — run the localisation benchmark "
+                       f"below. It measures {SCORE_MEANING[used]}.")
         bar = go.Figure(go.Bar(x=r["groups"], y=[r["scores"][g] for g in r["groups"]], name="errors",
                                marker_color=["#d62728" if g in r["flagged"] else "#1f77b4" for g in r["groups"]]))
         if r.get("correct_scores"):
@@ -97,6 +119,53 @@ if shown:
         o = overlap(shown[0]["flagged"], shown[1]["flagged"])
         st.metric("Overlap of flagged groups (Jaccard)", f"{o['jaccard']:.2f}",
                   f"shared: {', '.join(o['shared']) or 'none'}", delta_color="off")
+
+# ------------------------------------------------------------------ the evidence
+st.subheader("How often is a flag right? The localisation benchmark")
+st.caption("Damage one layer group on purpose (noise, zeroed or sign-flipped weights, re-initialisation, corrupted "
+           "BatchNorm statistics), then ask each score which group is broken. Top-1: the damaged group ranked "
+           "first; the dashed line is what a random ranking gets.")
+target = pick_run("Model to benchmark", runs, key="bench-run")
+if target is not None:
+    bjobs = store.runs(kind="localise", parent=target["id"])
+    if any(j["status"] in ACTIVE for j in bjobs):
+        jobs_active = True
+        st.info("Benchmark running… (a few minutes on 2 CPU cores for the small CNN)")
+    elif st.button("Run the benchmark (quick)", key="bench-go"):
+        get_manager().submit({"method": "localise", "model": target["config"].get("model"),
+                              "localise": {"severities": {f: list(v) for f, v in QUICK_SEVERITIES.items()}}},
+                             kind="localise", parent=target["id"])
+        st.rerun()
+    if bjobs and bjobs[0]["status"] == "failed":
+        show_error(bjobs[0]["error"] or "", "Last benchmark failed: ")
+    bench = latest_localisation(store, train_config_of(target).get("model"), train_config_of(target).get("width"))
+    if bench is None:
+        st.caption("No benchmark for this model family yet.")
+    else:
+        st.markdown(f"Latest benchmark for **{bench['model']}**: {bench['n_cases']} damaged models, errors of the "
+                    f"{bench['split']} split (run {bench['run_id']}).")
+        rows = [{"score": name + (" (paper)" if name in PAPER_SCORES else ""), "top-1": s["top1"]["rate"],
+                 "top-1 95% CI": f"[{s['top1']['ci_low']:.2f}, {s['top1']['ci_high']:.2f}]", "top-3": s["top3"]["rate"],
+                 "mean rank": s["mean_rank"]["mean"], "seconds": s["seconds"], "passes": s["passes"]}
+                for name, s in sorted(bench["scores"].items(), key=lambda kv: -(kv[1]["top1"]["rate"] or 0))]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        names = [r_["score"].split(" ")[0] for r_ in rows]
+        faults = list(next(iter(bench["scores"].values()))["by_fault"])
+        a, b = st.columns(2)
+        a.plotly_chart(heatmap([[bench["scores"][n]["by_fault"].get(f) for f in faults] for n in names], names, faults,
+                               "Top-1 rate, score × fault", zmax=1.0), width="stretch", key="bench-heat")
+        bar = go.Figure(go.Bar(x=names, y=[bench["scores"][n]["top1"]["rate"] for n in names],
+                               error_y={"type": "data", "symmetric": False,
+                                        "array": [bench["scores"][n]["top1"]["ci_high"] - bench["scores"][n]["top1"]["rate"]
+                                                  for n in names],
+                                        "arrayminus": [bench["scores"][n]["top1"]["rate"] - bench["scores"][n]["top1"]["ci_low"]
+                                                       for n in names]}))
+        bar.add_hline(y=bench["floor_top1"], line_dash="dash", annotation_text="random floor")
+        bar.update_layout(title="Top-1 rate with 95% interval", height=320, yaxis_range=[0, 1],
+                          margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        b.plotly_chart(bar, width="stretch", key="bench-bar")
+        st.caption("Accuracy lost by the faults: " + ", ".join(f"{k}: {v['mean']:.3f}"
+                                                               for k, v in bench["accuracy_drop"].items()))
 
 if jobs_active:
     import time
