@@ -86,7 +86,7 @@ def _attribute(store: Store, run_id: str, args, data_dir: str) -> dict:
 def _print_attribution(r: dict) -> None:
     print(f"run {r['run_id']}: {r['n_errors']} errors of {r['n_samples']} ({r['config']['split']} split), "
           f"normalization {r['config']['normalization']}")
-    print(f"{'group':<8} {'params':>10} {'errors':>10} {'correct':>10} {'ratio':>7}  flagged")
+    print(f"{'group':<8} {'params':>10} {'grad(err)':>10} {'grad(ok)':>10} {'ratio':>7}  flagged")
     for g in r["groups"]:
         c = (r["correct_scores"] or {}).get(g)
         ratio = r["ratio"].get(g)

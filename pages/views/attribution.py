@@ -80,7 +80,8 @@ for n, col in enumerate(cols):
         if r.get("correct_scores"):
             bar.add_trace(go.Bar(x=r["groups"], y=[r["correct_scores"][g] for g in r["groups"]], name="correct",
                                  marker_color="#bbbbbb"))
-        bar.update_layout(title="Group scores (red: flagged)", height=300, barmode="group",
+        bar.update_layout(title=f"The paper's gradient scores ({r['config']['normalization']}); red: flagged by {used}",
+                          height=300, barmode="group",
                           margin={"l": 10, "r": 10, "t": 40, "b": 10})
         st.plotly_chart(bar, width="stretch", key=f"bar-{n}")
         if r.get("probe_scores"):
