@@ -28,8 +28,9 @@ from .cli_common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute,
 from .config import (
     METHODS, TrainConfig, check_data, coerce_field, config_fields, default_methods, field_help, parse_seeds, plan_runs,
 )
-from .env import EnvError, settings
-from .jobs import JobManager
+from .env import EnvError, check_ray_address, settings
+from .jobs import BACKENDS, JobManager
+from .ray_backend import RayBackendError
 from .presets import PRESETS
 from .records import ACTIVE
 from .store import Store, StoreError
@@ -52,6 +53,18 @@ def _flag_type(name: str):
             raise argparse.ArgumentTypeError(str(e)) from None
     parse.__name__ = name  # argparse names the type in its messages
     return parse
+
+
+def _add_backend_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, help="where runs execute: local worker processes, or Ray tasks "
+                                                       "(default: BETA_BACKEND, else local)")
+    p.add_argument("--ray-address", dest="ray_address", help="HOST:PORT of a Ray head (default: BETA_RAY_ADDRESS, "
+                                                             "else a local Ray instance)")
+
+
+def _backend(args) -> tuple[str, str | None]:
+    env = settings()
+    return args.backend or env.backend, check_ray_address(args.ray_address) or env.ray_address
 
 
 def _add_config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
@@ -97,12 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one run")
     p.add_argument("--method", default="sgd-beta", help=f"one of {', '.join(METHODS)}")
+    _add_backend_flags(p)
     _add_config_flags(p)
 
     p = sub.add_parser("compare", help="several methods on the same seeds and data")
     p.add_argument("--methods", help="comma-separated (default: the preset's, else sgd-constant,sgd-beta,sgd-hybrid)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--parallel", type=int, default=1, help="worker processes at once (1: sequential, in-process)")
+    _add_backend_flags(p)
     _add_config_flags(p, skip=("seed",))
 
     p = sub.add_parser("runs", help="list, show, export or delete runs")
@@ -120,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
 
     cli_diagnostics.add_parsers(sub)
-    cli_sweep.add_parser(sub, _add_config_flags)
+    cli_sweep.add_parser(sub, _add_config_flags, _add_backend_flags)
     return ap
 
 
@@ -134,7 +149,13 @@ def cmd_train(args, store: Store) -> int:
     over = config_overrides(args)
     cfg = plan_runs([args.method], [over.pop("seed", 0)], args.preset, over)[0]
     check_data([cfg], args.data_dir)  # before a run exists: a bad path creates nothing
-    run = _train_one(store, cfg, args)
+    backend, address = _backend(args)
+    if backend == "ray":
+        jm = JobManager(store.dir, args.data_dir, backend="ray", ray_address=address)  # connects first
+        rid = jm.submit(cfg.to_dict())
+        run = jm.ray.wait([rid], should_stop=INTERRUPTS)[0]
+    else:
+        run = _train_one(store, cfg, args)
     print_summary(run)
     if run["summary"].get("synthetic"):
         print(SYNTHETIC_NOTE)
@@ -144,7 +165,8 @@ def cmd_train(args, store: Store) -> int:
 
 
 def _compare_in_workers(store: Store, configs: list, args, group: str) -> list[dict]:
-    jm = JobManager(store.dir, args.data_dir, max_parallel=args.parallel)
+    backend, address = _backend(args)
+    jm = JobManager(store.dir, args.data_dir, max_parallel=args.parallel, backend=backend, ray_address=address)
     ids = [jm.submit(c.to_dict(), group_id=group) for c in configs]
     stopping = []
 
@@ -170,7 +192,7 @@ def cmd_compare(args, store: Store) -> int:
     configs = plan_runs(methods, parse_seeds(args.seeds), args.preset, config_overrides(args))  # validates all
     check_data(configs, args.data_dir)
     group = f"cmp-{uuid.uuid4().hex[:8]}"
-    if args.parallel > 1:
+    if args.parallel > 1 or _backend(args)[0] == "ray":
         runs = _compare_in_workers(store, configs, args, group)
     else:
         runs = []
@@ -241,13 +263,14 @@ def main(argv: list[str] | None = None) -> int:
             INTERRUPTS.install()
         store = Store(args.runs_dir)
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
-                    "sweep": lambda a, s: cli_sweep.cmd_sweep(a, s, config_overrides(a)), **cli_diagnostics.HANDLERS}
+                    "sweep": lambda a, s: cli_sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
+                    **cli_diagnostics.HANDLERS}
         code = handlers[args.command](args, store)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
         return code
     except BrokenPipeError:
         return _closed_pipe()
-    except (CLIError, StoreError, EnvError, ValueError, TypeError, FileNotFoundError) as e:
+    except (CLIError, StoreError, EnvError, RayBackendError, ValueError, TypeError, FileNotFoundError) as e:
         _err(str(e))
         return 2
     except OSError as e:  # a file system refusal we did not foresee: still one line

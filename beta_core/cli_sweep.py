@@ -8,6 +8,7 @@ from pathlib import Path
 from .cli_common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, execute
 from .config import check_data, parse_seeds
 from .presets import preset_methods, preset_sweep
+from .ray_backend import connect
 from .records import MEMBER
 from .store import Store
 from .sweeps import SweepPlan, parse_grid, sweep_run_config
@@ -15,7 +16,7 @@ from .sweeps import SweepPlan, parse_grid, sweep_run_config
 __all__ = ["add_parser", "cmd_sweep", "print_report"]
 
 
-def add_parser(sub, add_config_flags) -> None:
+def add_parser(sub, add_config_flags, add_backend_flags) -> None:
     p = sub.add_parser("sweep", help="methods x seeds x grids; --tune for the two-stage tuned comparison")
     p.add_argument("--methods", help="comma-separated (default: the preset's)")
     p.add_argument("--seeds", help="seeds of the reported stage, e.g. 0,1,2 (default: the preset's, else 0,1,2)")
@@ -32,6 +33,7 @@ def add_parser(sub, add_config_flags) -> None:
     p.add_argument("--retry-failed", dest="retry_failed", action="store_true",
                    help="with --resume: run failed, cancelled and interrupted cells again")
     p.add_argument("--json", metavar="PATH", help="write the report (statistics, verdicts, setting) as JSON")
+    add_backend_flags(p)
     add_config_flags(p, skip=("seed",))
 
 
@@ -67,14 +69,18 @@ class _Progress:
               f"val {acc('final_val_acc')}  test {acc('final_test_acc')}", file=sys.stderr)
 
 
-def cmd_sweep(args, store: Store, overrides: dict) -> int:
+def cmd_sweep(args, store: Store, overrides: dict, backend: str = "local", ray_address: str | None = None) -> int:
     if args.parallel < 1:
         raise CLIError(f"Invalid --parallel: {args.parallel} (expected an integer >= 1 worker processes)")
+    if backend == "ray":
+        connect(ray_address)  # an unreachable cluster fails here, before any run exists
+    run_opts = {"parallel": args.parallel, "retry_failed": args.retry_failed, "backend": backend,
+                "ray_address": ray_address}
     if args.resume:
         sweep = store.get_run(args.resume)
         if sweep["kind"] != "sweep":
             raise CLIError(f"Run {args.resume} is a {sweep['kind']} run (expected a sweep to resume)")
-        cfg = {**sweep["config"], "options": {"parallel": args.parallel, "retry_failed": args.retry_failed}}
+        cfg = {**sweep["config"], "options": run_opts}
         plan = SweepPlan.from_dict(cfg["sweep"])
         check_data([plan.config(c) for c in plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})],
                    args.data_dir)
@@ -85,7 +91,7 @@ def cmd_sweep(args, store: Store, overrides: dict) -> int:
         plan = _plan(args, overrides)
         cells = plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})
         check_data([plan.config(c) for c in cells], args.data_dir)  # before any run exists
-        rid = store.create_run(sweep_run_config(plan, args.parallel), kind="sweep")
+        rid = store.create_run({**sweep_run_config(plan), "options": run_opts}, kind="sweep")
     print(f"sweep {rid}", file=sys.stderr)
     run = execute(store, rid, args.data_dir, _Progress(args.quiet))
     results = store.results(rid, "sweep")

@@ -9,6 +9,9 @@ BETA_DATA_PATH     an ImageFolder tree or .tar.gz             an existing file o
 BETA_MAX_JOBS      jobs the app runs at once (1)              an integer in [1, 64]
 BETA_POLL_SECONDS  live-chart refresh of the app              a number in [0.2, 3600]
 BETA_THREADS       torch threads of a worker process          an integer in [1, 1024]
+BETA_BACKEND       where the app's training runs execute      local | ray
+BETA_RAY_ADDRESS   the Ray cluster of backend ray             HOST:PORT, ray://HOST:PORT or auto
+                   (unset: a local Ray instance)
 =================  =========================================  ===========================
 
 ``settings()`` reads them all and raises :class:`EnvError` for the first bad one, with one
@@ -18,13 +21,15 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EnvError", "Settings", "settings", "VARIABLES"]
+__all__ = ["EnvError", "Settings", "settings", "VARIABLES", "check_ray_address"]
 
 VARIABLES = ("BETA_RUNS_DIR", "BETA_DATA_DIR", "BETA_DATA_PATH", "BETA_MAX_JOBS", "BETA_POLL_SECONDS",
-             "BETA_THREADS")
+             "BETA_THREADS", "BETA_BACKEND", "BETA_RAY_ADDRESS")
+_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9.\-]+:\d{1,5})$")
 
 
 class EnvError(ValueError):
@@ -39,6 +44,8 @@ class Settings:
     max_jobs: int = 1
     poll_seconds: float | None = None   # None: the page's default for this machine
     threads: int | None = None          # None: torch's default
+    backend: str = "local"              # local | ray
+    ray_address: str | None = None      # None: a local Ray instance
 
 
 def _bad(name: str, value: str, expected: str) -> EnvError:
@@ -71,13 +78,26 @@ def _folder(env, name: str, default: str) -> str:
     return str(p)
 
 
+def check_ray_address(address: str | None, name: str = "--ray-address") -> str | None:
+    """``address`` if it looks like a Ray address (HOST:PORT, ray://HOST:PORT, auto), else EnvError."""
+    if address is None or _ADDRESS.match(address):
+        return address
+    raise EnvError(f"Invalid {name} {address!r} (expected HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT or auto)")
+
+
 def settings(env: dict | None = None) -> Settings:
     """The validated settings from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
     data_path = env.get("BETA_DATA_PATH") or None
     if data_path is not None and not Path(data_path).expanduser().exists():
         raise _bad("BETA_DATA_PATH", data_path, "an existing ImageFolder tree or .tar.gz; unset it for the default")
+    backend = env.get("BETA_BACKEND") or "local"
+    if backend not in ("local", "ray"):
+        raise _bad("BETA_BACKEND", backend, "local or ray")
+    address = env.get("BETA_RAY_ADDRESS") or None
+    if address is not None and not _ADDRESS.match(address):
+        raise _bad("BETA_RAY_ADDRESS", address, "HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT or auto")
     return Settings(runs_dir=_folder(env, "BETA_RUNS_DIR", "runs"), data_dir=_folder(env, "BETA_DATA_DIR", "data"),
                     data_path=data_path, max_jobs=_number(env, "BETA_MAX_JOBS", int, 1, 64) or 1,
                     poll_seconds=_number(env, "BETA_POLL_SECONDS", float, 0.2, 3600),
-                    threads=_number(env, "BETA_THREADS", int, 1, 1024))
+                    threads=_number(env, "BETA_THREADS", int, 1, 1024), backend=backend, ray_address=address)

@@ -26,12 +26,15 @@ from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .config import TrainConfig
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
+from .ray_backend import RayRunner
 from .records import ACTIVE, CASE, EPOCH, MEMBER
 from .store import Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, Cell, SweepPlan, analyse, choose
 
-__all__ = ["execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter", "load_trained",
+BACKENDS = ("local", "ray")
+
+__all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter", "load_trained",
            "train_config_of", "sweep_members", "latest_localisation"]
 
 
@@ -183,6 +186,7 @@ class _SweepRunner:
         self.store, self.sweep, self.data_dir, self.stop, self.on_record = store, sweep, data_dir, stop, on_record
         opts = sweep["config"].get("options", {})
         self.parallel, self.retry = int(opts.get("parallel", 1)), bool(opts.get("retry_failed", False))
+        self.backend, self.ray_address = opts.get("backend", "local"), opts.get("ray_address")
         self.splits: dict = {}
         self.done = 0
 
@@ -204,7 +208,7 @@ class _SweepRunner:
     def run(self, plan: SweepPlan, cells: list[Cell], total: int) -> list[tuple[Cell, dict]]:
         have, todo = self._todo(cells)
         self.done += len(cells) - len(todo)
-        if self.parallel > 1:
+        if self.parallel > 1 or self.backend == "ray":
             self._in_workers(plan, todo, total)
         else:
             for c in todo:
@@ -231,7 +235,11 @@ class _SweepRunner:
                             "status": r["status"], "summary": r["summary"], "done": self.done, "total": total})
 
     def _in_workers(self, plan: SweepPlan, todo: list[Cell], total: int) -> None:
-        jm = JobManager(self.store.dir, self.data_dir, max_parallel=self.parallel)
+        jm = JobManager(self.store.dir, self.data_dir, max_parallel=self.parallel, backend=self.backend,
+                        ray_address=self.ray_address)
+        if jm.ray is not None:  # each dataset into Ray's object store once, shared by every task
+            for dc in {plan.config(c).data_config() for c in todo}:
+                jm.ray.share(dc, load_splits(dc, self.data_dir))
         ids = {jm.submit(plan.config(c).to_dict(), parent=self.sweep["id"], group_id=self.sweep["id"],
                          label=c.key()): c for c in todo}
         left, cancelled = set(ids), False
@@ -338,26 +346,36 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
 
 
 class JobManager:
-    """Starts queued jobs as worker processes, at most ``max_parallel`` at a time."""
+    """Starts queued jobs, at most ``max_parallel`` worker processes at a time (backend
+    ``local``), or, with backend ``ray``, training runs as Ray tasks placed by Ray (other job
+    kinds still run as local workers). Connecting to Ray happens here, before any run exists:
+    an unreachable cluster is one error."""
 
     def __init__(self, runs_dir: str | os.PathLike, data_dir: str = "data", max_parallel: int = 1,
-                 poll: float = 0.5) -> None:
+                 poll: float = 0.5, backend: str = "local", ray_address: str | None = None,
+                 ray_threads: int | None = None) -> None:
         if not isinstance(max_parallel, int) or max_parallel < 1:
             raise ValueError(f"Invalid max_parallel: {max_parallel!r} (expected an integer >= 1)")
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown backend: {backend!r} (expected one of {BACKENDS})")
         self.store = Store(runs_dir)
         self.runs_dir, self.data_dir = str(Path(runs_dir).resolve()), data_dir
         self.max_parallel, self.poll = max_parallel, poll
         self.procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.ray = RayRunner(self.store, data_dir, ray_address, ray_threads) if backend == "ray" else None
 
     def submit(self, config: dict, kind: str = "train", parent: str | None = None,
                group_id: str | None = None, label: str | None = None) -> str:
         """Queue a job (owned by this process until a worker claims it) and start what fits."""
         if kind not in JOB_KINDS:
             raise ValueError(f"Unknown job kind: {kind!r} (expected one of {JOB_KINDS})")
-        run_id = self.store.create_run(config, kind=kind, status="queued", parent=parent,
-                                       group_id=group_id, label=label)
+        with self._lock:  # created and handed to Ray at once: the pump never sees it queued
+            run_id = self.store.create_run(config, kind=kind, status="queued", parent=parent,
+                                           group_id=group_id, label=label)
+            if self.ray is not None and kind == "train":
+                self.ray.submit(run_id)  # Ray queues and places it: no queue of ours
         self.pump()
         self._ensure_thread()
         return run_id
@@ -371,7 +389,7 @@ class JobManager:
         while True:
             time.sleep(self.poll)
             try:
-                if not self.pump() and not self.procs:
+                if not self.pump() and not self.procs and not (self.ray and self.ray.refs):
                     return  # nothing queued, nothing running: the thread ends, submit restarts it
             except Exception:  # noqa: BLE001 - a transient DB error must not kill the pump
                 continue
@@ -382,6 +400,8 @@ class JobManager:
     def pump(self) -> int:
         """Reap finished workers and start queued jobs while there is room; returns jobs still queued."""
         with self._lock:
+            if self.ray is not None:
+                self.ray.pump()
             for rid, p in list(self.procs.items()):
                 if p.poll() is not None:
                     del self.procs[rid]
@@ -407,6 +427,9 @@ class JobManager:
         p = self.procs.get(run_id)
         if p is not None and p.poll() is None:
             p.send_signal(signal.SIGTERM)
+        if self.ray is not None and run_id in self.ray.refs:
+            with self._lock:
+                self.ray.cancel(run_id)
 
     def requeue(self, run_ids: list[str]) -> None:
         """Queue again runs that never started (queued when a previous app process stopped)."""

@@ -19,7 +19,7 @@ LAYERS = {
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets and loaders; nets and evaluation; run store
     2: ("config", "attribution", "curvature"),        # run config and planner; attribution scores; Hessian spectra
     3: ("engine", "sweeps", "localise"),              # the training loop with hooks; sweep plans; planted faults
-    4: ("surgery",),                                  # retrain chosen groups, verify, controls
+    4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks
     5: ("jobs",),                                     # joins the store and the computation; worker processes
     6: ("cli_common",),                               # CLI errors, progress, running a job
     7: ("cli_diagnostics", "cli_sweep"),              # attribute, surgery, overlap, plant-fault; sweep
@@ -28,7 +28,7 @@ LAYERS = {
 }
 LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}
 # Imports allowed inside functions: optional or heavy third-party dependencies only.
-LAZY_OK = {("data", "PIL"), ("data", "torchvision")}
+LAZY_OK = {("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("ray_backend", "torch")}
 UI = ("streamlit", "plotly")
 
 

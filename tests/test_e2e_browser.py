@@ -178,7 +178,7 @@ def test_launch_watch_attribute_operate(app, page):
         _nav(page, "Attribution", "Per-layer attribution")
         page.get_by_role("button", name="Run attribution").first.click()
         page.get_by_text("Group × true class").first.wait_for(timeout=120000)
-        assert page.get_by_text("Flagged:").count() >= 1
+        assert page.get_by_text("Flagged by").count() >= 1 and page.get_by_text("How often").count() >= 1
         _no_exceptions(page)
         page.screenshot(path=str(tmp / "attribution.png"), full_page=True)
     with Step(page, tmp, "surgery"):

@@ -17,6 +17,7 @@ import streamlit as st
 from beta_core.data import DataConfig, resolve_source
 from beta_core.env import settings
 from beta_core.jobs import JobManager
+from beta_core.ray_backend import RayBackendError
 from beta_core.store import Store, StoreError
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -40,22 +41,22 @@ def show_error(text: str, prefix: str = "") -> None:
 
 
 @st.cache_resource
-def _manager(runs_dir: str, data_dir: str, max_parallel: int) -> JobManager:
-    return JobManager(runs_dir, data_dir, max_parallel=max_parallel)
+def _manager(runs_dir: str, data_dir: str, max_parallel: int, backend: str, ray_address: str | None) -> JobManager:
+    return JobManager(runs_dir, data_dir, max_parallel=max_parallel, backend=backend, ray_address=ray_address)
 
 
 def get_manager() -> JobManager:
     """One job manager per app process (and runs folder): each job runs as its own process,
     at most BETA_MAX_JOBS (default 1) at a time, so a 2-core machine is not oversubscribed."""
     s = settings()
-    return _manager(s.runs_dir, s.data_dir, s.max_jobs)
+    return _manager(s.runs_dir, s.data_dir, s.max_jobs, s.backend, s.ray_address)
 
 
 def get_store() -> Store:
     """The run store, or an error box and the end of the page when it cannot be opened."""
     try:
         return get_manager().store
-    except (StoreError, OSError) as e:
+    except (StoreError, OSError, RayBackendError) as e:
         show_error(e, "Run store unavailable: ")
         st.stop()
 
