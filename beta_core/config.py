@@ -67,8 +67,9 @@ class TrainConfig:
     synthetic_train: int = _f(10000, "synthetic dataset size (train)")
     synthetic_test: int = _f(2000, "synthetic dataset size (test)")
     # model
-    model: str = _f("small_cnn", "small_cnn | small_resnet | resnet18")
+    model: str = _f("small_cnn", "small_cnn | small_resnet | resnet18 | airnet")
     width: int | None = _f(None, "first-stage channels; none = the model's default")
+    widths: tuple | None = _f(None, "airnet: channels of its three blocks, comma-separated; none = 64,256,256")
     # optimisation
     epochs: int = _f(4, "passes over the training set")
     batch_size: int = _f(128, "images per step")
@@ -87,6 +88,11 @@ class TrainConfig:
     mu_max: float = _f(0.99, "clamp ceiling of beta/exact/hybrid")
     hybrid_switch: str | float = _f("auto", "'auto' or a fraction of training")
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing")
+    bias_lr_scale: float = _f(1.0, "LR multiplier of biases and BatchNorm shifts (airbench: 64)")
+    tta: bool = _f(False, "test-time augmentation in evaluation: mean logits of image and mirror")
+    compile: bool = _f(False, "torch.compile the model (worth it on a GPU for runs of more than a few epochs)")
+    deterministic: bool = _f(False, "deterministic kernels (torch.use_deterministic_algorithms): reproducible, "
+                                    "slower on a GPU")
     # run
     seed: int = _f(0, "weights, data order, augmentation: paired across methods")
     device: str = _f("auto", "auto (cuda, mps, cpu) | cuda | mps | cpu")
@@ -132,6 +138,8 @@ class TrainConfig:
         for name in ("curvature_images", "curvature_hvps", "curvature_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected an integer >= 1)")
+        if not self.bias_lr_scale > 0:
+            raise ValueError(f"Invalid bias_lr_scale: {self.bias_lr_scale!r} (expected a number > 0)")
         if self.min_lr < 0:
             raise ValueError(f"Invalid min_lr: {self.min_lr!r} (expected >= 0)")
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
@@ -144,7 +152,7 @@ class TrainConfig:
                           self.synthetic_train, self.synthetic_test, self.data_seed, self.val_fraction, self.val_max)
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(self.model, self.width)
+        return ModelConfig(self.model, self.width, widths=tuple(int(w) for w in self.widths) if self.widths else None)
 
     def lr_schedule_for(self, total_steps: int) -> LRSchedule:
         """The LR schedule of a run of ``total_steps`` optimizer steps."""

@@ -118,7 +118,7 @@ def top_hessian_eigenvalues(model: torch.nn.Module, loss_fn: Callable, batches: 
     converged = True
     try:
         vals, vecs = eigsh(op.as_scipy(), k=k, which="LA", ncv=ncv, tol=tol, v0=v0,
-                           maxiter=max(1, max_hvps // ncv))
+                           maxiter=max(1, max_hvps // max(1, ncv - k)))
     except ArpackNoConvergence as e:
         vals, vecs, converged = e.eigenvalues, e.eigenvectors, False
         if len(vals) == 0:

@@ -13,6 +13,7 @@ Surgery's frozen groups and parameter masks are hooks in ``surgery``; per-epoch 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
@@ -29,7 +30,7 @@ from .models import build_model, evaluate
 from .records import EPOCH, STEP, time_to_accuracy
 from .schedules import MomentumScheduler, effective_lr
 
-__all__ = ["pick_device", "Prepared", "prepare", "Hook", "EpochAttribution", "CurvatureMeasurement",
+__all__ = ["pick_device", "sync", "Prepared", "prepare", "Hook", "EpochAttribution", "CurvatureMeasurement",
            "MeasuredMomentum", "Training", "make_optimizer",
            "DivergenceWatch", "WeightsMismatch"]
 
@@ -46,11 +47,28 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    """The optimizer, as torch applies it to the *mean* loss of a batch. With ``bias_lr_scale``
+    != 1, biases and BatchNorm shifts (1-D parameters) form a second group at ``lr x scale``
+    and ``weight_decay / scale``, so every parameter decays by the same ``lr x weight_decay``
+    per step (airbench's groups)."""
+    params = list(params)
+    if cfg.bias_lr_scale != 1:
+        groups = [{"params": [p for p in params if p.ndim > 1]},
+                  {"params": [p for p in params if p.ndim <= 1], "lr": cfg.lr * cfg.bias_lr_scale,
+                   "weight_decay": cfg.weight_decay / cfg.bias_lr_scale}]
+        params = [g for g in groups if g["params"]]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.mu, weight_decay=cfg.weight_decay,
                                nesterov=cfg.nesterov)
     opt = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return opt(params, lr=cfg.lr, betas=(cfg.mu, cfg.beta2), weight_decay=cfg.weight_decay)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU kernels, so a time taken next counts work done, not work queued.
+    Only CUDA queues kernels asynchronously; elsewhere this does nothing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @dataclass
@@ -67,6 +85,7 @@ class Prepared:
     autocast: bool
     steps_per_epoch: int
     total_steps: int
+    forward: torch.nn.Module | None = None   # what the loop calls: the model, or torch.compile of it
 
 
 def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = None,
@@ -92,13 +111,20 @@ def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = No
                                   cfg.seed, device, channels_last)
     # Same seed, same initial weights for every method: paired comparisons.
     torch.manual_seed(cfg.seed)
+    if cfg.deterministic:  # reproducible kernels (cuBLAS needs its workspace fixed before first use)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not cfg.deterministic
     model = build_model(replace(cfg.model_config(), num_classes=len(splits.classes)))
     if init_state is not None:
         _load_weights(model, init_state, cfg)
+    elif hasattr(model, "init_from_data"):  # airnet's whitening stem, from the training images
+        model.init_from_data(train_loader.normalise(train_loader.x[:5000]).contiguous().cpu())
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     steps = len(train_loader)
+    forward = torch.compile(model) if cfg.compile else model  # the uncompiled model keeps plain state_dict keys
     return Prepared(device, splits, model, train_loader, test_loader, val_loader, channels_last, autocast, steps,
-                    cfg.epochs * steps)
+                    cfg.epochs * steps, forward)
 
 
 class WeightsMismatch(ValueError):
@@ -199,8 +225,9 @@ class CurvatureMeasurement(Hook):
         precond = adam_preconditioner(training.optimizer, training.model) if adam else None
         t0 = time.perf_counter()
         try:
+            budget = cfg.curvature_hvps if self.v0 is not None else 4 * cfg.curvature_hvps  # a cold start needs more
             vals, info = top_hessian_eigenvalues(training.model, _loss_fn(training), _curvature_batch(training), 1,
-                                                 max_hvps=cfg.curvature_hvps, tol=1e-2, v0=self.v0,
+                                                 max_hvps=budget, tol=1e-2, v0=self.v0,
                                                  precond=precond, return_info=True)
         except ValueError as e:  # no convergence within the budget: say so in the record, do not stop
             record.update({"lam_max": None, "curvature_error": str(e)})
@@ -225,7 +252,7 @@ class MeasuredMomentum(Hook):
 
     def start(self, training: "Training") -> None:
         vals, info = top_hessian_eigenvalues(training.model, _loss_fn(training), _curvature_batch(training), 1,
-                                             max_hvps=training.cfg.curvature_hvps, tol=1e-2, return_info=True)
+                                             max_hvps=4 * training.cfg.curvature_hvps, tol=1e-2, return_info=True)
         self.v = torch.from_numpy(info["vectors"][:, 0].copy()).to(training.device, torch.float32)
         self._set(training, vals[0])
 
@@ -322,7 +349,7 @@ class Training:
                     return self._finish("cancelled", t0)
                 lr, mu = opt.param_groups[0]["lr"], mom.get_last_momentum()[0]
                 with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
-                    out = model(xb)
+                    out = self.forward(xb)
                 loss = F.cross_entropy(out.float(), yb, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -345,6 +372,7 @@ class Training:
                     if not finite:
                         return self._finish("diverged", t0)
             recs, finite = flush()
+            sync(self.device)
             self.step_seconds += time.perf_counter() - t_epoch
             yield from recs
             if not finite:
@@ -353,9 +381,11 @@ class Training:
         return self._finish("done", t0)
 
     def _epoch_record(self, epoch: int, step: int, totals: list, pairs: list, t0: float) -> dict:
-        test_loss, test_acc = evaluate(self.model, self.test_loader, self.autocast)
-        val_loss, val_acc = (evaluate(self.model, self.val_loader, self.autocast) if self.val_loader is not None
+        tta = self.cfg.tta
+        test_loss, test_acc = evaluate(self.model, self.test_loader, self.autocast, tta)
+        val_loss, val_acc = (evaluate(self.model, self.val_loader, self.autocast, tta) if self.val_loader is not None
                              else (None, None))
+        sync(self.device)
         loss_n, correct, n = totals
         valid = [(lr, mu) for lr, mu in pairs if lr > 0]
         zmed, regime, _ = regime_summary(valid, self.cfg.lam) if valid else (None, None, None)

@@ -6,6 +6,8 @@ name           what                                             groups
 resnet18       CIFAR ResNet-18: 3x3 stem, no max-pool, 11.17M   conv1 bn1 layer1-4 fc
 small_resnet   ResNet with one BasicBlock per stage, width w    conv1 bn1 layer1-3 fc
 small_cnn      stem + 3 pooled conv blocks (w, 2w, 4w, 8w)      conv1 bn1 block1-3 fc
+airnet         airbench94's net: 2x2 whitening stem, 3 blocks   whiten block1-3 head
+               (widths 64/256/256), max-pool, scaled linear
 =============  ===============================================  ==================
 
 A layer group is a top-level child module that holds parameters; the order is
@@ -26,9 +28,9 @@ from torch import nn
 import torch.nn.functional as F
 
 __all__ = ["MODELS", "ModelConfig", "build_model", "layer_groups", "group_parameters", "group_param_counts",
-           "LayerGroup", "SmallCNN", "ResNet", "eval_mode", "predict", "evaluate"]
+           "LayerGroup", "SmallCNN", "ResNet", "AirNet", "eval_mode", "predict", "evaluate"]
 
-MODELS = ("small_cnn", "small_resnet", "resnet18")
+MODELS = ("small_cnn", "small_resnet", "resnet18", "airnet")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ModelConfig:
     name: str = "small_cnn"   # one of MODELS
     width: int | None = None  # channels of the first stage; None: 16 (small models), 64 (resnet18)
     num_classes: int = 10     # CIFAR-10
+    widths: tuple | None = None  # airnet: channels of its three blocks; None: (64, 256, 256), airbench94's
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
@@ -44,6 +47,10 @@ class ModelConfig:
             raise ValueError(f"Invalid width: {self.width!r} (expected an integer >= 1)")
         if not isinstance(self.num_classes, int) or self.num_classes < 2:
             raise ValueError(f"Invalid num_classes: {self.num_classes!r} (expected an integer >= 2)")
+        if self.widths is not None:
+            if len(self.widths) != 3 or any(not isinstance(w, int) or w < 1 for w in self.widths):
+                raise ValueError(f"Invalid widths: {self.widths!r} (expected three integers >= 1, e.g. 64,256,256)")
+            object.__setattr__(self, "widths", tuple(self.widths))
 
 
 class BasicBlock(nn.Module):
@@ -114,8 +121,68 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(F.adaptive_max_pool2d(x, 1), 1))
 
 
+class _AirBN(nn.BatchNorm2d):
+    """airbench's BatchNorm: torch momentum 0.6, eps 1e-12, scale fixed at 1 (only the shift trains)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__(c, momentum=0.6, eps=1e-12)
+        self.weight.requires_grad_(False)
+
+
+class _AirBlock(nn.Module):
+    """conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU (airbench's ConvGroup)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.norm1 = _AirBN(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm2 = _AirBN(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.norm1(F.max_pool2d(self.conv1(x), 2)))
+        return F.gelu(self.norm2(self.conv2(x)))
+
+
+class AirNet(nn.Module):
+    """airbench94's network (Keller Jordan, cifar10-airbench): a 2x2 patch-whitening stem
+    (24 channels: the whitening filters and their negatives, fixed from the data by
+    :meth:`init_from_data`; its bias trains), three blocks, 3x3 max-pool, a linear head
+    without bias whose output is scaled by 1/9. Layer groups: whiten, block1-3, head."""
+
+    def __init__(self, widths: tuple = (64, 256, 256), num_classes: int = 10) -> None:
+        super().__init__()
+        self.whiten = nn.Conv2d(3, 24, 2, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        self.block1 = _AirBlock(24, widths[0])
+        self.block2 = _AirBlock(widths[0], widths[1])
+        self.block3 = _AirBlock(widths[1], widths[2])
+        self.head = nn.Linear(widths[2], num_classes, bias=False)
+        self.scale = 1 / 9
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, eps: float = 5e-4) -> None:
+        """Whitening filters from the 2x2 patches of ``x`` (normalised images): the eigenvectors of
+        their covariance scaled by 1/sqrt(eigenvalue + eps), and their negatives."""
+        patches = x.float().unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, 3, 2, 2)
+        flat = patches.reshape(len(patches), -1).double()
+        cov = (flat - flat.mean(0)).T @ (flat - flat.mean(0)) / len(flat)
+        vals, vecs = torch.linalg.eigh(cov)
+        vals, vecs = vals.flip(0), vecs.T.flip(0)
+        w = (vecs / (vals + eps).sqrt()[:, None]).reshape(-1, 3, 2, 2).float()
+        self.whiten.weight.copy_(torch.cat([w, -w]).to(self.whiten.weight))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.whiten(x))
+        x = self.block3(self.block2(self.block1(x)))
+        x = torch.flatten(F.adaptive_max_pool2d(x, 1), 1)
+        return self.head(x) * self.scale
+
+
 def build_model(cfg: ModelConfig) -> nn.Module:
     """A fresh model; seed torch before calling for reproducible weights."""
+    if cfg.name == "airnet":
+        return AirNet(cfg.widths or (64, 256, 256), cfg.num_classes)
     if cfg.name == "resnet18":
         return ResNet((2, 2, 2, 2), cfg.width or 64, cfg.num_classes)
     if cfg.name == "small_resnet":
@@ -168,20 +235,25 @@ def eval_mode(model: nn.Module):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, autocast: bool = False) -> tuple[torch.Tensor, float]:
-    """(predicted labels, mean cross-entropy) over one pass of an eval-order ``loader``."""
+def predict(model: nn.Module, loader, autocast: bool = False, tta: bool = False) -> tuple[torch.Tensor, float]:
+    """(predicted labels, mean cross-entropy) over one pass of an eval-order ``loader``.
+
+    ``tta``: test-time augmentation, the mean of the logits of each image and its mirror
+    image (airbench's level 1)."""
     preds, loss_sum, n = [], 0.0, 0
     with eval_mode(model):
         for xb, yb in loader.epoch(0):
             with torch.autocast(loader.device.type, torch.bfloat16, enabled=autocast):
                 out = model(xb)
+                if tta:
+                    out = (out + model(xb.flip(3))) / 2
             loss_sum += F.cross_entropy(out.float(), yb, reduction="sum").item()
             preds.append(out.argmax(1))
             n += len(yb)
     return torch.cat(preds), loss_sum / n
 
 
-def evaluate(model: nn.Module, loader, autocast: bool = False) -> tuple[float, float]:
+def evaluate(model: nn.Module, loader, autocast: bool = False, tta: bool = False) -> tuple[float, float]:
     """(loss, accuracy) over one pass of ``loader``."""
-    preds, loss = predict(model, loader, autocast)
+    preds, loss = predict(model, loader, autocast, tta)
     return loss, (preds == loader.y).float().mean().item()

@@ -54,3 +54,35 @@ def test_library_is_ui_free():
         assert "import streamlit" not in text and "from streamlit" not in text, f
         if not f.name.startswith("cli"):
             assert "print(" not in text, f
+
+
+def test_airnet_shapes_groups_and_parameter_count():
+    from beta_core.models import AirNet
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig("airnet"))
+    assert isinstance(m, AirNet) and [g.name for g in layer_groups(m)] == ["whiten", "block1", "block2", "block3",
+                                                                           "head"]
+    # airbench94 at widths 64/256/256: 1,972,792 parameters (whitening filters fixed, BN scales fixed)
+    assert sum(p.numel() for p in m.parameters()) == 1_972_792
+    assert not m.whiten.weight.requires_grad and not m.block1.norm1.weight.requires_grad
+    x = torch.randn(4, 3, 32, 32)
+    m.init_from_data(x)
+    assert m(x).shape == (4, 10)
+    small = build_model(ModelConfig("airnet", widths=(8, 16, 16), num_classes=3))
+    assert small(x).shape == (4, 3)
+    with pytest.raises(ValueError, match="widths"):
+        ModelConfig("airnet", widths=(8, 16))
+
+
+def test_airnet_whitening_whitens_patches():
+    from beta_core.models import AirNet
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 32, 32) * torch.tensor([1.0, 3.0, 0.5]).view(1, 3, 1, 1)
+    m = AirNet((8, 8, 8))
+    m.init_from_data(x)
+    with torch.no_grad():
+        out = torch.nn.functional.conv2d(x, m.whiten.weight[:12])  # the 12 whitening filters, no bias
+    cov = torch.cov(out.permute(1, 0, 2, 3).reshape(12, -1))
+    assert torch.allclose(torch.diag(cov), torch.ones(12), atol=0.05)  # unit variance per direction
