@@ -176,6 +176,19 @@ def _corrupt(path: Path, e: Exception) -> DataSourceError:
                            ".tar or .tar.gz; was the download or copy cut short?)")
 
 
+def _tar_files(path: Path):
+    """(archive, member, path parts without a leading ".") for every file in a tar(.gz); a
+    truncated or corrupt archive is one DataSourceError naming it."""
+    with _open_tar(path) as tar:
+        try:
+            for m in tar:
+                if m.isfile():
+                    parts = Path(m.name).parts
+                    yield tar, m, parts[1:] if parts[:1] == (".",) else parts
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            raise _corrupt(path, e) from None
+
+
 def _layout(path: Path) -> tuple[str, dict[str, set[str]]]:
     """(dataset root, class folders of train/ and test/), read cheaply: folder listings or an
     archive's member names. The root is ``path`` or one level down; anything else is refused
@@ -192,17 +205,9 @@ def _layout(path: Path) -> tuple[str, dict[str, set[str]]]:
                 return str(root), {s: {c.name for c in (root / s).iterdir() if c.is_dir()} for s in ("train", "test")}
         raise not_dataset
     roots: dict[str, dict[str, set[str]]] = {}
-    with _open_tar(path) as tar:
-        try:
-            for m in tar:
-                parts = Path(m.name).parts
-                if parts[:1] == (".",):
-                    parts = parts[1:]
-                if m.isfile() and len(parts) in (3, 4) and parts[-3] in ("train", "test"):
-                    root = "/".join(parts[:-3])
-                    roots.setdefault(root, {"train": set(), "test": set()})[parts[-3]].add(parts[-2])
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-            raise _corrupt(path, e) from None
+    for _, m, parts in _tar_files(path):
+        if len(parts) in (3, 4) and parts[-3] in ("train", "test"):
+            roots.setdefault("/".join(parts[:-3]), {"train": set(), "test": set()})[parts[-3]].add(parts[-2])
     for root, found in sorted(roots.items()):
         if found["train"] and found["test"]:
             return root, found
@@ -225,18 +230,14 @@ def _iter_tree(path: Path, root: str):
                 if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
                     yield split, f.parent.name, str(f), f.read_bytes
         return
-    with _open_tar(path) as tar:
-        try:
-            for m in tar:
-                parts = Path(m.name).parts
-                if parts[:1] == (".",):
-                    parts = parts[1:]
-                if (m.isfile() and len(parts) >= 3 and parts[-3] in ("train", "test")
-                        and "/".join(parts[:-3]) == root and Path(m.name).suffix.lower() in IMAGE_SUFFIXES):
-                    data = tar.extractfile(m).read()
-                    yield parts[-3], parts[-2], f"{path}:{m.name}", (lambda d=data: d)
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-            raise _corrupt(path, e) from None
+    for tar, m, parts in _tar_files(path):
+        if (len(parts) >= 3 and parts[-3] in ("train", "test") and "/".join(parts[:-3]) == root
+                and Path(m.name).suffix.lower() in IMAGE_SUFFIXES):
+            try:
+                data = tar.extractfile(m).read()
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+                raise _corrupt(path, e) from None
+            yield parts[-3], parts[-2], f"{path}:{m.name}", (lambda d=data: d)
 
 
 def read_image_tree(path: str | os.PathLike) -> Splits:
