@@ -21,6 +21,8 @@ from typing import Callable
 
 from dataclasses import asdict, replace
 
+import torch
+
 from .attribution import SCORES, AttributionConfig, attribute
 from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .config import TrainConfig
@@ -33,6 +35,7 @@ from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, Cell, SweepPlan, analyse, choose
 
 BACKENDS = ("local", "ray")
+GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
 
 __all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter", "load_trained",
            "train_config_of", "sweep_members", "latest_localisation"]
@@ -406,9 +409,17 @@ class JobManager:
                 if p.poll() is not None:
                     del self.procs[rid]
             queued = [r for r in reversed(self.store.runs(status="queued")) if r["pid"] == os.getpid()]
-            while queued and len(self.procs) < self.max_parallel:
+            while queued and len(self.procs) < self.max_parallel and self._gpu_has_room():
                 self._start(queued.pop(0)["id"])
             return len(queued)
+
+    def _gpu_has_room(self) -> bool:
+        """Several runs share a GPU (BETA_MAX_JOBS), but another starts only while the GPU has
+        GPU_FREE_BYTES free: a run that cannot allocate would fail, not wait."""
+        if not self.procs or not torch.cuda.is_available():
+            return True
+        free, _ = torch.cuda.mem_get_info()
+        return free >= GPU_FREE_BYTES
 
     def _start(self, run_id: str) -> None:
         env = {**os.environ, "BETA_THREADS": str(self._threads_per_worker()), "PYTHONUNBUFFERED": "1"}

@@ -94,3 +94,20 @@ def test_bad_manager_args(tmp_path):
     jm = JobManager(tmp_path / "runs")
     with pytest.raises(ValueError, match="Unknown job kind"):
         jm.submit({}, kind="nope")
+
+
+def test_another_gpu_run_waits_for_free_memory(tmp_path, monkeypatch):
+    import torch
+
+    from beta_core import jobs
+
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=4)
+    jm.procs = {"running": object()}  # one worker already on the GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (jobs.GPU_FREE_BYTES - 1, 80 * 2 ** 30))
+    assert not jm._gpu_has_room()
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (jobs.GPU_FREE_BYTES, 80 * 2 ** 30))
+    assert jm._gpu_has_room()
+    jm.procs = {}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (0, 80 * 2 ** 30))
+    assert jm._gpu_has_room()  # the first run always starts
