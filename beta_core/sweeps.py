@@ -269,7 +269,8 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
             paper = PAPER_CLAIMS.get((m, "speed")) if (m != "sgd-hybrid" or t == max(targets)) else None
             claims.append({"claim": f"{m} reaches {t:.0%} test accuracy in fewer steps than {base}", "method": m,
                            "kind": "speed", "target": t, "paper": paper if base == "sgd-constant" else None,
-                           "figure": f"{_fmt(sp['ratio'])}x [{_fmt(sp['ci_low'])}, {_fmt(sp['ci_high'])}]"
+                           "figure": (f"{_fmt(sp['ratio'])}x [{_fmt(sp['ci_low'])}, {_fmt(sp['ci_high'])}]"
+                                      if sp["ratio"] is not None else "not computable")
                                      + (f"; never reached: {sp['censored_method']} of {m}, "
                                         f"{sp['censored_baseline']} of {base}"
                                         if sp["censored_method"] or sp["censored_baseline"] else ""),
