@@ -1,12 +1,13 @@
 """Jobs: run a stored run in this process, or as worker processes under a concurrency limit.
 
 The one place that joins the store and the computation. A job is a run in the store (kind
-``train``, ``surgery`` or ``attribution``); :data:`JOB_BODIES` maps each kind to the function
-that computes it from the stored config and writes its records and results. Its state lives
-in the store, never in the manager, so a browser refresh, a second tab, a restarted app or
-the CLI all see the same thing. Training never happens in the caller's thread of a UI: the
-:class:`JobManager` starts one ``python -m beta_core worker RUN_ID`` process per job and
-queues the rest, so a 2-core machine is not oversubscribed.
+``train``, ``surgery``, ``attribution``, ``sweep`` or ``localise``); :data:`JOB_BODIES` maps
+each kind to the function that computes it from the stored config and writes its records
+and results. Its state lives in the store, never in the manager, so a browser refresh, a
+second tab, a restarted app or the CLI all see the same thing. Training never happens in
+the caller's thread of a UI: the :class:`JobManager` starts one ``python -m beta_core worker
+RUN_ID`` process per job and queues the rest, so a 2-core machine is not oversubscribed
+(or, with backend ``ray``, hands training runs to Ray).
 """
 from __future__ import annotations
 
@@ -16,18 +17,17 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
-
-from dataclasses import asdict, replace
 
 import torch
 
 from .attribution import SCORES, AttributionConfig, attribute
-from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .config import TrainConfig
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
+from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .ray_backend import RayRunner
 from .records import ACTIVE, CASE, EPOCH, MEMBER
 from .store import Store, StoreError
@@ -37,8 +37,8 @@ from .sweeps import COUNTED, Cell, SweepPlan, analyse, choose
 BACKENDS = ("local", "ray")
 GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
 
-__all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter", "load_trained",
-           "train_config_of", "sweep_members", "latest_localisation"]
+__all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter",
+           "load_trained", "train_config_of", "sweep_members", "latest_localisation"]
 
 
 class StopFlag:
