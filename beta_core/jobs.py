@@ -86,12 +86,17 @@ class MetricWriter:
         self.buf, self.last = [], time.monotonic()
 
 
-def sweep_members(store: Store, sweep_id: str) -> list[tuple[Cell, dict]]:
-    """(cell, latest run) of every member of a sweep, in plan order of creation."""
+def _latest_members(store: Store, sweep_id: str) -> dict[str, dict]:
+    """The latest member run of each cell of a sweep (a cell run again keeps its old run too)."""
     latest: dict[str, dict] = {}
-    for r in store.runs(kind="train", parent=sweep_id):
+    for r in store.runs(kind="train", parent=sweep_id):  # newest first
         latest.setdefault(r["label"], r)
-    return [(Cell.from_key(k), r) for k, r in reversed(list(latest.items()))]
+    return latest
+
+
+def sweep_members(store: Store, sweep_id: str) -> list[tuple[Cell, dict]]:
+    """(cell, latest run) of every member of a sweep, in order of creation."""
+    return [(Cell.from_key(k), r) for k, r in reversed(list(_latest_members(store, sweep_id).items()))]
 
 
 def latest_localisation(store: Store, model: str, width=None) -> dict | None:
@@ -194,11 +199,7 @@ class _SweepRunner:
         self.done = 0
 
     def members(self) -> dict[str, dict]:
-        """The latest member run of each cell."""
-        latest: dict[str, dict] = {}
-        for r in self.store.runs(kind="train", parent=self.sweep["id"]):  # newest first
-            latest.setdefault(r["label"], r)
-        return latest
+        return _latest_members(self.store, self.sweep["id"])
 
     def _todo(self, cells: list[Cell]) -> tuple[dict, list]:
         have, todo = self.members(), []
