@@ -179,18 +179,21 @@ class RayRunner:
         with self._lock:
             return self._pump()
 
-    def _pump(self) -> list[str]:
+    def _drain(self) -> None:
+        """Write what the tasks relayed: steps in batches, epochs one by one, in order."""
         for run_id, kind, payload in self.ray.get(self.relay.drain.remote()):
             if kind == "pid":
                 self.pids[run_id] = payload
             elif kind == "summary":
                 self.store.update_summary(run_id, payload)
             else:
-                steps = [r for r in payload if r["kind"] != EPOCH]
-                self.store.add_steps(run_id, steps)
+                self.store.add_steps(run_id, [r for r in payload if r["kind"] != EPOCH])
                 for r in payload:
                     if r["kind"] == EPOCH:
                         self.store.add_epoch(run_id, r)
+
+    def _pump(self) -> list[str]:
+        self._drain()
         if self.refs:
             ready, _ = self.ray.wait(list(self.refs.values()), num_returns=len(self.refs), timeout=0)
             for run_id in [r for r, ref in self.refs.items() if ref in ready]:
@@ -200,12 +203,7 @@ class RayRunner:
     def _finish(self, run_id: str, ref) -> None:
         from ray.exceptions import RayTaskError, TaskCancelledError
 
-        for run_id_, kind, payload in self.ray.get(self.relay.drain.remote()):  # the task's last records
-            if kind == "records":
-                self.store.add_steps(run_id_, [r for r in payload if r["kind"] != EPOCH])
-                for r in payload:
-                    if r["kind"] == EPOCH:
-                        self.store.add_epoch(run_id_, r)
+        self._drain()  # the task's last records arrive before its result
         cancelled = self.store.cancel_requested(run_id)
         try:
             status, summary, state = self.ray.get(ref)
