@@ -149,3 +149,16 @@ def test_attribution_page_shows_the_evidence_beside_the_flag(monkeypatch, popula
     assert any(s.value.startswith("How often is a flag right") for s in at.subheader)
     table = next(d.value for d in at.dataframe if "top-1" in d.value.columns)
     assert set(table["score"]) == {"grad_relative (paper)", "probe", "random"}
+
+
+def test_theory_takes_a_runs_measured_sharpness(monkeypatch, tmp_path):
+    store = Store(tmp_path / "runs")
+    rid = store.create_run(tiny_config(epochs=1, curvature_every_epoch=True).to_dict())
+    assert execute_run(store, rid, str(tmp_path / "data"))["status"] == "done"
+    at = _app(monkeypatch, tmp_path, "theory")
+    source = at.selectbox[0]
+    assert len(source.options) == 2 and "epoch 1" in source.options[1]
+    source.set_value(source.options[1]).run()
+    assert not at.exception and any("Your run's sharpness" in c.value for c in at.caption)
+    lam = store.epochs(rid)["extra"][0]["lam_max"]
+    assert any(f"{lam:.3g}" == m.value for m in at.metric)
