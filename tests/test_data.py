@@ -7,7 +7,7 @@ from PIL import Image
 
 from beta_core.data import (
     DataConfig, DataSourceError, DeviceLoader, balanced_subset, load_splits, make_synthetic, read_image_tree,
-    resolve_source, _cache_file,
+    resolve_source,
 )
 from helpers import SHARED_CIFAR
 
@@ -170,9 +170,6 @@ def test_mean_std_chunked_and_kept_by_replace(tiny_splits):
 
 
 def _tar(path, members: dict[str, bytes]):
-    import io
-    import tarfile
-
     with tarfile.open(path, "w:gz") as t:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
@@ -182,10 +179,6 @@ def _tar(path, members: dict[str, bytes]):
 
 
 def _jpeg() -> bytes:
-    import io
-
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("RGB", (32, 32), (120, 30, 200)).save(buf, "JPEG")
     return buf.getvalue()

@@ -13,7 +13,7 @@ from beta_core.cli import main
 from beta_core.data import DataConfig, load_splits
 from beta_core.jobs import execute_run, sweep_members
 from beta_core.store import Store
-from beta_core.sweeps import Cell, SweepPlan, choose, parse_grid, sweep_run_config
+from beta_core.sweeps import SweepPlan, choose, parse_grid, sweep_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "synthetic", "synthetic_train": 400, "synthetic_test": 200, "model": "small_cnn", "width": 4,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -38,6 +39,18 @@ def plain(text: str) -> str:
 
 def show_error(text: str, prefix: str = "") -> None:
     st.error(prefix + plain(text))
+
+
+@contextmanager
+def launch_errors():
+    """Around a Launch button's work: bad input and an unusable store or cluster become one
+    error box on the page, nothing is launched."""
+    try:
+        yield
+    except ValueError as e:
+        show_error(e)
+    except (StoreError, OSError, RayBackendError) as e:
+        show_error(e, "Cannot launch: ")
 
 
 @st.cache_resource

@@ -10,10 +10,9 @@ from beta_core.config import METHODS, check_data, parse_seeds
 from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import ACTIVE
-from beta_core.store import StoreError
 from beta_core.sweeps import SweepPlan, mean_curves, sweep_run_config
 from pages.views.common import (
-    PALETTE, data_dir, data_source_label, get_manager, get_store, plain, run_name, show_error,
+    PALETTE, data_dir, data_source_label, get_manager, get_store, launch_errors, plain, run_name, show_error,
 )
 
 st.title("Compare: tuned sweeps and verdicts")
@@ -45,7 +44,7 @@ with st.form("plan"):
     launched = st.form_submit_button("Launch sweep", type="primary")
 
 if launched:
-    try:
+    with launch_errors():
         lrs = [float(v) for v in lrs_text.split(",") if v.strip()]
         targets = [float(v) for v in targets_text.split(",") if v.strip()]
         over = {"dataset": dataset, "data_path": data_path or None, "epochs": int(epochs),
@@ -58,10 +57,6 @@ if launched:
         sid = get_manager().submit(sweep_run_config(plan), kind="sweep")
         st.session_state["sweep"] = sid
         st.success(f"Launched sweep {sid} on {data_source_label(data_path or None)}.")
-    except ValueError as e:
-        show_error(e)
-    except (StoreError, OSError) as e:
-        show_error(e, "Cannot launch: ")
 
 # ------------------------------------------------------------------ which sweep
 store = get_store()

@@ -12,7 +12,8 @@ from beta_core.presets import PRESETS, preset_methods
 from beta_core.records import ACTIVE, format_hit
 from beta_core.store import StoreError
 from pages.views.common import (
-    data_dir, data_source_label, get_manager, get_store, panel_figure, plain, run_colors, run_name, show_error,
+    data_dir, data_source_label, get_manager, get_store, launch_errors, panel_figure, plain, run_colors, run_name,
+    show_error,
 )
 
 st.title("Train & compare")
@@ -39,7 +40,7 @@ with st.form("launch"):
     launched = st.form_submit_button("Launch", type="primary")
 
 if launched:
-    try:
+    with launch_errors():
         seeds = parse_seeds(seeds_text)
         over = {"model": model, "dataset": dataset, "epochs": int(epochs), "train_subset": int(subset) or None,
                 "data_path": data_path or None, "attribution_every_epoch": per_epoch,
@@ -50,10 +51,6 @@ if launched:
         group = f"ui-{uuid.uuid4().hex[:8]}"
         st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
         st.success(f"Launched {len(configs)} run(s) on {data_source_label(data_path or None)}.")
-    except ValueError as e:
-        show_error(e)
-    except (StoreError, OSError) as e:
-        show_error(e, "Cannot launch: ")
 
 store = get_store()
 # ------------------------------------------------------------------ runs an earlier app never started
