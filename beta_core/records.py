@@ -13,7 +13,7 @@ still change.
 """
 from __future__ import annotations
 
-__all__ = ["STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS", "STATUSES", "ACTIVE", "FINISHED_OK",
+__all__ = ["STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS", "STATUSES", "ACTIVE",
            "time_to_accuracy", "format_hit", "format_time_to_accuracy"]
 
 STEP, EPOCH = "step", "epoch"
@@ -25,7 +25,6 @@ EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_a
 
 STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
-FINISHED_OK = ("done",)
 
 
 def time_to_accuracy(epochs: list[dict], thresholds) -> dict[str, dict | None]:
