@@ -168,19 +168,14 @@ def _compare_in_workers(store: Store, configs: list, args, group: str) -> list[d
     backend, address = _backend(args)
     jm = JobManager(store.dir, args.data_dir, max_parallel=args.parallel, backend=backend, ray_address=address)
     ids = [jm.submit(c.to_dict(), group_id=group) for c in configs]
-    stopping = []
+    finished = []
 
     def tick():
-        if INTERRUPTS() and not stopping:  # cancel all: queued ones never start, workers get SIGTERM
-            stopping.append(True)
-            for i in ids:
-                jm.cancel(i)
         if not args.quiet:
-            done = sum(store.get_run(i)["status"] not in ACTIVE for i in ids)
-            print(f"\r{done}/{len(ids)} runs finished" + (" (stopping)" if stopping else ""), end="",
+            print(f"\r{len(finished)}/{len(ids)} runs finished" + (" (stopping)" if INTERRUPTS() else ""), end="",
                   file=sys.stderr)
 
-    runs = jm.wait(ids, on_tick=tick)
+    runs = jm.wait(ids, on_tick=tick, should_stop=INTERRUPTS, on_finished=finished.append)
     print(file=sys.stderr)
     return runs
 

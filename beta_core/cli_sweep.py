@@ -11,7 +11,7 @@ from .presets import preset_methods, preset_sweep
 from .ray_backend import connect
 from .records import MEMBER
 from .store import Store
-from .sweeps import SweepPlan, parse_grid, sweep_run_config
+from .sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, sweep_run_config
 
 __all__ = ["add_parser", "cmd_sweep", "print_report"]
 
@@ -29,9 +29,11 @@ def add_parser(sub, add_config_flags, add_backend_flags) -> None:
     p.add_argument("--target", help="test accuracies for time-to-target, e.g. 0.7 or 0.6,0.7")
     p.add_argument("--baseline", help="method the others are compared with (default: the first)")
     p.add_argument("--parallel", type=int, default=1, help="worker processes at once (1: in this process)")
-    p.add_argument("--resume", metavar="SWEEP", help="continue a sweep: finished runs are kept")
+    p.add_argument("--resume", metavar="SWEEP", help="continue a sweep: finished cells are kept; cells that were "
+                                                     "cancelled, interrupted or never started run again")
     p.add_argument("--retry-failed", dest="retry_failed", action="store_true",
-                   help="with --resume: run failed, cancelled and interrupted cells again")
+                   help="with --resume: also run the cells that failed again")
+    p.add_argument("--yes", action="store_true", help=f"start a sweep of more than {CONFIRM_ABOVE} runs without asking")
     p.add_argument("--json", metavar="PATH", help="write the report (statistics, verdicts, setting) as JSON")
     add_backend_flags(p)
     add_config_flags(p, skip=("seed",))
@@ -49,9 +51,10 @@ def _plan(args, overrides: dict) -> SweepPlan:
         targets = [float(t) for t in args.target.split(",") if t.strip()] if args.target else d.get("targets", [])
     except ValueError:
         raise CLIError(f"Invalid --target {args.target!r} (expected test accuracies, e.g. 0.7 or 0.6,0.7)") from None
-    return SweepPlan(methods=methods, seeds=parse_seeds(args.seeds) if args.seeds else d.get("seeds", [0, 1, 2]),
+    return SweepPlan(methods=methods, seeds=parse_seeds(args.seeds) if args.seeds is not None else d.get("seeds", [0, 1, 2]),
                      grid=grid, tune=tune,
-                     tune_seeds=(parse_seeds(args.tune_seeds) if args.tune_seeds else d.get("tune_seeds", [100, 101]))
+                     tune_seeds=(parse_seeds(args.tune_seeds) if args.tune_seeds is not None
+                                 else d.get("tune_seeds", [100, 101]))
                      if tune else [], targets=targets, baseline=args.baseline or d.get("baseline"),
                      preset=args.preset, overrides=overrides)
 
@@ -69,40 +72,75 @@ class _Progress:
               f"val {acc('final_val_acc')}  test {acc('final_test_acc')}", file=sys.stderr)
 
 
+def _confirm_size(plan: SweepPlan, store: Store, yes: bool) -> None:
+    n = plan.n_cells()
+    if n <= CONFIRM_ABOVE or yes:
+        return
+    secs = estimate_seconds(plan, store.runs(kind="train", status="done"))
+    eta = (f"about {secs / 3600:.1f} hours one run at a time, from earlier runs of this model here" if secs
+           else "no earlier run of this model here to estimate its duration from")
+    raise CLIError(f"This sweep plans {n} runs ({eta}); pass --yes to start it, or shrink the grid or seeds")
+
+
+def _resume(args, store: Store, run_opts: dict) -> str:
+    if not args.resume.strip():
+        raise CLIError("Invalid --resume '' (expected a sweep id, e.g. from `beta-core runs list`; is the shell "
+                       "variable set?)")
+    sweep = store.get_run(args.resume)
+    if sweep["kind"] != "sweep":
+        raise CLIError(f"Run {args.resume} is a {sweep['kind']} run (expected a sweep to resume)")
+    cfg = {**sweep["config"], "options": run_opts}
+    plan = SweepPlan.from_dict(cfg["sweep"])
+    check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir)
+    return store.reopen(args.resume, cfg)["id"]  # atomic: a second runner of this sweep is refused here
+
+
+def _last_line(run: dict, rid: str) -> str:
+    """The sweep's outcome in one line: whether every planned cell of the reported stage counted."""
+    cov = run["summary"].get("coverage")
+    if run["status"] == "cancelled":
+        return (f"sweep {rid}: cancelled. Continue with: beta-core sweep --resume {rid} (finished cells are kept; "
+                "cells that were cancelled, interrupted or never started run again)")
+    if cov is None:
+        return (f"sweep {rid}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
+                + f" (continue with: beta-core sweep --resume {rid})")
+    if run["status"] == "done":
+        return f"sweep {rid}: done: all {cov['planned']} planned cells of the reported stage counted"
+    kinds = {}
+    for m in cov["missing"]:
+        kinds[m["status"]] = kinds.get(m["status"], 0) + 1
+    why = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    return (f"sweep {rid}: {run['status']}: {len(cov['missing'])} of {cov['planned']} planned cells of the reported "
+            f"stage did not count ({why}); " + ("no verdict" if run["status"] == "failed" else
+                                               "the verdicts above rest on fewer seeds than planned")
+            + f". Run them again with: beta-core sweep --resume {rid} --retry-failed")
+
+
 def cmd_sweep(args, store: Store, overrides: dict, backend: str = "local", ray_address: str | None = None) -> int:
     if args.parallel < 1:
         raise CLIError(f"Invalid --parallel: {args.parallel} (expected an integer >= 1 worker processes)")
+    if args.resume is None and args.retry_failed:
+        raise CLIError("Invalid --retry-failed without --resume SWEEP (expected a sweep to resume)")
     if backend == "ray":
         connect(ray_address)  # an unreachable cluster fails here, before any run exists
     run_opts = {"parallel": args.parallel, "retry_failed": args.retry_failed, "backend": backend,
                 "ray_address": ray_address}
-    if args.resume:
-        sweep = store.get_run(args.resume)
-        if sweep["kind"] != "sweep":
-            raise CLIError(f"Run {args.resume} is a {sweep['kind']} run (expected a sweep to resume)")
-        cfg = {**sweep["config"], "options": run_opts}
-        plan = SweepPlan.from_dict(cfg["sweep"])
-        check_data([plan.config(c) for c in plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})],
-                   args.data_dir)
-        rid = store.reopen(args.resume, cfg)["id"]
+    if args.resume is not None:
+        rid = _resume(args, store, run_opts)
     else:
-        if args.retry_failed:
-            raise CLIError("Invalid --retry-failed without --resume SWEEP (expected a sweep to resume)")
         plan = _plan(args, overrides)
-        cells = plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})
-        check_data([plan.config(c) for c in cells], args.data_dir)  # before any run exists
+        _confirm_size(plan, store, args.yes)
+        check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir)  # before any run exists
         rid = store.create_run({**sweep_run_config(plan), "options": run_opts}, kind="sweep")
     print(f"sweep {rid}", file=sys.stderr)
     run = execute(store, rid, args.data_dir, _Progress(args.quiet))
     results = store.results(rid, "sweep")
-    if run["status"] == "done" and results:
+    if run["status"] in ("done", "incomplete") and results:
         print_report(results[-1], rid)
         if args.json:
             Path(args.json).write_text(json.dumps(results[-1], indent=2, default=str))
             print(f"report written to {args.json}")
-    else:
-        print(f"sweep {rid}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
-              + f" (continue with: beta-core sweep --resume {rid})")
+    print(_last_line(run, rid))
     if INTERRUPTS():
         return INTERRUPTS.exit_code
     return 0 if run["status"] == "done" else 1
@@ -131,6 +169,9 @@ def print_report(rep: dict, sweep_id: str) -> None:
         print(f"  {m:<22} final {_pct(f['mean'])} [{_pct(f['ci_low'])}, {_pct(f['ci_high'])}]  best "
               f"{_pct(b['mean'])}  n={r['n']}" + (f"  ({cens})" if cens else "")
               + (f"  missing {r['missing']}" if r["missing"] else ""))
+    missing = (rep.get("coverage") or {}).get("missing")
+    if missing:
+        print("\nmissing cells (not counted): " + ", ".join(f"{m['cell']} ({m['status']})" for m in missing))
     if rep.get("note"):
         print(f"\n{rep['note']}")
     if rep["claims"]:

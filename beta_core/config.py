@@ -48,6 +48,10 @@ METHODS: dict[str, dict] = {
 # Upper bounds on values nobody means: a typo must fail at once, not after hours or at an
 # 800 GB allocation. Generous on purpose (CIFAR-10 has 60,000 images; ImageNet 1.3M).
 LIMITS = {"epochs": 10_000, "batch_size": 65_536, "train_subset": 10_000_000, "test_subset": 10_000_000}
+# Rates and seeds torch can hold: an LR beyond float32 overflows inside the optimizer step
+# (every run would fail), and torch's generators refuse seeds past 64 bits (numpy's past 32).
+NUMBER_LIMITS = {"lr": 1e6, "weight_decay": 1e6, "min_lr": 1e6, "bias_lr_scale": 1e4, "lam": 1e12}
+SEED_MAX = 2 ** 32 - 1
 
 
 def _f(default, help: str):
@@ -123,6 +127,15 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v > LIMITS[name]:
                 raise ValueError(f"Invalid {name}: {v!r} (expected at most {LIMITS[name]:,} images, or none for all)")
+        for name, top in NUMBER_LIMITS.items():
+            if not -top <= getattr(self, name) <= top:
+                raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected at most {top:g} in size: larger "
+                                 "values overflow torch's float32 arithmetic)")
+        if self.lr < 0:
+            raise ValueError(f"Invalid lr: {self.lr!r} (expected a learning rate >= 0)")
+        for name in ("seed", "data_seed"):
+            if not 0 <= getattr(self, name) <= SEED_MAX:
+                raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected an integer in [0, {SEED_MAX}])")
         if self.device not in DEVICES:
             raise ValueError(f"Unknown device: {self.device!r} (expected auto, cuda, mps or cpu)")
         if self.weight_decay < 0:
@@ -296,7 +309,11 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
             if is_adam(m):
                 fixed.pop("lr", None)
             over = {**fixed, **(overrides or {}), **({} if is_adam(m) else (sgd_overrides or {})), "seed": seed}
-            configs.append(resolve_config(m, **over))
+            cfg = resolve_config(m, **over)
+            if cfg.dataset == "synthetic" and cfg.data_path:
+                raise ValueError(f"Invalid data_path {cfg.data_path!r} with dataset synthetic (synthetic data reads "
+                                 "no path: drop --data-path, or use --dataset folder)")
+            configs.append(cfg)
     return configs
 
 
@@ -314,8 +331,8 @@ def parse_seeds(text: str) -> list[int]:
         raise ValueError(f"Invalid seeds: {text!r} (expected comma-separated integers, e.g. 0,1,2)") from None
     if not seeds:
         raise ValueError(f"Invalid seeds: {text!r} (expected at least one integer, e.g. 0)")
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"Invalid seeds: {text!r} (expected distinct integers >= 0)")
+    if any(not 0 <= s <= SEED_MAX for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"Invalid seeds: {text!r} (expected distinct integers in [0, {SEED_MAX}])")
     return seeds
 
 

@@ -32,7 +32,7 @@ from .ray_backend import RayRunner
 from .records import ACTIVE, CASE, EPOCH, MEMBER
 from .store import Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
-from .sweeps import COUNTED, Cell, SweepPlan, analyse, choose
+from .sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
 
 BACKENDS = ("local", "ray")
 GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
@@ -187,8 +187,9 @@ def _attribution(store: Store, run: dict, data_dir: str, stop: StopFlag, on_reco
 class _SweepRunner:
     """Runs a sweep's cells: in this process one after another (data loaded once per data
     config), or as worker processes through a JobManager when ``parallel`` > 1. A cell whose
-    member already finished is skipped; one that failed, was cancelled or interrupted is
-    run again only with ``retry_failed``."""
+    member counts (done, diverged) is kept; one cancelled or interrupted (the sweep was stopped
+    or killed) or never started is run again; one that failed only with ``retry_failed``. A
+    member still running under another process (the worker of a killed sweep) is waited for."""
 
     def __init__(self, store: Store, sweep: dict, data_dir: str, stop: StopFlag, on_record) -> None:
         self.store, self.sweep, self.data_dir, self.stop, self.on_record = store, sweep, data_dir, stop, on_record
@@ -201,16 +202,22 @@ class _SweepRunner:
     def members(self) -> dict[str, dict]:
         return _latest_members(self.store, self.sweep["id"])
 
-    def _todo(self, cells: list[Cell]) -> tuple[dict, list]:
-        have, todo = self.members(), []
-        for c in cells:
-            r = have.get(c.key())
-            if r is None or (r["status"] not in COUNTED and self.retry):
-                todo.append(c)
-        return have, todo
+    def _rerun(self, r: dict | None) -> bool:
+        return r is None or r["status"] in RESUMED or (r["status"] == "failed" and self.retry)
+
+    def _wait_for_others(self, cells: list[Cell]) -> None:
+        """Members left running by a previous runner's workers finish (or die) before we decide."""
+        keys = {c.key() for c in cells}
+        while not self.stop():
+            busy = [r for k, r in self.members().items() if k in keys and r["status"] in ACTIVE]
+            if not busy:
+                return
+            time.sleep(0.5)
 
     def run(self, plan: SweepPlan, cells: list[Cell], total: int) -> list[tuple[Cell, dict]]:
-        have, todo = self._todo(cells)
+        self._wait_for_others(cells)
+        have = self.members()
+        todo = [c for c in cells if self._rerun(have.get(c.key()))]
         self.done += len(cells) - len(todo)
         if self.parallel > 1 or self.backend == "ray":
             self._in_workers(plan, todo, total)
@@ -246,27 +253,19 @@ class _SweepRunner:
                 jm.ray.share(dc, load_splits(dc, self.data_dir))
         ids = {jm.submit(plan.config(c).to_dict(), parent=self.sweep["id"], group_id=self.sweep["id"],
                          label=c.key()): c for c in todo}
-        left, cancelled = set(ids), False
-        while left:
-            jm.pump()
-            if self.stop() and not cancelled:
-                cancelled = True
-                for i in left:
-                    jm.cancel(i)
-            for i in list(left):
-                r = self.store.get_run(i)
-                if r["status"] not in ACTIVE:
-                    left.discard(i)
-                    self._tick(ids[i], r, total)
-            time.sleep(jm.poll)
+        jm.wait(list(ids), should_stop=self.stop,
+                on_finished=lambda r: self._tick(ids[r["id"]], r, total))
 
 
 def _sweep(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
-    """Stage 1 (tune, on validation) when the plan tunes, then the reported stage, then the analysis."""
+    """Stage 1 (tune, on validation) when the plan tunes, then the reported stage, then the
+    analysis. Ends ``done`` only when every planned cell of the reported stage counted;
+    otherwise ``incomplete`` (``failed`` when none did), with the report saying which cells
+    are missing."""
     plan = SweepPlan.from_dict(run["config"]["sweep"])
     runner = _SweepRunner(store, run, data_dir, stop, on_record)
     choice = None
-    total = len(plan.cells("test", {m: {} for m in plan.methods})) + (len(plan.cells("tune")) if plan.tune else 0)
+    total = plan.n_cells()
     if plan.tune:
         tuned = runner.run(plan, plan.cells("tune"), total)
         if stop():
@@ -276,15 +275,25 @@ def _sweep(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
         missing = [m for m, c in choice.items() if c["values"] is None]
         if missing:
             raise ValueError(f"No usable tuning run for {', '.join(missing)} (every run failed or was cancelled)")
-    test = runner.run(plan, plan.cells("test", {m: c["values"] for m, c in (choice or {}).items()}), total)
+    cells = plan.cells("test", {m: c["values"] for m, c in (choice or {}).items()})
+    test = runner.run(plan, cells, total)
     if stop():
         return "cancelled", {"stage": "test", "members": len(test)}
+    cov = coverage(cells, test)
+    counted = [(c, r) for c, r in test if r["status"] in COUNTED]
+    status = "done" if not cov["missing"] else ("incomplete" if counted else "failed")
+    summary = {"coverage": cov, "members": total}
+    if not counted:
+        return status, summary
     eps = store.epochs(*[r["id"] for _, r in test])
     by_run = {rid: g.to_dict("records") for rid, g in eps.groupby("run_id")} if not eps.empty else {}
-    report = analyse(plan, test, by_run, choice)
+    report = {**analyse(plan, test, by_run, choice), "coverage": cov}
+    if cov["missing"]:
+        report["note"] = "; ".join(filter(None, [report["note"], (
+            f"{len(cov['missing'])} of {cov['planned']} planned cells did not count (see coverage): every figure "
+            "rests on fewer seeds than planned")]))
     store.add_result(run["id"], "sweep", report)
-    return "done", {"claims": report["claims"], "setting": report["setting"], "note": report["note"],
-                    "members": len(test) + (len(plan.cells("tune")) if plan.tune else 0),
+    return status, {**summary, "claims": report["claims"], "setting": report["setting"], "note": report["note"],
                     "synthetic": report["setting"]["synthetic"], "data": report["setting"]["data"]}
 
 
@@ -454,18 +463,31 @@ class JobManager:
         """Queued and running jobs of this store, oldest first."""
         return list(reversed(self.store.runs(status=ACTIVE)))
 
-    def wait(self, run_ids: list[str], timeout: float | None = None,
-             on_tick: Callable[[], None] | None = None) -> list[dict]:
-        """Block until every run in ``run_ids`` has left queued/running; returns them."""
+    def wait(self, run_ids: list[str], timeout: float | None = None, on_tick: Callable[[], None] | None = None,
+             should_stop: Callable[[], bool] | None = None,
+             on_finished: Callable[[dict], None] | None = None) -> list[dict]:
+        """Block until every run in ``run_ids`` has left queued/running; returns them.
+
+        ``should_stop()`` true cancels every run still active (queued ones never start,
+        workers get SIGTERM) and goes on waiting for them to end; ``on_finished(run)`` is
+        called once per run as it ends."""
         end = None if timeout is None else time.monotonic() + timeout
+        left, cancelled = list(run_ids), False
         while True:
             self.pump()
-            runs = [self.store.get_run(r) for r in run_ids]
+            if should_stop is not None and not cancelled and should_stop():
+                cancelled = True
+                for rid in left:
+                    self.cancel(rid)
+            for r in [self.store.get_run(rid) for rid in left]:
+                if r["status"] not in ACTIVE:
+                    left.remove(r["id"])
+                    if on_finished:
+                        on_finished(r)
             if on_tick:
                 on_tick()
-            if all(r["status"] not in ACTIVE for r in runs):
-                return runs
+            if not left:
+                return [self.store.get_run(r) for r in run_ids]
             if end is not None and time.monotonic() > end:
-                raise TimeoutError(f"Runs still active after {timeout} s: "
-                                   f"{[r['id'] for r in runs if r['status'] in ACTIVE]}")
+                raise TimeoutError(f"Runs still active after {timeout} s: {left}")
             time.sleep(self.poll)

@@ -23,7 +23,8 @@ STEP_FIELDS = ("step", "epoch", "lr", "momentum", "zeta", "eff_lr", "loss", "acc
 EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "regime",
                 "zeta_median", "lr", "momentum", "time", "val_loss", "val_acc")
 
-STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted")
+# "incomplete": a sweep whose reported stage has cells that did not count (its report says which).
+STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted", "incomplete")
 ACTIVE = ("queued", "running")
 
 

@@ -446,17 +446,23 @@ class Store:
             db.execute("UPDATE runs SET status = 'queued', error = NULL, cancel_requested = 0, pid = ?, "
                        "pid_start = ?, updated = ? WHERE id = ?", (pid, _proc_start(pid), time.time(), run_id))
 
-    def reopen(self, run_id: str, config: dict | None = None) -> dict:
-        """Queue a finished job again, in this process (``sweep --resume``); ``config`` replaces
-        its stored config (e.g. new options). Refused while the job is queued or running."""
+    def reopen(self, run_id: str, config: dict | None = None, pid: int | None = None) -> dict:
+        """Queue a finished job again, owned by ``pid`` (this process by default; ``sweep
+        --resume``); ``config`` replaces its stored config (e.g. new options).
+
+        Atomic: one write transaction checks that no live process owns the job and makes
+        ``pid`` its owner, so of two resumes started at the same instant exactly one wins; the
+        other gets a :class:`StoreError` naming the process that runs it."""
+        pid = pid or os.getpid()
         with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")  # take the write lock before reading: check-and-set is one step
             row = self._reap(db, self._row(db, run_id))
             if row["status"] in ACTIVE:
-                raise StoreError(f"Run {run_id} is {row['status']} (expected a finished job to resume)")
+                raise StoreError(f"{row['kind']} {run_id} is being run by process {row['pid']} "
+                                 f"(it is {row['status']}; wait for it, or cancel it first)")
             cfg = json.dumps(config if config is not None else row["config"], sort_keys=True)
             db.execute("UPDATE runs SET status = 'queued', error = NULL, cancel_requested = 0, config = ?, pid = ?, "
-                       "pid_start = ?, updated = ? WHERE id = ?",
-                       (cfg, os.getpid(), _proc_start(os.getpid()), time.time(), run_id))
+                       "pid_start = ?, updated = ? WHERE id = ?", (cfg, pid, _proc_start(pid), time.time(), run_id))
         return self.get_run(run_id)
 
     def never_started(self) -> list[dict]:

@@ -33,8 +33,8 @@ from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .records import time_to_accuracy
 from .stats import mean_ci, paired_difference, speedup, verdict
 
-__all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "sweep_run_config",
-           "mean_curves", "PAPER_CLAIMS"]
+__all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "RESUMED",
+           "sweep_run_config", "mean_curves", "PAPER_CLAIMS", "coverage", "estimate_seconds", "CONFIRM_ABOVE"]
 
 # What the paper claims (one seed, every method at one LR): our verdict table marks the rows
 # that test these.
@@ -42,6 +42,11 @@ PAPER_CLAIMS = {("sgd-beta", "speed"): "paper: beta reaches 90% 1.9x faster than
                 ("sgd-hybrid", "speed"): "paper: hybrid is fastest to 95%"}
 
 COUNTED = ("done", "diverged")  # member statuses that are results (failed/cancelled/interrupted are not)
+# Members that did not finish because the sweep itself stopped (a signal, a cancel, a killed
+# process): ``--resume`` runs them again. A ``failed`` member is run again only with ``--retry-failed``.
+RESUMED = ("cancelled", "interrupted")
+# Config fields a grid must not vary: the sweep gives them their own option.
+_NOT_GRID = {"seed": "seeds in --seeds, e.g. --seeds 1,2", "method": "methods in --methods, e.g. --methods sgd-beta,adam"}
 
 
 def parse_grid(items: list[str]) -> dict:
@@ -53,6 +58,8 @@ def parse_grid(items: list[str]) -> dict:
         if not sep or not values.strip():
             raise ValueError(f"Invalid grid {item!r} (expected FIELD=V1,V2,... or METHOD:FIELD=V1,V2,...)")
         scope = scope or "*"
+        if name.strip() in _NOT_GRID:
+            raise ValueError(f"Invalid grid {item!r}: {name.strip()} is not a grid field (expected {_NOT_GRID[name.strip()]})")
         if scope not in ("*", "sgd", "adam", *METHODS):
             raise ValueError(f"Invalid grid scope {scope!r} in {item!r} (expected sgd, adam or a method: "
                              f"{', '.join(METHODS)})")
@@ -106,6 +113,10 @@ class SweepPlan:
         if not self.seeds:
             raise ValueError("Invalid seeds: none given (expected integers, e.g. 0,1,2)")
         fields_ = {f for g in self.grid.values() for f in g}
+        for scope in self.grid:
+            if not any(scope in ("*", m, "adam" if is_adam(m) else "sgd") for m in self.methods):
+                raise ValueError(f"Invalid grid scope {scope!r}: no method of the sweep is {scope!r} (expected a "
+                                 f"scope among the methods {list(self.methods)}, or drop that grid)")
         if self.tune:
             if not self.tune_seeds:
                 raise ValueError("Invalid tune seeds: none given (expected seeds for stage 1, e.g. 100,101)")
@@ -122,7 +133,7 @@ class SweepPlan:
         if base not in self.methods:
             raise ValueError(f"Invalid baseline: {base!r} (expected one of the methods {list(self.methods)})")
         object.__setattr__(self, "baseline", base)
-        for c in self.cells("tune" if self.tune else "test", {m: {} for m in self.methods}):
+        for c in self.first_stage_cells():
             self.config(c)  # every cell's config validates now, before any run exists
 
     # ------------------------------------------------------------------ cells
@@ -148,6 +159,14 @@ class SweepPlan:
             pts = [tuple(sorted(chosen[m].items()))] if self.tune and chosen else self.points(m)
             out += [Cell("test", m, s, p) for p in pts for s in self.seeds]
         return out
+
+    def first_stage_cells(self) -> list[Cell]:
+        """The cells that run first: stage 1 when the plan tunes, else the reported stage."""
+        return self.cells("tune" if self.tune else "test", {m: {} for m in self.methods})
+
+    def n_cells(self) -> int:
+        """Every cell of the sweep, both stages (the reported stage has one point per method when tuned)."""
+        return len(self.cells("test", {m: {} for m in self.methods})) + (len(self.cells("tune")) if self.tune else 0)
 
     def config(self, cell: Cell) -> TrainConfig:
         over = {**self.overrides, **dict(cell.values)}
@@ -297,9 +316,39 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
                                                         "median times, censored runs as never"}}
 
 
+def coverage(cells: list[Cell], members: list[tuple[Cell, dict]]) -> dict:
+    """Which planned cells of a stage count: ``planned``, ``counted`` and the ``missing`` ones
+    (label and status; "never ran" for a cell with no run), so no verdict silently rests on
+    fewer seeds than planned."""
+    have = {c.key(): r for c, r in members}
+    missing = [{"cell": c.label(), "status": have[c.key()]["status"] if c.key() in have else "never ran"}
+               for c in cells if c.key() not in have or have[c.key()]["status"] not in COUNTED]
+    return {"planned": len(cells), "counted": len(cells) - len(missing), "missing": missing}
+
+
+CONFIRM_ABOVE = 200  # runs: a larger sweep states its size and duration and waits for a yes
+
+
+def estimate_seconds(plan: SweepPlan, past: list[dict]) -> float | None:
+    """Seconds the whole sweep would take one run at a time, from earlier finished runs of the
+    same model in the store (median seconds per training image and epoch); None without any."""
+    cfgs = [plan.config(c) for c in plan.first_stage_cells()]
+    model = cfgs[0].model
+    rates = sorted(r["summary"]["wall_seconds"] / (r["summary"]["n_train"] * r["config"]["epochs"])
+                   for r in past if r["config"].get("model") == model and r["summary"].get("wall_seconds")
+                   and r["summary"].get("n_train") and r["config"].get("epochs"))
+    if not rates:
+        return None
+    per_image_epoch = rates[len(rates) // 2]
+    n_train = next((r["summary"]["n_train"] for r in past if r["config"].get("model") == model
+                    and r["summary"].get("n_train")), None)
+    size = cfgs[0].train_subset or n_train
+    return plan.n_cells() * per_image_epoch * size * cfgs[0].epochs
+
+
 def sweep_run_config(plan: SweepPlan, parallel: int = 1, retry_failed: bool = False) -> dict:
     """What a sweep stores as its config: the plan and how to run it."""
-    first = plan.config(plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})[0])
+    first = plan.config(plan.first_stage_cells()[0])
     return {"method": "sweep", "model": first.model, "dataset": first.dataset, "sweep": plan.to_dict(),
             "options": {"parallel": parallel, "retry_failed": retry_failed}}
 

@@ -135,12 +135,16 @@ def test_tuned_sweep_end_to_end_and_resume(tmp_path):
     store.finish(victim, "failed", error="simulated")
     store.reopen(sweep["id"])
     again = execute_run(store, sweep["id"], str(tmp_path / "data"))
-    assert again["status"] == "done" and len(store.runs(kind="train", parent=sweep["id"])) == 12
-    assert store.results(sweep["id"], "sweep")[-1]["methods"]["sgd-beta"]["missing"] == 1
+    assert again["status"] == "incomplete" and len(store.runs(kind="train", parent=sweep["id"])) == 12
+    rep = store.results(sweep["id"], "sweep")[-1]
+    assert rep["methods"]["sgd-beta"]["missing"] == 1 and rep["coverage"]["counted"] == 3
+    assert [m["status"] for m in rep["coverage"]["missing"]] == ["failed"]
+    assert "fewer seeds than planned" in rep["note"]
     store.reopen(sweep["id"], {**sweep["config"], "options": {"parallel": 1, "retry_failed": True}})
     again = execute_run(store, sweep["id"], str(tmp_path / "data"))
     assert again["status"] == "done" and len(store.runs(kind="train", parent=sweep["id"])) == 13
     assert store.results(sweep["id"], "sweep")[-1]["methods"]["sgd-beta"]["missing"] == 0
+    assert store.results(sweep["id"], "sweep")[-1]["coverage"]["missing"] == []
 
 
 def test_sweep_cli_json(capsys, tmp_path):
@@ -178,3 +182,186 @@ def test_sweep_sigint_stops_it(tmp_path):
     st = Store(tmp_path / "runs")
     assert st.runs(kind="sweep")[0]["status"] == "cancelled"
     assert [r["status"] for r in st.runs(kind="train")] == ["cancelled"]  # the rest never started
+
+
+# ------------------------------------------------------------------ interrupted sweeps resume to the same report
+SMALL = ["--methods", "sgd-constant,sgd-beta", "--seeds", "0,1", "--grid", "lr=0.05", "--target", "0.2",
+         "--dataset", "synthetic", "--set", "synthetic_train=1500", "--set", "synthetic_test=200", "--width", "8",
+         "--epochs", "3", "--batch-size", "50", "--device", "cpu", "--quiet"]
+
+
+def _cli(tmp_path, *args) -> list[str]:
+    return [sys.executable, "-m", "beta_core", "--runs-dir", str(tmp_path / "runs"), "--data-dir",
+            str(tmp_path / "data"), *args]
+
+
+def _untimed(x):
+    """A report without its wall-clock fields: seconds differ between any two runs of one sweep."""
+    if isinstance(x, dict):
+        return {k: _untimed(v) for k, v in x.items() if k not in ("time", "seconds")}
+    if isinstance(x, list):
+        return [_untimed(v) for v in x]
+    return x
+
+
+def _wait_for_first_step(tmp_path, p, timeout=120):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and p.poll() is None:
+        if (tmp_path / "runs" / "runs.db").exists():
+            st = Store(tmp_path / "runs")
+            if any(st.step_counts(r["id"])[r["id"]] for r in st.runs(kind="train")):
+                return
+        time.sleep(0.2)
+    raise AssertionError("no member recorded a step")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted reports of SMALL, per --parallel value, computed once."""
+    cache = {}
+
+    def get(parallel: int) -> dict:
+        if parallel not in cache:
+            d = tmp_path_factory.mktemp(f"ref{parallel}")
+            out = subprocess.run(_cli(d, "sweep", *SMALL, "--parallel", str(parallel), "--json", str(d / "r.json")),
+                                 cwd=ROOT, capture_output=True, text=True, timeout=600)
+            assert out.returncode == 0, out.stderr
+            cache[parallel] = json.loads((d / "r.json").read_text())
+        return cache[parallel]
+    return get
+
+
+@pytest.mark.parametrize("how,parallel", [("sigint", 1), ("sigint", 2), ("kill", 1), ("kill", 2)])
+def test_interrupted_sweep_resumes_to_the_uninterrupted_report(tmp_path, reference, how, parallel):
+    """Ctrl-C or kill -9, then the command the CLI advises: every cell counts, the report is the
+    uninterrupted one field by field (wall-clock seconds aside), the last line says so."""
+    p = subprocess.Popen(_cli(tmp_path, "sweep", *SMALL, "--parallel", str(parallel)), cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_first_step(tmp_path, p)
+    p.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
+    out, err = p.communicate(timeout=120)
+    st = Store(tmp_path / "runs")
+    sid = st.runs(kind="sweep")[0]["id"]
+    if how == "sigint":
+        assert p.returncode == 130 and f"beta-core sweep --resume {sid}" in out, (out, err)
+    assert st.get_run(sid)["status"] in ("cancelled", "interrupted")
+    res = subprocess.run(_cli(tmp_path, "sweep", "--resume", sid, "--parallel", str(parallel), "--json",
+                              str(tmp_path / "r.json"), "--quiet"), cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == f"sweep {sid}: done: all 4 planned cells of the reported stage counted"
+    resumed = json.loads((tmp_path / "r.json").read_text())
+    assert _untimed(resumed) == _untimed(reference(parallel))
+
+
+def test_two_resumes_of_one_sweep_one_wins(tmp_path):
+    """Claiming a sweep is one transaction: of two processes resuming it at once, exactly one runs it."""
+    import multiprocessing as mp
+
+    store = Store(tmp_path / "runs")
+    sid = store.create_run(sweep_run_config(tiny_plan()), kind="sweep", status="cancelled")
+    ctx = mp.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_reopen_when, args=(str(tmp_path / "runs"), sid, go, results)) for _ in range(4)]
+    for q in procs:
+        q.start()
+    time.sleep(1.0)
+    go.set()
+    outcomes = sorted(results.get(timeout=60) for _ in procs)
+    for q in procs:
+        q.join(timeout=60)
+    assert outcomes == ["ok", "refused", "refused", "refused"], outcomes
+
+
+def _reopen_when(runs_dir, sid, go, results):
+    from beta_core.store import StoreError as SE
+
+    st = Store(runs_dir)
+    real = Store._reap
+
+    def slow_reap(self, db, row):  # widen the window between reading the status and writing the owner
+        out = real(self, db, row)
+        time.sleep(0.3)
+        return out
+
+    Store._reap = slow_reap
+    go.wait()
+    try:
+        st.reopen(sid)
+        results.put("ok")
+        time.sleep(3)  # stay alive: the owner of a queued sweep must be a live process
+    except SE as e:
+        results.put("refused" if "is being run by process" in str(e) else str(e))
+
+
+def test_resume_of_a_running_sweep_is_refused(tmp_path, capsys):
+    store = Store(tmp_path / "runs")
+    sid = store.create_run(sweep_run_config(tiny_plan()), kind="sweep", status="cancelled")
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        store.reopen(sid, pid=owner.pid)
+        code = main(["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "sweep",
+                     "--resume", sid])
+    finally:
+        owner.kill()
+    err = capsys.readouterr().err
+    assert code == 2 and f"sweep {sid} is being run by process {owner.pid}" in err
+    assert store.runs(kind="train") == []
+
+
+def _sweep_cli(tmp_path, *args):
+    return main(["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "sweep", *args])
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--grid", "lr=1e300"], "Invalid lr: 1e+300"),
+    (["--seeds", "99999999999999999999"], "Invalid seeds"),
+    (["--grid", "seed=1,2"], "seed is not a grid field (expected seeds in --seeds"),
+    (["--grid", "method=sgd-beta"], "method is not a grid field (expected methods in --methods"),
+    (["--resume", ""], "Invalid --resume ''"),
+    (["--seeds", ""], "Invalid seeds: ''"),
+    (["--tune", "lr", "--grid", "lr=0.1,0.2", "--tune-seeds", ""], "Invalid seeds: ''"),
+    (["--grid", "adam:lr=1e-3"], "no method of the sweep is 'adam'"),
+    (["--data-path", "x.tar.gz", "--dataset", "synthetic"], "with dataset synthetic"),
+    (["--grid", "lr=" + ",".join(str(0.01 * (i + 1)) for i in range(120))], "plans 240 runs"),
+])
+def test_sweep_refuses_before_any_run_exists(tmp_path, capsys, args, msg):
+    code = _sweep_cli(tmp_path, "--methods", "sgd-constant,sgd-beta", "--seeds", "0", "--dataset", "synthetic",
+                      *args)
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert Store(tmp_path / "runs").runs() == []
+
+
+def test_sweep_with_failed_cells_is_not_done(tmp_path, capsys, monkeypatch):
+    """Failed members: the sweep ends incomplete (failed when none counted), exits 1, and its
+    last line and its report say which cells are missing."""
+    import beta_core.jobs as jobs
+
+    real = jobs.Training
+
+    class Failing(real):
+        def run(self):
+            if self.cfg.method == "sgd-beta" and self.cfg.seed == 1:
+                raise RuntimeError("simulated")
+            return super().run()
+
+    monkeypatch.setattr(jobs, "Training", Failing)
+    args = ["--methods", "sgd-constant,sgd-beta", "--seeds", "0,1", "--grid", "lr=0.05", "--dataset", "synthetic",
+            "--set", "synthetic_train=400", "--set", "synthetic_test=200", "--width", "4", "--epochs", "1",
+            "--batch-size", "50", "--device", "cpu", "--quiet", "--json", str(tmp_path / "r.json")]
+    assert _sweep_cli(tmp_path, *args) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "incomplete: 1 of 4 planned cells of the reported stage did not count (1 failed)" in last
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["coverage"]["missing"] == [{"cell": "sgd-beta lr=0.05 seed 1", "status": "failed"}]
+    assert "fewer seeds than planned" in rep["note"]
+
+    class AllFail(real):
+        def run(self):
+            raise RuntimeError("simulated")
+
+    monkeypatch.setattr(jobs, "Training", AllFail)
+    assert _sweep_cli(tmp_path, *args) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert ": failed: 4 of 4 planned cells" in last and "no verdict" in last
