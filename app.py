@@ -2,6 +2,7 @@
 import streamlit as st
 
 from beta_core.env import EnvError, settings
+from beta_core.ray_backend import RayBackendError
 from pages.views.common import data_source_label, device_label, get_manager, plain, show_error
 
 st.set_page_config(page_title="Beta-scheduling", layout="wide")
@@ -22,6 +23,13 @@ pages = [
     st.Page("pages/views/runs.py", title="Runs", icon=":material/list:"),
 ]
 nav = st.navigation(pages)
+try:
+    get_manager()  # the store and, with BETA_BACKEND=ray, the cluster: one plain error on every page
+except RayBackendError as e:
+    show_error(e, f"The {settings().backend} backend is unavailable (BETA_BACKEND={settings().backend}): ")
+    st.caption("Start the Ray head, point BETA_RAY_ADDRESS at it, or set BETA_BACKEND=local, then reload.")
+    st.stop()
+
 
 with st.sidebar:
     st.caption(f"Device: **{device_label()}**")

@@ -152,16 +152,35 @@ def make_synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0) -> S
 
 
 # ------------------------------------------------------------------ image trees
+MAX_PIXELS = 64_000_000  # decoded pixels per image (a 8000 x 8000 photo); Pillow's own guard is 179M
+
+
 def _decode(data: bytes, where: str) -> np.ndarray:
     from PIL import Image  # Pillow comes with torchvision
 
     try:
-        img = Image.open(io.BytesIO(data)).convert("RGB")
+        img = Image.open(io.BytesIO(data))
+        if img.width * img.height > MAX_PIXELS:
+            raise DataSourceError(f"Image too large {where}: {img.width} x {img.height} pixels (expected at most "
+                                  f"{MAX_PIXELS:,} pixels per image)")
+        img = img.convert("RGB")
+    except DataSourceError:
+        raise
     except Exception as e:  # noqa: BLE001 - any decoder error means the same thing here
-        raise DataSourceError(f"Unreadable image {where}: {e} (expected a JPEG/PNG image file)") from e
+        raise DataSourceError(f"Unreadable image {where}: {type(e).__name__}: {e} (expected a JPEG/PNG image "
+                              "file)") from None
     if img.size != (32, 32):
         img = img.resize((32, 32))
     return np.asarray(img, dtype=np.uint8)
+
+
+def _check_size(size: int, where: str) -> None:
+    """Refuse an image file larger than BETA_MAX_IMAGE_MB before reading it (a 9 MB archive
+    can hold a 2 GB "image" of zeros)."""
+    cap = settings().max_image_mb * 1e6
+    if size > cap:
+        raise DataSourceError(f"Image file too large {where}: {size / 1e6:,.0f} MB (expected at most "
+                              f"{cap / 1e6:g} MB per image; BETA_MAX_IMAGE_MB raises the cap)")
 
 
 def _open_tar(path: Path) -> tarfile.TarFile:
@@ -206,6 +225,8 @@ def _layout(path: Path) -> tuple[str, dict[str, set[str]]]:
         raise not_dataset
     roots: dict[str, dict[str, set[str]]] = {}
     for _, m, parts in _tar_files(path):
+        if Path(m.name).suffix.lower() in IMAGE_SUFFIXES:  # the header says it: refused before a byte is inflated
+            _check_size(m.size, f"{path}:{m.name}")
         if len(parts) in (3, 4) and parts[-3] in ("train", "test"):
             roots.setdefault("/".join(parts[:-3]), {"train": set(), "test": set()})[parts[-3]].add(parts[-2])
     for root, found in sorted(roots.items()):
@@ -219,6 +240,9 @@ def _check_classes(path: Path, found: dict[str, set[str]]) -> list[str]:
     if sorted(found["test"]) != classes:
         raise DataSourceError(f"Class folders differ between train/ {classes} and test/ {sorted(found['test'])} "
                               f"in {str(path)!r} (expected the same classes in both)")
+    if len(classes) < 2:
+        raise DataSourceError(f"One class ({', '.join(classes)}) in {str(path)!r}: a classifier needs at least two "
+                              f"class folders (expected {EXPECTED_TREE})")
     return classes
 
 
@@ -228,11 +252,13 @@ def _iter_tree(path: Path, root: str):
         for split in ("train", "test"):
             for f in sorted((Path(root) / split).rglob("*")):
                 if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+                    _check_size(f.stat().st_size, str(f))
                     yield split, f.parent.name, str(f), f.read_bytes
         return
     for tar, m, parts in _tar_files(path):
         if (len(parts) >= 3 and parts[-3] in ("train", "test") and "/".join(parts[:-3]) == root
                 and Path(m.name).suffix.lower() in IMAGE_SUFFIXES):
+            _check_size(m.size, f"{path}:{m.name}")
             try:
                 data = tar.extractfile(m).read()
             except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
@@ -286,7 +312,16 @@ def _crc(*ts: torch.Tensor) -> int:
     return crc
 
 
+def _remove_stale_temps(file: Path) -> None:
+    """Temp files of saves whose process died (a kill mid-save leaves one, often 150 MB)."""
+    for old in file.parent.glob(f"{file.stem}.tmp*"):
+        pid = old.suffix.removeprefix(".tmp")
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            old.unlink(missing_ok=True)
+
+
 def _save_cache(splits: Splits, file: Path) -> None:
+    _remove_stale_temps(file)
     tmp = file.with_suffix(f".tmp{os.getpid()}")
     blob = {"version": CACHE_VERSION, "train_x": splits.train_x, "train_y": splits.train_y,
             "test_x": splits.test_x, "test_y": splits.test_y, "classes": list(splits.classes),
@@ -344,10 +379,12 @@ def resolve_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> tup
 
 
 def check_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> str:
-    """A cheap check, before any run is created, that ``cfg``'s data can be read; returns the
+    """A check, before any run is created, that ``cfg``'s data can be read; returns the
     concrete source. For a folder or archive: the path exists, it is (or holds, one level
-    down) train/ and test/ with the same class folders, the archive opens. A path already
-    decoded into the cache passes at once."""
+    down) train/ and test/ with the same two or more class folders, and every image decodes
+    (a corrupt image, an empty class folder, an oversized file is refused here). The decoded
+    tree goes into the cache, so the runs read it from there: a path already decoded passes
+    at once."""
     source, path = resolve_source(cfg, data_dir)
     if source != "folder":
         return source
@@ -355,8 +392,7 @@ def check_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> str:
     if not p.exists():
         raise DataSourceError(f"Data path not found: {str(p)!r} (expected {EXPECTED_TREE})")
     st = p.stat()
-    if not _cache_file(Path(data_dir), f"folder:{p}:{st.st_size}:{st.st_mtime_ns}").exists():
-        _check_classes(p, _layout(p)[1])
+    _cached(Path(data_dir), f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
     return source
 
 

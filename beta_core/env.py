@@ -12,6 +12,8 @@ BETA_THREADS       torch threads of a worker process          an integer in [1, 
 BETA_BACKEND       where the app's training runs execute      local | ray
 BETA_RAY_ADDRESS   the Ray cluster of backend ray             HOST:PORT, ray://HOST:PORT or auto
                    (unset: a local Ray instance)
+BETA_MAX_IMAGE_MB  bytes read per image file of a dataset     a number in [0.001, 4096]
+                   (64): a bigger file is refused, not read
 =================  =========================================  ===========================
 
 ``settings()`` reads them all and raises :class:`EnvError` for the first bad one, with one
@@ -28,7 +30,8 @@ from pathlib import Path
 __all__ = ["EnvError", "Settings", "settings", "VARIABLES", "check_ray_address"]
 
 VARIABLES = ("BETA_RUNS_DIR", "BETA_DATA_DIR", "BETA_DATA_PATH", "BETA_MAX_JOBS", "BETA_POLL_SECONDS",
-             "BETA_THREADS", "BETA_BACKEND", "BETA_RAY_ADDRESS")
+             "BETA_THREADS", "BETA_BACKEND", "BETA_RAY_ADDRESS", "BETA_MAX_IMAGE_MB")
+MAX_IMAGE_MB = 64.0  # no real image of a classification dataset comes near; a bomb does
 _ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9.\-]+:\d{1,5})$")
 
 
@@ -46,6 +49,7 @@ class Settings:
     threads: int | None = None          # None: torch's default
     backend: str = "local"              # local | ray
     ray_address: str | None = None      # None: a local Ray instance
+    max_image_mb: float = MAX_IMAGE_MB  # bytes read per image file, in MB (10^6 bytes)
 
 
 def _bad(name: str, value: str, expected: str) -> EnvError:
@@ -78,10 +82,16 @@ def _folder(env, name: str, default: str) -> str:
     return str(p)
 
 
+def _port_ok(address: str) -> bool:
+    return address == "auto" or 1 <= int(address.rpartition(":")[2]) <= 65535
+
+
 def check_ray_address(address: str | None, name: str = "--ray-address") -> str | None:
     """``address`` if it looks like a Ray address (HOST:PORT, ray://HOST:PORT, auto), else EnvError."""
-    if address is None or _ADDRESS.match(address):
+    if address is None or (_ADDRESS.match(address) and _port_ok(address)):
         return address
+    if _ADDRESS.match(address):
+        raise EnvError(f"Invalid {name} {address!r}: invalid port (expected a port in [1, 65535])")
     raise EnvError(f"Invalid {name} {address!r} (expected HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT or auto)")
 
 
@@ -95,9 +105,11 @@ def settings(env: dict | None = None) -> Settings:
     if backend not in ("local", "ray"):
         raise _bad("BETA_BACKEND", backend, "local or ray")
     address = env.get("BETA_RAY_ADDRESS") or None
-    if address is not None and not _ADDRESS.match(address):
-        raise _bad("BETA_RAY_ADDRESS", address, "HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT or auto")
+    if address is not None and not (_ADDRESS.match(address) and _port_ok(address)):
+        raise _bad("BETA_RAY_ADDRESS", address, "HOST:PORT with a port in [1, 65535] (e.g. 10.0.0.5:6379), "
+                                                "ray://HOST:PORT or auto")
     return Settings(runs_dir=_folder(env, "BETA_RUNS_DIR", "runs"), data_dir=_folder(env, "BETA_DATA_DIR", "data"),
                     data_path=data_path, max_jobs=_number(env, "BETA_MAX_JOBS", int, 1, 64) or 1,
                     poll_seconds=_number(env, "BETA_POLL_SECONDS", float, 0.2, 3600),
-                    threads=_number(env, "BETA_THREADS", int, 1, 1024), backend=backend, ray_address=address)
+                    threads=_number(env, "BETA_THREADS", int, 1, 1024), backend=backend, ray_address=address,
+                    max_image_mb=_number(env, "BETA_MAX_IMAGE_MB", float, 0.001, 4096) or MAX_IMAGE_MB)

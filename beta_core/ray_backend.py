@@ -34,7 +34,7 @@ from .engine import Training
 from .records import ACTIVE, EPOCH
 from .store import Store
 
-__all__ = ["RayBackendError", "connect", "RayRunner"]
+__all__ = ["RayBackendError", "connect", "probe_head", "RayRunner"]
 
 FLUSH_SECONDS = 0.5
 
@@ -50,15 +50,11 @@ def connect(address: str | None = None) -> None:
     except ImportError:
         raise RayBackendError("The ray backend needs Ray (expected `pip install ray==2.60.0`, as in "
                               "requirements.txt)") from None
-    if ray.is_initialized():
-        return
     if address and address != "auto":  # Ray retries an absent head for minutes: ask the socket first
         host, _, port = address.removeprefix("ray://").rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=5).close()
-        except OSError as e:
-            raise RayBackendError(f"Cannot reach the Ray cluster at {address}: {e.strerror or e} (expected a running "
-                                  "head: `ray start --head` there, then HOST:6379)") from None
+        probe_head(host, int(port), address)
+    if ray.is_initialized():
+        return
     try:
         if address:
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
@@ -68,6 +64,35 @@ def connect(address: str | None = None) -> None:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RayBackendError(f"Cannot reach the Ray cluster at {address or 'a new local instance'}: {msg} "
                               "(expected a running head: `ray start --head` there, then HOST:6379)") from None
+
+
+# An HTTP/2 client preface and an empty SETTINGS frame. A Ray head's GCS is a gRPC (HTTP/2)
+# server, which must answer with a SETTINGS frame of its own; a web server or anything else
+# does not, and Ray's client would retry it for minutes with C++ warnings instead of failing.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+PROBE_SECONDS = 5.0
+
+
+def probe_head(host: str, port: int, address: str, timeout: float = PROBE_SECONDS) -> None:
+    """Raise :class:`RayBackendError` unless ``host:port`` answers like a Ray head (gRPC)."""
+    hint = "(expected a running head: `ray start --head` there, then HOST:6379)"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except TimeoutError:
+        raise RayBackendError(f"No Ray head at {address}: no answer within {timeout:g} s {hint}") from None
+    except OSError as e:
+        raise RayBackendError(f"Cannot reach the Ray cluster at {address}: {e.strerror or e} {hint}") from None
+    if len(head) < 9 or head[3] != 0x04 or head[5:9] != b"\x00\x00\x00\x00":  # SETTINGS on stream 0
+        raise RayBackendError(f"No Ray head at {address}: something answers on that port, but not Ray's "
+                              f"gRPC server {hint}")
 
 
 def _remote_classes():

@@ -162,3 +162,19 @@ def test_theory_takes_a_runs_measured_sharpness(monkeypatch, tmp_path):
     assert not at.exception and any("Your run's sharpness" in c.value for c in at.caption)
     lam = store.epochs(rid)["extra"][0]["lam_max"]
     assert any(f"{lam:.3g}" == m.value for m in at.metric)
+
+
+@pytest.mark.parametrize("page", ["theory", "train", "runs"])
+def test_unreachable_ray_head_is_one_plain_error(monkeypatch, tmp_path, page):
+    """BETA_BACKEND=ray with no head: one error naming the backend (not the store), no traceback."""
+    monkeypatch.setenv("BETA_BACKEND", "ray")
+    monkeypatch.setenv("BETA_RAY_ADDRESS", "127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.setenv("BETA_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.run()
+    if page != "theory":
+        at.switch_page(f"pages/views/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1 and "ray backend is unavailable" in at.error[0].value
+    assert "store" not in at.error[0].value.lower()

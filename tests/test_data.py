@@ -126,8 +126,9 @@ def test_errors(tmp_path, monkeypatch):
     bad.write_bytes(b"not a tar at all")
     with pytest.raises(DataSourceError, match="Unreadable archive .*bad.tar.gz"):
         load_splits(DataConfig("folder", str(bad)), tmp_path)
-    (tmp_path / "t" / "train" / "a").mkdir(parents=True)
-    (tmp_path / "t" / "test" / "a").mkdir(parents=True)
+    for c in ("a", "b"):
+        (tmp_path / "t" / "train" / c).mkdir(parents=True)
+        (tmp_path / "t" / "test" / c).mkdir(parents=True)
     (tmp_path / "t" / "train" / "a" / "x.jpg").write_bytes(b"garbage")
     with pytest.raises(DataSourceError, match="Unreadable image"):
         read_image_tree(tmp_path / "t")
@@ -229,3 +230,68 @@ def test_unwritable_cache_costs_only_the_cache(tmp_path):
 def test_synthetic_sizes_have_a_bound():
     with pytest.raises(ValueError, match=r"synthetic_train: 100000000000 \(expected an integer in \[10, 1,000,000\]"):
         DataConfig("synthetic", synthetic_train=10 ** 11)
+
+
+def test_a_decompression_bomb_is_refused_from_the_header(tmp_path, monkeypatch):
+    """A small .tar.gz holding one huge zero-filled "image": refused by the data check from the
+    member's size, before a byte of it is inflated; the cap is BETA_MAX_IMAGE_MB."""
+    from beta_core.data import check_source
+
+    monkeypatch.setenv("BETA_MAX_IMAGE_MB", "1")
+    jpg = _jpeg()
+    members = {f"{s}/{c}/{i}.jpg": jpg for s in ("train", "test") for c in ("a", "b") for i in range(2)}
+    bomb = _tar(tmp_path / "bomb.tar.gz", {**members, "train/a/zero.jpg": bytes(3_000_000)})
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(DataSourceError, match=r"Image file too large .*zero.jpg: 3 MB \(expected at most 1 MB"):
+        check_source(DataConfig("folder", str(bomb)), tmp_path)
+    with pytest.raises(DataSourceError, match="too large"):
+        read_image_tree(bomb)
+    monkeypatch.setenv("BETA_MAX_IMAGE_MB", "4")  # under a raised cap it is read, and is no image
+    with pytest.raises(DataSourceError, match="Unreadable image .*zero.jpg"):
+        check_source(DataConfig("folder", str(bomb)), tmp_path)
+
+
+def test_pixel_bomb_is_refused(tmp_path, monkeypatch):
+    import beta_core.data as data
+
+    monkeypatch.setattr(data, "MAX_PIXELS", 100 * 100)
+    big = io.BytesIO()
+    Image.new("RGB", (200, 200)).save(big, "PNG")  # a few hundred bytes, 40,000 pixels
+    with pytest.raises(DataSourceError, match=r"Image too large x.png: 200 x 200 pixels"):
+        data._decode(big.getvalue(), "x.png")
+
+
+@pytest.mark.parametrize("case,msg", [
+    ("corrupt", r"Unreadable image .*b/0.png"),
+    ("empty", r"No images in train/b"),
+    ("single", r"One class \(a\)"),
+])
+def test_check_source_decodes_before_any_run(tmp_path, case, msg):
+    """What only decoding shows (a corrupt image, an empty class folder) and a single class are
+    refused by the data check, so no run is created to fail."""
+    from beta_core.data import check_source
+
+    _write_tree(tmp_path / "tree", classes=("a",) if case == "single" else ("a", "b"))
+    if case == "corrupt":
+        (tmp_path / "tree" / "test" / "b" / "0.png").write_bytes(b"not an image")
+    if case == "empty":
+        for f in (tmp_path / "tree" / "train" / "b").iterdir():
+            f.unlink()
+    with pytest.raises(DataSourceError, match=msg):
+        check_source(DataConfig("folder", str(tmp_path / "tree")), tmp_path / "data")
+
+
+def test_a_killed_cache_save_leaves_no_temp_file_behind(tmp_path):
+    import subprocess
+    import sys
+
+    from beta_core.data import _cache_file
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    file = _cache_file(tmp_path, "synthetic:20:20:0")
+    file.parent.mkdir(parents=True)
+    stale = file.with_suffix(f".tmp{dead.pid}")
+    stale.write_bytes(b"half a cache")
+    load_splits(DataConfig("synthetic", synthetic_train=20, synthetic_test=20), tmp_path)
+    assert file.exists() and not stale.exists()

@@ -93,3 +93,38 @@ def test_unreachable_cluster_is_one_line_and_creates_nothing(tmp_path):
                        env={**os.environ, "BETA_BACKEND": "ray", "BETA_RAY_ADDRESS": "nowhere",
                             "BETA_RUNS_DIR": str(tmp_path / "r2")}, timeout=120)
     assert p.returncode == 2 and "BETA_RAY_ADDRESS='nowhere'" in p.stderr
+
+
+def test_a_port_that_is_not_ray_is_refused_at_once(tmp_path, capsys):
+    """A web server on the port: one line naming the address within seconds, no run created; a
+    real head (this module's local instance) passes the same probe."""
+    import http.server
+    import socketserver
+    import threading
+
+    from beta_core.cli import main
+    from beta_core.ray_backend import probe_head
+
+    gcs = ray.get_runtime_context().gcs_address
+    host, _, port = gcs.rpartition(":")
+    probe_head(host, int(port), gcs)
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # the server's own log would land in the captured stderr
+            pass
+
+    srv = socketserver.TCPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{srv.server_address[1]}"
+    silent = socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler)  # accepts, never answers
+    try:
+        for addr in (address, f"127.0.0.1:{silent.server_address[1]}"):
+            t0 = time.monotonic()
+            code = main(["--runs-dir", str(tmp_path / "runs"), "sweep", "--backend", "ray", "--ray-address", addr,
+                         "--dataset", "synthetic", "--seeds", "0"])
+            err = capsys.readouterr().err
+            assert code == 2 and f"No Ray head at {addr}" in err and len(err.strip().splitlines()) == 1, err
+            assert time.monotonic() - t0 < 15
+    finally:
+        srv.shutdown()
+        silent.server_close()
+    assert Store(tmp_path / "runs").runs() == []
