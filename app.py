@@ -3,6 +3,7 @@ import streamlit as st
 
 from beta_core.env import EnvError, settings
 from beta_core.ray_backend import RayBackendError
+from beta_core.store import StoreError
 from pages.views.common import data_source_label, device_label, get_manager, plain, show_error
 
 st.set_page_config(page_title="Beta-scheduling", layout="wide")
@@ -29,6 +30,8 @@ except RayBackendError as e:
     show_error(e, f"The {settings().backend} backend is unavailable (BETA_BACKEND={settings().backend}): ")
     st.caption("Start the Ray head, point BETA_RAY_ADDRESS at it, or set BETA_BACKEND=local, then reload.")
     st.stop()
+except (StoreError, OSError):
+    pass  # the page says what is wrong with the store, where it needs one
 
 
 with st.sidebar:

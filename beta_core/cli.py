@@ -20,7 +20,9 @@ import json
 import os
 import sys
 import uuid
+from pathlib import Path
 
+import pandas as pd
 import torch
 
 from . import cli_diagnostics, cli_sweep
@@ -29,7 +31,7 @@ from .config import (
     METHODS, TrainConfig, check_data, coerce_field, config_fields, default_methods, field_help, parse_seeds, plan_runs,
 )
 from .env import EnvError, check_ray_address, settings
-from .jobs import BACKENDS, JobManager
+from .jobs import BACKENDS, JobManager, sweep_members
 from .ray_backend import RayBackendError
 from .presets import PRESETS
 from .records import ACTIVE
@@ -148,8 +150,8 @@ def _train_one(store: Store, cfg: TrainConfig, args, group_id=None, label=None) 
 def cmd_train(args, store: Store) -> int:
     over = config_overrides(args)
     cfg = plan_runs([args.method], [over.pop("seed", 0)], args.preset, over)[0]
-    check_data([cfg], args.data_dir)  # before a run exists: a bad path creates nothing
     backend, address = _backend(args)
+    check_data([cfg], args.data_dir, devices=backend == "local")  # before a run exists: a bad path creates nothing
     if backend == "ray":
         jm = JobManager(store.dir, args.data_dir, backend="ray", ray_address=address)  # connects first
         rid = jm.submit(cfg.to_dict())
@@ -185,7 +187,7 @@ def cmd_compare(args, store: Store) -> int:
         raise CLIError(f"Invalid --parallel: {args.parallel} (expected an integer >= 1 worker processes)")
     methods = [m for m in args.methods.split(",") if m] if args.methods else default_methods(args.preset)
     configs = plan_runs(methods, parse_seeds(args.seeds), args.preset, config_overrides(args))  # validates all
-    check_data(configs, args.data_dir)
+    check_data(configs, args.data_dir, devices=_backend(args)[0] == "local")
     group = f"cmp-{uuid.uuid4().hex[:8]}"
     if args.parallel > 1 or _backend(args)[0] == "ray":
         runs = _compare_in_workers(store, configs, args, group)
@@ -225,14 +227,24 @@ def cmd_runs(args, store: Store) -> int:
         if not ep.empty:
             print(ep.drop(columns=["run_id", "extra"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     elif args.runs_command == "export":
-        for rid in args.run_ids:
-            store.get_run(rid)
-        for f in store.export_csv(args.run_ids, args.out):
+        ids = []
+        for rid in args.run_ids:  # a sweep exports as its members' records plus its report
+            run = store.get_run(rid)
+            ids += [r["id"] for _, r in sweep_members(store, rid)] if run["kind"] == "sweep" else [rid]
+        for f in store.export_csv(ids, args.out):
             print(f)
+        for rid in args.run_ids:
+            rep = store.results(rid, "sweep")
+            if rep:
+                out = Path(args.out)
+                (out / f"sweep-{rid}.json").write_text(json.dumps(rep[-1], indent=2, default=str))
+                pd.DataFrame(rep[-1]["claims"]).to_csv(out / f"sweep-{rid}-verdicts.csv", index=False)
+                print(out / f"sweep-{rid}.json")
+                print(out / f"sweep-{rid}-verdicts.csv")
     else:
         for rid in args.run_ids:
-            store.delete(rid)
-            print(f"deleted {rid}")
+            n = store.delete(rid)
+            print(f"deleted {rid}" + (f" and its {n - 1} member runs" if n > 1 else ""))
     return 0
 
 

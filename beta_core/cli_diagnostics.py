@@ -7,11 +7,12 @@ import sys
 import torch
 
 from .attribution import DEFAULT_SCORE, NORMALIZATIONS, SCORES, AttributionConfig, attribute, overlap, plant_fault
-from .cli_common import Progress, execute
-from .config import parse_seeds
+from .cli_common import CLIError, Progress, execute
+from .config import TrainConfig, parse_seeds
 from .curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from .jobs import load_trained, train_config_of
 from .localise import FAULTS, QUICK_SEVERITIES
+from .models import build_model, group_param_counts
 from .store import Store
 from .surgery import SurgeryConfig, surgery_run_config
 
@@ -116,12 +117,28 @@ def cmd_overlap(args, store: Store) -> int:
     return 0
 
 
+def _trained_parent(store: Store, run_id: str) -> dict:
+    """The run a diagnostic works on: a training or surgery run with its checkpoint, checked
+    before any job is created (a sweep id, a missing or unreadable checkpoint are one line)."""
+    run = store.get_run(run_id)
+    if run["kind"] not in ("train", "surgery"):
+        what = "a sweep (its member runs are in `beta-core runs list`, parent " + run_id + ")" if run["kind"] == "sweep" \
+            else f"a {run['kind']} job"
+        raise CLIError(f"Run {run_id} is {what} (expected a training or surgery run)")
+    store.load_checkpoint(run_id)
+    return run
+
+
 def cmd_surgery(args, store: Store) -> int:
-    parent = store.get_run(args.run_id)
-    store.load_checkpoint(args.run_id)  # fail fast: a run without a checkpoint
+    parent = _trained_parent(store, args.run_id)
     groups = "auto" if args.groups == "auto" else tuple(g for g in args.groups.split(",") if g)
     cfg = SurgeryConfig(groups=groups, epochs=args.epochs, lr=args.lr, oversample_errors=args.oversample_errors,
                         controls=args.controls, train_split=args.train_split, allow_leaky=args.allow_leaky)
+    if groups != "auto":  # group names are known from the model alone: refuse a typo before a run exists
+        known = list(group_param_counts(build_model(TrainConfig.from_dict(train_config_of(parent)).model_config())))
+        unknown = [g for g in groups if g not in known]
+        if unknown:
+            raise CLIError(f"Unknown layer groups: {unknown} in --groups (expected some of {known}, or auto)")
     rid = store.create_run(surgery_run_config(train_config_of(parent), cfg), kind="surgery", parent=args.run_id)
     run = execute(store, rid, args.data_dir, Progress("surgery", cfg.epochs, args.quiet))
     if run["status"] != "done":
@@ -156,7 +173,9 @@ def cmd_plant_fault(args, store: Store) -> int:
 def cmd_curvature(args, store: Store) -> int:
     if args.images < 1 or args.k < 1:
         raise ValueError(f"Invalid -k {args.k} / --images {args.images} (expected integers >= 1)")
-    run = store.get_run(args.run_id)
+    if args.hvps < max(2 * args.k + 2, 4):  # the Lanczos basis of k eigenvalues needs that many products
+        raise CLIError(f"Invalid --hvps {args.hvps} (expected at least {max(2 * args.k + 2, 4)} for -k {args.k})")
+    run = _trained_parent(store, args.run_id)
     model, splits, loaders = load_trained(store, args.run_id, args.data_dir)
     loader = loaders["train_eval"]
     n = min(args.images, len(loader.y))
@@ -190,8 +209,7 @@ def cmd_curvature(args, store: Store) -> int:
 
 
 def cmd_localise_bench(args, store: Store) -> int:
-    parent = store.get_run(args.run_id)
-    store.load_checkpoint(args.run_id)  # fail fast: no or a bad checkpoint
+    parent = _trained_parent(store, args.run_id)
     scores = [x for x in args.scores.split(",") if x] if args.scores else list(SCORES)
     faults = [x for x in args.faults.split(",") if x] if args.faults else list(FAULTS)
     bad = [x for x in scores if x not in SCORES] + [x for x in faults if x not in FAULTS]

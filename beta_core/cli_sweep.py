@@ -91,7 +91,7 @@ def _resume(args, store: Store, run_opts: dict) -> str:
         raise CLIError(f"Run {args.resume} is a {sweep['kind']} run (expected a sweep to resume)")
     cfg = {**sweep["config"], "options": run_opts}
     plan = SweepPlan.from_dict(cfg["sweep"])
-    check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir)
+    check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir, devices=run_opts["backend"] == "local")
     return store.reopen(args.resume, cfg)["id"]  # atomic: a second runner of this sweep is refused here
 
 
@@ -130,7 +130,8 @@ def cmd_sweep(args, store: Store, overrides: dict, backend: str = "local", ray_a
     else:
         plan = _plan(args, overrides)
         _confirm_size(plan, store, args.yes)
-        check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir)  # before any run exists
+        check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir,
+                   devices=backend == "local")  # before any run exists
         rid = store.create_run({**sweep_run_config(plan), "options": run_opts}, kind="sweep")
     print(f"sweep {rid}", file=sys.stderr)
     run = execute(store, rid, args.data_dir, _Progress(args.quiet))

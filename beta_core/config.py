@@ -26,13 +26,16 @@ import math
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
+import torch
+
 from .data import DataConfig, check_source
 from .models import ModelConfig
 from .presets import preset_config, preset_methods
 from .schedules import LRSchedule, MomentumRule
 
 __all__ = ["METHODS", "OPTIMIZERS", "DEVICES", "LIMITS", "TrainConfig", "resolve_config", "plan_runs",
-           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds", "check_data"]
+           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds", "check_data",
+           "pick_device"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -131,8 +134,8 @@ class TrainConfig:
             if not -top <= getattr(self, name) <= top:
                 raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected at most {top:g} in size: larger "
                                  "values overflow torch's float32 arithmetic)")
-        if self.lr < 0:
-            raise ValueError(f"Invalid lr: {self.lr!r} (expected a learning rate >= 0)")
+        if not self.lr > 0:
+            raise ValueError(f"Invalid lr: {self.lr!r} (expected a learning rate > 0)")
         for name in ("seed", "data_seed"):
             if not 0 <= getattr(self, name) <= SEED_MAX:
                 raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected an integer in [0, {SEED_MAX}])")
@@ -336,7 +339,22 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def check_data(configs: list[TrainConfig], data_dir: str = "data") -> None:
-    """Check each distinct data source once, before any run is created (see ``data.check_source``)."""
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: cuda, then mps, then cpu. An explicit device that is absent is an error."""
+    has = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    if name == "auto":
+        return torch.device(next(d for d in ("cuda", "mps", "cpu") if has[d]))
+    if not has.get(name, False):
+        raise ValueError(f"Invalid device {name!r}: no {name.upper()} device here (expected one of "
+                         f"{[d for d, ok in has.items() if ok]} or 'auto')")
+    return torch.device(name)
+
+
+def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool = True) -> None:
+    """What can be known before any run is created: each distinct data source reads (see
+    ``data.check_source``) and, with ``devices`` (runs that train on this machine, not on a
+    Ray cluster), each device asked for exists here."""
     for dc in {c.data_config() for c in configs}:
         check_source(dc, data_dir)
+    for d in {c.device for c in configs} if devices else ():
+        pick_device(d)

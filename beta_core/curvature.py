@@ -25,6 +25,7 @@ Damping under a measured curvature ``lam`` (heavy ball on a quadratic):
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, Iterable
 
 import numpy as np
@@ -82,7 +83,11 @@ class HessianOperator:
                     full = {**self.fixed, **dict(zip(self.names, ps))}
                     return self.loss_fn(functional_call(self.model, (full, self.buffers), (x,)), y)
 
-                _, hv = jvp(grad(loss, argnums=tuple(range(len(primal)))), primal, tangent)
+                with warnings.catch_warnings():
+                    # The first jvp of a process loads torch's forward-AD decompositions through
+                    # torch.jit.script, which warns that it is deprecated: torch's own code, not ours.
+                    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
+                    _, hv = jvp(grad(loss, argnums=tuple(range(len(primal)))), primal, tangent)
                 out += torch.cat([h.reshape(-1) for h in hv]) * (len(y) / self.n_total)
         self.hvps += 1
         return out * self.scale if self.scale is not None else out

@@ -25,7 +25,9 @@ import hashlib
 import io
 import math
 import os
+import re
 import tarfile
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,8 +169,8 @@ def _decode(data: bytes, where: str) -> np.ndarray:
     except DataSourceError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder error means the same thing here
-        raise DataSourceError(f"Unreadable image {where}: {type(e).__name__}: {e} (expected a JPEG/PNG image "
-                              "file)") from None
+        why = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "this file", str(e))  # Pillow names its buffer
+        raise DataSourceError(f"Unreadable image {where}: {why} (expected a JPEG/PNG image file)") from None
     if img.size != (32, 32):
         img = img.resize((32, 32))
     return np.asarray(img, dtype=np.uint8)
@@ -184,10 +186,14 @@ def _check_size(size: int, where: str) -> None:
 
 
 def _open_tar(path: Path) -> tarfile.TarFile:
+    if zipfile.is_zipfile(path):
+        raise DataSourceError(f"Unreadable archive {str(path)!r}: it is a zip file, not a tar (expected {EXPECTED_TREE}; "
+                              "unzip it and pass the folder)")
     try:
         return tarfile.open(path, "r:*")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataSourceError(f"Unreadable archive {str(path)!r}: {e} (expected {EXPECTED_TREE})") from None
+        why = str(e).splitlines()[0].rstrip(":")  # tarfile lists every method it tried, one per line
+        raise DataSourceError(f"Unreadable archive {str(path)!r}: {why} (expected {EXPECTED_TREE})") from None
 
 
 def _corrupt(path: Path, e: Exception) -> DataSourceError:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .attribution import epoch_scores
-from .config import TrainConfig
+from .config import TrainConfig, pick_device
 from .curvature import HessianOperator, adam_preconditioner, measured_damping, power_refresh, top_hessian_eigenvalues
 from .damping import regime_summary, zeta as damping_zeta
 from .data import DeviceLoader, Splits, load_splits
@@ -33,17 +33,6 @@ from .schedules import MomentumScheduler, effective_lr
 __all__ = ["pick_device", "sync", "Prepared", "prepare", "Hook", "EpochAttribution", "CurvatureMeasurement",
            "MeasuredMomentum", "Training", "make_optimizer",
            "DivergenceWatch", "WeightsMismatch"]
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: cuda, then mps, then cpu. An explicit device that is absent is an error."""
-    has = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
-    if name == "auto":
-        return torch.device(next(d for d in ("cuda", "mps", "cpu") if has[d]))
-    if not has.get(name, False):
-        raise ValueError(f"Device {name!r} is not available here (expected one of "
-                         f"{[d for d, ok in has.items() if ok]} or 'auto')")
-    return torch.device(name)
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -170,6 +159,11 @@ class DivergenceWatch:
         mean = sum(losses) / len(losses)
         self.high = self.high + 1 if mean > self.factor * max(self.ref, 1e-3) else 0
         return self.high < self.patience
+
+    def ended_ok(self) -> bool:
+        """At the end of training: a run whose last window is still far above its first loss has
+        diverged, even if it was too short for ``patience`` windows (4 steps of Adam at lr 1e6)."""
+        return self.high == 0
 
 
 class Hook:
@@ -378,7 +372,7 @@ class Training:
             if not finite:
                 return self._finish("diverged", t0)
             yield self._epoch_record(epoch, step, totals, pairs, t0)
-        return self._finish("done", t0)
+        return self._finish("done" if watch.ended_ok() else "diverged", t0)
 
     def _epoch_record(self, epoch: int, step: int, totals: list, pairs: list, t0: float) -> dict:
         tta = self.cfg.tta

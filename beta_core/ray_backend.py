@@ -241,6 +241,7 @@ class RayRunner:
                               error=None if cancelled else f"{type(cause).__name__}: {cause}")
             return
         except Exception as e:  # noqa: BLE001 - worker or node died, object lost: not the run's fault
+            self.store.update_summary(run_id, self.store.accuracy_so_far(run_id))  # as a local run keeps them
             self.store.finish(run_id, "cancelled" if cancelled else "interrupted",
                               error=None if cancelled else f"the Ray worker running it died ({type(e).__name__})")
             return

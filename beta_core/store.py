@@ -33,6 +33,7 @@ from .records import ACTIVE, EPOCH_FIELDS, STATUSES, STEP_FIELDS
 
 __all__ = ["Store", "StoreError", "validate_run_id", "default_runs_dir"]
 
+_CORRUPT = re.compile(r"not a database|malformed|corrupt", re.I)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 _SCHEMA = f"""
@@ -118,6 +119,8 @@ class Store:
             if (self.dir / "runs.db").is_file() and not os.access(self.dir, os.W_OK):
                 self.read_only = True
                 return
+            if isinstance(e, StoreError) and _CORRUPT.search(str(e.__cause__ or "")):
+                raise
             raise StoreError(f"Cannot open the run store in {str(self.dir)!r}: {e.__cause__ or e} "
                              "(expected a writable folder)") from None
 
@@ -137,7 +140,10 @@ class Store:
                 db.execute("PRAGMA synchronous=NORMAL")
             with db:  # one transaction: commit on success, roll back on error
                 yield db
-        except sqlite3.Error as e:
+        except sqlite3.DatabaseError as e:
+            if _CORRUPT.search(str(e)):
+                raise StoreError(f"The run store {str(self.dir / 'runs.db')!r} is corrupt ({e}): expected an SQLite "
+                                 "database; move it aside to start a new store, or restore a copy") from e
             what = "it is read-only here" if self.read_only else e
             raise StoreError(f"The run store {str(self.dir)!r} could not be updated: {what} "
                              "(expected a writable folder with free space)") from e
@@ -159,11 +165,15 @@ class Store:
         except OSError as e:
             shutil.rmtree(self.dir / run_id, ignore_errors=True)
             raise StoreError(f"Cannot create run folder in {str(self.dir)!r}: {e}") from e
-        with self._db() as db:
-            db.execute("INSERT INTO runs (id, created, updated, status, kind, method, model, dataset, label, "
-                       "config, parent, group_id, pid, pid_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (run_id, now, now, status, kind, method, config.get("model"), config.get("dataset"),
-                        label, json.dumps(config, sort_keys=True), parent, group_id, pid, _proc_start(pid)))
+        try:
+            with self._db() as db:
+                db.execute("INSERT INTO runs (id, created, updated, status, kind, method, model, dataset, label, "
+                           "config, parent, group_id, pid, pid_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           (run_id, now, now, status, kind, method, config.get("model"), config.get("dataset"),
+                            label, json.dumps(config, sort_keys=True), parent, group_id, pid, _proc_start(pid)))
+        except StoreError:
+            shutil.rmtree(self.dir / run_id, ignore_errors=True)  # no folder without its row
+            raise
         return run_id
 
     def _row(self, db, run_id: str) -> sqlite3.Row:
@@ -194,6 +204,11 @@ class Store:
         rows = db.execute("SELECT test_acc FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         accs = [r["test_acc"] for r in rows]
         return {"final_test_acc": accs[-1], "best_test_acc": max(accs), "epochs_completed": len(accs)} if accs else {}
+
+    def accuracy_so_far(self, run_id: str) -> dict:
+        """Final and best test accuracy of the epochs a run completed, and how many."""
+        with self._db() as db:
+            return self._accuracy_so_far(db, validate_run_id(run_id))
 
     def get_run(self, run_id: str) -> dict:
         with self._db() as db:
@@ -277,16 +292,34 @@ class Store:
         with self._db() as db:
             return bool(self._row(db, run_id)["cancel_requested"])
 
-    def delete(self, run_id: str) -> None:
-        """Delete a finished run and its files. A queued or running run is refused: cancel it first."""
+    def delete(self, run_id: str) -> int:
+        """Delete a finished run and its files; a sweep goes with its member runs. Returns how
+        many runs were deleted. Refused for a queued or running run (cancel it first), a sweep
+        with an active member, and a member of a sweep that is running."""
         with self._db() as db:
             row = self._reap(db, self._row(db, run_id))
             if row["status"] in ACTIVE:
                 raise StoreError(f"Run {run_id} is {row['status']}: cancel it before deleting it")
-            for table in ("steps", "epochs", "results"):
-                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        shutil.rmtree(self.dir / run_id, ignore_errors=True)
+            if row["parent"] and row["group_id"] == row["parent"]:  # a sweep member
+                sweep = db.execute("SELECT * FROM runs WHERE id = ?", (row["parent"],)).fetchone()
+                if sweep is not None and self._reap(db, sweep)["status"] in ACTIVE:
+                    raise StoreError(f"Run {run_id} is a member of sweep {row['parent']}, which is running: cancel "
+                                     "the sweep before deleting its runs")
+            ids = [run_id]
+            if row["kind"] == "sweep":
+                members = [self._reap(db, r) for r in db.execute("SELECT * FROM runs WHERE parent = ?", (run_id,))]
+                busy = [m["id"] for m in members if m["status"] in ACTIVE]
+                if busy:
+                    raise StoreError(f"Sweep {run_id} has {len(busy)} active member runs (e.g. {busy[0]}): cancel "
+                                     "the sweep before deleting it")
+                ids += [m["id"] for m in members]
+            for rid in ids:
+                for table in ("steps", "epochs", "results"):
+                    db.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
+                db.execute("DELETE FROM runs WHERE id = ?", (rid,))
+        for rid in ids:
+            shutil.rmtree(self.dir / rid, ignore_errors=True)
+        return len(ids)
 
     # ------------------------------------------------------------ metrics
     def add_steps(self, run_id: str, records: list[dict]) -> None:
@@ -413,9 +446,12 @@ class Store:
         holds anything but tensors is refused, never executed."""
         path = self.checkpoint_path(run_id)
         if not path.exists():
-            status = self.get_run(run_id)["status"]
-            raise StoreError(f"Run {run_id} has no checkpoint (status {status}; only runs that finished "
-                             "training have one)")
+            run = self.get_run(run_id)
+            if run["status"] == "done" and run["kind"] in ("train", "surgery"):
+                raise StoreError(f"Checkpoint of run {run_id} is missing: {str(path)!r} was deleted or moved "
+                                 "(expected the final weights the run wrote when it finished)")
+            raise StoreError(f"Run {run_id} has no checkpoint (it is {run['status']}; only training and surgery "
+                             "runs that finished have one)")
         why = None
         try:
             with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we say it once

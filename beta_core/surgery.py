@@ -21,6 +21,8 @@ Decisions (configurable, documented in docs/decisions.md):
 """
 from __future__ import annotations
 
+import math
+
 import random
 from dataclasses import asdict, dataclass, field, replace
 
@@ -57,6 +59,8 @@ class SurgeryConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"Invalid surgery epochs: {self.epochs!r} (expected an integer >= 1)")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1e6):
+            raise ValueError(f"Invalid surgery lr: {self.lr!r} (expected a learning rate in (0, 1e6])")
         for name in ("train_split", "eval_split"):
             if getattr(self, name) not in ("train", "test"):
                 raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected 'train' or 'test')")

@@ -178,3 +178,35 @@ def test_unreachable_ray_head_is_one_plain_error(monkeypatch, tmp_path, page):
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.error) == 1 and "ray backend is unavailable" in at.error[0].value
     assert "store" not in at.error[0].value.lower()
+
+
+def test_compare_page_resumes_a_stopped_sweep_unless_another_process_runs_it(monkeypatch, tmp_path):
+    """The page's Resume uses the same atomic claim as `sweep --resume`: when the CLI took the
+    sweep first, the page says which process runs it and starts nothing."""
+    import subprocess
+    import sys
+
+    store = Store(tmp_path / "runs")
+    plan = SweepPlan(methods=["sgd-constant", "sgd-beta"], seeds=[0], targets=[0.2],
+                     overrides={k: v for k, v in tiny_config().to_dict().items() if k not in ("method", "seed")})
+    sid = store.create_run(sweep_run_config(plan), kind="sweep", status="cancelled")
+    at = _app(monkeypatch, tmp_path, "compare")
+    assert any("Resume sweep" == b.label for b in at.button)
+    cli = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        store.reopen(sid, pid=cli.pid)  # the CLI claims it between the page's render and the click
+        next(b for b in at.button if b.label == "Resume sweep").click().run()
+        assert not at.exception and not any(b.label == "Resume sweep" for b in at.button)  # shown as running
+        assert store.get_run(sid)["pid"] == cli.pid and store.runs(kind="train") == []
+        from pages.views.common import resume_sweep  # the click's own path, had the page not rerun first
+        from beta_core.store import StoreError
+        monkeypatch.setenv("BETA_RUNS_DIR", str(tmp_path / "runs"))
+        with pytest.raises(StoreError, match=f"sweep {sid} is being run by process {cli.pid}"):
+            resume_sweep(sid)
+    finally:
+        cli.kill()
+        cli.wait()
+    store.finish(sid, "cancelled")
+    at = _app(monkeypatch, tmp_path, "compare")
+    next(b for b in at.button if b.label == "Resume sweep").click().run()
+    assert store.get_run(sid)["status"] in ("queued", "running", "done")

@@ -134,3 +134,19 @@ def test_curvature_in_training_records_and_adam_is_na(tiny_splits):
     assert ep["regime"] == "n/a (Adam)" and ep["zeta_median"] is None and ep["regime_measured"] == "n/a (Adam)"
     assert ep["curvature_preconditioned"] and ep["lam_max"] > 0
     assert all(r["zeta"] is None for r in recs if r["kind"] == "step")
+
+
+def test_no_torch_jit_warning_reaches_the_user():
+    """torch's forward AD loads its decompositions through torch.jit.script on the first jvp of a
+    process (airnet's ops need them) and warns; that warning is silenced where we call jvp."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from beta_core.models import ModelConfig, build_model; "
+            "from beta_core.curvature import top_hessian_eigenvalues; torch.manual_seed(0); "
+            "m = build_model(ModelConfig('airnet', widths=(4, 4, 4))).eval(); "
+            "b = [(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,)))]; "
+            "print(top_hessian_eigenvalues(m, torch.nn.functional.cross_entropy, b, 1, max_hvps=8, tol=0.5))")
+    out = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "FutureWarning" not in out.stderr, out.stderr[-2000:]

@@ -295,3 +295,11 @@ def test_a_killed_cache_save_leaves_no_temp_file_behind(tmp_path):
     stale.write_bytes(b"half a cache")
     load_splits(DataConfig("synthetic", synthetic_train=20, synthetic_test=20), tmp_path)
     assert file.exists() and not stale.exists()
+
+
+def test_undecodable_image_message_has_no_buffer_repr(tmp_path):
+    from beta_core.data import _decode
+
+    with pytest.raises(DataSourceError) as e:
+        _decode(b"not an image", "x.jpg")
+    assert "object at 0x" not in str(e.value) and "x.jpg" in str(e.value)

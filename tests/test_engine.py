@@ -79,6 +79,13 @@ def test_divergence_is_a_status_not_an_exception(tiny_splits):
     assert any(not math.isfinite(r["loss"]) for r in steps)
 
 
+def test_divergence_caught_in_a_run_shorter_than_two_windows(tiny_splits):
+    """Adam at lr 1e6 for 8 steps (one window) never yields a NaN and ends ~1e13: diverged, not done."""
+    t, steps, _ = _records(tiny_config(method="adam", lr=1e6, epochs=1), tiny_splits)
+    assert len(steps) < 20 and max(r["loss"] for r in steps) > 100 * steps[0]["loss"]
+    assert t.status == "diverged"
+
+
 def test_cancellation_checked_every_step(tiny_splits):
     calls = []
     t = Training(tiny_config(epochs=3), splits=tiny_splits, should_stop=lambda: len(calls) > 5 or calls.append(1))
@@ -110,7 +117,8 @@ def test_config_round_trip():
     ({"thresholds": (0.0,)}, "Invalid thresholds"),
     ({"thresholds": (1.5,)}, "Invalid thresholds"),
     ({"optimizer": "lion"}, "Unknown optimizer: 'lion'"),
-    ({"lr": -0.1}, "base_lr: -0.1"),
+    ({"lr": -0.1}, "Invalid lr: -0.1"),  # the field the user typed, not the schedule's base_lr
+    ({"lr": 0.0}, "Invalid lr: 0.0"),
     ({"mu": 1.0}, "mu: 1.0"),
     ({"device": "tpu"}, "Unknown device: 'tpu'"),
 ])

@@ -338,3 +338,109 @@ def test_page_refuses_a_bad_data_path_at_launch(monkeypatch, tmp_path):
     at.text_input[0].set_value("")
     at.button[0].click().run()
     assert any("Invalid seeds: 'abc'" in e.value for e in at.error)
+
+
+# ------------------------------------------------------------------ issue 17: refused before a run exists
+@pytest.fixture
+def trained(capsys, tmp_path):
+    code, out, _ = run(capsys, tmp_path, "train", *TINY)
+    assert code == 0
+    return out.split()[0]
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["surgery", "RUN", "--groups", "nosuch", "--quiet"], "Unknown layer groups: ['nosuch'] in --groups"),
+    (["surgery", "RUN", "--lr", "-1", "--quiet"], "Invalid surgery lr: -1.0"),
+    (["surgery", "SWEEP", "--quiet"], "is a sweep"),
+    (["localise-bench", "SWEEP"], "is a sweep"),
+    (["train", *TINY, "--set", "device=cuda"], "no CUDA device here"),
+    (["train", *TINY, "--lr", "1e300"], "Invalid lr: 1e+300"),
+    (["train", *TINY, "--set", "data_seed=99999999999999999999"], "Invalid data_seed"),
+])
+def test_refused_before_any_run_exists(capsys, tmp_path, trained, argv, fragment):
+    store = Store(tmp_path / "runs")
+    sweep = store.create_run({"method": "sweep", "sweep": {}}, kind="sweep", status="done")
+    before = {r["id"] for r in store.runs()}
+    code, out, err = run(capsys, tmp_path, *[{"RUN": trained, "SWEEP": sweep}.get(a, a) for a in argv])
+    assert code == 2 and fragment in err and one_line(err), err
+    assert {r["id"] for r in store.runs()} == before
+
+
+def test_deleted_checkpoint_is_missing_not_unfinished(capsys, tmp_path, trained):
+    Store(tmp_path / "runs").checkpoint_path(trained).unlink()
+    code, _, err = run(capsys, tmp_path, "attribute", trained)
+    assert code == 2 and f"Checkpoint of run {trained} is missing" in err and one_line(err)
+
+
+def test_corrupt_store_says_corrupt(capsys, tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "runs.db").write_bytes(b"this is not sqlite" * 100)
+    code, _, err = run(capsys, tmp_path, "runs", "list")
+    assert code == 2 and "is corrupt" in err and "writable" not in err and one_line(err)
+
+
+def test_a_failed_insert_leaves_no_run_folder(tmp_path, monkeypatch):
+    store = Store(tmp_path / "runs")
+
+    @contextmanager
+    def broken():
+        raise StoreError("simulated: database disk image is malformed")
+        yield
+
+    monkeypatch.setattr(store, "_db", broken)
+    with pytest.raises(StoreError):
+        store.create_run(tiny_config().to_dict())
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["runs.db"] or \
+        all(not p.is_dir() for p in (tmp_path / "runs").iterdir())
+
+
+def test_ray_port_out_of_range(capsys, tmp_path):
+    code, _, err = run(capsys, tmp_path, "train", *TINY, "--backend", "ray", "--ray-address", "127.0.0.1:99999")
+    assert code == 2 and "invalid port" in err and one_line(err)
+
+
+# ------------------------------------------------------------------ issue 17: sweep housekeeping
+def _finished_sweep(tmp_path) -> tuple[Store, str]:
+    from beta_core.sweeps import SweepPlan, sweep_run_config
+
+    store = Store(tmp_path / "runs")
+    overrides = {k: v for k, v in tiny_config().to_dict().items() if k not in ("method", "seed")}
+    plan = SweepPlan(methods=["sgd-constant", "sgd-beta"], seeds=[0, 1], targets=[0.2], overrides=overrides)
+    sid = store.create_run(sweep_run_config(plan), kind="sweep")
+    assert execute_run(store, sid, str(tmp_path / "data"))["status"] == "done"
+    return store, sid
+
+
+def test_sweep_export_and_delete(capsys, tmp_path):
+    import json
+
+    import pandas as pd
+
+    store, sid = _finished_sweep(tmp_path)
+    code, out, _ = run(capsys, tmp_path, "runs", "export", sid, "--out", str(tmp_path / "out"))
+    assert code == 0
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert len(runs) == 4 and set(runs["parent"]) == {sid}
+    assert len(pd.read_csv(tmp_path / "out" / "epochs.csv")) == 4
+    rep = json.loads((tmp_path / "out" / f"sweep-{sid}.json").read_text())
+    assert rep["coverage"]["counted"] == 4
+    assert len(pd.read_csv(tmp_path / "out" / f"sweep-{sid}-verdicts.csv")) == len(rep["claims"])
+    member = runs["id"].iloc[0]
+    store.reopen(sid, pid=os.getpid())  # the sweep runs: its members stay
+    with pytest.raises(StoreError, match=f"member of sweep {sid}, which is running"):
+        store.delete(member)
+    store.finish(sid, "done")
+    code, out, _ = run(capsys, tmp_path, "runs", "delete", sid)
+    assert code == 0 and f"deleted {sid} and its 4 member runs" in out
+    assert store.runs() == [] and not any(p.is_dir() for p in (tmp_path / "runs").iterdir())
+
+
+def test_messages_name_what_the_user_typed(capsys, tmp_path, trained):
+    code, _, err = run(capsys, tmp_path, "curvature", trained, "--hvps", "2")
+    assert code == 2 and "Invalid --hvps 2" in err and "max_hvps" not in err and one_line(err)
+    zip_named_tar = tmp_path / "data.tar.gz"
+    import zipfile
+    with zipfile.ZipFile(zip_named_tar, "w") as z:
+        z.writestr("train/a/1.jpg", b"x")
+    code, _, err = run(capsys, tmp_path, "train", *TINY[:-1], "--dataset", "folder", "--data-path", str(zip_named_tar))
+    assert code == 2 and one_line(err) and "data.tar.gz" in err and "object at 0x" not in err, err

@@ -70,10 +70,18 @@ def test_cancel_reaches_the_task(tmp_path):
 
 
 def test_killed_worker_reads_interrupted(tmp_path):
+    """A dead worker: interrupted, keeping the accuracy of its finished epochs as a local run does."""
     jm, rid = _long(tmp_path)
+    end = time.monotonic() + 120
+    while time.monotonic() < end and jm.store.epochs(rid).empty:
+        jm.pump()
+        time.sleep(0.2)
     os.kill(jm.ray.pids[rid], signal.SIGKILL)
     run = jm.ray.wait([rid], poll=0.2)[0]
     assert run["status"] == "interrupted" and "Ray worker" in run["error"]
+    eps = jm.store.epochs(rid)
+    assert run["summary"]["epochs_completed"] == len(eps) >= 1
+    assert run["summary"]["final_test_acc"] == eps["test_acc"].iloc[-1]
 
 
 def test_task_exception_fails_the_run_with_its_message(tmp_path):

@@ -231,7 +231,8 @@ def reference(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("how,parallel", [("sigint", 1), ("sigint", 2), ("kill", 1), ("kill", 2)])
+@pytest.mark.parametrize("how,parallel", [("sigint", 1), pytest.param("sigint", 2, marks=pytest.mark.slow),
+                                          pytest.param("kill", 1, marks=pytest.mark.slow), ("kill", 2)])
 def test_interrupted_sweep_resumes_to_the_uninterrupted_report(tmp_path, reference, how, parallel):
     """Ctrl-C or kill -9, then the command the CLI advises: every cell counts, the report is the
     uninterrupted one field by field (wall-clock seconds aside), the last line says so."""

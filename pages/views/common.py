@@ -65,6 +65,16 @@ def get_manager() -> JobManager:
     return _manager(s.runs_dir, s.data_dir, s.max_jobs, s.backend, s.ray_address)
 
 
+def resume_sweep(sweep_id: str, retry_failed: bool = False) -> None:
+    """Queue a stopped sweep again under this app (one atomic claim: refused with the owner's
+    pid while the CLI or another app runs it); a worker picks it up."""
+    jm = get_manager()
+    sweep = jm.store.get_run(sweep_id)
+    opts = {**sweep["config"].get("options", {}), "retry_failed": retry_failed}
+    jm.store.reopen(sweep_id, {**sweep["config"], "options": opts}, pid=os.getpid())
+    jm.requeue([])  # start what is queued for this process
+
+
 def get_store() -> Store:
     """The run store, or an error box and the end of the page when it cannot be opened."""
     try:

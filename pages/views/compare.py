@@ -10,9 +10,10 @@ from beta_core.config import METHODS, check_data, parse_seeds
 from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import ACTIVE
-from beta_core.sweeps import SweepPlan, mean_curves, sweep_run_config
+from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_curves, sweep_run_config
 from pages.views.common import (
-    PALETTE, data_dir, data_source_label, get_manager, get_store, launch_errors, plain, run_name, show_error,
+    PALETTE, data_dir, data_source_label, get_manager, get_store, launch_errors, plain, resume_sweep, run_name,
+    show_error,
 )
 
 st.title("Compare: tuned sweeps and verdicts")
@@ -41,6 +42,7 @@ with st.form("plan"):
     epochs = c11.number_input("Epochs", min_value=1, max_value=500, value=PRESETS[preset]["config"]["epochs"])
     subset = c12.number_input("Training images (0 = all)", min_value=0, max_value=50000,
                               value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
+    confirm = st.checkbox(f"Start even if it plans more than {CONFIRM_ABOVE} runs")
     launched = st.form_submit_button("Launch sweep", type="primary")
 
 if launched:
@@ -52,11 +54,15 @@ if launched:
         plan = SweepPlan(methods=methods, seeds=parse_seeds(seeds_text), grid={"*": {"lr": lrs}},
                          tune=["lr"] if tune else [], tune_seeds=parse_seeds(tune_seeds_text) if tune else [],
                          targets=targets, baseline=baseline, preset=preset, overrides=over)
-        cells = plan.cells("tune" if plan.tune else "test", {m: {} for m in plan.methods})
-        check_data([plan.config(c) for c in cells], data_dir())
+        secs = estimate_seconds(plan, get_store().runs(kind="train", status="done"))
+        size = f"{plan.n_cells()} runs" + (f", about {secs / 60:.0f} minutes one at a time (from earlier runs of "
+                                           "this model here)" if secs else "")
+        if plan.n_cells() > CONFIRM_ABOVE and not confirm:
+            raise ValueError(f"This sweep plans {size}: tick the box above to start it, or shrink the grid or seeds")
+        check_data([plan.config(c) for c in plan.first_stage_cells()], data_dir())
         sid = get_manager().submit(sweep_run_config(plan), kind="sweep")
         st.session_state["sweep"] = sid
-        st.success(f"Launched sweep {sid} on {data_source_label(data_path or None)}.")
+        st.success(f"Launched sweep {sid} ({size}) on {data_source_label(data_path or None)}.")
 
 # ------------------------------------------------------------------ which sweep
 store = get_store()
@@ -99,7 +105,7 @@ def show(sid: str) -> None:
     sweep = store.get_run(sid)
     members = sweep_members(store, sid)
     plan = SweepPlan.from_dict(sweep["config"]["sweep"])
-    total = len(plan.cells("test", {m: {} for m in plan.methods})) + (len(plan.cells("tune")) if plan.tune else 0)
+    total = plan.n_cells()
     finished = sum(r["status"] not in ACTIVE for _, r in members)
     if sweep["status"] in ACTIVE:
         a, b = st.columns([5, 1])
@@ -107,8 +113,18 @@ def show(sid: str) -> None:
         if b.button("Cancel sweep"):
             get_manager().cancel(sid)
     elif sweep["status"] != "done":
-        show_error(sweep["error"] or "", f"Sweep {sweep['status']}: ")
-        st.caption(f"Continue it from the command line: `beta-core sweep --resume {sid}`")
+        cov = sweep["summary"].get("coverage") or {}
+        why = sweep["error"] or (f"{len(cov['missing'])} of {cov['planned']} planned cells of the reported stage "
+                                 "did not count" if cov.get("missing") else "stopped before it finished")
+        show_error(why, f"Sweep {sweep['status']}: ")
+        a, b = st.columns([1, 4])
+        if a.button("Resume sweep", help="finished cells are kept; cancelled, interrupted and never-started cells "
+                                         "run again (failed ones too, with the box ticked)"):
+            with launch_errors():
+                resume_sweep(sid, st.session_state.get("retry_failed", False))
+                st.rerun()
+        b.checkbox("Also run failed cells again", key="retry_failed")
+        st.caption(f"Or from the command line: `beta-core sweep --resume {sid}`")
     for stage in ("tune", "test"):
         fig = grid_figure(members, stage)
         if fig is not None:
