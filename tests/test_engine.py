@@ -138,7 +138,7 @@ def test_device():
     assert pick_device("cpu").type == "cpu"
     assert pick_device("auto").type in ("cuda", "mps", "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="'cuda' is not available"):
+        with pytest.raises(ValueError, match="Invalid device 'cuda': no CUDA device here"):
             pick_device("cuda")
 
 
