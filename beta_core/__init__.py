@@ -1,7 +1,16 @@
 """beta_core: momentum from critical damping (beta-scheduling) and the diagnostic pipeline built on it.
 
 UI-free: nothing here imports streamlit or plotly, and only the CLI prints. Modules, bottom
-layer first (README "Architecture"): records, schedules, presets, env; damping, data, models,
-store; config, attribution; engine; surgery; jobs; cli_common, cli_diagnostics, cli.
+layer first (README "Architecture"; tests/test_architecture.py checks this list)::
+
+    L0  records, schedules, presets, env, stats
+    L1  damping, data, models, store
+    L2  config, attribution, curvature
+    L3  engine, sweeps, localise
+    L4  surgery, ray_backend
+    L5  jobs
+    L6  cli.common
+    L7  cli.diagnostics, cli.sweep
+    L8  cli
 """
 __version__ = "0.1.0"

@@ -21,9 +21,9 @@ LAYERS = {
     3: ("engine", "sweeps", "localise"),              # the training loop with hooks; sweep plans; planted faults
     4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks
     5: ("jobs",),                                     # joins the store and the computation; worker processes
-    6: ("cli_common",),                               # CLI errors, progress, running a job
-    7: ("cli_diagnostics", "cli_sweep"),              # attribute, surgery, overlap, plant-fault; sweep
-    8: ("cli",),                                      # the command line
+    6: ("cli.common",),                               # CLI errors, progress, running a job
+    7: ("cli.diagnostics", "cli.sweep"),              # attribute, surgery, overlap, plant-fault; sweep
+    8: ("cli",),                                      # the command line (the package's __init__)
     9: ("__main__", "__init__"),                      # python -m beta_core
 }
 LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}
@@ -32,21 +32,35 @@ LAZY_OK = {("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("r
 UI = ("streamlit", "plotly")
 
 
+def _name(path: Path) -> str:
+    """``beta_core/cli/sweep.py`` -> ``cli.sweep``; a subpackage's ``__init__`` is the package."""
+    parts = list(path.relative_to(PKG).with_suffix("").parts)
+    return ".".join(parts[:-1]) if parts[-1] == "__init__" and len(parts) > 1 else ".".join(parts)
+
+
 def _modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted(PKG.glob("*.py"))}
+    return {_name(p): ast.parse(p.read_text(), str(p)) for p in sorted(PKG.rglob("*.py"))}
 
 
-def _imports(tree: ast.Module):
-    """(target, names, depth) for every import; target is 'beta_core.x' for internal ones."""
+def _package(mod: str) -> list[str]:
+    """The package a module's relative imports start from (a subpackage's __init__ is its own)."""
+    is_pkg = (PKG / mod.replace(".", "/") / "__init__.py").exists() and mod != "__init__"
+    return mod.split(".") if is_pkg else mod.split(".")[:-1]
+
+
+def _imports(tree: ast.Module, mod: str = "__init__"):
+    """(target, names, depth) for every import; target is 'beta_core.x[.y]' for internal ones."""
     top = set(id(n) for n in tree.body)
     for node in ast.walk(tree):
         nested = id(node) not in top
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module is None:  # from . import x
-                for a in node.names:
-                    yield f"beta_core.{a.name}", [], nested
-            elif node.level == 1:
-                yield f"beta_core.{node.module}", [a.name for a in node.names], nested
+            if node.level:
+                base = _package(mod)[: len(_package(mod)) - (node.level - 1)]
+                if node.module is None:  # from . import x
+                    for a in node.names:
+                        yield "beta_core." + ".".join([*base, a.name]), [], nested
+                else:
+                    yield "beta_core." + ".".join([*base, node.module]), [a.name for a in node.names], nested
             else:
                 yield node.module or "", [a.name for a in node.names], nested
         elif isinstance(node, ast.Import):
@@ -57,9 +71,9 @@ def _imports(tree: ast.Module):
 def _internal_edges():
     edges = {}
     for mod, tree in _modules().items():
-        for target, names, _ in _imports(tree):
+        for target, names, _ in _imports(tree, mod):
             if target.startswith("beta_core."):
-                edges.setdefault(mod, set()).add(target.split(".")[1])
+                edges.setdefault(mod, set()).add(target.removeprefix("beta_core."))
     return edges
 
 
@@ -93,7 +107,7 @@ def test_no_import_cycles():
 
 def test_no_private_names_cross_modules():
     bad = [f"{m}: from {t} import {n}" for m, tree in _modules().items()
-           for t, names, _ in _imports(tree) if t.startswith("beta_core.")
+           for t, names, _ in _imports(tree, m) if t.startswith("beta_core.")
            for n in names if n.startswith("_")]
     assert not bad, bad
 
@@ -101,14 +115,14 @@ def test_no_private_names_cross_modules():
 def test_internal_imports_at_module_level():
     bad = []
     for m, tree in _modules().items():
-        for t, _, nested in _imports(tree):
+        for t, _, nested in _imports(tree, m):
             if nested and (t.startswith("beta_core") or (m, t.split(".")[0]) not in LAZY_OK):
                 bad.append(f"{m}: import {t} inside a function")
     assert not bad, bad
 
 
 def test_library_is_ui_free():
-    bad = [f"{m}: {t}" for m, tree in _modules().items() for t, _, _ in _imports(tree) if t.split(".")[0] in UI]
+    bad = [f"{m}: {t}" for m, tree in _modules().items() for t, _, _ in _imports(tree, m) if t.split(".")[0] in UI]
     assert not bad, bad
 
 
@@ -120,13 +134,23 @@ def test_readme_matches_the_layer_table():
     assert readme == {n: tuple(sorted(mods)) for n, mods in LAYERS.items()}
 
 
+def test_package_docstring_lists_every_module():
+    import beta_core
+
+    rows = re.findall(r"^\s+L(\d+)\s+(.+)$", beta_core.__doc__, re.M)
+    listed = {int(n): tuple(sorted(m.strip() for m in mods.split(","))) for n, mods in rows}
+    assert listed == {n: tuple(sorted(mods)) for n, mods in LAYERS.items() if n < 9}
+
+
 def test_the_checks_can_fail(tmp_path):
     """The checker sees imports inside functions and relative imports (a checker that finds
     nothing would pass everything)."""
     tree = ast.parse("from .store import Store\ndef f():\n    from .jobs import _x\n    import streamlit\n")
-    found = list(_imports(tree))
+    found = list(_imports(tree, "engine"))
     assert ("beta_core.store", ["Store"], False) in found
     assert ("beta_core.jobs", ["_x"], True) in found and ("streamlit", [], True) in found
+    found = list(_imports(ast.parse("from ..store import Store\nfrom . import sweep\n"), "cli.common"))
+    assert ("beta_core.store", ["Store"], False) in found and ("beta_core.cli.sweep", [], False) in found
 
 
 @pytest.mark.parametrize("bad", ["tests/test_*.py", "benchmarks/*.py"])

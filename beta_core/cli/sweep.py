@@ -5,13 +5,13 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, execute
-from .config import check_data, parse_seeds
-from .presets import preset_methods, preset_sweep
-from .ray_backend import connect
-from .records import MEMBER
-from .store import Store
-from .sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, sweep_run_config
+from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, execute
+from ..config import check_data, parse_seeds
+from ..presets import preset_methods, preset_sweep
+from ..ray_backend import connect
+from ..records import MEMBER
+from ..store import Store
+from ..sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, sweep_run_config
 
 __all__ = ["add_parser", "cmd_sweep", "print_report"]
 

@@ -25,17 +25,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import cli_diagnostics, cli_sweep
-from .cli_common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
-from .config import (
+from . import diagnostics, sweep
+from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
+from ..config import (
     METHODS, TrainConfig, check_data, coerce_field, config_fields, default_methods, field_help, parse_seeds, plan_runs,
 )
-from .env import EnvError, check_ray_address, settings
-from .jobs import BACKENDS, JobManager, sweep_members
-from .ray_backend import RayBackendError
-from .presets import PRESETS
-from .records import ACTIVE
-from .store import Store, StoreError
+from ..env import EnvError, check_ray_address, settings
+from ..jobs import BACKENDS, JobManager, sweep_members
+from ..ray_backend import RayBackendError
+from ..presets import PRESETS
+from ..records import ACTIVE
+from ..store import Store, StoreError
 
 __all__ = ["main", "build_parser", "config_overrides"]
 
@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help=argparse.SUPPRESS)
     p.add_argument("run_id")
 
-    cli_diagnostics.add_parsers(sub)
-    cli_sweep.add_parser(sub, _add_config_flags, _add_backend_flags)
+    diagnostics.add_parsers(sub)
+    sweep.add_parser(sub, _add_config_flags, _add_backend_flags)
     return ap
 
 
@@ -270,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             INTERRUPTS.install()
         store = Store(args.runs_dir)
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
-                    "sweep": lambda a, s: cli_sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
-                    **cli_diagnostics.HANDLERS}
+                    "sweep": lambda a, s: sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
+                    **diagnostics.HANDLERS}
         code = handlers[args.command](args, store)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
         return code

@@ -5,9 +5,9 @@ import signal
 import sys
 import time
 
-from .jobs import execute_run
-from .records import EPOCH, format_time_to_accuracy
-from .store import Store
+from ..jobs import execute_run
+from ..records import EPOCH, format_time_to_accuracy
+from ..store import Store
 
 __all__ = ["CLIError", "Progress", "execute", "print_summary", "SYNTHETIC_NOTE", "Interrupts", "INTERRUPTS"]
 

@@ -6,15 +6,15 @@ import sys
 
 import torch
 
-from .attribution import DEFAULT_SCORE, NORMALIZATIONS, SCORES, AttributionConfig, attribute, overlap, plant_fault
-from .cli_common import CLIError, Progress, execute
-from .config import TrainConfig, parse_seeds
-from .curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
-from .jobs import load_trained, train_config_of
-from .localise import FAULTS, QUICK_SEVERITIES
-from .models import build_model, group_param_counts
-from .store import Store
-from .surgery import SurgeryConfig, surgery_run_config
+from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, SCORES, AttributionConfig, attribute, overlap, plant_fault
+from .common import CLIError, Progress, execute
+from ..config import TrainConfig, parse_seeds
+from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
+from ..jobs import load_trained, train_config_of
+from ..localise import FAULTS, QUICK_SEVERITIES
+from ..models import build_model, group_param_counts
+from ..store import Store
+from ..surgery import SurgeryConfig, surgery_run_config
 
 __all__ = ["add_parsers", "HANDLERS"]
 
