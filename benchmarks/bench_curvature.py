@@ -57,7 +57,8 @@ def rule_overhead(n_images: int, epochs: int = 3) -> tuple[float, float, float]:
         times.setdefault(method, []).append((per_epoch, first["time"], len(steps)))
     base = statistics.mean(p for p, _, _ in times["sgd-beta"])
     meas = statistics.mean(p for p, _, _ in times["sgd-beta-measured"])
-    start = statistics.mean(f for _, f, _ in times["sgd-beta-measured"]) - statistics.mean(f for _, f, _ in times["sgd-beta"])
+    start = (statistics.mean(f for _, f, _ in times["sgd-beta-measured"])
+             - statistics.mean(f for _, f, _ in times["sgd-beta"]))
     return base, meas, start
 
 
@@ -98,7 +99,8 @@ def main() -> None:
         step, meas, hvps, err = epoch_and_measurement(n)
         r = meas / step
         print(f"epoch of {n:>6} images: training {step:6.2f} s, measurement {meas:5.2f} s ({hvps} products, "
-              f"{err:+.2%} vs converged) -> {r:6.1%} of the epoch  target <= 10% -> {'MET' if r <= 0.10 else 'NOT MET'}")
+              f"{err:+.2%} vs converged) -> {r:6.1%} of the epoch  target <= 10% -> "
+              f"{'MET' if r <= 0.10 else 'NOT MET'}")
     base, meas, _ = rule_overhead(args.images)
     r = meas / base - 1
     print(f"beta-measured vs sgd-beta, {args.images} images x 3 epochs: step loops {meas:.2f} s vs {base:.2f} s -> "

@@ -41,7 +41,7 @@ def pure_compute(t: Training, steps: int) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     batches = [b for _, b in zip(range(steps), t.train_loader.epoch(0))]
     model.train()
-    for i in range(2):  # warm-up pass, then the timed pass
+    for _ in range(2):  # warm-up pass, then the timed pass
         sync(t.device)
         t0 = time.perf_counter()
         for xb, yb in batches:

@@ -17,8 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from beta_core.data import DataConfig, load_splits, make_synthetic
 from beta_core.config import resolve_config
+from beta_core.data import DataConfig, load_splits, make_synthetic
 from beta_core.engine import Training, pick_device
 from beta_core.records import EPOCH, STEP
 

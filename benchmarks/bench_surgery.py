@@ -37,7 +37,7 @@ def main() -> None:
         trained[method] = (cfg, t)
         print(f"{method:<9} test acc {t.epochs_done[-1]['test_acc']:.4f}")
     flagged = {}
-    for method, (cfg, t) in trained.items():
+    for method, (_cfg, t) in trained.items():
         loaders = eval_loaders(splits, t.device, t.channels_last)
         r = attribute(t.model, loaders["test"], AttributionConfig(probe_steps=args.probe_steps), splits.classes,
                       train_loader=loaders["train"])

@@ -209,7 +209,7 @@ def probe_scores(model: torch.nn.Module, train_loader, eval_loader, steps: int =
     return out
 
 
-def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = AttributionConfig(),
+def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = AttributionConfig(),  # noqa: B008 - frozen
               classes: tuple[str, ...] | None = None, train_loader=None) -> dict:
     """Attribution result: the paper's gradient scores per group on errors (and contrast) with
     breakdowns by class, and the groups flagged by ``cfg.score``.
@@ -307,7 +307,8 @@ def epoch_scores(model, test_loader, n: int = 512) -> dict[str, float] | None:
 
 
 def plant_fault(model: torch.nn.Module, loader, group: str, strength: float = 1.0,
-                seed: int = 0, cfg: AttributionConfig = AttributionConfig(by_predicted=False, contrast=False),
+                seed: int = 0,
+                cfg: AttributionConfig = AttributionConfig(by_predicted=False, contrast=False),  # noqa: B008 - frozen
                 classes=None, method: str = "gradient", train_loader=None) -> dict:
     """Damage ``group`` in place, re-diagnose, and report whether it ranks first.
 

@@ -185,7 +185,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_fields(cls, d: dict) -> "TrainConfig":
+    def from_fields(cls, d: dict) -> TrainConfig:
         """A config from field values (unknown names refused, missing ones at their defaults)."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
@@ -196,7 +196,7 @@ class TrainConfig:
         return cls(**d)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """A stored config (``to_dict``), including ones stored by earlier versions."""
         if "val_fraction" not in d:  # stored before validation splits existed: rebuild its data as it was
             d = {**d, "val_fraction": 0.0}

@@ -27,8 +27,8 @@ fractions of steps in each regime are reported too.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -114,7 +114,8 @@ def simulate_heavy_ball(curvatures: Sequence[float], lr: float, momentum: Moment
     x = np.ones_like(lams) if x0 is None else np.asarray(x0, dtype=float)
     if x.shape != lams.shape:
         raise ValueError(f"Invalid x0: shape {x.shape} (expected {lams.shape}, one value per curvature)")
-    rule = momentum if callable(momentum) else (lambda _s, _lr, m=check_momentum("momentum", momentum): m)
+    mu = None if callable(momentum) else check_momentum("momentum", momentum)
+    rule = momentum if callable(momentum) else (lambda _s, _lr: mu)
     v = np.zeros_like(x)
     traj = np.empty((steps + 1, len(lams)))
     traj[0] = x

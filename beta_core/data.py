@@ -168,7 +168,7 @@ def _decode(data: bytes, where: str) -> np.ndarray:
         img = img.convert("RGB")
     except DataSourceError:
         raise
-    except Exception as e:  # noqa: BLE001 - any decoder error means the same thing here
+    except Exception as e:
         why = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "this file", str(e))  # Pillow names its buffer
         raise DataSourceError(f"Unreadable image {where}: {why} (expected a JPEG/PNG image file)") from None
     if img.size != (32, 32):
@@ -187,8 +187,8 @@ def _check_size(size: int, where: str) -> None:
 
 def _open_tar(path: Path) -> tarfile.TarFile:
     if zipfile.is_zipfile(path):
-        raise DataSourceError(f"Unreadable archive {str(path)!r}: it is a zip file, not a tar (expected {EXPECTED_TREE}; "
-                              "unzip it and pass the folder)")
+        raise DataSourceError(f"Unreadable archive {str(path)!r}: it is a zip file, not a tar (expected "
+                              f"{EXPECTED_TREE}; unzip it and pass the folder)")
     try:
         return tarfile.open(path, "r:*")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
@@ -300,7 +300,7 @@ def _torchvision_cifar10(data_dir: Path, download: bool) -> Splits:
     try:
         tr = torchvision.datasets.CIFAR10(str(data_dir), train=True, download=download)
         te = torchvision.datasets.CIFAR10(str(data_dir), train=False, download=download)
-    except Exception as e:  # noqa: BLE001 - network and integrity errors alike
+    except Exception as e:
         raise DataSourceError(
             f"CIFAR-10 is not available: {e}. Either allow the download into {str(data_dir)!r} "
             f"(it puts cifar-10-batches-py/ there), copy cifar-10-batches-py/ there yourself, or point "
@@ -351,7 +351,7 @@ def _load_cache(file: Path) -> Splits | None:
         ok = (b["version"] == CACHE_VERSION and all(x.dtype == torch.uint8 for x in xs[::2])
               and xs[0].shape[1:] == (3, 32, 32) and len(xs[0]) == len(xs[1])
               and len(xs[2]) == len(xs[3]) and b["crc"] == _crc(*xs))
-    except Exception:  # noqa: BLE001 - any failure to read means "rebuild"
+    except Exception:
         return None
     return Splits(*xs, tuple(b["classes"]), b["name"], False) if ok else None
 
@@ -465,8 +465,10 @@ def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> Splits
 class DeviceLoader:
     """Batches from a uint8 split held on ``device``; augmentation batched on the device.
 
-    >>> loader = DeviceLoader(x, y, 128, mean, std, train=True, seed=0)
-    >>> for xb, yb in loader.epoch(0): ...
+    >>> x, y = torch.zeros(300, 3, 32, 32, dtype=torch.uint8), torch.arange(300) % 10
+    >>> loader = DeviceLoader(x, y, 128, [0.5] * 3, [0.25] * 3, train=True, seed=0)
+    >>> [tuple(xb.shape) for xb, yb in loader.epoch(0)]
+    [(128, 3, 32, 32), (128, 3, 32, 32), (44, 3, 32, 32)]
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean, std, train: bool,

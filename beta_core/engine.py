@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from .attribution import epoch_scores
 from .config import TrainConfig, pick_device
 from .curvature import HessianOperator, adam_preconditioner, measured_damping, power_refresh, top_hessian_eigenvalues
-from .damping import regime_summary, zeta as damping_zeta
+from .damping import regime_summary
+from .damping import zeta as damping_zeta
 from .data import DeviceLoader, Splits, load_splits
 from .models import build_model, evaluate
 from .records import EPOCH, STEP, time_to_accuracy
@@ -169,38 +170,38 @@ class DivergenceWatch:
 class Hook:
     """Called by the training loop; override what you need (the defaults do nothing)."""
 
-    def setup(self, training: "Training") -> None:
+    def setup(self, training: Training) -> None:
         """Once, after the model is built and before the optimizer sees its parameters."""
 
-    def start(self, training: "Training") -> None:
+    def start(self, training: Training) -> None:
         """Once the optimizer and schedulers exist (``training.optimizer``, ``training.momentum``),
         before the first step."""
 
-    def epoch_start(self, training: "Training", epoch: int) -> None:
+    def epoch_start(self, training: Training, epoch: int) -> None:
         """After the model is put in train mode, before the epoch's first step."""
 
-    def after_step(self, training: "Training") -> None:
+    def after_step(self, training: Training) -> None:
         """After each optimizer step (before the LR and momentum schedulers step)."""
 
-    def after_epoch(self, training: "Training", record: dict) -> None:
+    def after_epoch(self, training: Training, record: dict) -> None:
         """After evaluation; may add fields to the epoch record (they are stored as extras)."""
 
 
 class EpochAttribution(Hook):
     """Per-group error-gradient scores on the first test images, every epoch (``group_scores``)."""
 
-    def after_epoch(self, training: "Training", record: dict) -> None:
+    def after_epoch(self, training: Training, record: dict) -> None:
         record["group_scores"] = epoch_scores(training.model, training.test_loader)
 
 
-def _curvature_batch(training: "Training") -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _curvature_batch(training: Training) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The fixed images the curvature is measured on: the first ``curvature_images`` training
     images, without augmentation, the same at every measurement."""
     loader, n = training.train_loader, min(training.cfg.curvature_images, len(training.train_loader.y))
     return [(loader.normalise(loader.x[:n]), loader.y[:n])]
 
 
-def _loss_fn(training: "Training"):
+def _loss_fn(training: Training):
     ls = training.cfg.label_smoothing
     return lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=ls)
 
@@ -213,7 +214,7 @@ class CurvatureMeasurement(Hook):
     def __init__(self) -> None:
         self.v0 = None
 
-    def after_epoch(self, training: "Training", record: dict) -> None:
+    def after_epoch(self, training: Training, record: dict) -> None:
         cfg = training.cfg
         adam = cfg.optimizer in ("adam", "adamw")
         precond = adam_preconditioner(training.optimizer, training.model) if adam else None
@@ -240,17 +241,17 @@ class MeasuredMomentum(Hook):
     def __init__(self) -> None:
         self.op, self.v, self.lam, self.steps = None, None, None, 0
 
-    def _set(self, training: "Training", lam: float) -> None:
+    def _set(self, training: Training, lam: float) -> None:
         self.lam = max(lam, 1e-6)  # a measured lam <= 0 (no curvature): the rule's limit, mu_max
         training.momentum.set_lam(self.lam)
 
-    def start(self, training: "Training") -> None:
+    def start(self, training: Training) -> None:
         vals, info = top_hessian_eigenvalues(training.model, _loss_fn(training), _curvature_batch(training), 1,
                                              max_hvps=4 * training.cfg.curvature_hvps, tol=1e-2, return_info=True)
         self.v = torch.from_numpy(info["vectors"][:, 0].copy()).to(training.device, torch.float32)
         self._set(training, vals[0])
 
-    def after_step(self, training: "Training") -> None:
+    def after_step(self, training: Training) -> None:
         self.steps += 1
         if self.steps % training.cfg.curvature_every:
             return
@@ -258,7 +259,7 @@ class MeasuredMomentum(Hook):
         lam, self.v = power_refresh(self.op, self.v, 1)
         self._set(training, lam)
 
-    def after_epoch(self, training: "Training", record: dict) -> None:
+    def after_epoch(self, training: Training, record: dict) -> None:
         record["lam_hat"] = self.lam
 
 

@@ -46,8 +46,8 @@ Our decisions (the paper does not fix them), all configurable:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
 
 __all__ = [
     "LR_SCHEDULES", "MOMENTUM_RULES", "LRSchedule", "MomentumRule", "MomentumScheduler",
@@ -420,7 +420,7 @@ class MomentumScheduler:
 
     def state_dict(self) -> dict:
         return {"last_step": self.last_step, "rule": self.rule.to_dict(),
-                "latches": [(l.armed, l.switched) for l in self._latches]}
+                "latches": [(latch.armed, latch.switched) for latch in self._latches]}
 
     def load_state_dict(self, state: dict) -> None:
         self.rule = MomentumRule(**state["rule"])

@@ -16,12 +16,12 @@ import io
 import json
 import os
 import pickle
-import warnings
 import re
 import shutil
 import sqlite3
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER, pid_start TEXT, error TEXT, cancel_requested INTEGER DEFAULT 0);
 CREATE TABLE IF NOT EXISTS steps (run_id TEXT, {", ".join(f"{f} REAL" for f in STEP_FIELDS)},
     PRIMARY KEY (run_id, step));
-CREATE TABLE IF NOT EXISTS epochs (run_id TEXT, {", ".join(f"{f} {'TEXT' if f == 'regime' else 'REAL'}" for f in EPOCH_FIELDS)},
+CREATE TABLE IF NOT EXISTS epochs (run_id TEXT,
+    {", ".join(f"{f} {'TEXT' if f == 'regime' else 'REAL'}" for f in EPOCH_FIELDS)},
     extra TEXT, PRIMARY KEY (run_id, epoch));
 CREATE TABLE IF NOT EXISTS results (run_id TEXT, kind TEXT, created REAL, data TEXT);
 CREATE INDEX IF NOT EXISTS results_run ON results (run_id, kind);
@@ -227,7 +228,8 @@ class Store:
                 vals = (val,) if isinstance(val, str) else tuple(val)
                 where.append(f"{col} IN ({', '.join('?' * len(vals))})")
                 args += vals
-        q = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY created DESC, id DESC"
+        q = ("SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+             + " ORDER BY created DESC, id DESC")
         with self._db() as db:
             rows = [self._reap(db, r) for r in db.execute(q, args)]
         if status is not None:
@@ -459,7 +461,7 @@ class Store:
                 state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             why = "it holds objects other than tensors (refused: only weights are loaded)"
-        except Exception as e:  # noqa: BLE001 - empty, truncated, random bytes: torch raises many types
+        except Exception as e:
             why = f"not a torch weights file ({type(e).__name__})"
         else:
             if not (isinstance(state, dict) and state and all(isinstance(k, str) and isinstance(v, torch.Tensor)

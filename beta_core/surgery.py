@@ -22,7 +22,6 @@ Decisions (configurable, documented in docs/decisions.md):
 from __future__ import annotations
 
 import math
-
 import random
 from dataclasses import asdict, dataclass, field, replace
 

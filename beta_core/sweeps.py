@@ -46,7 +46,8 @@ COUNTED = ("done", "diverged")  # member statuses that are results (failed/cance
 # process): ``--resume`` runs them again. A ``failed`` member is run again only with ``--retry-failed``.
 RESUMED = ("cancelled", "interrupted")
 # Config fields a grid must not vary: the sweep gives them their own option.
-_NOT_GRID = {"seed": "seeds in --seeds, e.g. --seeds 1,2", "method": "methods in --methods, e.g. --methods sgd-beta,adam"}
+_NOT_GRID = {"seed": "seeds in --seeds, e.g. --seeds 1,2",
+             "method": "methods in --methods, e.g. --methods sgd-beta,adam"}
 
 
 def parse_grid(items: list[str]) -> dict:
@@ -59,7 +60,8 @@ def parse_grid(items: list[str]) -> dict:
             raise ValueError(f"Invalid grid {item!r} (expected FIELD=V1,V2,... or METHOD:FIELD=V1,V2,...)")
         scope = scope or "*"
         if name.strip() in _NOT_GRID:
-            raise ValueError(f"Invalid grid {item!r}: {name.strip()} is not a grid field (expected {_NOT_GRID[name.strip()]})")
+            raise ValueError(f"Invalid grid {item!r}: {name.strip()} is not a grid field "
+                             f"(expected {_NOT_GRID[name.strip()]})")
         if scope not in ("*", "sgd", "adam", *METHODS):
             raise ValueError(f"Invalid grid scope {scope!r} in {item!r} (expected sgd, adam or a method: "
                              f"{', '.join(METHODS)})")
@@ -82,7 +84,7 @@ class Cell:
                            "values": dict(self.values)}, sort_keys=True)
 
     @classmethod
-    def from_key(cls, key: str) -> "Cell":
+    def from_key(cls, key: str) -> Cell:
         d = json.loads(key)
         return cls(d["stage"], d["method"], d["seed"], tuple(sorted(d["values"].items())))
 
@@ -178,7 +180,7 @@ class SweepPlan:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SweepPlan":
+    def from_dict(cls, d: dict) -> SweepPlan:
         return cls(**d)
 
 

@@ -1,13 +1,12 @@
 """Every page through streamlit.testing.v1.AppTest: empty store, populated store, widgets."""
 import pytest
+from helpers import tiny_config
 from streamlit.testing.v1 import AppTest
 
-from beta_core.attribution import AttributionConfig
 from beta_core.jobs import execute_run
 from beta_core.store import Store
 from beta_core.surgery import SurgeryConfig, surgery_run_config
 from beta_core.sweeps import SweepPlan, sweep_run_config
-from helpers import tiny_config
 
 PAGES = ["theory", "schedules", "train", "compare", "attribution", "surgery", "runs"]
 
@@ -30,7 +29,8 @@ def populated(tmp_path_factory):
     run = execute_run(store, sid, str(root / "data"))
     assert run["status"] == "done", run["error"]
     bench = store.create_run({"method": "localise", "model": "small_cnn",
-                              "localise": {"severities": {"noise": [1.0]}, "scores": ["grad_relative", "probe", "random"],
+                              "localise": {"severities": {"noise": [1.0]},
+                                           "scores": ["grad_relative", "probe", "random"],
                                            "probe_steps": 2}}, kind="localise", parent=ids[0])
     assert execute_run(store, bench, str(root / "data"))["status"] == "done"
     plan = SweepPlan(methods=["sgd-constant", "sgd-beta"], seeds=[0, 1], grid={"*": {"lr": [0.05, 0.1]}},
@@ -198,8 +198,8 @@ def test_compare_page_resumes_a_stopped_sweep_unless_another_process_runs_it(mon
         next(b for b in at.button if b.label == "Resume sweep").click().run()
         assert not at.exception and not any(b.label == "Resume sweep" for b in at.button)  # shown as running
         assert store.get_run(sid)["pid"] == cli.pid and store.runs(kind="train") == []
-        from pages.views.common import resume_sweep  # the click's own path, had the page not rerun first
         from beta_core.store import StoreError
+        from pages.views.common import resume_sweep  # the click's own path, had the page not rerun first
         monkeypatch.setenv("BETA_RUNS_DIR", str(tmp_path / "runs"))
         with pytest.raises(StoreError, match=f"sweep {sid} is being run by process {cli.pid}"):
             resume_sweep(sid)

@@ -16,7 +16,7 @@ PKG = ROOT / "beta_core"
 
 LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats"),  # schemas; rules; starting points; env vars; statistics
-    1: ("damping", "data", "models", "store"),        # damping ratio; datasets and loaders; nets and evaluation; run store
+    1: ("damping", "data", "models", "store"),        # damping ratio; datasets, loaders; nets, evaluation; run store
     2: ("config", "attribution", "curvature"),        # run config and planner; attribution scores; Hessian spectra
     3: ("engine", "sweeps", "localise"),              # the training loop with hooks; sweep plans; planted faults
     4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks
@@ -71,7 +71,7 @@ def _imports(tree: ast.Module, mod: str = "__init__"):
 def _internal_edges():
     edges = {}
     for mod, tree in _modules().items():
-        for target, names, _ in _imports(tree, mod):
+        for target, _names, _ in _imports(tree, mod):
             if target.startswith("beta_core."):
                 edges.setdefault(mod, set()).add(target.removeprefix("beta_core."))
     return edges

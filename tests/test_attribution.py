@@ -1,13 +1,18 @@
 import pytest
 import torch
+from helpers import tiny_config
 
 from beta_core.attribution import (
-    AttributionConfig, NoErrorsError, attribute, epoch_scores, overlap, plant_fault, select_groups,
+    AttributionConfig,
+    NoErrorsError,
+    attribute,
+    epoch_scores,
+    overlap,
+    plant_fault,
+    select_groups,
 )
-from beta_core.data import make_synthetic
-from beta_core.data import eval_loaders
+from beta_core.data import eval_loaders, make_synthetic
 from beta_core.engine import Training
-from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,8 @@ def test_scores_finite_and_shaped(trained):
 def test_class_breakdown_adds_up_to_total(trained):
     # gradients add: the squared norm of the total is consistent with the per-class parts
     model, loader, splits = _model(trained)
-    r = attribute(model, loader, AttributionConfig(score="grad_relative", normalization="raw", contrast=False), splits.classes)
+    cfg = AttributionConfig(score="grad_relative", normalization="raw", contrast=False)
+    r = attribute(model, loader, cfg, splits.classes)
     for gi, g in enumerate(r["groups"]):
         parts = [v for v in r["by_true_class"][gi] if v is not None]
         assert r["scores"][g] <= sum(parts) + 1e-9  # triangle inequality on the summed gradients
@@ -76,9 +82,9 @@ def test_selection_and_param_fraction(trained):
 
 def test_normalisations_differ(trained):
     model, loader, splits = _model(trained)
-    raw, pp, rel = (attribute(model, loader, AttributionConfig(score="grad_relative", normalization=n, by_predicted=False,
-                                                               contrast=False))["scores"]
-                    for n in ("raw", "per_param", "relative"))
+    cfgs = [AttributionConfig(score="grad_relative", normalization=n, by_predicted=False, contrast=False)
+            for n in ("raw", "per_param", "relative")]
+    raw, pp, rel = (attribute(model, loader, c)["scores"] for c in cfgs)
     n_fc = 8 * 8 * 10 + 10
     assert pp["fc"] == pytest.approx(raw["fc"] / n_fc ** 0.5)
     w = torch.cat([p.detach().flatten() for p in model.fc.parameters()]).norm()

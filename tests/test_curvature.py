@@ -3,13 +3,18 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_config
 
 from beta_core.curvature import (
-    HessianOperator, adam_preconditioner, group_eigenvalues, measured_damping, power_refresh, top_hessian_eigenvalues,
+    HessianOperator,
+    adam_preconditioner,
+    group_eigenvalues,
+    measured_damping,
+    power_refresh,
+    top_hessian_eigenvalues,
 )
 from beta_core.engine import Training
 from beta_core.records import EPOCH
-from helpers import tiny_config
 
 
 class Quadratic(torch.nn.Module):
@@ -128,7 +133,8 @@ def test_curvature_in_training_records_and_adam_is_na(tiny_splits):
     t = Training(tiny_config(epochs=2, curvature_every_epoch=True, curvature_hvps=30), splits=tiny_splits)
     eps = [r for r in t.run() if r["kind"] == EPOCH]
     assert all(r["lam_max"] > 0 and r["stability_margin"] > 0 and r["regime_measured"] for r in eps)
-    a = Training(tiny_config(method="adam", epochs=1, curvature_every_epoch=True, curvature_hvps=30), splits=tiny_splits)
+    cfg = tiny_config(method="adam", epochs=1, curvature_every_epoch=True, curvature_hvps=30)
+    a = Training(cfg, splits=tiny_splits)
     recs = list(a.run())
     ep = [r for r in recs if r["kind"] == EPOCH][0]
     assert ep["regime"] == "n/a (Adam)" and ep["zeta_median"] is None and ep["regime_measured"] == "n/a (Adam)"

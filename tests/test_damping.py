@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from beta_core.damping import (
-    classify, epoch_regimes, overshoots, regime_summary, settling_step, simulate_heavy_ball, zeta,
+    classify,
+    epoch_regimes,
+    overshoots,
+    regime_summary,
+    settling_step,
+    simulate_heavy_ball,
+    zeta,
 )
 from beta_core.schedules import beta_momentum
 

@@ -3,13 +3,19 @@ import tarfile
 
 import pytest
 import torch
+from helpers import SHARED_CIFAR
 from PIL import Image
 
 from beta_core.data import (
-    DataConfig, DataSourceError, DeviceLoader, balanced_subset, load_splits, make_synthetic, read_image_tree,
+    DataConfig,
+    DataSourceError,
+    DeviceLoader,
+    balanced_subset,
+    load_splits,
+    make_synthetic,
+    read_image_tree,
     resolve_source,
 )
-from helpers import SHARED_CIFAR
 
 
 def _write_tree(root, classes=("a", "b"), per=3):

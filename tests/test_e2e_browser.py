@@ -132,8 +132,9 @@ def _no_exceptions(page) -> None:
     assert exc.count() == 0, exc.first.inner_text()
 
 
-@pytest.mark.parametrize("path,title", [("", "Heavy ball"), ("schedules", "LR schedules"), ("train", "Train & compare"),
-                                        ("compare", "Compare"), ("attribution", "Per-layer attribution"), ("surgery", "Layer surgery"),
+@pytest.mark.parametrize("path,title", [("", "Heavy ball"), ("schedules", "LR schedules"),
+                                        ("train", "Train & compare"), ("compare", "Compare"),
+                                        ("attribution", "Per-layer attribution"), ("surgery", "Layer surgery"),
                                         ("runs", "Runs")])
 def test_every_page_opens_on_an_empty_store(app, page, path, title):
     url, tmp = app

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import OLD_STORE, tiny_config
 
 from beta_core.cli import main
 from beta_core.engine import DivergenceWatch, Training
 from beta_core.env import settings
 from beta_core.jobs import execute_run
 from beta_core.store import Store, StoreError
-from helpers import OLD_STORE, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "synthetic", "--set", "synthetic_train=400", "--set", "synthetic_test=200", "--width", "4",

@@ -3,10 +3,10 @@ import signal
 import time
 
 import pytest
+from helpers import tiny_config
 
 from beta_core.jobs import JobManager, execute_run
 from beta_core.store import Store
-from helpers import tiny_config
 
 
 def test_execute_run_writes_everything(store, tmp_path):

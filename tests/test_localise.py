@@ -2,13 +2,13 @@ import copy
 
 import pytest
 import torch
+from helpers import tiny_config
 
 from beta_core.attribution import SCORES, score_groups
 from beta_core.data import eval_loaders
 from beta_core.engine import Training
 from beta_core.localise import FAULTS, apply_fault, fault_applies, localisation_benchmark, summarise
 from beta_core.models import group_parameters
-from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="ray is in requirements.txt; install it to test the ray backend")
 
+from helpers import tiny_config  # noqa: E402
+
 from beta_core.jobs import JobManager, execute_run, sweep_members  # noqa: E402
 from beta_core.ray_backend import connect  # noqa: E402
 from beta_core.store import Store  # noqa: E402
 from beta_core.sweeps import SweepPlan, sweep_run_config  # noqa: E402
-from helpers import tiny_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "synthetic", "synthetic_train": 400, "synthetic_test": 200, "model": "small_cnn", "width": 4,

@@ -4,9 +4,21 @@ import pytest
 import torch
 
 from beta_core.schedules import (
-    LRSchedule, MomentumRule, MomentumScheduler, beta_momentum, cosine_lr, effective_lr,
-    exact_momentum, hybrid_switch_lr, linear_lr, lr_at, momentum_at, momentum_sequence,
-    onecycle_lr, onecycle_momentum, step_decay_lr,
+    LRSchedule,
+    MomentumRule,
+    MomentumScheduler,
+    beta_momentum,
+    cosine_lr,
+    effective_lr,
+    exact_momentum,
+    hybrid_switch_lr,
+    linear_lr,
+    lr_at,
+    momentum_at,
+    momentum_sequence,
+    onecycle_lr,
+    onecycle_momentum,
+    step_decay_lr,
 )
 
 # ------------------------------------------------------------------ hand-computed tables

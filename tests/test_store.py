@@ -1,5 +1,4 @@
 import errno
-import os
 import subprocess
 import sys
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
+from helpers import tiny_config
 
 from beta_core.data import make_synthetic
 from beta_core.engine import Training
 from beta_core.surgery import SurgeryConfig, random_groups_like, run_surgery, top_gradient_masks, verify
-from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -250,7 +250,8 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_report(tmp_path, referen
                               str(tmp_path / "r.json"), "--quiet"), cwd=ROOT, capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().splitlines()[-1] == f"sweep {sid}: done: all 4 planned cells of the reported stage counted"
+    last = res.stdout.strip().splitlines()[-1]
+    assert last == f"sweep {sid}: done: all 4 planned cells of the reported stage counted"
     resumed = json.loads((tmp_path / "r.json").read_text())
     assert _untimed(resumed) == _untimed(reference(parallel))
 

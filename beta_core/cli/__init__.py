@@ -25,17 +25,24 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import diagnostics, sweep
-from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
 from ..config import (
-    METHODS, TrainConfig, check_data, coerce_field, config_fields, default_methods, field_help, parse_seeds, plan_runs,
+    METHODS,
+    TrainConfig,
+    check_data,
+    coerce_field,
+    config_fields,
+    default_methods,
+    field_help,
+    parse_seeds,
+    plan_runs,
 )
 from ..env import EnvError, check_ray_address, settings
 from ..jobs import BACKENDS, JobManager, sweep_members
-from ..ray_backend import RayBackendError
 from ..presets import PRESETS
-from ..records import ACTIVE
+from ..ray_backend import RayBackendError
 from ..store import Store, StoreError
+from . import diagnostics, sweep
+from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
 
 __all__ = ["main", "build_parser", "config_overrides"]
 

@@ -30,7 +30,8 @@ class Progress:
             return
         if rec["kind"] == EPOCH:
             print(f"\r{self.label}: epoch {rec['epoch'] + 1}/{self.total}  train loss {rec['train_loss']:.3f}  "
-                  f"acc {rec['train_acc']:.3f}  test acc {rec['test_acc']:.3f}  {(rec['regime'] or '-') + ' (λ=1)':<17}  "
+                  f"acc {rec['train_acc']:.3f}  test acc {rec['test_acc']:.3f}  "
+                  f"{(rec['regime'] or '-') + ' (λ=1)':<17}  "
                   f"{rec['time']:.1f}s", file=sys.stderr)
         elif self.tty and time.monotonic() - self.last > 0.2:
             self.last = time.monotonic()

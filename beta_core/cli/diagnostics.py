@@ -7,7 +7,6 @@ import sys
 import torch
 
 from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, SCORES, AttributionConfig, attribute, overlap, plant_fault
-from .common import CLIError, Progress, execute
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from ..jobs import load_trained, train_config_of
@@ -15,6 +14,7 @@ from ..localise import FAULTS, QUICK_SEVERITIES
 from ..models import build_model, group_param_counts
 from ..store import Store
 from ..surgery import SurgeryConfig, surgery_run_config
+from .common import CLIError, Progress, execute
 
 __all__ = ["add_parsers", "HANDLERS"]
 
@@ -122,8 +122,8 @@ def _trained_parent(store: Store, run_id: str) -> dict:
     before any job is created (a sweep id, a missing or unreadable checkpoint are one line)."""
     run = store.get_run(run_id)
     if run["kind"] not in ("train", "surgery"):
-        what = "a sweep (its member runs are in `beta-core runs list`, parent " + run_id + ")" if run["kind"] == "sweep" \
-            else f"a {run['kind']} job"
+        what = (f"a sweep (its member runs are in `beta-core runs list`, parent {run_id})"
+                if run["kind"] == "sweep" else f"a {run['kind']} job")
         raise CLIError(f"Run {run_id} is {what} (expected a training or surgery run)")
     store.load_checkpoint(run_id)
     return run
@@ -163,7 +163,8 @@ def cmd_plant_fault(args, store: Store) -> int:
     model, splits, loaders = load_trained(store, args.run_id, args.data_dir)
     r = plant_fault(model, loaders["test"], args.group, args.strength, args.seed, classes=splits.classes,
                     method=args.method, train_loader=loaders["train"])
-    print(f"[{r['method']}] damaged {r['group']} (noise {r['strength']}x its weight RMS): test acc {r['acc_before']:.4f} -> "
+    print(f"[{r['method']}] damaged {r['group']} (noise {r['strength']}x its weight RMS): "
+          f"test acc {r['acc_before']:.4f} -> "
           f"{r['acc_after']:.4f}")
     print("ranking: " + ", ".join(f"{g} ({r['scores'][g]:.3g})" for g in r["ranking"]))
     print(f"damaged group ranked {r['rank_of_damaged']}: {'DETECTED' if r['detected'] else 'NOT detected'}")
@@ -248,5 +249,6 @@ def print_localisation(r: dict) -> None:
     print("accuracy lost per fault: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in r["accuracy_drop"].items()))
 
 
-HANDLERS = {"localise-bench": cmd_localise_bench, "attribute": cmd_attribute, "overlap": cmd_overlap, "surgery": cmd_surgery,
+HANDLERS = {"localise-bench": cmd_localise_bench, "attribute": cmd_attribute, "overlap": cmd_overlap,
+            "surgery": cmd_surgery,
             "plant-fault": cmd_plant_fault, "curvature": cmd_curvature}

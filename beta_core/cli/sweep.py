@@ -5,13 +5,13 @@ import json
 import sys
 from pathlib import Path
 
-from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, execute
 from ..config import check_data, parse_seeds
 from ..presets import preset_methods, preset_sweep
 from ..ray_backend import connect
 from ..records import MEMBER
 from ..store import Store
 from ..sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, sweep_run_config
+from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, execute
 
 __all__ = ["add_parser", "cmd_sweep", "print_report"]
 
@@ -51,7 +51,8 @@ def _plan(args, overrides: dict) -> SweepPlan:
         targets = [float(t) for t in args.target.split(",") if t.strip()] if args.target else d.get("targets", [])
     except ValueError:
         raise CLIError(f"Invalid --target {args.target!r} (expected test accuracies, e.g. 0.7 or 0.6,0.7)") from None
-    return SweepPlan(methods=methods, seeds=parse_seeds(args.seeds) if args.seeds is not None else d.get("seeds", [0, 1, 2]),
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else d.get("seeds", [0, 1, 2])
+    return SweepPlan(methods=methods, seeds=seeds,
                      grid=grid, tune=tune,
                      tune_seeds=(parse_seeds(args.tune_seeds) if args.tune_seeds is not None
                                  else d.get("tune_seeds", [100, 101]))
@@ -91,7 +92,8 @@ def _resume(args, store: Store, run_opts: dict) -> str:
         raise CLIError(f"Run {args.resume} is a {sweep['kind']} run (expected a sweep to resume)")
     cfg = {**sweep["config"], "options": run_opts}
     plan = SweepPlan.from_dict(cfg["sweep"])
-    check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir, devices=run_opts["backend"] == "local")
+    check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir,
+               devices=run_opts["backend"] == "local")
     return store.reopen(args.resume, cfg)["id"]  # atomic: a second runner of this sweep is refused here
 
 

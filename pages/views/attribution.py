@@ -155,12 +155,11 @@ if target is not None:
         a, b = st.columns(2)
         a.plotly_chart(heatmap([[bench["scores"][n]["by_fault"].get(f) for f in faults] for n in names], names, faults,
                                "Top-1 rate, score × fault", zmax=1.0), width="stretch", key="bench-heat")
-        bar = go.Figure(go.Bar(x=names, y=[bench["scores"][n]["top1"]["rate"] for n in names],
+        top1 = [bench["scores"][n]["top1"] for n in names]
+        bar = go.Figure(go.Bar(x=names, y=[t["rate"] for t in top1],
                                error_y={"type": "data", "symmetric": False,
-                                        "array": [bench["scores"][n]["top1"]["ci_high"] - bench["scores"][n]["top1"]["rate"]
-                                                  for n in names],
-                                        "arrayminus": [bench["scores"][n]["top1"]["rate"] - bench["scores"][n]["top1"]["ci_low"]
-                                                       for n in names]}))
+                                        "array": [t["ci_high"] - t["rate"] for t in top1],
+                                        "arrayminus": [t["rate"] - t["ci_low"] for t in top1]}))
         bar.add_hline(y=bench["floor_top1"], line_dash="dash", annotation_text="random floor")
         bar.update_layout(title="Top-1 rate with 95% interval", height=320, yaxis_range=[0, 1],
                           margin={"l": 10, "r": 10, "t": 40, "b": 10})

@@ -12,7 +12,15 @@ from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import ACTIVE
 from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_curves, sweep_run_config
 from pages.views.common import (
-    PALETTE, data_dir, data_source_label, get_manager, get_store, launch_errors, plain, resume_sweep, run_name,
+    PALETTE,
+    data_dir,
+    data_source_label,
+    get_manager,
+    get_store,
+    launch_errors,
+    plain,
+    resume_sweep,
+    run_name,
     show_error,
 )
 
@@ -72,7 +80,8 @@ if not sweeps:
     st.stop()
 ids = [s["id"] for s in sweeps]
 default = ids.index(st.session_state["sweep"]) if st.session_state.get("sweep") in ids else 0
-sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: f"{i} ({next(s for s in sweeps if s['id'] == i)['status']})")
+status_of = {s["id"]: s["status"] for s in sweeps}
+sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: f"{i} ({status_of[i]})")
 
 
 def grid_figure(members, stage: str) -> go.Figure | None:
@@ -91,7 +100,8 @@ def grid_figure(members, stage: str) -> go.Figure | None:
         text[i][j] = r["status"] if v is None else f"{v:.3f}"
     fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, texttemplate="%{text}", colorscale="Viridis",
                                colorbar={"title": "val acc" if stage == "tune" else "test acc"}))
-    fig.update_layout(title=f"{'Stage 1: tuning (validation accuracy)' if stage == 'tune' else 'Reported stage (test accuracy)'}"
+    what = "Stage 1: tuning (validation accuracy)" if stage == "tune" else "Reported stage (test accuracy)"
+    fig.update_layout(title=f"{what}"
                       " — blank: not run yet", height=120 + 50 * len(ys), margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 

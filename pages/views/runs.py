@@ -19,7 +19,8 @@ df["time to accuracy"] = df["id"].map(tta)
 show = ["id", "status", "kind", "method", "model", "data", "seed", "best_test_acc", "time to accuracy",
         "wall_seconds", "parent", "error"]
 st.dataframe(df[show], hide_index=True, width="stretch")
-ids = st.multiselect("Select runs", df["id"].tolist(), format_func=lambda i: f"{i} ({df.set_index('id').loc[i, 'method']})")
+method_of = dict(zip(df["id"], df["method"]))
+ids = st.multiselect("Select runs", df["id"].tolist(), format_func=lambda i: f"{i} ({method_of[i]})")
 if ids:
     runs = {i: store.get_run(i) for i in ids}
     names, colors = {i: run_name(r) for i, r in runs.items()}, run_colors(ids)
@@ -43,7 +44,8 @@ if ids:
     active = [i for i in ids if runs[i]["status"] in ACTIVE]
     if c1.button("Delete selected", type="secondary"):
         if active:
-            st.error(f"Refused: {len(active)} selected run(s) are still {runs[active[0]]['status']}; cancel them first.")
+            st.error(f"Refused: {len(active)} selected run(s) are still {runs[active[0]]['status']}; "
+                     "cancel them first.")
         else:
             for i in ids:
                 store.delete(i)

@@ -12,7 +12,15 @@ from beta_core.presets import PRESETS, preset_methods
 from beta_core.records import ACTIVE, format_hit
 from beta_core.store import StoreError
 from pages.views.common import (
-    data_dir, data_source_label, get_manager, get_store, launch_errors, panel_figure, plain, run_colors, run_name,
+    data_dir,
+    data_source_label,
+    get_manager,
+    get_store,
+    launch_errors,
+    panel_figure,
+    plain,
+    run_colors,
+    run_name,
     show_error,
 )
 
