@@ -53,7 +53,7 @@ from .models import eval_mode, evaluate, group_param_counts, group_parameters
 
 __all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "select_groups", "overlap",
            "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault",
-           "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING"]
+           "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING", "add_weight_noise"]
 
 NORMALIZATIONS = ("raw", "per_param", "relative")
 
@@ -328,8 +328,7 @@ def plant_fault(model: torch.nn.Module, loader, group: str, strength: float = 1.
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _, p in groups[group]:
-            rms = p.float().pow(2).mean().sqrt()
-            p.add_((torch.randn(p.shape, generator=g) * rms * strength).to(p.device, p.dtype))
+            add_weight_noise(p, strength, g)
     _, acc_after = evaluate(model, loader)
     if method == "probe":
         scores = probe_scores(model, train_loader, loader, max(cfg.probe_steps, 20), cfg.probe_lr, seed)
@@ -339,6 +338,12 @@ def plant_fault(model: torch.nn.Module, loader, group: str, strength: float = 1.
     return {"group": group, "strength": strength, "method": method, "acc_before": acc_before,
             "acc_after": acc_after, "ranking": ranking, "rank_of_damaged": ranking.index(group) + 1,
             "scores": scores, "detected": ranking[0] == group}
+
+
+def add_weight_noise(p: torch.Tensor, strength: float, g: torch.Generator) -> None:
+    """The noise fault, in place: Gaussian noise of RMS ``strength`` x the tensor's own RMS."""
+    rms = p.float().pow(2).mean().sqrt()
+    p.add_((torch.randn(p.shape, generator=g) * rms * strength).to(p.device, p.dtype))
 
 
 def _error_set(model, loader, max_samples: int | None = None):

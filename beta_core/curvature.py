@@ -33,7 +33,7 @@ import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch.func import functional_call, grad, jvp
 
-from .damping import classify
+from .damping import classify, zeta
 from .models import eval_mode, group_parameters
 
 __all__ = ["HessianOperator", "top_hessian_eigenvalues", "group_eigenvalues", "adam_preconditioner",
@@ -183,7 +183,7 @@ def measured_damping(lam: float, lr: float, mu: float, adam: bool = False) -> di
     margin = lr * lam / (2 * (1 + mu))
     if lam <= 0:
         return {"lam_max": lam, "zeta_measured": None, "stability_margin": margin, "regime_measured": "no curvature"}
-    z = (1 - mu) / (2 * math.sqrt(lam * lr))
+    z = zeta(lr, mu, lam)
     return {"lam_max": lam, "zeta_measured": z, "stability_margin": margin, "regime_measured": classify(z)}
 
 

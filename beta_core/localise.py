@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from .attribution import SCORES, NoErrorsError, score_groups
+from .attribution import SCORES, NoErrorsError, add_weight_noise, score_groups
 from .models import evaluate, group_parameters
 from .stats import mean_ci, proportion_ci
 
@@ -80,8 +80,7 @@ def apply_fault(model: torch.nn.Module, group: str, fault: str, severity: float,
         for _, p in groups[group]:
             noise = torch.rand(p.shape, generator=g).to(p.device)
             if fault == "noise":
-                rms = p.float().pow(2).mean().sqrt()
-                p.add_((torch.randn(p.shape, generator=g) * rms * severity).to(p.device, p.dtype))
+                add_weight_noise(p, severity, g)
             elif fault == "zero":
                 p.masked_fill_(noise < severity, 0.0)
             else:

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from beta_core.damping import DEFAULT_TOL
 from beta_core.data import DataConfig, resolve_source
 from beta_core.env import settings
 from beta_core.jobs import JobManager
@@ -23,7 +24,8 @@ from beta_core.store import Store, StoreError
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
-REGIME_BANDS = [(0.9, "rgba(214,39,40,0.08)", "underdamped"), (1.1, "rgba(44,160,44,0.18)", "critical"),
+REGIME_BANDS = [(1 - DEFAULT_TOL, "rgba(214,39,40,0.08)", "underdamped"),
+                (1 + DEFAULT_TOL, "rgba(44,160,44,0.18)", "critical"),
                 (None, "rgba(31,119,180,0.08)", "overdamped")]  # upper edge of each zeta band
 
 

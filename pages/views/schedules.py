@@ -2,8 +2,15 @@
 import pandas as pd
 import streamlit as st
 
-from beta_core.damping import zeta
-from beta_core.schedules import LR_SCHEDULES, LRSchedule, MomentumRule, effective_lr, momentum_sequence
+from beta_core.damping import DEFAULT_TOL, epoch_regimes, zeta
+from beta_core.schedules import (
+    LR_SCHEDULES,
+    LRSchedule,
+    MomentumRule,
+    effective_lr,
+    hybrid_switch_lr,
+    momentum_sequence,
+)
 from pages.views.common import metric_figure, run_colors, show_error
 
 st.title("LR schedules and momentum rules")
@@ -49,3 +56,15 @@ st.plotly_chart(metric_figure(frames, names, colors, "step", "eff_lr", "Effectiv
                 width="stretch")
 st.caption("Under the beta rule the effective step is √lr/2, far below 10·lr with μ = 0.9: comparisons at the "
            "same LR are not comparisons at the same step size.")
+low = next((s for s, v in enumerate(lrs) if 0 < v <= hybrid_switch_lr(mu_c)), None)
+st.caption("hybrid = beta " + (f"until about step {low:,} of {int(total):,}, where the LR falls to "
+                               f"{hybrid_switch_lr(mu_c):.4g} and beta's μ reaches {mu_c:g}" if low is not None
+                               else f"for the whole schedule (its LR never falls to {hybrid_switch_lr(mu_c):.4g})"))
+
+st.subheader("Damping regime through training")
+tenth = max(1, int(total) // 10)
+table = {rule: [r.regime for r in epoch_regimes([(v, m) for v, m in zip(lrs, f["momentum"]) if v > 0], tenth, lam)]
+         for rule, f in frames.items()}
+st.dataframe(pd.DataFrame(table, index=[f"part {i + 1}" for i in range(len(table["beta"]))]).T, width="stretch")
+st.caption(f"Regime of the median ζ over each tenth of the steps with LR > 0 (critical: |ζ − 1| ≤ {DEFAULT_TOL:g}), "
+           f"λ = {lam:g}.")

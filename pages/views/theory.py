@@ -2,7 +2,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from beta_core.damping import classify, settling_step, simulate_heavy_ball, zeta
+from beta_core.damping import classify, overshoots, settling_step, simulate_heavy_ball, zeta
 from beta_core.schedules import beta_momentum
 from beta_core.store import StoreError
 from pages.views.common import get_manager, measured_sharpness
@@ -47,7 +47,8 @@ for col, (name, mu) in zip(cols, cases.items()):
     z = zeta(lr, mu, lam)
     settle = settling_step(traj[:, None])
     col.metric(f"{name}: μ = {mu:.3f}", f"ζ = {z:.2f}", classify(z), delta_color="off")
-    col.caption(f"settles (|x| < 1e-3) at step {settle if settle is not None else f'> {steps}'}")
+    col.caption(f"settles (|x| < 1e-3) at step {settle if settle is not None else f'> {steps}'}; "
+                f"{'overshoots the minimum' if overshoots(traj[:, None]) else 'never crosses the minimum'}")
     fig.add_trace(go.Scatter(y=traj, name=f"{name} (ζ={z:.2f})", mode="lines"))
     phase.add_trace(go.Scatter(x=traj[1:], y=traj[1:] - traj[:-1], name=name, mode="lines"))
 fig.add_hline(y=0, line_dash="dot")
