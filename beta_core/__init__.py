@@ -3,7 +3,7 @@
 UI-free: nothing here imports streamlit or plotly, and only the CLI prints. Modules, bottom
 layer first (README "Architecture"; tests/test_architecture.py checks this list)::
 
-    L0  records, schedules, presets, env, stats
+    L0  records, schedules, presets, env, stats, hooks
     L1  damping, data, models, store
     L2  config, attribution, curvature
     L3  engine, sweeps, localise

@@ -49,11 +49,13 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from .hooks import Hook
 from .models import eval_mode, evaluate, group_param_counts, group_parameters
 
 __all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "select_groups", "overlap",
            "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault",
-           "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING", "add_weight_noise"]
+           "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING", "add_weight_noise",
+           "EpochAttribution"]
 
 NORMALIZATIONS = ("raw", "per_param", "relative")
 
@@ -413,3 +415,11 @@ def score_groups(name: str, model: torch.nn.Module, loader, train_loader=None, s
     ranking = sorted(scores, key=lambda g: -scores[g])
     return {"score": name, "scores": scores, "ranking": ranking, "seconds": time.perf_counter() - t0,
             "passes": passes}
+
+
+class EpochAttribution(Hook):
+    """Per-group error-gradient scores on the first test images, every epoch (``group_scores``;
+    config ``attribution_every_epoch``)."""
+
+    def after_epoch(self, training, record: dict) -> None:
+        record["group_scores"] = epoch_scores(training.model, training.test_loader)

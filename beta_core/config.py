@@ -162,6 +162,11 @@ class TrainConfig:
         self.data_config(), self.model_config()
         self.lr_schedule_for(100), self.momentum_rule_for(100)  # validates those fields early
 
+    @property
+    def adam(self) -> bool:
+        """Adam or AdamW: their own LR, beta1 for momentum, and no heavy-ball damping ratio."""
+        return self.optimizer in ("adam", "adamw")
+
     # --------------------------------------------------------- sub-configs
     def data_config(self) -> DataConfig:
         return DataConfig(self.dataset, self.data_path, self.train_subset, self.test_subset,

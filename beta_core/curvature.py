@@ -25,6 +25,7 @@ Damping under a measured curvature ``lam`` (heavy ball on a quadratic):
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterable
 
@@ -34,10 +35,12 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch.func import functional_call, grad, jvp
 
 from .damping import classify, zeta
-from .models import eval_mode, group_parameters
+from .hooks import Hook
+from .models import eval_mode, group_parameters, loss_fn
 
 __all__ = ["HessianOperator", "top_hessian_eigenvalues", "group_eigenvalues", "adam_preconditioner",
-           "measured_damping", "power_refresh"]
+           "measured_damping", "power_refresh",
+           "CurvatureMeasurement", "MeasuredMomentum", "curvature_batch"]
 
 
 class HessianOperator:
@@ -201,3 +204,68 @@ def power_refresh(op: HessianOperator, v: torch.Tensor, iters: int = 1) -> tuple
         lam = float(v @ hv)
         v = hv
     return lam, v / v.norm().clamp_min(1e-30)
+
+
+# ------------------------------------------------------------------ hooks of the training loop
+def curvature_batch(training) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The fixed images the curvature is measured on: the first ``curvature_images`` training
+    images, without augmentation, the same at every measurement."""
+    loader, n = training.train_loader, min(training.cfg.curvature_images, len(training.train_loader.y))
+    return [(loader.normalise(loader.x[:n]), loader.y[:n])]
+
+
+class CurvatureMeasurement(Hook):
+    """Each epoch: the top Hessian eigenvalue on a fixed batch (Lanczos, warm-started from the
+    previous epoch's vector), and the damping it implies at the epoch's last lr and mu.
+    Adam: the preconditioned sharpness and its margin; no zeta."""
+
+    def __init__(self) -> None:
+        self.v0 = None
+
+    def after_epoch(self, training, record: dict) -> None:
+        cfg = training.cfg
+        precond = adam_preconditioner(training.optimizer, training.model) if cfg.adam else None
+        t0 = time.perf_counter()
+        try:
+            budget = cfg.curvature_hvps if self.v0 is not None else 4 * cfg.curvature_hvps  # a cold start needs more
+            vals, info = top_hessian_eigenvalues(training.model, loss_fn(cfg.label_smoothing),
+                                                 curvature_batch(training), 1, max_hvps=budget, tol=1e-2, v0=self.v0,
+                                                 precond=precond, return_info=True)
+        except ValueError as e:  # no convergence within the budget: say so in the record, do not stop
+            record.update({"lam_max": None, "curvature_error": str(e)})
+            return
+        self.v0 = info["vectors"][:, 0]
+        record.update(measured_damping(vals[0], record["lr"], record["momentum"], cfg.adam))
+        record.update({"curvature_hvps": info["hvps"], "curvature_seconds": time.perf_counter() - t0,
+                       "curvature_preconditioned": cfg.adam})
+
+
+class MeasuredMomentum(Hook):
+    """The ``beta-measured`` rule: the momentum scheduler's ``lam`` is the measured top
+    eigenvalue, first by Lanczos before the first step, then every ``curvature_every`` steps
+    by one warm-started power step (one Hessian-vector product) on the same fixed batch."""
+
+    def __init__(self) -> None:
+        self.v, self.lam, self.steps = None, None, 0
+
+    def _set(self, training, lam: float) -> None:
+        self.lam = max(lam, 1e-6)  # a measured lam <= 0 (no curvature): the rule's limit, mu_max
+        training.momentum.set_lam(self.lam)
+
+    def start(self, training) -> None:
+        vals, info = top_hessian_eigenvalues(training.model, loss_fn(training.cfg.label_smoothing),
+                                             curvature_batch(training), 1, max_hvps=4 * training.cfg.curvature_hvps,
+                                             tol=1e-2, return_info=True)
+        self.v = torch.from_numpy(info["vectors"][:, 0].copy()).to(training.device, torch.float32)
+        self._set(training, vals[0])
+
+    def after_step(self, training) -> None:
+        self.steps += 1
+        if self.steps % training.cfg.curvature_every:
+            return
+        op = HessianOperator(training.model, loss_fn(training.cfg.label_smoothing), curvature_batch(training))
+        lam, self.v = power_refresh(op, self.v, 1)
+        self._set(training, lam)
+
+    def after_epoch(self, training, record: dict) -> None:
+        record["lam_hat"] = self.lam

@@ -5,10 +5,11 @@ weights); ``Training(cfg).run()`` trains it, yielding ``step`` and ``epoch`` rec
 (schemas in :mod:`beta_core.records`), and leaves ``status`` (done, diverged, cancelled),
 ``model`` and ``summary`` on the object.
 
-The loop knows nothing of surgery or attribution: it calls hooks (:class:`Hook`) when the
-run is set up, at the start of each epoch, after each optimizer step and after each epoch.
-Surgery's frozen groups and parameter masks are hooks in ``surgery``; per-epoch attribution
-(``attribution_every_epoch``) is the :class:`EpochAttribution` hook, added from the config.
+The loop calls hooks (:class:`~beta_core.hooks.Hook`) when the run is set up, at the start of
+each epoch, after each optimizer step and after each epoch; each hook lives beside its maths
+(surgery's masks in ``surgery``, per-epoch attribution in ``attribution``, curvature and the
+beta-measured rule in ``curvature``). :func:`config_hooks` is the one table of the hooks a
+config asks for; callers pass their own beside them.
 """
 from __future__ import annotations
 
@@ -19,20 +20,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 
-from .attribution import epoch_scores
+from .attribution import EpochAttribution
 from .config import TrainConfig, pick_device
-from .curvature import HessianOperator, adam_preconditioner, measured_damping, power_refresh, top_hessian_eigenvalues
+from .curvature import CurvatureMeasurement, MeasuredMomentum
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
 from .data import DeviceLoader, Splits, load_splits
-from .models import build_model, evaluate
+from .hooks import Hook
+from .models import build_model, evaluate, loss_fn
 from .records import EPOCH, STEP, time_to_accuracy
 from .schedules import MomentumScheduler, effective_lr
 
-__all__ = ["pick_device", "sync", "Prepared", "prepare", "Hook", "EpochAttribution", "CurvatureMeasurement",
-           "MeasuredMomentum", "Training", "make_optimizer",
+__all__ = ["pick_device", "sync", "Prepared", "prepare", "Hook", "config_hooks", "Training", "make_optimizer",
            "DivergenceWatch", "WeightsMismatch"]
 
 
@@ -167,100 +167,12 @@ class DivergenceWatch:
         return self.high == 0
 
 
-class Hook:
-    """Called by the training loop; override what you need (the defaults do nothing)."""
-
-    def setup(self, training: Training) -> None:
-        """Once, after the model is built and before the optimizer sees its parameters."""
-
-    def start(self, training: Training) -> None:
-        """Once the optimizer and schedulers exist (``training.optimizer``, ``training.momentum``),
-        before the first step."""
-
-    def epoch_start(self, training: Training, epoch: int) -> None:
-        """After the model is put in train mode, before the epoch's first step."""
-
-    def after_step(self, training: Training) -> None:
-        """After each optimizer step (before the LR and momentum schedulers step)."""
-
-    def after_epoch(self, training: Training, record: dict) -> None:
-        """After evaluation; may add fields to the epoch record (they are stored as extras)."""
-
-
-class EpochAttribution(Hook):
-    """Per-group error-gradient scores on the first test images, every epoch (``group_scores``)."""
-
-    def after_epoch(self, training: Training, record: dict) -> None:
-        record["group_scores"] = epoch_scores(training.model, training.test_loader)
-
-
-def _curvature_batch(training: Training) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The fixed images the curvature is measured on: the first ``curvature_images`` training
-    images, without augmentation, the same at every measurement."""
-    loader, n = training.train_loader, min(training.cfg.curvature_images, len(training.train_loader.y))
-    return [(loader.normalise(loader.x[:n]), loader.y[:n])]
-
-
-def _loss_fn(training: Training):
-    ls = training.cfg.label_smoothing
-    return lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=ls)
-
-
-class CurvatureMeasurement(Hook):
-    """Each epoch: the top Hessian eigenvalue on a fixed batch (Lanczos, warm-started from the
-    previous epoch's vector), and the damping it implies at the epoch's last lr and mu.
-    Adam: the preconditioned sharpness and its margin; no zeta."""
-
-    def __init__(self) -> None:
-        self.v0 = None
-
-    def after_epoch(self, training: Training, record: dict) -> None:
-        cfg = training.cfg
-        adam = cfg.optimizer in ("adam", "adamw")
-        precond = adam_preconditioner(training.optimizer, training.model) if adam else None
-        t0 = time.perf_counter()
-        try:
-            budget = cfg.curvature_hvps if self.v0 is not None else 4 * cfg.curvature_hvps  # a cold start needs more
-            vals, info = top_hessian_eigenvalues(training.model, _loss_fn(training), _curvature_batch(training), 1,
-                                                 max_hvps=budget, tol=1e-2, v0=self.v0,
-                                                 precond=precond, return_info=True)
-        except ValueError as e:  # no convergence within the budget: say so in the record, do not stop
-            record.update({"lam_max": None, "curvature_error": str(e)})
-            return
-        self.v0 = info["vectors"][:, 0]
-        record.update(measured_damping(vals[0], record["lr"], record["momentum"], adam))
-        record.update({"curvature_hvps": info["hvps"], "curvature_seconds": time.perf_counter() - t0,
-                       "curvature_preconditioned": adam})
-
-
-class MeasuredMomentum(Hook):
-    """The ``beta-measured`` rule: the momentum scheduler's ``lam`` is the measured top
-    eigenvalue, first by Lanczos before the first step, then every ``curvature_every`` steps
-    by one warm-started power step (one Hessian-vector product) on the same fixed batch."""
-
-    def __init__(self) -> None:
-        self.op, self.v, self.lam, self.steps = None, None, None, 0
-
-    def _set(self, training: Training, lam: float) -> None:
-        self.lam = max(lam, 1e-6)  # a measured lam <= 0 (no curvature): the rule's limit, mu_max
-        training.momentum.set_lam(self.lam)
-
-    def start(self, training: Training) -> None:
-        vals, info = top_hessian_eigenvalues(training.model, _loss_fn(training), _curvature_batch(training), 1,
-                                             max_hvps=4 * training.cfg.curvature_hvps, tol=1e-2, return_info=True)
-        self.v = torch.from_numpy(info["vectors"][:, 0].copy()).to(training.device, torch.float32)
-        self._set(training, vals[0])
-
-    def after_step(self, training: Training) -> None:
-        self.steps += 1
-        if self.steps % training.cfg.curvature_every:
-            return
-        self.op = HessianOperator(training.model, _loss_fn(training), _curvature_batch(training))
-        lam, self.v = power_refresh(self.op, self.v, 1)
-        self._set(training, lam)
-
-    def after_epoch(self, training: Training, record: dict) -> None:
-        record["lam_hat"] = self.lam
+def config_hooks(cfg: TrainConfig) -> list[Hook]:
+    """The hooks a config asks for (per-epoch attribution, per-epoch curvature, the
+    beta-measured rule); a caller passes its own beside them."""
+    return (([EpochAttribution()] if cfg.attribution_every_epoch else [])
+            + ([MeasuredMomentum()] if cfg.momentum_rule == "beta-measured" else [])
+            + ([CurvatureMeasurement()] if cfg.curvature_every_epoch else []))
 
 
 class Training:
@@ -275,23 +187,19 @@ class Training:
                  hooks: list[Hook] | tuple = ()) -> None:
         self.cfg, self.data_dir, self.should_stop, self.init_state = cfg, data_dir, should_stop, init_state
         self.splits = splits                  # pass pre-loaded data to skip loading
-        self.hooks = (list(hooks) + ([EpochAttribution()] if cfg.attribution_every_epoch else [])
-                      + ([MeasuredMomentum()] if cfg.momentum_rule == "beta-measured" else [])
-                      + ([CurvatureMeasurement()] if cfg.curvature_every_epoch else []))
+        self.hooks = list(hooks) + config_hooks(cfg)
         self.prepared: Prepared | None = None
         self.status, self.summary, self.epochs_done = "created", {}, []
         self.step_seconds = 0.0               # step loops only, without evaluation
 
-    def __getattr__(self, name: str):
-        prepared = self.__dict__.get("prepared")
-        if prepared is not None and hasattr(prepared, name):
-            return getattr(prepared, name)
-        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}"
-                             + ("" if prepared is not None else " (call setup() first)"))
-
     def setup(self) -> None:
-        self.prepared = prepare(self.cfg, self.data_dir, self.splits, self.init_state)
-        self.splits = self.prepared.splits
+        """Build the run (:func:`prepare`); its pieces become attributes: ``model``, ``device``,
+        ``train_loader``, ``test_loader``, ``val_loader``, ``total_steps``, ``steps_per_epoch``, ..."""
+        p = self.prepared = prepare(self.cfg, self.data_dir, self.splits, self.init_state)
+        self.device, self.splits, self.model, self.forward = p.device, p.splits, p.model, p.forward
+        self.train_loader, self.test_loader, self.val_loader = p.train_loader, p.test_loader, p.val_loader
+        self.channels_last, self.autocast = p.channels_last, p.autocast
+        self.steps_per_epoch, self.total_steps = p.steps_per_epoch, p.total_steps
         for h in self.hooks:
             h.setup(self)
 
@@ -307,37 +215,35 @@ class Training:
         opt = make_optimizer(cfg, self.trainable_parameters())
         lrs = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: sched.lr(min(s, self.total_steps - 1)) / cfg.lr)
         mom = MomentumScheduler(opt, cfg.momentum_rule_for(self.total_steps))
+        criterion = loss_fn(cfg.label_smoothing)
         self.optimizer, self.momentum = opt, mom
         for h in self.hooks:
             h.start(self)
-        adam = cfg.optimizer in ("adam", "adamw")  # no heavy-ball damping ratio describes Adam
         self.status, step, t0 = "running", 0, time.perf_counter()
-        pending: list = []  # (record, loss tensor, correct tensor): synced in batches, not per step
-        totals = [0.0, 0.0, 0]  # this epoch's loss * n, correct, n: the epoch's train loss/accuracy
-
         watch = DivergenceWatch()
+        self.step_seconds = 0.0  # step loops only, without evaluation: what surgery accounting compares
+        pending: list = []  # (record, batch size, loss tensor, correct tensor): synced in batches, not per step
+        loss_sum, correct_sum, seen = 0.0, 0, 0  # the epoch's training loss and accuracy, over synced steps
 
         def flush() -> tuple[list[dict], bool]:
-            """Sync the pending steps; returns their records and whether training is still sane."""
+            """Sync the pending steps; their records, and whether training is still sane."""
+            nonlocal loss_sum, correct_sum, seen
             recs = []
-            for rec, loss, correct in pending:
-                n, c = rec.pop("_n"), correct.item()
-                rec["loss"], rec["acc"] = loss.item(), c / n
-                totals[0] += rec["loss"] * n
-                totals[1] += c
-                totals[2] += n
+            for rec, n, loss, correct in pending:
+                rec["loss"], c = loss.item(), correct.item()
+                rec["acc"] = c / n
+                loss_sum, correct_sum, seen = loss_sum + rec["loss"] * n, correct_sum + c, seen + n
                 recs.append(rec)
             pending.clear()
             return recs, watch.ok([r["loss"] for r in recs])
 
-        self.step_seconds = 0.0  # step loops only, without evaluation: what surgery accounting compares
         for epoch in range(cfg.epochs):
             model.train()
             for h in self.hooks:
                 h.epoch_start(self, epoch)
             t_epoch = time.perf_counter()
-            totals[:] = [0.0, 0.0, 0]
-            pairs = []
+            loss_sum, correct_sum, seen = 0.0, 0, 0
+            pairs = []  # (lr, mu) of every step: the epoch's damping regime
             for xb, yb in self.train_loader.epoch(epoch):
                 if self.should_stop():
                     yield from flush()[0]
@@ -345,7 +251,7 @@ class Training:
                 lr, mu = opt.param_groups[0]["lr"], mom.get_last_momentum()[0]
                 with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
                     out = self.forward(xb)
-                loss = F.cross_entropy(out.float(), yb, label_smoothing=cfg.label_smoothing)
+                loss = criterion(out, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -353,12 +259,11 @@ class Training:
                     h.after_step(self)
                 lrs.step()
                 mom.step()
-                correct = (out.argmax(1) == yb).sum()
                 pairs.append((lr, mu))
-                z = damping_zeta(lr, mu, cfg.lam) if lr > 0 and not adam else None
-                pending.append(({"kind": STEP, "step": step, "epoch": epoch, "lr": lr, "momentum": mu, "zeta": z,
-                                 "eff_lr": effective_lr(lr, mu) if lr > 0 else 0.0, "_n": len(yb),
-                                 "time": time.perf_counter() - t0}, loss.detach(), correct))
+                z = damping_zeta(lr, mu, cfg.lam) if lr > 0 and not cfg.adam else None  # none describes Adam
+                rec = {"kind": STEP, "step": step, "epoch": epoch, "lr": lr, "momentum": mu, "zeta": z,
+                       "eff_lr": effective_lr(lr, mu) if lr > 0 else 0.0, "time": time.perf_counter() - t0}
+                pending.append((rec, len(yb), loss.detach(), (out.argmax(1) == yb).sum()))
                 step += 1
                 # Sync the device every 20 steps, not every step (a .item() per step stalls a GPU).
                 if len(pending) >= 20:
@@ -372,21 +277,21 @@ class Training:
             yield from recs
             if not finite:
                 return self._finish("diverged", t0)
-            yield self._epoch_record(epoch, step, totals, pairs, t0)
+            yield self._epoch_record(epoch, step, loss_sum / seen, correct_sum / seen, pairs, t0)
         return self._finish("done" if watch.ended_ok() else "diverged", t0)
 
-    def _epoch_record(self, epoch: int, step: int, totals: list, pairs: list, t0: float) -> dict:
+    def _epoch_record(self, epoch: int, step: int, train_loss: float, train_acc: float, pairs: list,
+                      t0: float) -> dict:
         tta = self.cfg.tta
         test_loss, test_acc = evaluate(self.model, self.test_loader, self.autocast, tta)
         val_loss, val_acc = (evaluate(self.model, self.val_loader, self.autocast, tta) if self.val_loader is not None
                              else (None, None))
         sync(self.device)
-        loss_n, correct, n = totals
         valid = [(lr, mu) for lr, mu in pairs if lr > 0]
         zmed, regime, _ = regime_summary(valid, self.cfg.lam) if valid else (None, None, None)
-        if self.cfg.optimizer in ("adam", "adamw"):
+        if self.cfg.adam:
             zmed, regime = None, "n/a (Adam)"
-        rec = {"kind": EPOCH, "epoch": epoch, "step": step, "train_loss": loss_n / n, "train_acc": correct / n,
+        rec = {"kind": EPOCH, "epoch": epoch, "step": step, "train_loss": train_loss, "train_acc": train_acc,
                "test_loss": test_loss, "test_acc": test_acc, "regime": regime, "zeta_median": zmed,
                "lr": pairs[-1][0], "momentum": pairs[-1][1], "val_loss": val_loss, "val_acc": val_acc,
                "time": time.perf_counter() - t0}

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["MODELS", "ModelConfig", "build_model", "layer_groups", "group_parameters", "group_param_counts",
-           "LayerGroup", "SmallCNN", "ResNet", "AirNet", "eval_mode", "predict", "evaluate"]
+           "LayerGroup", "SmallCNN", "ResNet", "AirNet", "eval_mode", "predict", "evaluate", "loss_fn"]
 
 MODELS = ("small_cnn", "small_resnet", "resnet18", "airnet")
 
@@ -223,6 +223,12 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
 
 
 # ------------------------------------------------------------------ evaluation
+def loss_fn(label_smoothing: float = 0.0):
+    """The training loss, one definition for the loop, curvature and the CLI: cross-entropy in
+    float32 (bf16 logits under autocast) with the run's label smoothing."""
+    return lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=label_smoothing)
+
+
 @contextmanager
 def eval_mode(model: nn.Module):
     """Eval mode (BatchNorm on running statistics) inside the block; the previous mode after it."""

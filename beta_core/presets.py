@@ -61,14 +61,6 @@ PRESETS: dict[str, dict] = {
                    "tta": True, "thresholds": (0.9, 0.93, 0.94)},
         "methods": ["sgd-constant", "sgd-beta", "sgd-hybrid"],
     },
-    "fast-cpu": {
-        "config": {"model": "airnet", "widths": (48, 96, 96), "dataset": "auto", "train_subset": None,
-                   "test_subset": None, "val_fraction": 0.0, "epochs": 10, "batch_size": 1024, "lr": AIRBENCH_LR,
-                   "weight_decay": AIRBENCH_WD, "nesterov": True, "mu": 0.85, "label_smoothing": 0.2,
-                   "lr_schedule": "linear", "warmup_epochs": 2.0, "min_lr": 0.0, "bias_lr_scale": 64.0,
-                   "tta": True, "device": "cpu", "thresholds": (0.8, 0.85)},
-        "methods": ["sgd-constant", "sgd-beta", "sgd-hybrid"],
-    },
     "sweep-cpu": {
         "config": {"model": "small_cnn", "dataset": "auto", "train_subset": 5000, "test_subset": 2000,
                    "epochs": 8, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4, "lr_schedule": "cosine",
@@ -86,6 +78,14 @@ PRESETS: dict[str, dict] = {
                   "seeds": [0, 1, 2, 3, 4], "targets": [0.8, 0.85], "baseline": "sgd-constant"},
     },
 }
+
+
+# A variant is a setting of one preset (tinygrad's habit): fast-cpu is fast at CPU widths, on the CPU,
+# with thresholds it reaches there.
+PRESETS["fast-cpu"] = {**PRESETS["fast"], "config": {**PRESETS["fast"]["config"], "widths": (48, 96, 96),
+                                                     "device": "cpu", "thresholds": (0.8, 0.85)}}
+# Keep the README's order (fast-cpu after fast).
+PRESETS = {k: PRESETS[k] for k in ("quick-cpu", "paper", "fast", "fast-cpu", "sweep-cpu", "sweep-gpu")}
 
 
 def _get(name: str) -> dict:

@@ -119,37 +119,43 @@ def _warmup(step: int, base_lr: float, warmup_steps: int) -> float | None:
     return None
 
 
+def _decay(step: int, base_lr: float, total_steps: int, warmup_steps: int, end_lr: float, shape: str) -> float:
+    """Warm-up, then ``base_lr`` -> ``end_lr`` over the remaining steps along ``shape``
+    (cosine or linear: one implementation, tinygrad's habit); held at ``end_lr`` past the end."""
+    _step(step), _total(total_steps), check_finite_positive("base_lr", base_lr)
+    warm = _warmup(step, base_lr, warmup_steps)
+    if warm is not None:
+        return warm
+    span = max(1, total_steps - warmup_steps)
+    t = min(step - warmup_steps, span) / span
+    return _cos_interp(base_lr, end_lr, t) if shape == "cosine" else base_lr + (end_lr - base_lr) * t
+
+
 def cosine_lr(step: int, base_lr: float, total_steps: int, warmup_steps: int = 0,
               min_lr: float = 0.0) -> float:
     """Optional linear warm-up, then cosine from ``base_lr`` to ``min_lr`` at ``total_steps``.
 
     The LR is held at ``min_lr`` past the end. With ``min_lr = 0`` the last steps
     approach zero, which is where the beta rule's ``mu_max`` clamp matters.
+
+    >>> [round(cosine_lr(s, 0.1, 4), 4) for s in range(5)]
+    [0.1, 0.0854, 0.05, 0.0146, 0.0]
     """
-    _step(step), _total(total_steps), check_finite_positive("base_lr", base_lr)
     if not 0 <= min_lr < base_lr:
         raise ValueError(f"Invalid min_lr: {min_lr!r} (expected 0 <= min_lr < base_lr={base_lr})")
-    warm = _warmup(step, base_lr, warmup_steps)
-    if warm is not None:
-        return warm
-    # 2. cosine over the remaining steps
-    span = max(1, total_steps - warmup_steps)
-    t = min(step - warmup_steps, span) / span
-    return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * t))
+    return _decay(step, base_lr, total_steps, warmup_steps, min_lr, "cosine")
 
 
 def linear_lr(step: int, base_lr: float, total_steps: int, final_lr: float = 0.0,
               warmup_steps: int = 0) -> float:
-    """Optional warm-up, then a straight line from ``base_lr`` to ``final_lr``."""
-    _step(step), _total(total_steps), check_finite_positive("base_lr", base_lr)
+    """Optional warm-up, then a straight line from ``base_lr`` to ``final_lr``.
+
+    >>> [linear_lr(s, 0.1, 4, warmup_steps=2) for s in range(5)]
+    [0.05, 0.1, 0.1, 0.05, 0.0]
+    """
     if final_lr < 0:
         raise ValueError(f"Invalid final_lr: {final_lr!r} (expected >= 0)")
-    warm = _warmup(step, base_lr, warmup_steps)
-    if warm is not None:
-        return warm
-    span = max(1, total_steps - warmup_steps)
-    t = min(step - warmup_steps, span) / span
-    return base_lr + (final_lr - base_lr) * t
+    return _decay(step, base_lr, total_steps, warmup_steps, final_lr, "linear")
 
 
 def _cos_interp(start: float, end: float, t: float) -> float:

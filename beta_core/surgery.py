@@ -30,7 +30,8 @@ import torch
 from .attribution import AttributionConfig, attribute
 from .config import TrainConfig
 from .data import Splits, eval_loaders
-from .engine import Hook, Training, prepare
+from .engine import Training, prepare
+from .hooks import Hook
 from .models import eval_mode, group_param_counts, group_parameters, predict
 
 __all__ = ["SurgeryConfig", "verify", "run_surgery", "random_groups_like", "top_gradient_masks",

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "beta_core"
 
 LAYERS = {
-    0: ("records", "schedules", "presets", "env", "stats"),  # schemas; rules; starting points; env vars; statistics
+    0: ("records", "schedules", "presets", "env", "stats", "hooks"),  # schemas; rules; presets; env; stats; hooks
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets, loaders; nets, evaluation; run store
     2: ("config", "attribution", "curvature"),        # run config and planner; attribution scores; Hessian spectra
     3: ("engine", "sweeps", "localise"),              # the training loop with hooks; sweep plans; planted faults

@@ -4,14 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, SCORES, AttributionConfig, attribute, overlap, plant_fault
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from ..jobs import load_trained, train_config_of
 from ..localise import FAULTS, QUICK_SEVERITIES
-from ..models import build_model, group_param_counts
+from ..models import build_model, group_param_counts, loss_fn
 from ..store import Store
 from ..surgery import SurgeryConfig, surgery_run_config
 from .common import CLIError, Progress, execute
@@ -181,12 +179,12 @@ def cmd_curvature(args, store: Store) -> int:
     loader = loaders["train_eval"]
     n = min(args.images, len(loader.y))
     batches = [(loader.normalise(loader.x[:n]), loader.y[:n])]
-    ls = train_config_of(run).get("label_smoothing", 0.0)
-    loss = lambda out, y: torch.nn.functional.cross_entropy(out.float(), y, label_smoothing=ls)  # noqa: E731
+    cfg = TrainConfig.from_dict(train_config_of(run))
+    loss = loss_fn(cfg.label_smoothing)
     whole, info = top_hessian_eigenvalues(model, loss, batches, args.k, max_hvps=args.hvps, return_info=True)
     groups = group_eigenvalues(model, loss, batches, args.k, max_hvps=args.hvps)
     ep = store.epochs(args.run_id)
-    adam = train_config_of(run).get("optimizer") in ("adam", "adamw")
+    adam = cfg.adam
     print(f"run {args.run_id}: top {args.k} Hessian eigenvalues of the training loss on {n} training images "
           f"(BatchNorm in eval mode; {info['hvps']} Hessian-vector products)")
     print("whole model: " + ", ".join(f"{v:.4g}" for v in whole))
