@@ -5,7 +5,7 @@ layer first (README "Architecture"; tests/test_architecture.py checks this list)
 
     L0  records, schedules, presets, env, stats, hooks
     L1  damping, data, models, store
-    L2  config, attribution, curvature
+    L2  config, attribution, curvature, reports
     L3  engine, sweeps, localise
     L4  surgery, ray_backend
     L5  jobs

@@ -413,6 +413,7 @@ class JobManager:
     def pump(self) -> int:
         """Reap finished workers and start queued jobs while there is room; returns jobs still queued."""
         with self._lock:
+            self.store.reap()
             if self.ray is not None:
                 self.ray.pump()
             for rid, p in list(self.procs.items()):

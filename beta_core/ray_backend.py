@@ -31,7 +31,7 @@ import time
 
 from .config import TrainConfig
 from .engine import Training
-from .records import ACTIVE, EPOCH
+from .records import EPOCH
 from .store import Store
 
 __all__ = ["RayBackendError", "connect", "probe_head", "RayRunner"]
@@ -248,17 +248,3 @@ class RayRunner:
         if state is not None:
             self.store.save_checkpoint(run_id, state)
         self.store.finish(run_id, status, summary)
-
-    def wait(self, run_ids: list[str], poll: float = 0.5, should_stop=lambda: False, on_tick=None) -> list[dict]:
-        """Pump until every run has finished; ``should_stop()`` cancels all once."""
-        stopping = False
-        while set(self.pump()) & set(run_ids) or any(self.store.get_run(r)["status"] in ACTIVE for r in run_ids):
-            if should_stop() and not stopping:
-                stopping = True
-                for r in run_ids:
-                    self.store.request_cancel(r)
-                    self.cancel(r)
-            if on_tick:
-                on_tick()
-            time.sleep(poll)
-        return [self.store.get_run(r) for r in run_ids]

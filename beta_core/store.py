@@ -184,6 +184,9 @@ class Store:
         return row
 
     def _reap(self, db, row: sqlite3.Row) -> dict:
+        """A row as a run dict. A queued or running run whose owner is gone reads ``interrupted``
+        (with the accuracy of the epochs it finished); reading never writes: :meth:`reap`
+        records it."""
         d = dict(row)
         d["config"] = json.loads(d["config"]) if d["config"] else {}
         d["summary"] = json.loads(d["summary"]) if d["summary"] else {}
@@ -193,11 +196,22 @@ class Store:
                                         if d["summary"].get("total_steps") is None else
                                         "the process that owned this run exited without finishing it")
             d["summary"].update(self._accuracy_so_far(db, d["id"]))
-            if not self.read_only:
+        return d
+
+    def reap(self) -> list[str]:
+        """Record as ``interrupted`` every queued or running run whose owning process is gone;
+        returns their ids. Called by the job manager's pump and when the CLI or the app opens
+        the store, so the file itself says what readers already see."""
+        if self.read_only:
+            return []
+        with self._db() as db:
+            rows = [self._reap(db, r) for r in db.execute("SELECT * FROM runs WHERE status IN (?, ?)", ACTIVE)]
+            dead = [d for d in rows if d["status"] == "interrupted"]
+            for d in dead:
                 db.execute("UPDATE runs SET status = ?, error = ?, summary = ?, updated = ? WHERE id = ? "
                            "AND status IN (?, ?)", (d["status"], d["error"], json.dumps(d["summary"]),
                                                     time.time(), d["id"], *ACTIVE))
-        return d
+        return [d["id"] for d in dead]
 
     @staticmethod
     def _accuracy_so_far(db, run_id: str) -> dict:
@@ -217,10 +231,10 @@ class Store:
 
     def runs(self, kind: str | tuple | None = None, status: str | tuple | None = None,
              parent: str | None = None, group_id: str | None = None) -> list[dict]:
-        """Runs, newest first, with dead owners marked ``interrupted``; filtered when asked.
+        """Runs, newest first, with dead owners read as ``interrupted``; filtered when asked.
 
         ``kind`` and ``status`` take one value or a tuple of values. Status is filtered after
-        dead owners are reaped, so ``status="running"`` never returns a dead run.
+        that reading, so ``status="running"`` never returns a dead run.
         """
         where, args = [], []
         for col, val in (("kind", kind), ("parent", parent), ("group_id", group_id)):
@@ -236,23 +250,6 @@ class Store:
             wanted = (status,) if isinstance(status, str) else tuple(status)
             rows = [r for r in rows if r["status"] in wanted]
         return rows
-
-    def list_runs(self) -> pd.DataFrame:
-        """One row per run: id, status, kind, method, model, dataset, best/final accuracy, parent."""
-        rows = []
-        for r in self.runs():
-            s = r["summary"]
-            rows.append({"id": r["id"], "status": r["status"], "kind": r["kind"], "method": r["method"],
-                         "model": r["model"], "data": s.get("data", r["dataset"]),
-                         "seed": r["config"].get("seed"), "epochs": r["config"].get("epochs"),
-                         "best_test_acc": s.get("best_test_acc"), "final_test_acc": s.get("final_test_acc"),
-                         # runs written before the rename stored wall time as train_seconds
-                         "wall_seconds": s.get("wall_seconds", s.get("train_seconds")), "parent": r["parent"],
-                         "group": r["group_id"], "label": r["label"],
-                         "created": pd.Timestamp(r["created"], unit="s"), "error": r["error"]})
-        cols = ["id", "status", "kind", "method", "model", "data", "seed", "epochs", "best_test_acc",
-                "final_test_acc", "wall_seconds", "parent", "group", "label", "created", "error"]
-        return pd.DataFrame(rows, columns=cols)
 
     def claim(self, run_id: str, pid: int | None = None) -> None:
         """Mark a run running, owned by ``pid`` (this process by default)."""
@@ -369,45 +366,6 @@ class Store:
         df = self._frame("epochs", EPOCH_FIELDS, list(run_ids))
         df["extra"] = [json.loads(e) if e else {} for e in df.get("extra", [])]
         return df
-
-    def compare(self, run_ids: list[str]) -> pd.DataFrame:
-        """Per-method mean and spread (std, n) of final/best accuracy and time over runs."""
-        rows = []
-        for rid in run_ids:
-            r = self.get_run(rid)
-            s = r["summary"]
-            rows.append({"method": r["method"], "seed": r["config"].get("seed"),
-                         "final_test_acc": s.get("final_test_acc"), "best_test_acc": s.get("best_test_acc"),
-                         "wall_seconds": s.get("wall_seconds", s.get("train_seconds"))})
-        df = pd.DataFrame(rows)
-        if df.empty:
-            return df
-        num = df.drop(columns=["seed"]).groupby("method").agg(["mean", "std", "count"])
-        num.columns = [f"{a}_{b}" for a, b in num.columns]
-        return num.reset_index()
-
-    def export_csv(self, run_ids: list[str], folder: str | os.PathLike) -> list[Path]:
-        """Write runs.csv, steps.csv and epochs.csv for ``run_ids`` into ``folder`` (made if absent)."""
-        out = Path(folder)
-        try:
-            if out.exists() and not out.is_dir():
-                raise NotADirectoryError(f"{str(out)!r} is a file")
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StoreError(f"Cannot export to {str(out)!r}: {e.strerror or e} (expected a folder, new or "
-                             "existing, that can be written)") from None
-        runs = self.list_runs()
-        files = [out / "runs.csv", out / "steps.csv", out / "epochs.csv"]
-        epochs = self.epochs(*run_ids)
-        epochs["extra"] = [json.dumps(e) for e in epochs["extra"]]
-        try:
-            runs[runs["id"].isin(run_ids)].to_csv(files[0], index=False)
-            self.steps(*run_ids).to_csv(files[1], index=False)
-            epochs.to_csv(files[2], index=False)
-        except OSError as e:
-            raise StoreError(f"Cannot export to {str(out)!r}: {e.strerror or e} (expected free space and "
-                             "a writable folder)") from None
-        return files
 
     # ------------------------------------------------------------ results and checkpoints
     def add_result(self, run_id: str, kind: str, data: dict) -> None:

@@ -17,7 +17,7 @@ PKG = ROOT / "beta_core"
 LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats", "hooks"),  # schemas; rules; presets; env; stats; hooks
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets, loaders; nets, evaluation; run store
-    2: ("config", "attribution", "curvature"),        # run config and planner; attribution scores; Hessian spectra
+    2: ("config", "attribution", "curvature", "reports"),  # config, planner; attribution; Hessian spectra; tables
     3: ("engine", "sweeps", "localise"),              # the training loop with hooks; sweep plans; planted faults
     4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks
     5: ("jobs",),                                     # joins the store and the computation; worker processes

@@ -123,9 +123,10 @@ def test_store_written_by_the_previous_code_still_works(capsys, tmp_path):
     shutil.copytree(OLD_STORE, tmp_path / "runs")
     code, out, _ = run(capsys, tmp_path, "runs", "list")
     assert code == 0 and "20261130-190919-sgd-beta-447761" in out and "surgery" in out
+    from beta_core.reports import run_table
     from beta_core.store import Store
 
-    df = Store(tmp_path / "runs").list_runs().set_index("id")
+    df = run_table(Store(tmp_path / "runs")).set_index("id")
     assert df.loc["20261130-190919-sgd-beta-447761", "wall_seconds"] > 0  # stored as train_seconds then
     code, out, _ = run(capsys, tmp_path, "runs", "show", "20261130-190919-sgd-beta-447761")
     assert code == 0 and '"status": "done"' in out and "test_acc" in out

@@ -66,7 +66,7 @@ def _long(tmp_path) -> tuple[JobManager, str]:
 def test_cancel_reaches_the_task(tmp_path):
     jm, rid = _long(tmp_path)
     jm.cancel(rid)
-    run = jm.ray.wait([rid], poll=0.2)[0]
+    run = jm.wait([rid])[0]
     assert run["status"] == "cancelled" and jm.store.step_counts(rid)[rid] < 200 * 40
 
 
@@ -78,7 +78,7 @@ def test_killed_worker_reads_interrupted(tmp_path):
         jm.pump()
         time.sleep(0.2)
     os.kill(jm.ray.pids[rid], signal.SIGKILL)
-    run = jm.ray.wait([rid], poll=0.2)[0]
+    run = jm.wait([rid])[0]
     assert run["status"] == "interrupted" and "Ray worker" in run["error"]
     eps = jm.store.epochs(rid)
     assert run["summary"]["epochs_completed"] == len(eps) >= 1
@@ -88,7 +88,7 @@ def test_killed_worker_reads_interrupted(tmp_path):
 def test_task_exception_fails_the_run_with_its_message(tmp_path):
     jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), backend="ray", poll=0.2)
     rid = jm.submit(tiny_config(batch_size=5000).to_dict())
-    run = jm.ray.wait([rid], poll=0.2)[0]
+    run = jm.wait([rid])[0]
     assert run["status"] == "failed" and "Invalid batch_size: 5000" in run["error"]
 
 

@@ -17,8 +17,8 @@ def test_create_list_get_finish(store):
     run = store.get_run(rid)
     assert run["status"] == "running" and run["config"]["seed"] == 3
     store.finish(rid, "done", {"best_test_acc": 0.5, "final_test_acc": 0.4})
-    df = store.list_runs()
-    assert df.loc[0, "id"] == rid and df.loc[0, "best_test_acc"] == 0.5 and df.loc[0, "status"] == "done"
+    newest = store.runs()[0]
+    assert newest["id"] == rid and newest["summary"]["best_test_acc"] == 0.5 and newest["status"] == "done"
     assert (store.dir / rid / "config.json").exists()
 
 
@@ -71,6 +71,13 @@ def test_dead_owner_reads_interrupted(store):
     assert run["status"] == "interrupted" and "exited" in run["error"]
     live = store.create_run(_cfg(), status="running")  # owned by this (live) process
     assert store.get_run(live)["status"] == "running"
+    # reading never writes; reap() records what readers see
+    with store._db() as db:
+        assert db.execute("SELECT status FROM runs WHERE id = ?", (rid,)).fetchone()[0] == "running"
+    assert store.reap() == [rid] and store.reap() == []
+    with store._db() as db:
+        assert db.execute("SELECT status FROM runs WHERE id = ?", (rid,)).fetchone()[0] == "interrupted"
+    assert store.get_run(rid)["error"] == run["error"]
 
 
 def test_delete_refuses_active_and_removes_files(store):
@@ -81,7 +88,7 @@ def test_delete_refuses_active_and_removes_files(store):
     store.add_steps(rid, [{"step": 0, "epoch": 0, "lr": 0.1, "momentum": 0.3, "zeta": 1, "eff_lr": 0.1,
                            "loss": 1, "acc": 0, "time": 0}])
     store.delete(rid)
-    assert store.list_runs().empty and store.steps(rid).empty and not (store.dir / rid).exists()
+    assert store.runs() == [] and store.steps(rid).empty and not (store.dir / rid).exists()
 
 
 def test_cancel_queued_and_running(store):
@@ -91,21 +98,6 @@ def test_cancel_queued_and_running(store):
     r = store.create_run(_cfg(), status="running")
     store.request_cancel(r)
     assert store.cancel_requested(r) and store.get_run(r)["status"] == "running"
-
-
-def test_export_and_compare(store, tmp_path):
-    ids = []
-    for method, acc in [("sgd-beta", 0.5), ("sgd-beta", 0.7), ("sgd-constant", 0.4)]:
-        rid = store.create_run(_cfg(method=method))
-        store.finish(rid, "done", {"final_test_acc": acc, "best_test_acc": acc, "train_seconds": 1.0})
-        ids.append(rid)
-    table = store.compare(ids)
-    beta = table[table["method"] == "sgd-beta"].iloc[0]
-    assert beta["final_test_acc_mean"] == pytest.approx(0.6) and beta["final_test_acc_count"] == 2
-    assert beta["final_test_acc_std"] == pytest.approx(0.1414, abs=1e-3)
-    files = store.export_csv(ids[:2], tmp_path / "out")
-    assert [f.name for f in files] == ["runs.csv", "steps.csv", "epochs.csv"]
-    assert len(files[0].read_text().strip().splitlines()) == 3
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "", ".hidden", "x" * 101, "a..b"])

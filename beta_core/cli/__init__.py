@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .. import reports
 from ..config import (
     METHODS,
     TrainConfig,
@@ -162,7 +163,7 @@ def cmd_train(args, store: Store) -> int:
     if backend == "ray":
         jm = JobManager(store.dir, args.data_dir, backend="ray", ray_address=address)  # connects first
         rid = jm.submit(cfg.to_dict())
-        run = jm.ray.wait([rid], should_stop=INTERRUPTS)[0]
+        run = jm.wait([rid], should_stop=INTERRUPTS)[0]
     else:
         run = _train_one(store, cfg, args)
     print_summary(run)
@@ -206,7 +207,7 @@ def cmd_compare(args, store: Store) -> int:
                 break
     for r in runs:
         print_summary(r)
-    table = store.compare([r["id"] for r in runs if r["status"] == "done"])
+    table = reports.method_summary(store, [r["id"] for r in runs if r["status"] == "done"])
     if not table.empty:
         print("\nper method (mean, std, n over seeds):")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -220,11 +221,12 @@ def cmd_compare(args, store: Store) -> int:
 
 def cmd_runs(args, store: Store) -> int:
     if args.runs_command == "list":
-        df = store.list_runs()
+        df = reports.run_table(store)
         if df.empty:
             print(f"no runs in {store.dir}")
             return 0
-        cols = ["id", "status", "kind", "method", "model", "data", "seed", "best_test_acc", "wall_seconds", "parent"]
+        cols = ["id", "status", "kind", "method", "model", "data", "lr", "seed", "best_test_acc", "wall_seconds",
+                "parent"]
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     elif args.runs_command == "show":
         run = store.get_run(args.run_id)
@@ -238,14 +240,14 @@ def cmd_runs(args, store: Store) -> int:
         for rid in args.run_ids:  # a sweep exports as its members' records plus its report
             run = store.get_run(rid)
             ids += [r["id"] for _, r in sweep_members(store, rid)] if run["kind"] == "sweep" else [rid]
-        for f in store.export_csv(ids, args.out):
+        for f in reports.export_csv(store, ids, args.out):
             print(f)
         for rid in args.run_ids:
             rep = store.results(rid, "sweep")
             if rep:
                 out = Path(args.out)
                 (out / f"sweep-{rid}.json").write_text(json.dumps(rep[-1], indent=2, default=str))
-                pd.DataFrame(rep[-1]["claims"]).to_csv(out / f"sweep-{rid}-verdicts.csv", index=False)
+                pd.DataFrame(reports.verdict_rows(rep[-1])).to_csv(out / f"sweep-{rid}-verdicts.csv", index=False)
                 print(out / f"sweep-{rid}.json")
                 print(out / f"sweep-{rid}-verdicts.csv")
     else:
@@ -276,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in _RUNS_JOBS:
             INTERRUPTS.install()
         store = Store(args.runs_dir)
+        store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
                     "sweep": lambda a, s: sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
                     **diagnostics.HANDLERS}

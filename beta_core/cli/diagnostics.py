@@ -4,7 +4,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, SCORES, AttributionConfig, attribute, overlap, plant_fault
+from .. import reports
+from ..attribution import (
+    DEFAULT_SCORE,
+    NORMALIZATIONS,
+    PAPER_SCORES,
+    SCORES,
+    AttributionConfig,
+    attribute,
+    overlap,
+    plant_fault,
+)
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from ..jobs import load_trained, train_config_of
@@ -85,13 +95,7 @@ def _attribute(store: Store, run_id: str, args, data_dir: str) -> dict:
 def _print_attribution(r: dict) -> None:
     print(f"run {r['run_id']}: {r['n_errors']} errors of {r['n_samples']} ({r['config']['split']} split), "
           f"normalization {r['config']['normalization']}")
-    print(f"{'group':<8} {'params':>10} {'grad(err)':>10} {'grad(ok)':>10} {'ratio':>7}  flagged")
-    for g in r["groups"]:
-        c = (r["correct_scores"] or {}).get(g)
-        ratio = r["ratio"].get(g)
-        print(f"{g:<8} {r['param_counts'][g]:>10,} {r['scores'][g]:>10.4g} "
-              f"{'-' if c is None else f'{c:.4g}':>10} {'-' if ratio is None else f'{ratio:.2f}':>7}  "
-              f"{'*' if g in r['flagged'] else ''}")
+    print(reports.text_table(reports.attribution_rows(r)))
     print(f"flagged by {r['score']}: {', '.join(r['flagged'])} ({r['param_fraction']:.1%} of parameters)")
     print(f"  {r['score']}: {r['score_meaning']}")
     if r.get("probe_scores"):
@@ -146,11 +150,7 @@ def cmd_surgery(args, store: Store) -> int:
     label = " [LEAKY: trained on the scored split]" if s["leaky"] else ""
     print(f"surgery run {rid} (parent {args.run_id}){label}")
     print(f"groups {', '.join(s['groups'])}: {s['param_fraction']:.1%} of parameters")
-    print(f"{'variant':<30} {'fixed':>6} {'broken':>7} {'net':>5} {'acc before':>11} {'acc after':>10} "
-          f"{'params':>7} {'seconds':>8}")
-    for v in s["report"].values():
-        print(f"{v['name']:<30} {v['fixed']:>6} {v['broken']:>7} {v['net']:>5} {v['acc_before']:>11.4f} "
-              f"{v['acc_after']:>10.4f} {v['param_fraction']:>7.1%} {v['step_seconds']:>8.2f}")
+    print(reports.text_table(reports.surgery_rows(s)))
     meas = s["savings_measured"]
     print(f"compute savings vs full fine-tune: parameter proxy {s['savings_param_proxy']:.1%}, measured wall-clock "
           f"{'-' if meas is None else f'{meas:.1%}'}")
@@ -238,11 +238,7 @@ def cmd_localise_bench(args, store: Store) -> int:
 def print_localisation(r: dict) -> None:
     print(f"localisation benchmark on run {r['run_id']} ({r['model']}, {r['n_groups']} groups, {r['n_cases']} damaged "
           f"models, errors of the {r['split']} split; undamaged accuracy {r['base_acc']:.3f})")
-    print(f"{'score':<15} {'top-1 [95% CI]':<22} {'top-3 [95% CI]':<22} {'mean rank':>9} {'seconds':>8} {'passes':>7}")
-    pct = lambda p: f"{100 * p['rate']:5.1f}% [{100 * p['ci_low']:4.1f}, {100 * p['ci_high']:5.1f}]"  # noqa: E731
-    for name, s in sorted(r["scores"].items(), key=lambda kv: -(kv[1]["top1"]["rate"] or 0)):
-        print(f"{name:<15} {pct(s['top1']):<22} {pct(s['top3']):<22} {s['mean_rank']['mean']:>9.2f} "
-              f"{s['seconds'] or 0:>8.2f} {s['passes'] or 0:>7.0f}")
+    print(reports.text_table(reports.localisation_rows(r, PAPER_SCORES)))
     print(f"random floor: top-1 {r['floor_top1']:.1%}, top-3 {r['floor_top3']:.1%}; best: {r['best']}")
     print("accuracy lost per fault: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in r["accuracy_drop"].items()))
 

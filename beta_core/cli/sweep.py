@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+from .. import reports
 from ..config import check_data, parse_seeds
 from ..presets import preset_methods, preset_sweep
 from ..ray_backend import connect
@@ -149,39 +150,30 @@ def cmd_sweep(args, store: Store, overrides: dict, backend: str = "local", ray_a
     return 0 if run["status"] == "done" else 1
 
 
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.2f}"
-
-
 def print_report(rep: dict, sweep_id: str) -> None:
-    s = rep["setting"]
-    print(f"sweep {sweep_id}: {s['model']} on {s['data']} ({s['n_train']} train / {s['n_val']} val / {s['n_test']} "
-          f"test images), {s['epochs']} epochs, batch {s['batch_size']}, {s['lr_schedule']}; seeds {s['seeds']}"
-          + (f", tuned {s['tuned']} on seeds {s['tune_seeds']}" if s["tuned"] else ""))
+    print(f"sweep {sweep_id}: {reports.sweep_setting(rep)}")
     if rep.get("choice"):
         print("\nstage 1 (validation accuracy, mean over tuning seeds):")
         for m, c in rep["choice"].items():
-            curve = ", ".join(" ".join(f"{k}={v:g}" for k, v in p["values"].items()) + f": {_pct(p['mean'])}"
+            curve = ", ".join(" ".join(f"{k}={v:g}" for k, v in p["values"].items()) + f": {reports.pct(p['mean'], 2)}"
                               for p in c["curve"])
             flag = f"  <- at the grid's edge ({', '.join(c['edge'])}): widen the grid" if c["edge"] else ""
             print(f"  {m:<13} chose {c['values']}  [{curve}]{flag}")
-    print("\nreported stage (test accuracy %, mean [95% CI], n):")
+    print("\nreported stage (test accuracy, mean [95% CI], n):")
     for m, r in rep["methods"].items():
         f, b = r["final_test_acc"], r["best_test_acc"]
         cens = ", ".join(f"never {t}: {k}" for t, k in r["censored"].items() if k)
-        print(f"  {m:<22} final {_pct(f['mean'])} [{_pct(f['ci_low'])}, {_pct(f['ci_high'])}]  best "
-              f"{_pct(b['mean'])}  n={r['n']}" + (f"  ({cens})" if cens else "")
-              + (f"  missing {r['missing']}" if r["missing"] else ""))
+        print(f"  {m:<22} final {reports.pct(f['mean'], 2)} [{reports.pct(f['ci_low'], 2)}, "
+              f"{reports.pct(f['ci_high'], 2)}]  best {reports.pct(b['mean'], 2)}  n={r['n']}"
+              + (f"  ({cens})" if cens else "") + (f"  missing {r['missing']}" if r["missing"] else ""))
     missing = (rep.get("coverage") or {}).get("missing")
     if missing:
         print("\nmissing cells (not counted): " + ", ".join(f"{m['cell']} ({m['status']})" for m in missing))
     if rep.get("note"):
         print(f"\n{rep['note']}")
     if rep["claims"]:
-        print(f"\nverdicts vs {s['baseline']} (95% intervals; {rep['statistics']['difference']}, "
+        print(f"\nverdicts vs {rep['setting']['baseline']} (95% intervals; {rep['statistics']['difference']}, "
               f"speedup: {rep['statistics']['speedup']}):")
-        for c in rep["claims"]:
-            print(f"  {c['claim']:<62} {c['figure']:<34} {c['verdict']}")
-    if s.get("synthetic"):
+        print(reports.text_table(reports.verdict_rows(rep)))
+    if rep["setting"].get("synthetic"):
         print(SYNTHETIC_NOTE)
-

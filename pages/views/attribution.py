@@ -3,6 +3,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from beta_core import reports
 from beta_core.attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORE_MEANING, SCORES, overlap
 from beta_core.jobs import latest_localisation, train_config_of
 from beta_core.localise import QUICK_SEVERITIES
@@ -145,10 +146,7 @@ if target is not None:
     else:
         st.markdown(f"Latest benchmark for **{bench['model']}**: {bench['n_cases']} damaged models, errors of the "
                     f"{bench['split']} split (run {bench['run_id']}).")
-        rows = [{"score": name + (" (paper)" if name in PAPER_SCORES else ""), "top-1": s["top1"]["rate"],
-                 "top-1 95% CI": f"[{s['top1']['ci_low']:.2f}, {s['top1']['ci_high']:.2f}]", "top-3": s["top3"]["rate"],
-                 "mean rank": s["mean_rank"]["mean"], "seconds": s["seconds"], "passes": s["passes"]}
-                for name, s in sorted(bench["scores"].items(), key=lambda kv: -(kv[1]["top1"]["rate"] or 0))]
+        rows = reports.localisation_rows(bench, PAPER_SCORES)
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         names = [r_["score"].split(" ")[0] for r_ in rows]
         faults = list(next(iter(bench["scores"].values()))["by_fault"])

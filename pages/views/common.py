@@ -80,7 +80,9 @@ def resume_sweep(sweep_id: str, retry_failed: bool = False) -> None:
 def get_store() -> Store:
     """The run store, or an error box and the end of the page when it cannot be opened."""
     try:
-        return get_manager().store
+        store = get_manager().store
+        store.reap()  # a worker that died since the last look is recorded as interrupted
+        return store
     except (StoreError, OSError, RayBackendError) as e:
         show_error(e, "Run store unavailable: ")
         st.stop()

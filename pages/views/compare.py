@@ -186,17 +186,12 @@ def show(sid: str) -> None:
         rep = reports[-1]
         s = rep["setting"]
         st.subheader("Verdicts")
-        st.markdown(plain(f"Setting: {s['model']} on {s['data']} ({s['n_train']} train / {s['n_val']} val / "
-                          f"{s['n_test']} test images), {s['epochs']} epochs, batch {s['batch_size']}, "
-                          f"{s['lr_schedule']}; LRs {s['lrs']}; test seeds {s['seeds']}"
-                          + (f"; tuned on seeds {s['tune_seeds']}" if s["tuned"] else "")
-                          + f"; baseline {s['baseline']}."))
+        st.markdown(plain(f"Setting: {reports.sweep_setting(rep)}."))
         if s.get("synthetic"):
             st.warning("Trained on SYNTHETIC data: these verdicts say nothing about CIFAR-10.")
         if rep.get("note"):
             st.info(plain(rep["note"]))
-        table = pd.DataFrame([{"claim": c["claim"], "measured (95% CI)": c["figure"], "verdict": c["verdict"],
-                               "n": c["n"], "paper's claim": c.get("paper") or ""} for c in rep["claims"]])
+        table = pd.DataFrame(reports.verdict_rows(rep))
         st.dataframe(table, hide_index=True, width="stretch")
         per = pd.DataFrame([{"method": m, "n": r["n"], "final test acc": r["final_test_acc"]["mean"],
                              "CI low": r["final_test_acc"]["ci_low"], "CI high": r["final_test_acc"]["ci_high"],

@@ -1,23 +1,21 @@
 """Runs: everything in the store; overlay, delete, export."""
 import io
-import json
 import zipfile
 
 import streamlit as st
 
-from beta_core.records import ACTIVE, format_time_to_accuracy
+from beta_core import reports
+from beta_core.records import ACTIVE
 from pages.views.common import get_manager, get_store, metric_figure, run_colors, run_name
 
 st.title("Runs")
 store = get_store()
-df = store.list_runs()
+df = reports.run_table(store)
 if df.empty:
     st.info("No runs yet.")
     st.stop()
-tta = {r["id"]: format_time_to_accuracy(r["summary"].get("time_to_accuracy")) for r in store.runs()}
-df["time to accuracy"] = df["id"].map(tta)
-show = ["id", "status", "kind", "method", "model", "data", "seed", "best_test_acc", "time to accuracy",
-        "wall_seconds", "parent", "error"]
+show = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "seed", "best_test_acc",
+        "time to accuracy", "wall_seconds", "parent", "error"]
 st.dataframe(df[show], hide_index=True, width="stretch")
 method_of = dict(zip(df["id"], df["method"]))
 ids = st.multiselect("Select runs", df["id"].tolist(), format_func=lambda i: f"{i} ({method_of[i]})")
@@ -34,9 +32,8 @@ if ids:
     b.plotly_chart(f2, width="stretch")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("runs.csv", df[df["id"].isin(ids)].to_csv(index=False))
-        z.writestr("steps.csv", steps.to_csv(index=False))
-        z.writestr("epochs.csv", epochs.assign(extra=epochs["extra"].map(json.dumps)).to_csv(index=False))
+        for name, text in reports.export_tables(store, ids).items():
+            z.writestr(name, text)
         z.writestr("loss.html", f1.to_html(include_plotlyjs="cdn"))
         z.writestr("test_acc.html", f2.to_html(include_plotlyjs="cdn"))
     st.download_button("Export CSV and figures (zip)", buf.getvalue(), "runs-export.zip", "application/zip")
@@ -48,7 +45,8 @@ if ids:
                      "cancel them first.")
         else:
             for i in ids:
-                store.delete(i)
+                if i in {r["id"] for r in store.runs()}:  # a sweep took its members with it
+                    store.delete(i)
             st.rerun()
     if active and c2.button("Cancel active"):
         for i in active:

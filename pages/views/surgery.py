@@ -4,6 +4,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from beta_core import reports
 from beta_core.models import ModelConfig, build_model, layer_groups
 from beta_core.records import ACTIVE
 from beta_core.store import StoreError
@@ -58,10 +59,7 @@ if s.get("leaky"):
     st.warning("LEAKY: this repair trained on the split it is scored on.")
 st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**: "
             f"{s['param_fraction']:.1%} of parameters.")
-rows = [{"variant": v["name"], "fixed": v["fixed"], "broken": v["broken"], "net": v["net"],
-         "acc before": v["acc_before"], "acc after": v["acc_after"], "% params": 100 * v["param_fraction"],
-         "seconds": v["step_seconds"]} for v in s["report"].values()]
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch")
 c1, c2 = st.columns(2)
 c1.metric("Savings, parameter proxy (paper)", f"{s['savings_param_proxy']:.0%}")
 c2.metric("Savings, measured wall-clock vs full fine-tune",

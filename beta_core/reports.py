@@ -1,0 +1,156 @@
+"""Reports: every table the CLI prints and a page shows, built once.
+
+airbench's habit: one column list drives every printed row. Each builder here returns plain
+rows (a list of dicts whose keys are the columns, in order) or a DataFrame; the CLI prints
+them with :func:`text_table` and a page hands the same rows to ``st.dataframe``. Nothing here
+prints or imports a UI.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .records import format_time_to_accuracy
+from .store import Store, StoreError
+
+__all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
+           "verdict_rows", "localisation_rows", "surgery_rows", "attribution_rows", "text_table", "pct"]
+
+# One row per run: identity, the config that tells runs apart, the outcome.
+RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
+               "epochs", "best_test_acc", "final_test_acc", "time to accuracy", "wall_seconds", "parent", "group",
+               "label", "created", "error"]
+
+
+def pct(v, digits: int = 1) -> str:
+    """``0.5834`` -> ``58.3%``; None -> ``-``."""
+    return "-" if v is None else f"{100 * v:.{digits}f}%"
+
+
+def _config(run: dict) -> dict:
+    """The training config of a run (a surgery run stores its parent's under ``train``)."""
+    return run["config"].get("train", run["config"])
+
+
+def run_table(store: Store, runs: list[dict] | None = None) -> pd.DataFrame:
+    """One row per run (newest first), columns :data:`RUN_COLUMNS`."""
+    rows = []
+    for r in store.runs() if runs is None else runs:
+        s, c = r["summary"], _config(r)
+        rows.append({"id": r["id"], "status": r["status"], "kind": r["kind"], "method": r["method"],
+                     "model": r["model"], "data": s.get("data", r["dataset"]), "lr": c.get("lr"),
+                     "momentum_rule": c.get("momentum_rule"), "batch_size": c.get("batch_size"),
+                     "seed": c.get("seed"), "epochs": c.get("epochs"),
+                     "best_test_acc": s.get("best_test_acc"),
+                     # a surgery run's outcome is its accuracy after the repair
+                     "final_test_acc": s.get("final_test_acc", s.get("acc_after")),
+                     "time to accuracy": format_time_to_accuracy(s.get("time_to_accuracy")),
+                     # runs written before the rename stored wall time as train_seconds
+                     "wall_seconds": s.get("wall_seconds", s.get("train_seconds")), "parent": r["parent"],
+                     "group": r["group_id"], "label": r["label"],
+                     "created": pd.Timestamp(r["created"], unit="s"), "error": r["error"]})
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def method_summary(store: Store, run_ids: list[str]) -> pd.DataFrame:
+    """Per method: mean, std and count over runs of final/best accuracy and wall time."""
+    rows = []
+    for rid in run_ids:
+        r = store.get_run(rid)
+        s = r["summary"]
+        rows.append({"method": r["method"], "final_test_acc": s.get("final_test_acc"),
+                     "best_test_acc": s.get("best_test_acc"),
+                     "wall_seconds": s.get("wall_seconds", s.get("train_seconds"))})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    num = df.groupby("method").agg(["mean", "std", "count"])
+    num.columns = [f"{a}_{b}" for a, b in num.columns]
+    return num.reset_index()
+
+
+def export_tables(store: Store, run_ids: list[str]) -> dict[str, str]:
+    """``runs.csv`` (with each run's full config as JSON), ``steps.csv`` and ``epochs.csv`` as text."""
+    runs = [store.get_run(r) for r in run_ids]
+    table = run_table(store, runs).assign(config=[json.dumps(r["config"], sort_keys=True) for r in runs])
+    epochs = store.epochs(*run_ids)
+    epochs["extra"] = [json.dumps(e) for e in epochs["extra"]]
+    return {"runs.csv": table.to_csv(index=False), "steps.csv": store.steps(*run_ids).to_csv(index=False),
+            "epochs.csv": epochs.to_csv(index=False)}
+
+
+def export_csv(store: Store, run_ids: list[str], folder: str | os.PathLike) -> list[Path]:
+    """Write :func:`export_tables` into ``folder`` (made if absent); returns the files."""
+    out = Path(folder)
+    try:
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"{str(out)!r} is a file")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"Cannot export to {str(out)!r}: {e.strerror or e} (expected a folder, new or "
+                         "existing, that can be written)") from None
+    files = []
+    try:
+        for name, text in export_tables(store, run_ids).items():
+            (out / name).write_text(text)
+            files.append(out / name)
+    except OSError as e:
+        raise StoreError(f"Cannot export to {str(out)!r}: {e.strerror or e} (expected free space and "
+                         "a writable folder)") from None
+    return files
+
+
+# ------------------------------------------------------------------ sweeps
+def sweep_setting(rep: dict) -> str:
+    """The setting of a sweep report in one sentence: model, data, split sizes, schedule, seeds."""
+    s = rep["setting"]
+    return (f"{s['model']} on {s['data']} ({s['n_train']} train / {s['n_val']} val / {s['n_test']} test images), "
+            f"{s['epochs']} epochs, batch {s['batch_size']}, {s['lr_schedule']}; LRs "
+            + ", ".join(f"{m} {v:g}" for m, v in s["lrs"].items()) + f"; test seeds {s['seeds']}"
+            + (f", tuned {', '.join(s['tuned'])} on seeds {s['tune_seeds']}" if s["tuned"] else "")
+            + f"; baseline {s['baseline']}")
+
+
+def verdict_rows(rep: dict) -> list[dict]:
+    """One row per claim of a sweep report."""
+    return [{"claim": c["claim"], "measured (95% CI)": c["figure"], "verdict": c["verdict"], "n": c["n"],
+             "paper's claim": c.get("paper") or ""} for c in rep["claims"]]
+
+
+# ------------------------------------------------------------------ diagnostics
+def localisation_rows(result: dict, paper_scores=()) -> list[dict]:
+    """One row per score of a localisation benchmark, best top-1 rate first."""
+    def rate(p):
+        return f"{100 * p['rate']:.1f}% [{100 * p['ci_low']:.1f}, {100 * p['ci_high']:.1f}]"
+
+    return [{"score": name + (" (paper)" if name in paper_scores else ""), "top-1 [95% CI]": rate(s["top1"]),
+             "top-3 [95% CI]": rate(s["top3"]), "mean rank": round(s["mean_rank"]["mean"], 2),
+             "seconds": round(s["seconds"] or 0, 2), "passes": int(s["passes"] or 0)}
+            for name, s in sorted(result["scores"].items(), key=lambda kv: -(kv[1]["top1"]["rate"] or 0))]
+
+
+def surgery_rows(summary: dict) -> list[dict]:
+    """One row per variant of a surgery (the repair, the full fine-tune, the controls)."""
+    return [{"variant": v["name"], "fixed": v["fixed"], "broken": v["broken"], "net": v["net"],
+             "acc before": round(v["acc_before"], 4), "acc after": round(v["acc_after"], 4),
+             "params": pct(v["param_fraction"]), "seconds": round(v["step_seconds"], 2)}
+            for v in summary["report"].values()]
+
+
+def attribution_rows(result: dict) -> list[dict]:
+    """One row per layer group of an attribution: its size, error and correct-image scores, flag."""
+    rows = []
+    for g in result["groups"]:
+        c, ratio = (result["correct_scores"] or {}).get(g), result["ratio"].get(g)
+        rows.append({"group": g, "params": result["param_counts"][g], "grad(err)": f"{result['scores'][g]:.4g}",
+                     "grad(ok)": "-" if c is None else f"{c:.4g}", "ratio": "-" if ratio is None else f"{ratio:.2f}",
+                     "flagged": "*" if g in result["flagged"] else ""})
+    return rows
+
+
+def text_table(rows: list[dict]) -> str:
+    """Rows as aligned text for the terminal (the same rows a page shows as a table)."""
+    return pd.DataFrame(rows).to_string(index=False) if rows else "(none)"

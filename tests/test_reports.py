@@ -1,0 +1,48 @@
+"""Reports: the tables the CLI prints and the pages show."""
+import json
+
+import pandas as pd
+import pytest
+
+from beta_core import reports
+from beta_core.config import resolve_config
+
+
+def _cfg(**kw):
+    return resolve_config(kw.pop("method", "sgd-beta"), dataset="synthetic", **kw).to_dict()
+
+
+def test_run_table_has_the_config_columns(store):
+    rid = store.create_run(_cfg(seed=3, lr=0.05))
+    store.finish(rid, "done", {"best_test_acc": 0.5, "final_test_acc": 0.4, "train_seconds": 2.0})
+    row = reports.run_table(store).iloc[0]
+    assert list(reports.run_table(store).columns) == reports.RUN_COLUMNS
+    assert (row["id"], row["lr"], row["seed"], row["momentum_rule"]) == (rid, 0.05, 3, "beta")
+    assert row["wall_seconds"] == 2.0  # stored as train_seconds by older runs
+
+
+def test_method_summary_and_export(store, tmp_path):
+    ids = []
+    for method, acc in [("sgd-beta", 0.5), ("sgd-beta", 0.7), ("sgd-constant", 0.4)]:
+        rid = store.create_run(_cfg(method=method))
+        store.finish(rid, "done", {"final_test_acc": acc, "best_test_acc": acc, "train_seconds": 1.0})
+        ids.append(rid)
+    table = reports.method_summary(store, ids)
+    beta = table[table["method"] == "sgd-beta"].iloc[0]
+    assert beta["final_test_acc_mean"] == pytest.approx(0.6) and beta["final_test_acc_count"] == 2
+    assert beta["final_test_acc_std"] == pytest.approx(0.1414, abs=1e-3)
+    files = reports.export_csv(store, ids[:2], tmp_path / "out")
+    assert [f.name for f in files] == ["runs.csv", "steps.csv", "epochs.csv"]
+    runs = pd.read_csv(files[0])
+    assert len(runs) == 2 and json.loads(runs["config"].iloc[0])["method"] == "sgd-beta"  # config in every CSV
+
+
+def test_rows_drive_the_text_table():
+    summary = {"report": {"surgery": {"name": "surgery (flagged groups)", "fixed": 52, "broken": 59, "net": -7,
+                                      "acc_before": 0.584, "acc_after": 0.5805, "param_fraction": 0.76,
+                                      "step_seconds": 1.234}}}
+    rows = reports.surgery_rows(summary)
+    assert list(rows[0]) == ["variant", "fixed", "broken", "net", "acc before", "acc after", "params", "seconds"]
+    text = reports.text_table(rows)
+    assert "surgery (flagged groups)" in text and "76.0%" in text and "-7" in text
+    assert reports.text_table([]) == "(none)" and reports.pct(None) == "-" and reports.pct(0.5834) == "58.3%"
