@@ -51,6 +51,7 @@ from torch.func import functional_call, grad, vmap
 
 from .hooks import Hook
 from .models import eval_mode, evaluate, group_param_counts, group_parameters
+from .records import AttributionResult
 
 __all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "select_groups", "overlap",
            "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault",
@@ -212,7 +213,7 @@ def probe_scores(model: torch.nn.Module, train_loader, eval_loader, steps: int =
 
 
 def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = AttributionConfig(),  # noqa: B008 - frozen
-              classes: tuple[str, ...] | None = None, train_loader=None) -> dict:
+              classes: tuple[str, ...] | None = None, train_loader=None) -> AttributionResult:
     """Attribution result: the paper's gradient scores per group on errors (and contrast) with
     breakdowns by class, and the groups flagged by ``cfg.score``.
 

@@ -29,7 +29,7 @@ from .damping import zeta as damping_zeta
 from .data import DeviceLoader, Splits, load_splits
 from .hooks import Hook
 from .models import build_model, evaluate, loss_fn
-from .records import EPOCH, STEP, time_to_accuracy
+from .records import EPOCH, STEP, EpochRecord, StepRecord, TrainSummary, time_to_accuracy
 from .schedules import MomentumScheduler, effective_lr
 
 __all__ = ["pick_device", "sync", "Prepared", "prepare", "Hook", "config_hooks", "Training", "make_optimizer",
@@ -206,7 +206,7 @@ class Training:
     def trainable_parameters(self):
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def run(self) -> Iterator[dict]:
+    def run(self) -> Iterator[StepRecord | EpochRecord]:
         """Train, yielding step and epoch records; sets ``status`` and ``summary`` at the end."""
         if self.prepared is None:
             self.setup()
@@ -303,7 +303,7 @@ class Training:
     def _finish(self, status: str, t0: float) -> None:
         self.status = status
         eps = self.epochs_done
-        self.summary = {
+        self.summary: TrainSummary = {
             "status": status, "epochs_completed": len(eps),
             "wall_seconds": time.perf_counter() - t0,  # steps, evaluation and hooks
             "step_seconds": self.step_seconds,         # optimizer steps only

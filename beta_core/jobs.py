@@ -29,7 +29,7 @@ from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
 from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .ray_backend import RayRunner
-from .records import ACTIVE, CASE, EPOCH, MEMBER
+from .records import ACTIVE, CASE, EPOCH, MEMBER, MemberRecord, SweepSummary
 from .store import Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
@@ -38,7 +38,7 @@ BACKENDS = ("local", "ray")
 GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
 
 __all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter",
-           "load_trained", "train_config_of", "sweep_members", "latest_localisation"]
+           "load_trained", "train_config_of", "sweep_members", "latest_localisation", "attribute_run"]
 
 
 class StopFlag:
@@ -171,14 +171,20 @@ def _surgery(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, 
     return "done", {**out["summary"], "report": out["report"]}
 
 
-def _attribution(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
-    """Attribute the parent run's model; the result is stored on the parent and on the job."""
-    cfg = AttributionConfig(**run["config"].get("attribution", {}))
-    model, splits, loaders = load_trained(store, run["parent"], data_dir)
+def attribute_run(store: Store, run_id: str, cfg: AttributionConfig, data_dir: str = "data") -> dict:
+    """Attribute a finished run's model and store the result on it (the CLI's ``attribute`` and
+    the attribution job both come here)."""
+    model, splits, loaders = load_trained(store, run_id, data_dir)
     result = attribute(model, loaders["test" if cfg.split == "test" else "train_eval"], cfg, splits.classes,
                        train_loader=loaders["train"])
-    result["run_id"] = run["parent"]
-    store.add_result(run["parent"], "attribution", result)
+    result["run_id"] = run_id
+    store.add_result(run_id, "attribution", result)
+    return result
+
+
+def _attribution(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
+    """Attribute the parent run's model; the result is stored on the parent and on the job."""
+    result = attribute_run(store, run["parent"], AttributionConfig(**run["config"].get("attribution", {})), data_dir)
     store.add_result(run["id"], "attribution", result)
     return "done", {"flagged": result["flagged"], "n_errors": result["n_errors"],
                     "param_fraction": result["param_fraction"]}
@@ -242,8 +248,9 @@ class _SweepRunner:
     def _tick(self, c: Cell, r: dict, total: int) -> None:
         self.done += 1
         if self.on_record:
-            self.on_record({"kind": MEMBER, "cell": c.label(), "stage": c.stage, "run": r["id"],
-                            "status": r["status"], "summary": r["summary"], "done": self.done, "total": total})
+            rec: MemberRecord = {"kind": MEMBER, "cell": c.label(), "stage": c.stage, "run": r["id"],
+                                 "status": r["status"], "summary": r["summary"], "done": self.done, "total": total}
+            self.on_record(rec)
 
     def _in_workers(self, plan: SweepPlan, todo: list[Cell], total: int) -> None:
         jm = JobManager(self.store.dir, self.data_dir, max_parallel=self.parallel, backend=self.backend,
@@ -282,7 +289,7 @@ def _sweep(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     cov = coverage(cells, test)
     counted = [(c, r) for c, r in test if r["status"] in COUNTED]
     status = "done" if not cov["missing"] else ("incomplete" if counted else "failed")
-    summary = {"coverage": cov, "members": total}
+    summary: SweepSummary = {"coverage": cov, "members": total}
     if not counted:
         return status, summary
     eps = store.epochs(*[r["id"] for _, r in test])

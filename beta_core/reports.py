@@ -44,7 +44,7 @@ def run_table(store: Store, runs: list[dict] | None = None) -> pd.DataFrame:
                      "model": r["model"], "data": s.get("data", r["dataset"]), "lr": c.get("lr"),
                      "momentum_rule": c.get("momentum_rule"), "batch_size": c.get("batch_size"),
                      "seed": c.get("seed"), "epochs": c.get("epochs"),
-                     "best_test_acc": s.get("best_test_acc"),
+                     "best_test_acc": s.get("best_test_acc", s.get("acc_after")),
                      # a surgery run's outcome is its accuracy after the repair
                      "final_test_acc": s.get("final_test_acc", s.get("acc_after")),
                      "time to accuracy": format_time_to_accuracy(s.get("time_to_accuracy")),

@@ -33,6 +33,7 @@ from .data import Splits, eval_loaders
 from .engine import Training, prepare
 from .hooks import Hook
 from .models import eval_mode, group_param_counts, group_parameters, predict
+from .records import SurgerySummary
 
 __all__ = ["SurgeryConfig", "verify", "run_surgery", "random_groups_like", "top_gradient_masks",
            "surgery_run_config", "FreezeGroups", "MaskParams"]
@@ -256,14 +257,13 @@ def run_surgery(parent_cfg: TrainConfig, state: dict, cfg: SurgeryConfig, data_d
         report["per_parameter"] = variant("per-parameter (same count)", None, masks,
                                           frac=budget / sum(counts.values()))[0]
     measured = 1 - main["step_seconds"] / full["step_seconds"] if full["step_seconds"] else None
-    summary = {
+    summary: SurgerySummary = {
         "groups": groups, "param_fraction": fraction, "leaky": cfg.leaky,
         "train_split": cfg.train_split, "eval_split": cfg.eval_split,
         "savings_param_proxy": 1 - fraction, "savings_measured": measured,
         "surgery_seconds": main["step_seconds"], "full_seconds": full["step_seconds"],
         "fixed": main["fixed"], "broken": main["broken"], "net": main["net"],
         "acc_before": main["acc_before"], "acc_after": main["acc_after"],
-        "final_test_acc": main["acc_after"], "best_test_acc": main["acc_after"],
         "classes": list(splits.classes), "data": splits.name, "synthetic": splits.synthetic,
     }
     return {"status": "done", "summary": summary, "report": report, "attribution": attribution,

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
-from .records import time_to_accuracy
+from .records import Coverage, time_to_accuracy
 from .stats import mean_ci, paired_difference, speedup, verdict
 
 __all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "RESUMED",
@@ -318,7 +318,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
                                                         "median times, censored runs as never"}}
 
 
-def coverage(cells: list[Cell], members: list[tuple[Cell, dict]]) -> dict:
+def coverage(cells: list[Cell], members: list[tuple[Cell, dict]]) -> Coverage:
     """Which planned cells of a stage count: ``planned``, ``counted`` and the ``missing`` ones
     (label and status; "never ran" for a cell with no run), so no verdict silently rests on
     fewer seeds than planned."""

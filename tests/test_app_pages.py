@@ -147,7 +147,7 @@ def test_attribution_page_shows_the_evidence_beside_the_flag(monkeypatch, popula
     captions = " ".join(c.value for c in at.caption)
     assert "How often probe is right" in captions and "planted faults on this model" in captions
     assert any(s.value.startswith("How often is a flag right") for s in at.subheader)
-    table = next(d.value for d in at.dataframe if "top-1" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "top-1 [95% CI]" in d.value.columns)  # reports.localisation_rows
     assert set(table["score"]) == {"grad_relative (paper)", "probe", "random"}
 
 

@@ -5,19 +5,10 @@ import argparse
 import sys
 
 from .. import reports
-from ..attribution import (
-    DEFAULT_SCORE,
-    NORMALIZATIONS,
-    PAPER_SCORES,
-    SCORES,
-    AttributionConfig,
-    attribute,
-    overlap,
-    plant_fault,
-)
+from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORES, AttributionConfig, overlap, plant_fault
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
-from ..jobs import load_trained, train_config_of
+from ..jobs import attribute_run, load_trained, train_config_of
 from ..localise import FAULTS, QUICK_SEVERITIES
 from ..models import build_model, group_param_counts, loss_fn
 from ..store import Store
@@ -82,16 +73,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--hvps", type=int, default=200, help="budget of Hessian-vector products per operator")
 
 
-def _attribute(store: Store, run_id: str, args, data_dir: str) -> dict:
-    cfg = _attr_cfg(args)
-    model, splits, loaders = load_trained(store, run_id, data_dir)
-    result = attribute(model, loaders["test" if cfg.split == "test" else "train_eval"], cfg, splits.classes,
-                       train_loader=loaders["train"])
-    result["run_id"] = run_id
-    store.add_result(run_id, "attribution", result)
-    return result
-
-
 def _print_attribution(r: dict) -> None:
     print(f"run {r['run_id']}: {r['n_errors']} errors of {r['n_samples']} ({r['config']['split']} split), "
           f"normalization {r['config']['normalization']}")
@@ -104,13 +85,13 @@ def _print_attribution(r: dict) -> None:
 
 
 def cmd_attribute(args, store: Store) -> int:
-    _print_attribution(_attribute(store, args.run_id, args, args.data_dir))
+    _print_attribution(attribute_run(store, args.run_id, _attr_cfg(args), args.data_dir))
     return 0
 
 
 def cmd_overlap(args, store: Store) -> int:
-    a = _attribute(store, args.run_a, args, args.data_dir)
-    b = _attribute(store, args.run_b, args, args.data_dir)
+    a = attribute_run(store, args.run_a, _attr_cfg(args), args.data_dir)
+    b = attribute_run(store, args.run_b, _attr_cfg(args), args.data_dir)
     o = overlap(a["flagged"], b["flagged"])
     print(f"A {args.run_a}: {', '.join(a['flagged'])}")
     print(f"B {args.run_b}: {', '.join(b['flagged'])}")

@@ -33,13 +33,14 @@ probe = c4.number_input("Probe steps per group", min_value=1, max_value=500, val
                         help="Retrain each group alone for this many SGD steps and measure the held-out loss drop")
 compare = st.checkbox("Two runs side by side (e.g. SGD vs Adam)", value=len(runs) > 1)
 cols = st.columns(2 if compare else 1)
-results = []
+results, picked = [], []  # per column: the stored attribution (or None) and its run
 jobs_active = False
 for n, col in enumerate(cols):
     with col:
         run = pick_run(f"Run {'AB'[n]}", runs, key=f"attr-run-{n}", index=n)
         if run is None:
             st.stop()
+        picked.append(run)
         jobs = store.runs(kind="attribution", parent=run["id"])
         active = [j for j in jobs if j["status"] in ACTIVE]
         if active:
@@ -91,14 +92,13 @@ for n, col in enumerate(cols):
             pr.update_layout(title="Probe: held-out loss drop after retraining one group alone", height=260,
                              margin={"l": 10, "r": 10, "t": 40, "b": 10})
             st.plotly_chart(pr, width="stretch", key=f"probe-{n}")
-        results[-1]["_run"] = run
 
 shown = [r for r in results if r]
 if shown:
     # One colour scale for every heatmap on the page, so the two runs compare by eye.
     zmax = max(v for r in shown for row in r["by_true_class"] for v in row if v is not None)
     cols = st.columns(len(results))
-    for n, (col, r) in enumerate(zip(cols, results)):
+    for n, (col, r, run) in enumerate(zip(cols, results, picked)):
         if not r:
             continue
         with col:
@@ -107,7 +107,7 @@ if shown:
             if r.get("by_pred_class"):
                 st.plotly_chart(heatmap(r["by_pred_class"], r["groups"], r["classes"], "Group × predicted class",
                                         zmax), width="stretch", key=f"hm-pred-{n}")
-            ep = store.epochs(r["_run"]["id"])
+            ep = store.epochs(run["id"])
             per_epoch = [e.get("group_scores") for e in ep["extra"]]
             if any(per_epoch):
                 mat = [[(s or {}).get(g) for s in per_epoch] for g in r["groups"]]

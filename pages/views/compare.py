@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from beta_core import reports
 from beta_core.config import METHODS, check_data, parse_seeds
 from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
@@ -181,9 +182,9 @@ def show(sid: str) -> None:
             fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
             fig.update_xaxes(title_text="steps" if x_axis == "step" else "seconds (mean)")
             col.plotly_chart(fig, width="stretch", key=f"curve-{metric}")
-    reports = store.results(sid, "sweep")
-    if reports:
-        rep = reports[-1]
+    stored = store.results(sid, "sweep")
+    if stored:
+        rep = stored[-1]
         s = rep["setting"]
         st.subheader("Verdicts")
         st.markdown(plain(f"Setting: {reports.sweep_setting(rep)}."))
