@@ -27,160 +27,44 @@ STEP_FIELDS = ("step", "epoch", "lr", "momentum", "zeta", "eff_lr", "loss", "acc
 EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "regime",
                 "zeta_median", "lr", "momentum", "time", "val_loss", "val_acc")
 
+# Named types of what runs yield and store (read by field name; the comments say the units).
+StepRecord = TypedDict("StepRecord", {  # one optimizer step; time: seconds since the run started, wall clock
+    "kind": str, "step": int, "epoch": int, "lr": float, "momentum": float, "zeta": float | None,  # None: Adam
+    "eff_lr": float, "loss": float, "acc": float, "time": float})
+EpochRecord = TypedDict("EpochRecord", {  # one epoch; hooks add extras (group_scores, lam_max, ...)
+    "kind": str, "epoch": int, "step": int, "train_loss": float, "train_acc": float, "test_loss": float,
+    "test_acc": float, "regime": str | None, "zeta_median": float | None, "lr": float, "momentum": float,
+    "time": float, "val_loss": float | None, "val_acc": float | None}, total=False)
+MemberRecord = TypedDict("MemberRecord", {  # a sweep's progress (not stored): one member run finished
+    "kind": str, "cell": str, "stage": str, "run": str, "status": str, "summary": dict, "done": int,
+    "total": int})
+CaseRecord = TypedDict("CaseRecord", {  # the localisation benchmark's progress (not stored)
+    "kind": str, "done": int, "fault": str, "severity": float, "group": str, "acc_drop": float, "ranks": dict},
+    total=False)
+TrainSummary = TypedDict("TrainSummary", {  # a training run's summary; seconds are wall clock on its machine
+    "status": str, "epochs_completed": int, "wall_seconds": float, "step_seconds": float,
+    "final_test_acc": float | None, "best_test_acc": float | None, "final_val_acc": float | None,
+    "best_val_acc": float | None, "n_train": int, "n_val": int, "n_test": int, "time_to_accuracy": dict,
+    "device": str, "steps_per_epoch": int, "data": str, "synthetic": bool, "regimes": list}, total=False)
+SurgerySummary = TypedDict("SurgerySummary", {  # a surgery run's summary: acc_after is the repaired accuracy
+    "groups": list, "param_fraction": float, "leaky": bool, "train_split": str, "eval_split": str,
+    "savings_param_proxy": float, "savings_measured": float | None, "surgery_seconds": float,
+    "full_seconds": float, "fixed": int, "broken": int, "net": int, "acc_before": float, "acc_after": float,
+    "classes": list, "data": str, "synthetic": bool, "report": dict}, total=False)
+Coverage = TypedDict("Coverage", {  # which planned cells of a sweep's reported stage counted
+    "planned": int, "counted": int, "missing": list})  # missing: [{"cell": label, "status": ... or "never ran"}]
+SweepSummary = TypedDict("SweepSummary", {  # a sweep's summary; the full report is its "sweep" result
+    "coverage": Coverage, "members": int, "claims": list, "setting": dict, "note": str | None,
+    "synthetic": bool, "data": str}, total=False)
+AttributionResult = TypedDict("AttributionResult", {  # attribution.attribute's result, stored on the run
+    "config": dict, "groups": list, "classes": list, "n_samples": int, "n_errors": int, "accuracy": float,
+    "param_counts": dict, "scores": dict, "correct_scores": dict | None, "ratio": dict, "by_true_class": list,
+    "by_pred_class": list | None, "errors_per_true_class": list, "probe_scores": dict | None,
+    "probe_ranking": list | None, "score": str, "score_values": dict, "score_seconds": float | None,
+    "score_meaning": str, "flagged": list, "flagged_scores": dict, "param_fraction": float, "ranking": list,
+    "run_id": str}, total=False)
+
 # "incomplete": a sweep whose reported stage has cells that did not count (its report says which).
-class StepRecord(TypedDict):
-    """One optimizer step (``kind`` ``step``); stored in the ``steps`` table."""
-
-    kind: str
-    step: int
-    epoch: int
-    lr: float
-    momentum: float
-    zeta: float | None      # None for Adam (no heavy-ball damping ratio) and at lr 0
-    eff_lr: float
-    loss: float
-    acc: float
-    time: float             # seconds since the run started, wall clock
-
-
-class EpochRecord(TypedDict, total=False):
-    """One epoch (``kind`` ``epoch``); hooks add extras (``group_scores``, ``lam_max``, ...)."""
-
-    kind: str
-    epoch: int
-    step: int
-    train_loss: float
-    train_acc: float
-    test_loss: float
-    test_acc: float
-    regime: str | None
-    zeta_median: float | None
-    lr: float
-    momentum: float
-    time: float
-    val_loss: float | None
-    val_acc: float | None
-
-
-class MemberRecord(TypedDict):
-    """A sweep's progress (not stored): one member run finished."""
-
-    kind: str
-    cell: str
-    stage: str
-    run: str
-    status: str
-    summary: dict
-    done: int
-    total: int
-
-
-class CaseRecord(TypedDict, total=False):
-    """The localisation benchmark's progress (not stored): one damaged model scored."""
-
-    kind: str
-    done: int
-    fault: str
-    severity: float
-    group: str
-    acc_drop: float
-    ranks: dict
-
-
-class TrainSummary(TypedDict, total=False):
-    """What a finished training run stores as its summary."""
-
-    status: str
-    epochs_completed: int
-    wall_seconds: float     # steps, evaluation and hooks
-    step_seconds: float     # optimizer steps only
-    final_test_acc: float | None
-    best_test_acc: float | None
-    final_val_acc: float | None
-    best_val_acc: float | None
-    n_train: int
-    n_val: int
-    n_test: int
-    time_to_accuracy: dict
-    device: str
-    steps_per_epoch: int
-    data: str
-    synthetic: bool
-    regimes: list
-
-
-class SurgerySummary(TypedDict, total=False):
-    """What a surgery run stores: the repair's outcome (``acc_after`` is its accuracy)."""
-
-    groups: list
-    param_fraction: float
-    leaky: bool
-    train_split: str
-    eval_split: str
-    savings_param_proxy: float
-    savings_measured: float | None
-    surgery_seconds: float
-    full_seconds: float
-    fixed: int
-    broken: int
-    net: int
-    acc_before: float
-    acc_after: float
-    classes: list
-    data: str
-    synthetic: bool
-    report: dict            # per variant: name, fixed, broken, net, accuracies, confusion, seconds
-
-
-class Coverage(TypedDict):
-    """Which planned cells of a sweep's reported stage counted."""
-
-    planned: int
-    counted: int
-    missing: list           # [{"cell": label, "status": status or "never ran"}]
-
-
-class SweepSummary(TypedDict, total=False):
-    """What a sweep stores as its summary (the full report is its ``sweep`` result)."""
-
-    coverage: Coverage
-    members: int
-    claims: list
-    setting: dict
-    note: str | None
-    synthetic: bool
-    data: str
-
-
-class AttributionResult(TypedDict, total=False):
-    """What ``attribution.attribute`` returns and the store keeps as an ``attribution`` result."""
-
-    config: dict
-    groups: list
-    classes: list
-    n_samples: int
-    n_errors: int
-    accuracy: float
-    param_counts: dict
-    scores: dict            # the paper's gradient score per group
-    correct_scores: dict | None
-    ratio: dict
-    by_true_class: list
-    by_pred_class: list | None
-    errors_per_true_class: list
-    probe_scores: dict | None
-    probe_ranking: list | None
-    score: str              # the score that flagged
-    score_values: dict
-    score_seconds: float | None
-    score_meaning: str
-    flagged: list
-    flagged_scores: dict
-    param_fraction: float
-    ranking: list
-    run_id: str
-
-
 STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted", "incomplete")
 ACTIVE = ("queued", "running")
 

@@ -8,13 +8,7 @@ from beta_core.attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, S
 from beta_core.jobs import latest_localisation, train_config_of
 from beta_core.localise import QUICK_SEVERITIES
 from beta_core.records import ACTIVE
-from pages.views.common import get_manager, get_store, heatmap, pick_run, show_error
-
-st.title("Per-layer attribution on misclassified images")
-store = get_store()
-runs = store.runs(kind=("train", "surgery"), status="done")
-# Runs that already have an attribution come first, so the page opens on results.
-runs.sort(key=lambda r: not store.results(r["id"], "attribution"))
+from pages.views.common import get_manager, get_store, heatmap, job_status, pick_run, show_error
 
 
 def score_label(s: str) -> str:
@@ -22,93 +16,92 @@ def score_label(s: str) -> str:
                 " (the paper's)" if s in PAPER_SCORES else "")
 
 
-score = st.selectbox("Score that flags groups", SCORES, index=SCORES.index(DEFAULT_SCORE), format_func=score_label,
-                     help="The localisation benchmark below measures how often each score finds a damaged group.")
-c1, c2, c3, c4 = st.columns(4)
-norm = c1.selectbox("Normalisation (heatmaps)", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
-                    help="relative = ||g|| / ||w|| (Auto-RGN); raw favours big groups")
-split = c2.selectbox("Errors from split", ["test", "train"])
-k = c3.number_input("Groups flagged (top-k)", min_value=1, max_value=10, value=3)
-probe = c4.number_input("Probe steps per group", min_value=1, max_value=500, value=20,
-                        help="Retrain each group alone for this many SGD steps and measure the held-out loss drop")
-compare = st.checkbox("Two runs side by side (e.g. SGD vs Adam)", value=len(runs) > 1)
-cols = st.columns(2 if compare else 1)
-results, picked = [], []  # per column: the stored attribution (or None) and its run
-jobs_active = False
-for n, col in enumerate(cols):
-    with col:
-        run = pick_run(f"Run {'AB'[n]}", runs, key=f"attr-run-{n}", index=n)
-        if run is None:
-            st.stop()
-        picked.append(run)
-        jobs = store.runs(kind="attribution", parent=run["id"])
-        active = [j for j in jobs if j["status"] in ACTIVE]
-        if active:
-            jobs_active = True
-            st.info("Attribution running…")
-        elif st.button("Run attribution", key=f"attr-go-{n}", type="primary"):
-            cfg = {"method": "attribution", "model": run["config"].get("model"),
-                   "attribution": {"split": split, "normalization": norm, "k": int(k),
-                                   "probe_steps": int(probe), "score": score}}
-            get_manager().submit(cfg, kind="attribution", parent=run["id"])
-            st.rerun()
-        failed = [j for j in jobs if j["status"] == "failed"]
-        if failed and not active and failed[0] == jobs[0]:
-            show_error(failed[0]["error"], "Last attribution failed: ")
-        stored = store.results(run["id"], "attribution")
-        if not stored:
-            st.caption("No attribution yet for this run.")
-            results.append(None)
-            continue
-        r = stored[-1]
-        results.append(r)
-        used = r.get("score", f"grad_{r['config']['normalization']}")
-        st.markdown(f"**{r['n_errors']}** errors of {r['n_samples']} ({r['config']['split']} split). "
-                    f"Flagged by **{used}**: **{', '.join(r['flagged'])}** ({r['param_fraction']:.1%} of parameters)")
-        bench = latest_localisation(store, run["config"].get("model") or train_config_of(run).get("model"),
-                                    train_config_of(run).get("width"))
-        if bench and used in bench["scores"]:
-            b = bench["scores"][used]
-            st.caption(f"How often {used} is right: it ranked a deliberately damaged group first in "
-                       f"{b['top1']['rate']:.0%} [{b['top1']['ci_low']:.0%}, {b['top1']['ci_high']:.0%}] and in the "
-                       f"top 3 in {b['top3']['rate']:.0%} of {b['top1']['n']} planted faults on this model "
-                       f"(random: {bench['floor_top1']:.0%} / {bench['floor_top3']:.0%}). It measures "
-                       f"{SCORE_MEANING[used]}.")
-        else:
-            st.caption(f"How often {used} is right: not measured for this model — run the localisation benchmark "
-                       f"below. It measures {SCORE_MEANING[used]}.")
-        bar = go.Figure(go.Bar(x=r["groups"], y=[r["scores"][g] for g in r["groups"]], name="errors",
-                               marker_color=["#d62728" if g in r["flagged"] else "#1f77b4" for g in r["groups"]]))
-        if r.get("correct_scores"):
-            bar.add_trace(go.Bar(x=r["groups"], y=[r["correct_scores"][g] for g in r["groups"]], name="correct",
-                                 marker_color="#bbbbbb"))
-        bar.update_layout(title=f"The paper's gradient scores ({r['config']['normalization']}); red: flagged by {used}",
-                          height=300, barmode="group",
-                          margin={"l": 10, "r": 10, "t": 40, "b": 10})
-        st.plotly_chart(bar, width="stretch", key=f"bar-{n}")
-        if r.get("probe_scores"):
-            pr = go.Figure(go.Bar(x=r["groups"], y=[r["probe_scores"][g] for g in r["groups"]],
-                                  marker_color="#2ca02c"))
-            pr.update_layout(title="Probe: held-out loss drop after retraining one group alone", height=260,
-                             margin={"l": 10, "r": 10, "t": 40, "b": 10})
-            st.plotly_chart(pr, width="stretch", key=f"probe-{n}")
+def inputs() -> dict:
+    score = st.selectbox("Score that flags groups", SCORES, index=SCORES.index(DEFAULT_SCORE),
+                         format_func=score_label,
+                         help="The localisation benchmark below measures how often each score finds a damaged group.")
+    c1, c2, c3, c4 = st.columns(4)
+    norm = c1.selectbox("Normalisation (heatmaps)", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
+                        help="relative = ||g|| / ||w|| (Auto-RGN); raw favours big groups")
+    split = c2.selectbox("Errors from split", ["test", "train"])
+    k = c3.number_input("Groups flagged (top-k)", min_value=1, max_value=10, value=3)
+    probe = c4.number_input("Probe steps per group", min_value=1, max_value=500, value=20,
+                            help="Retrain each group alone for this many SGD steps and measure the held-out loss drop")
+    return {"split": split, "normalization": norm, "k": int(k), "probe_steps": int(probe), "score": score}
 
-shown = [r for r in results if r]
-if shown:
+
+def evidence(store, run: dict, used: str) -> str:
+    """How often the flagging score is right on this model family, from the latest benchmark."""
+    bench = latest_localisation(store, run["config"].get("model") or train_config_of(run).get("model"),
+                                train_config_of(run).get("width"))
+    if not (bench and used in bench["scores"]):
+        return (f"How often {used} is right: not measured for this model — run the localisation benchmark below. "
+                f"It measures {SCORE_MEANING[used]}.")
+    b = bench["scores"][used]
+    return (f"How often {used} is right: it ranked a deliberately damaged group first in {b['top1']['rate']:.0%} "
+            f"[{b['top1']['ci_low']:.0%}, {b['top1']['ci_high']:.0%}] and in the top 3 in {b['top3']['rate']:.0%} "
+            f"of {b['top1']['n']} planted faults on this model (random: {bench['floor_top1']:.0%} / "
+            f"{bench['floor_top3']:.0%}). It measures {SCORE_MEANING[used]}.")
+
+
+def bars(r: dict, used: str, n: int) -> None:
+    flagged_color = ["#d62728" if g in r["flagged"] else "#1f77b4" for g in r["groups"]]
+    bar = go.Figure(go.Bar(x=r["groups"], y=[r["scores"][g] for g in r["groups"]], name="errors",
+                           marker_color=flagged_color if used.startswith("grad") else "#1f77b4"))
+    if r.get("correct_scores"):
+        bar.add_trace(go.Bar(x=r["groups"], y=[r["correct_scores"][g] for g in r["groups"]], name="correct",
+                             marker_color="#bbbbbb"))
+    bar.update_layout(title=f"The paper's gradient scores ({r['config']['normalization']})"
+                      + ("; red: flagged" if used.startswith("grad") else ""), height=300, barmode="group",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    st.plotly_chart(bar, width="stretch", key=f"bar-{n}")
+    if r.get("probe_scores"):
+        pr = go.Figure(go.Bar(x=r["groups"], y=[r["probe_scores"][g] for g in r["groups"]],
+                              marker_color=flagged_color))
+        pr.update_layout(title="Probe: held-out loss drop after retraining one group alone; red: flagged "
+                         "(below 0: retraining that group alone made the held-out loss worse)", height=260,
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        st.plotly_chart(pr, width="stretch", key=f"probe-{n}")
+
+
+def column(store, n: int, run: dict, opts: dict) -> dict | None:
+    """One run's attribution: launch, status, the flagged groups with their evidence, the bars."""
+    jobs = store.runs(kind="attribution", parent=run["id"])
+    active = [j["id"] for j in jobs if j["status"] in ACTIVE]
+    if active:
+        job_status(tuple(active), "Attribution")
+    elif st.button("Run attribution", key=f"attr-go-{n}", type="primary"):
+        get_manager().submit({"method": "attribution", "model": run["config"].get("model"), "attribution": opts},
+                             kind="attribution", parent=run["id"])
+        st.rerun()
+    if jobs and not active and jobs[0]["status"] == "failed":
+        show_error(jobs[0]["error"], "Last attribution failed: ")
+    stored = store.results(run["id"], "attribution")
+    if not stored:
+        st.caption("No attribution yet for this run.")
+        return None
+    r = stored[-1]
+    used = r.get("score", f"grad_{r['config']['normalization']}")
+    st.markdown(f"**{r['n_errors']}** errors of {r['n_samples']} ({r['config']['split']} split). "
+                f"Flagged by **{used}**: **{', '.join(r['flagged'])}** ({r['param_fraction']:.1%} of parameters)")
+    if r["param_fraction"] > 0.5:
+        st.warning(f"The flagged groups hold {r['param_fraction']:.0%} of the parameters: barely a localisation.")
+    st.caption(evidence(store, run, used))
+    bars(r, used, n)
+    return r
+
+
+def heatmaps(store, shown: list[tuple[dict, dict]]) -> None:
     # One colour scale for every heatmap on the page, so the two runs compare by eye.
-    zmax = max(v for r in shown for row in r["by_true_class"] for v in row if v is not None)
-    cols = st.columns(len(results))
-    for n, (col, r, run) in enumerate(zip(cols, results, picked)):
-        if not r:
-            continue
+    zmax = max(v for r, _ in shown for row in r["by_true_class"] for v in row if v is not None)
+    for n, (col, (r, run)) in enumerate(zip(st.columns(len(shown)), shown)):
         with col:
             st.plotly_chart(heatmap(r["by_true_class"], r["groups"], r["classes"], "Group × true class", zmax),
                             width="stretch", key=f"hm-true-{n}")
             if r.get("by_pred_class"):
                 st.plotly_chart(heatmap(r["by_pred_class"], r["groups"], r["classes"], "Group × predicted class",
                                         zmax), width="stretch", key=f"hm-pred-{n}")
-            ep = store.epochs(run["id"])
-            per_epoch = [e.get("group_scores") for e in ep["extra"]]
+            per_epoch = [e.get("group_scores") for e in store.epochs(run["id"])["extra"]]
             if any(per_epoch):
                 mat = [[(s or {}).get(g) for s in per_epoch] for g in r["groups"]]
                 st.plotly_chart(heatmap(mat, r["groups"], [f"ep {i + 1}" for i in range(len(per_epoch))],
@@ -118,21 +111,23 @@ if shown:
                 st.caption("Group × epoch: tick *Per-epoch attribution* when launching on the Train page "
                            "(CLI: `--set attribution_every_epoch=true`).")
     if len(shown) == 2:
-        o = overlap(shown[0]["flagged"], shown[1]["flagged"])
+        o = overlap(shown[0][0]["flagged"], shown[1][0]["flagged"])
         st.metric("Overlap of flagged groups (Jaccard)", f"{o['jaccard']:.2f}",
                   f"shared: {', '.join(o['shared']) or 'none'}", delta_color="off")
 
-# ------------------------------------------------------------------ the evidence
-st.subheader("How often is a flag right? The localisation benchmark")
-st.caption("Damage one layer group on purpose (noise, zeroed or sign-flipped weights, re-initialisation, corrupted "
-           "BatchNorm statistics), then ask each score which group is broken. Top-1: the damaged group ranked "
-           "first; the dashed line is what a random ranking gets.")
-target = pick_run("Model to benchmark", runs, key="bench-run")
-if target is not None:
+
+def benchmark(store, runs: list[dict]) -> None:
+    st.subheader("How often is a flag right? The localisation benchmark")
+    st.caption("Damage one layer group on purpose (noise, zeroed or sign-flipped weights, re-initialisation, "
+               "corrupted BatchNorm statistics), then ask each score which group is broken. Top-1: the damaged group "
+               "ranked first; the dashed line is what a random ranking gets.")
+    target = pick_run("Model to benchmark", runs, key="bench-run")
+    if target is None:
+        return
     bjobs = store.runs(kind="localise", parent=target["id"])
-    if any(j["status"] in ACTIVE for j in bjobs):
-        jobs_active = True
-        st.info("Benchmark running… (a few minutes on 2 CPU cores for the small CNN)")
+    active = [j["id"] for j in bjobs if j["status"] in ACTIVE]
+    if active:
+        job_status(tuple(active), "Benchmark")
     elif st.button("Run the benchmark (quick)", key="bench-go"):
         get_manager().submit({"method": "localise", "model": target["config"].get("model"),
                               "localise": {"severities": {f: list(v) for f, v in QUICK_SEVERITIES.items()}}},
@@ -143,30 +138,45 @@ if target is not None:
     bench = latest_localisation(store, train_config_of(target).get("model"), train_config_of(target).get("width"))
     if bench is None:
         st.caption("No benchmark for this model family yet.")
-    else:
-        st.markdown(f"Latest benchmark for **{bench['model']}**: {bench['n_cases']} damaged models, errors of the "
-                    f"{bench['split']} split (run {bench['run_id']}).")
-        rows = reports.localisation_rows(bench, PAPER_SCORES)
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-        names = [r_["score"].split(" ")[0] for r_ in rows]
-        faults = list(next(iter(bench["scores"].values()))["by_fault"])
-        a, b = st.columns(2)
-        a.plotly_chart(heatmap([[bench["scores"][n]["by_fault"].get(f) for f in faults] for n in names], names, faults,
-                               "Top-1 rate, score × fault", zmax=1.0), width="stretch", key="bench-heat")
-        top1 = [bench["scores"][n]["top1"] for n in names]
-        bar = go.Figure(go.Bar(x=names, y=[t["rate"] for t in top1],
-                               error_y={"type": "data", "symmetric": False,
-                                        "array": [t["ci_high"] - t["rate"] for t in top1],
-                                        "arrayminus": [t["rate"] - t["ci_low"] for t in top1]}))
-        bar.add_hline(y=bench["floor_top1"], line_dash="dash", annotation_text="random floor")
-        bar.update_layout(title="Top-1 rate with 95% interval", height=320, yaxis_range=[0, 1],
-                          margin={"l": 10, "r": 10, "t": 40, "b": 10})
-        b.plotly_chart(bar, width="stretch", key="bench-bar")
-        st.caption("Accuracy lost by the faults: " + ", ".join(f"{k}: {v['mean']:.3f}"
-                                                               for k, v in bench["accuracy_drop"].items()))
+        return
+    st.markdown(f"Latest benchmark for **{bench['model']}**: {bench['n_cases']} damaged models, errors of the "
+                f"{bench['split']} split (run {bench['run_id']}).")
+    rows = reports.localisation_rows(bench, PAPER_SCORES)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    names = [r_["score"].split(" ")[0] for r_ in rows]
+    faults = list(next(iter(bench["scores"].values()))["by_fault"])
+    a, b = st.columns(2)
+    a.plotly_chart(heatmap([[bench["scores"][n]["by_fault"].get(f) for f in faults] for n in names], names, faults,
+                           "Top-1 rate, score × fault", zmax=1.0), width="stretch", key="bench-heat")
+    top1 = [bench["scores"][n]["top1"] for n in names]
+    bar = go.Figure(go.Bar(x=names, y=[t["rate"] for t in top1],
+                           error_y={"type": "data", "symmetric": False,
+                                    "array": [t["ci_high"] - t["rate"] for t in top1],
+                                    "arrayminus": [t["rate"] - t["ci_low"] for t in top1]}))
+    bar.add_hline(y=bench["floor_top1"], line_dash="dash", annotation_text="random floor")
+    bar.update_layout(title="Top-1 rate with 95% interval", height=320, yaxis_range=[0, 1],
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    b.plotly_chart(bar, width="stretch", key="bench-bar")
+    st.caption("Accuracy lost by the faults: " + ", ".join(f"{k}: {v['mean']:.3f}"
+                                                           for k, v in bench["accuracy_drop"].items()))
 
-if jobs_active:
-    import time
 
-    time.sleep(1.0)
-    st.rerun()
+st.title("Per-layer attribution on misclassified images")
+store = get_store()
+runs = store.runs(kind=("train", "surgery"), status="done")
+# Runs that already have an attribution come first, so the page opens on results.
+runs.sort(key=lambda r: not store.results(r["id"], "attribution"))
+opts = inputs()
+shown = []
+for n, col in enumerate(st.columns(2 if st.checkbox("Two runs side by side (e.g. SGD vs Adam)",
+                                                    value=len(runs) > 1) else 1)):
+    with col:
+        run = pick_run(f"Run {'AB'[n]}", runs, key=f"attr-run-{n}", index=n)
+        if run is None:
+            st.stop()
+        r = column(store, n, run, opts)
+        if r is not None:
+            shown.append((r, run))
+if shown:
+    heatmaps(store, shown)
+benchmark(store, runs)

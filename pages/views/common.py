@@ -20,6 +20,7 @@ from beta_core.data import DataConfig, resolve_source
 from beta_core.env import settings
 from beta_core.jobs import JobManager
 from beta_core.ray_backend import RayBackendError
+from beta_core.records import ACTIVE
 from beta_core.store import Store, StoreError
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -86,6 +87,21 @@ def get_store() -> Store:
     except (StoreError, OSError, RayBackendError) as e:
         show_error(e, "Run store unavailable: ")
         st.stop()
+
+
+@st.fragment(run_every=1.0)
+def job_status(job_ids: tuple[str, ...], what: str) -> None:
+    """While jobs run: one status line each (steps so far), refreshed every second; a full rerun
+    when they have all ended, so the page shows their results. The one polling style of the
+    pages: fragments, never sleep-and-rerun of the whole page."""
+    store = get_store()
+    jobs = [store.get_run(i) for i in job_ids]
+    if all(j["status"] not in ACTIVE for j in jobs):
+        st.rerun()
+    for j in jobs:
+        if j["status"] in ACTIVE:
+            n = store.step_counts(j["id"])[j["id"]]
+            st.info(f"{what} {j['id']}: {j['status']}" + (f", {n:,} steps so far" if n else ""))
 
 
 @lru_cache(maxsize=1)

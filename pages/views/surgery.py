@@ -1,72 +1,93 @@
 """Surgery: retrain only some layer groups, then see what it fixed and what it broke."""
-import time
-
 import pandas as pd
 import streamlit as st
 
 from beta_core import reports
 from beta_core.models import ModelConfig, build_model, layer_groups
 from beta_core.records import ACTIVE
-from beta_core.store import StoreError
 from beta_core.surgery import SurgeryConfig, surgery_run_config
-from pages.views.common import get_manager, get_store, heatmap, pick_run, run_name, show_error
+from pages.views.common import (
+    get_manager,
+    get_store,
+    heatmap,
+    job_status,
+    launch_errors,
+    pick_run,
+    run_name,
+    show_error,
+)
+
+
+def launch_form(run: dict, flagged: list[str]) -> None:
+    names = [g.name for g in layer_groups(build_model(ModelConfig(run["config"].get("model", "small_cnn"),
+                                                                  run["config"].get("width"))))]
+    with st.form("surgery"):
+        groups = st.multiselect("Layer groups to retrain (pre-filled with the flagged ones; empty = auto)", names,
+                                default=flagged)
+        c1, c2, c3, c4 = st.columns(4)
+        epochs = c1.number_input("Epochs", min_value=1, max_value=50, value=2)
+        lr = c2.number_input("Peak LR", min_value=1e-5, max_value=1.0, value=0.01, format="%.4f")
+        oversample = c3.number_input("Extra copies of training errors", min_value=0, max_value=10, value=0)
+        controls = c4.checkbox("Controls (random, per-parameter)", value=False)
+        leaky = st.checkbox("Train on the test split (leaky: results are labelled)", value=False)
+        launched = st.form_submit_button("Launch surgery", type="primary")
+    if launched:
+        with launch_errors():
+            cfg = SurgeryConfig(groups=tuple(groups) or "auto", epochs=int(epochs), lr=float(lr),
+                                oversample_errors=int(oversample), controls=controls,
+                                train_split="test" if leaky else "train", allow_leaky=leaky)
+            get_manager().submit(surgery_run_config(run["config"], cfg), kind="surgery", parent=run["id"])
+            st.success("Surgery launched.")
+
+
+def outcome(s: dict) -> str:
+    """What the repair did, in words, before any savings figure."""
+    full = s["report"].get("full")
+    text = (f"The repair **{'helped' if s['net'] > 0 else 'hurt' if s['net'] < 0 else 'changed nothing'}**: "
+            f"net {s['net']:+d} images ({s['fixed']} fixed, {s['broken']} broken), accuracy "
+            f"{s['acc_before']:.1%} → {s['acc_after']:.1%}.")
+    if full:
+        better = "better than" if s["net"] > full["net"] else "worse than" if s["net"] < full["net"] else "as well as"
+        text += f" It did **{better}** a full fine-tune of every group (net {full['net']:+d})."
+    for key in ("random", "per_parameter"):
+        if key in s["report"]:
+            v = s["report"][key]
+            text += f" Control {v['name']}: net {v['net']:+d}."
+    return text
+
+
+def results(job: dict, run: dict) -> None:
+    s = job["summary"]
+    if s.get("leaky"):
+        st.warning("LEAKY: this repair trained on the split it is scored on.")
+    st.markdown(outcome(s))
+    st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**: "
+                f"{s['param_fraction']:.1%} of parameters.")
+    st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch")
+    c1, c2 = st.columns(2)
+    c1.metric("Savings, parameter proxy (paper)", f"{s['savings_param_proxy']:.0%}")
+    c2.metric("Savings, measured wall-clock vs full fine-tune",
+              "—" if s["savings_measured"] is None else f"{s['savings_measured']:.0%}")
+    main, classes = s["report"]["surgery"], s["classes"]
+    st.plotly_chart(heatmap(main["confusion_diff"], classes, classes, "Confusion matrix after − before (rows: true)",
+                            colorscale="RdBu", zmid=0), width="stretch")
+    per_class = pd.DataFrame({"class": classes, "before": main["class_acc_before"], "after": main["class_acc_after"]})
+    st.dataframe(per_class.assign(change=per_class["after"] - per_class["before"]), hide_index=True)
+
 
 st.title("Layer surgery")
 store = get_store()
-runs = store.runs(kind="train", status="done")
-run = pick_run("Model to repair", runs, key="surgery-run")
+run = pick_run("Model to repair", store.runs(kind="train", status="done"), key="surgery-run")
 if run is None:
     st.stop()
 attributions = store.results(run["id"], "attribution")
-flagged = attributions[-1]["flagged"] if attributions else []
-model_cfg = ModelConfig(run["config"].get("model", "small_cnn"), run["config"].get("width"))
-names = [g.name for g in layer_groups(build_model(model_cfg))]
-with st.form("surgery"):
-    groups = st.multiselect("Layer groups to retrain (pre-filled with the flagged ones; empty = auto)", names,
-                            default=flagged)
-    c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", min_value=1, max_value=50, value=2)
-    lr = c2.number_input("Peak LR", min_value=1e-5, max_value=1.0, value=0.01, format="%.4f")
-    oversample = c3.number_input("Extra copies of training errors", min_value=0, max_value=10, value=0)
-    controls = c4.checkbox("Controls (random, per-parameter)", value=False)
-    leaky = st.checkbox("Train on the test split (leaky: results are labelled)", value=False)
-    go = st.form_submit_button("Launch surgery", type="primary")
-if go:
-    try:
-        cfg = SurgeryConfig(groups=tuple(groups) or "auto", epochs=int(epochs), lr=float(lr),
-                            oversample_errors=int(oversample), controls=controls,
-                            train_split="test" if leaky else "train", allow_leaky=leaky)
-        get_manager().submit(surgery_run_config(run["config"], cfg), kind="surgery", parent=run["id"])
-        st.success("Surgery launched.")
-    except (ValueError, StoreError, OSError) as e:
-        show_error(e)
-
+launch_form(run, attributions[-1]["flagged"] if attributions else [])
 jobs = store.runs(kind="surgery", parent=run["id"])
 if not jobs:
     st.caption("No surgery on this run yet.")
-    st.stop()
-job = jobs[0]
-if job["status"] in ACTIVE:
-    n = len(store.steps(job["id"]))
-    st.info(f"Surgery {job['id']} {job['status']}: {n} steps so far (then the full fine-tune for comparison).")
-    time.sleep(1.0)
-    st.rerun()
-if job["status"] != "done":
-    show_error(job["error"] or "", f"Surgery {job['id']} {job['status']}: ")
-    st.stop()
-s = job["summary"]
-if s.get("leaky"):
-    st.warning("LEAKY: this repair trained on the split it is scored on.")
-st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**: "
-            f"{s['param_fraction']:.1%} of parameters.")
-st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch")
-c1, c2 = st.columns(2)
-c1.metric("Savings, parameter proxy (paper)", f"{s['savings_param_proxy']:.0%}")
-c2.metric("Savings, measured wall-clock vs full fine-tune",
-          "—" if s["savings_measured"] is None else f"{s['savings_measured']:.0%}")
-main = s["report"]["surgery"]
-classes = s["classes"]
-st.plotly_chart(heatmap(main["confusion_diff"], classes, classes, "Confusion matrix after − before (rows: true)",
-                        colorscale="RdBu", zmid=0), width="stretch")
-per_class = pd.DataFrame({"class": classes, "before": main["class_acc_before"], "after": main["class_acc_after"]})
-st.dataframe(per_class.assign(change=per_class["after"] - per_class["before"]), hide_index=True)
+elif jobs[0]["status"] in ACTIVE:
+    job_status((jobs[0]["id"],), "Surgery (then the full fine-tune for comparison)")
+elif jobs[0]["status"] != "done":
+    show_error(jobs[0]["error"] or "", f"Surgery {jobs[0]['id']} {jobs[0]['status']}: ")
+else:
+    results(jobs[0], run)
