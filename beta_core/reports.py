@@ -17,7 +17,7 @@ from .records import format_time_to_accuracy
 from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
-           "verdict_rows", "localisation_rows", "surgery_rows", "attribution_rows", "text_table", "pct"]
+           "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows", "text_table", "pct"]
 
 # One row per run: identity, the config that tells runs apart, the outcome.
 RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
@@ -112,6 +112,18 @@ def sweep_setting(rep: dict) -> str:
             + ", ".join(f"{m} {v:g}" for m, v in s["lrs"].items()) + f"; test seeds {s['seeds']}"
             + (f", tuned {', '.join(s['tuned'])} on seeds {s['tune_seeds']}" if s["tuned"] else "")
             + f"; baseline {s['baseline']}")
+
+
+def method_rows(rep: dict) -> list[dict]:
+    """One row per arm of a sweep report's reported stage: n, final accuracy with its interval."""
+    rows = []
+    for m, r in rep["methods"].items():
+        f = r["final_test_acc"]
+        rows.append({"method": m, "n": r["n"], "final test acc": pct(f["mean"], 2),
+                     "95% CI": f"[{pct(f['ci_low'], 2)}, {pct(f['ci_high'], 2)}]",
+                     "best test acc": pct(r["best_test_acc"]["mean"], 2), "diverged": r["diverged"],
+                     "missing": r["missing"], **{f"never ≥{t}": k for t, k in r["censored"].items()}})
+    return rows
 
 
 def verdict_rows(rep: dict) -> list[dict]:

@@ -160,12 +160,7 @@ def print_report(rep: dict, sweep_id: str) -> None:
             flag = f"  <- at the grid's edge ({', '.join(c['edge'])}): widen the grid" if c["edge"] else ""
             print(f"  {m:<13} chose {c['values']}  [{curve}]{flag}")
     print("\nreported stage (test accuracy, mean [95% CI], n):")
-    for m, r in rep["methods"].items():
-        f, b = r["final_test_acc"], r["best_test_acc"]
-        cens = ", ".join(f"never {t}: {k}" for t, k in r["censored"].items() if k)
-        print(f"  {m:<22} final {reports.pct(f['mean'], 2)} [{reports.pct(f['ci_low'], 2)}, "
-              f"{reports.pct(f['ci_high'], 2)}]  best {reports.pct(b['mean'], 2)}  n={r['n']}"
-              + (f"  ({cens})" if cens else "") + (f"  missing {r['missing']}" if r["missing"] else ""))
+    print(reports.text_table(reports.method_rows(rep)))
     missing = (rep.get("coverage") or {}).get("missing")
     if missing:
         print("\nmissing cells (not counted): " + ", ".join(f"{m['cell']} ({m['status']})" for m in missing))

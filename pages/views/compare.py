@@ -8,6 +8,7 @@ import streamlit as st
 
 from beta_core import reports
 from beta_core.config import METHODS, check_data, parse_seeds
+from beta_core.data import SOURCES
 from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import ACTIVE
@@ -24,65 +25,6 @@ from pages.views.common import (
     run_name,
     show_error,
 )
-
-st.title("Compare: tuned sweeps and verdicts")
-st.caption("Each method gets its own LR, chosen on a **validation** split over tuning seeds; the chosen "
-           "LRs then run on fresh seeds and are reported on the **test** split, with 95% intervals. "
-           "\"No detectable difference\" is a result too.")
-
-# ------------------------------------------------------------------ plan and launch
-SWEEP_PRESETS = [p for p in PRESETS if preset_sweep(p)]
-with st.form("plan"):
-    c1, c2, c3 = st.columns(3)
-    preset = c1.selectbox("Preset", SWEEP_PRESETS, help="sweep-cpu: a verdict in about 15 minutes on 2 CPU cores")
-    defaults = preset_sweep(preset)
-    dataset = c2.selectbox("Dataset", ["auto", "synthetic", "cifar10", "folder"])
-    data_path = c3.text_input("Data path (ImageFolder tree or .tar.gz)", value="")
-    c4, c5, c6 = st.columns(3)
-    methods = c4.multiselect("Methods", list(METHODS), default=preset_methods(preset))
-    lrs_text = c5.text_input("LR grid (SGD methods)", value=",".join(f"{v:g}" for v in defaults["grid"]["*"]["lr"]))
-    baseline = c6.selectbox("Baseline", list(METHODS), index=list(METHODS).index(defaults["baseline"]))
-    c7, c8, c9 = st.columns(3)
-    tune = c7.checkbox("Tune the LR per method on validation (two stages)", value=True)
-    tune_seeds_text = c8.text_input("Tuning seeds", value=",".join(map(str, defaults["tune_seeds"])))
-    seeds_text = c9.text_input("Test seeds (fresh)", value=",".join(map(str, defaults["seeds"])))
-    c10, c11, c12 = st.columns(3)
-    targets_text = c10.text_input("Target test accuracies", value=",".join(f"{t:g}" for t in defaults["targets"]))
-    epochs = c11.number_input("Epochs", min_value=1, max_value=500, value=PRESETS[preset]["config"]["epochs"])
-    subset = c12.number_input("Training images (0 = all)", min_value=0, max_value=50000,
-                              value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
-    confirm = st.checkbox(f"Start even if it plans more than {CONFIRM_ABOVE} runs")
-    launched = st.form_submit_button("Launch sweep", type="primary")
-
-if launched:
-    with launch_errors():
-        lrs = [float(v) for v in lrs_text.split(",") if v.strip()]
-        targets = [float(v) for v in targets_text.split(",") if v.strip()]
-        over = {"dataset": dataset, "data_path": data_path or None, "epochs": int(epochs),
-                "train_subset": int(subset) or None}
-        plan = SweepPlan(methods=methods, seeds=parse_seeds(seeds_text), grid={"*": {"lr": lrs}},
-                         tune=["lr"] if tune else [], tune_seeds=parse_seeds(tune_seeds_text) if tune else [],
-                         targets=targets, baseline=baseline, preset=preset, overrides=over)
-        secs = estimate_seconds(plan, get_store().runs(kind="train", status="done"))
-        size = f"{plan.n_cells()} runs" + (f", about {secs / 60:.0f} minutes one at a time (from earlier runs of "
-                                           "this model here)" if secs else "")
-        if plan.n_cells() > CONFIRM_ABOVE and not confirm:
-            raise ValueError(f"This sweep plans {size}: tick the box above to start it, or shrink the grid or seeds")
-        check_data([plan.config(c) for c in plan.first_stage_cells()], data_dir())
-        sid = get_manager().submit(sweep_run_config(plan), kind="sweep")
-        st.session_state["sweep"] = sid
-        st.success(f"Launched sweep {sid} ({size}) on {data_source_label(data_path or None)}.")
-
-# ------------------------------------------------------------------ which sweep
-store = get_store()
-sweeps = store.runs(kind="sweep")
-if not sweeps:
-    st.info("No sweeps yet. Press **Launch sweep**.")
-    st.stop()
-ids = [s["id"] for s in sweeps]
-default = ids.index(st.session_state["sweep"]) if st.session_state.get("sweep") in ids else 0
-status_of = {s["id"]: s["status"] for s in sweeps}
-sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: f"{i} ({status_of[i]})")
 
 
 def grid_figure(members, stage: str) -> go.Figure | None:
@@ -107,22 +49,62 @@ def grid_figure(members, stage: str) -> go.Figure | None:
     return fig
 
 
-ACTIVE_AT_START = next(s for s in sweeps if s["id"] == sid)["status"] in ACTIVE
+
+def plan_form() -> tuple[SweepPlan | None, bool]:
+    """The sweep's plan from the form (the preset sits outside it, so its defaults follow the preset)."""
+    preset = st.selectbox("Preset", SWEEP_PRESETS, help="sweep-cpu: a tuned comparison on 2 CPU cores "
+                          "(6 min 18 s measured on the CIFAR-10 pack, README)")
+    defaults, config = preset_sweep(preset), PRESETS[preset]["config"]
+    with st.form("plan"):
+        c1, c2 = st.columns([1, 2])
+        dataset = c1.selectbox("Dataset", SOURCES, index=SOURCES.index(config.get("dataset", "auto")))
+        data_path = c2.text_input("Data path (ImageFolder tree or .tar.gz)", value="")
+        c4, c5, c6 = st.columns(3)
+        methods = c4.multiselect("Methods", list(METHODS), default=preset_methods(preset))
+        lrs_text = c5.text_input("LR grid (SGD methods)", value=",".join(f"{v:g}" for v in defaults["grid"]["*"]["lr"]))
+        baseline = c6.selectbox("Baseline", list(METHODS), index=list(METHODS).index(defaults["baseline"]))
+        c7, c8, c9 = st.columns(3)
+        tune = c7.checkbox("Tune the LR per method on validation (two stages)", value=True)
+        tune_seeds_text = c8.text_input("Tuning seeds", value=",".join(map(str, defaults["tune_seeds"])))
+        seeds_text = c9.text_input("Test seeds (fresh)", value=",".join(map(str, defaults["seeds"])))
+        c10, c11, c12 = st.columns(3)
+        targets_text = c10.text_input("Target test accuracies", value=",".join(f"{t:g}" for t in defaults["targets"]))
+        epochs = c11.number_input("Epochs", min_value=1, max_value=500, value=config["epochs"])
+        subset = c12.number_input("Training images (0 = all)", min_value=0, max_value=50000,
+                                  value=config["train_subset"] or 0, step=500)
+        confirm = st.checkbox(f"Start even if it plans more than {CONFIRM_ABOVE} runs")
+        if not st.form_submit_button("Launch sweep", type="primary"):
+            return None, confirm
+    over = {"dataset": dataset, "data_path": data_path or None, "epochs": int(epochs),
+            "train_subset": int(subset) or None}
+    return SweepPlan(methods=methods, seeds=parse_seeds(seeds_text),
+                     grid={"*": {"lr": [float(v) for v in lrs_text.split(",") if v.strip()]}},
+                     tune=["lr"] if tune else [], tune_seeds=parse_seeds(tune_seeds_text) if tune else [],
+                     targets=[float(v) for v in targets_text.split(",") if v.strip()], baseline=baseline,
+                     preset=preset, overrides=over), confirm
 
 
-@st.fragment(run_every=3.0 if ACTIVE_AT_START else None)
-def show(sid: str) -> None:
-    store = get_store()
-    sweep = store.get_run(sid)
-    members = sweep_members(store, sid)
-    plan = SweepPlan.from_dict(sweep["config"]["sweep"])
-    total = plan.n_cells()
+def launch(plan: SweepPlan, confirm: bool) -> None:
+    """Size and duration first; a sweep over CONFIRM_ABOVE runs waits for the box."""
+    secs = estimate_seconds(plan, get_store().runs(kind="train", status="done"))
+    size = f"{plan.n_cells()} runs" + (f", about {secs / 60:.0f} minutes one at a time (from earlier runs of "
+                                       "this model here)" if secs else "")
+    if plan.n_cells() > CONFIRM_ABOVE and not confirm:
+        raise ValueError(f"This sweep plans {size}: tick the box above to start it, or shrink the grid or seeds")
+    check_data([plan.config(c) for c in plan.first_stage_cells()], data_dir())
+    sid = get_manager().submit(sweep_run_config(plan), kind="sweep")
+    st.session_state["sweep"] = sid
+    st.success(f"Launched sweep {sid} ({size}) on {data_source_label(plan.overrides.get('data_path'))}.")
+
+
+def status(sweep: dict, members: list, plan: SweepPlan) -> None:
     finished = sum(r["status"] not in ACTIVE for _, r in members)
     if sweep["status"] in ACTIVE:
         a, b = st.columns([5, 1])
-        a.progress(min(1.0, finished / total), text=f"sweep {sweep['status']}: {finished}/{total} runs finished")
+        a.progress(min(1.0, finished / plan.n_cells()),
+                   text=f"sweep {sweep['status']}: {finished}/{plan.n_cells()} runs finished")
         if b.button("Cancel sweep"):
-            get_manager().cancel(sid)
+            get_manager().cancel(sweep["id"])
     elif sweep["status"] != "done":
         cov = sweep["summary"].get("coverage") or {}
         why = sweep["error"] or (f"{len(cov['missing'])} of {cov['planned']} planned cells of the reported stage "
@@ -132,10 +114,96 @@ def show(sid: str) -> None:
         if a.button("Resume sweep", help="finished cells are kept; cancelled, interrupted and never-started cells "
                                          "run again (failed ones too, with the box ticked)"):
             with launch_errors():
-                resume_sweep(sid, st.session_state.get("retry_failed", False))
+                resume_sweep(sweep["id"], st.session_state.get("retry_failed", False))
                 st.rerun()
         b.checkbox("Also run failed cells again", key="retry_failed")
-        st.caption(f"Or from the command line: `beta-core sweep --resume {sid}`")
+        st.caption(f"Or from the command line: `beta-core sweep --resume {sweep['id']}`")
+
+
+def lr_sensitivity(choice: dict, color: dict) -> None:
+    st.subheader("LR sensitivity (stage 1, validation)")
+    fig = go.Figure()
+    for m, c in choice.items():
+        pts = [p for p in c["curve"] if p["mean"] is not None and "lr" in p["values"]]
+        if pts:
+            err = [(p["ci_high"] - p["mean"]) if p["ci_high"] is not None else 0 for p in pts]
+            fig.add_trace(go.Scatter(x=[p["values"]["lr"] for p in pts], y=[p["mean"] for p in pts], name=m,
+                                     error_y={"type": "data", "array": err}, mode="lines+markers",
+                                     line={"color": color.get(m)}))
+    fig.update_xaxes(type="log", title_text="lr")
+    fig.update_yaxes(title_text="mean validation accuracy")
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 20, "b": 10})
+    st.plotly_chart(fig, width="stretch", key="lr-sensitivity")
+    edges = [f"{m} ({', '.join(c['edge'])})" for m, c in choice.items() if c["edge"]]
+    if edges:
+        st.warning("Chosen at the edge of the grid — widen the grid: " + plain(", ".join(edges)))
+
+
+def curves(store, test: list, color: dict) -> None:
+    st.subheader("Mean curves over test seeds (95% bands)")
+    arm = {r["id"]: c.method for c, r in test}
+    epochs = store.epochs(*arm)
+    x_axis = st.radio("x-axis", ["step", "time"], horizontal=True, key="curve-x")
+    for col, metric, title in zip(st.columns(2), ("test_acc", "val_acc"), ("Test accuracy", "Validation accuracy")):
+        fig = go.Figure()
+        for k, (m, g) in enumerate(mean_curves(epochs, arm, metric).groupby("arm")):
+            c = color.get(m, PALETTE[k % len(PALETTE)])
+            band = g.dropna(subset=["ci_low"])
+            if len(band):
+                fig.add_trace(go.Scatter(x=list(band[x_axis]) + list(band[x_axis])[::-1],
+                                         y=list(band["ci_high"]) + list(band["ci_low"])[::-1], fill="toself",
+                                         line={"width": 0}, fillcolor=c, opacity=0.2, showlegend=False,
+                                         hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=g[x_axis], y=g["mean"], name=m, mode="lines+markers", line={"color": c}))
+        fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        fig.update_xaxes(title_text="steps" if x_axis == "step" else
+                         "seconds (mean; wall clock on this machine, runs one after another)")
+        col.plotly_chart(fig, width="stretch", key=f"curve-{metric}")
+
+
+def verdicts(sid: str, rep: dict) -> None:
+    st.subheader("Verdicts")
+    st.markdown(plain(f"Setting: {reports.sweep_setting(rep)}."))
+    if rep["setting"].get("synthetic"):
+        st.warning("Trained on SYNTHETIC data: these verdicts say nothing about CIFAR-10.")
+    if rep.get("note"):
+        st.info(plain(rep["note"]))
+    table = pd.DataFrame(reports.verdict_rows(rep))
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(reports.method_rows(rep)), hide_index=True, width="stretch")
+    a, b = st.columns(2)
+    a.download_button("Verdicts (CSV)", table.to_csv(index=False), f"{sid}-verdicts.csv", "text/csv")
+    b.download_button("Report (JSON)", json.dumps(rep, indent=2, default=str), f"{sid}.json", "application/json")
+
+
+st.title("Compare: tuned sweeps and verdicts")
+st.caption("Each method gets its own LR, chosen on a **validation** split over tuning seeds; the chosen "
+           "LRs then run on fresh seeds and are reported on the **test** split, with 95% intervals. "
+           "\"No detectable difference\" is a result too.")
+SWEEP_PRESETS = [p for p in PRESETS if preset_sweep(p)]
+with launch_errors():
+    plan, confirm = plan_form()
+    if plan is not None:
+        launch(plan, confirm)
+
+store = get_store()
+sweeps = store.runs(kind="sweep")
+if not sweeps:
+    st.info("No sweeps yet. Press **Launch sweep**.")
+    st.stop()
+ids = [s["id"] for s in sweeps]
+default = ids.index(st.session_state["sweep"]) if st.session_state.get("sweep") in ids else 0
+status_of = {s["id"]: s["status"] for s in sweeps}
+sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: f"{i} ({status_of[i]})")
+ACTIVE_AT_START = status_of[sid] in ACTIVE
+
+
+@st.fragment(run_every=3.0 if ACTIVE_AT_START else None)
+def show(sid: str) -> None:
+    store = get_store()
+    sweep, members = store.get_run(sid), sweep_members(store, sid)
+    plan = SweepPlan.from_dict(sweep["config"]["sweep"])
+    status(sweep, members, plan)
     for stage in ("tune", "test"):
         fig = grid_figure(members, stage)
         if fig is not None:
@@ -143,71 +211,18 @@ def show(sid: str) -> None:
     color = {m: PALETTE[k % len(PALETTE)] for k, m in enumerate(plan.methods)}  # one colour per method
     choice = store.results(sid, "sweep_choice")
     if choice:
-        st.subheader("LR sensitivity (stage 1, validation)")
-        fig = go.Figure()
-        for m, c in choice[-1].items():
-            pts = [p for p in c["curve"] if p["mean"] is not None and "lr" in p["values"]]
-            if not pts:
-                continue
-            err = [(p["ci_high"] - p["mean"]) if p["ci_high"] is not None else 0 for p in pts]
-            fig.add_trace(go.Scatter(x=[p["values"]["lr"] for p in pts], y=[p["mean"] for p in pts], name=m,
-                                     error_y={"type": "data", "array": err}, mode="lines+markers",
-                                     line={"color": color.get(m)}))
-        fig.update_xaxes(type="log", title_text="lr")
-        fig.update_yaxes(title_text="mean validation accuracy")
-        fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 20, "b": 10})
-        st.plotly_chart(fig, width="stretch", key="lr-sensitivity")
-        edges = [f"{m} ({', '.join(c['edge'])})" for m, c in choice[-1].items() if c["edge"]]
-        if edges:
-            st.warning("Chosen at the edge of the grid — widen the grid: " + plain(", ".join(edges)))
+        lr_sensitivity(choice[-1], color)
     test = [(c, r) for c, r in members if c.stage == "test"]
     if test:
-        st.subheader("Mean curves over test seeds (95% bands)")
-        arm = {r["id"]: c.method for c, r in test}
-        epochs = store.epochs(*arm)
-        x_axis = st.radio("x-axis", ["step", "time"], horizontal=True, key="curve-x")
-        cols = st.columns(2)
-        for col, metric, title in ((cols[0], "test_acc", "Test accuracy"), (cols[1], "val_acc", "Validation accuracy")):
-            mc = mean_curves(epochs, arm, metric)
-            fig = go.Figure()
-            for k, (m, g) in enumerate(mc.groupby("arm")):
-                c = color.get(m, PALETTE[k % len(PALETTE)])
-                band = g.dropna(subset=["ci_low"])
-                if len(band):
-                    fig.add_trace(go.Scatter(x=list(band[x_axis]) + list(band[x_axis])[::-1],
-                                             y=list(band["ci_high"]) + list(band["ci_low"])[::-1], fill="toself",
-                                             line={"width": 0}, fillcolor=c, opacity=0.2, showlegend=False,
-                                             hoverinfo="skip"))
-                fig.add_trace(go.Scatter(x=g[x_axis], y=g["mean"], name=m, mode="lines+markers", line={"color": c}))
-            fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-            fig.update_xaxes(title_text="steps" if x_axis == "step" else "seconds (mean)")
-            col.plotly_chart(fig, width="stretch", key=f"curve-{metric}")
+        curves(store, test, color)
     stored = store.results(sid, "sweep")
     if stored:
-        rep = stored[-1]
-        s = rep["setting"]
-        st.subheader("Verdicts")
-        st.markdown(plain(f"Setting: {reports.sweep_setting(rep)}."))
-        if s.get("synthetic"):
-            st.warning("Trained on SYNTHETIC data: these verdicts say nothing about CIFAR-10.")
-        if rep.get("note"):
-            st.info(plain(rep["note"]))
-        table = pd.DataFrame(reports.verdict_rows(rep))
-        st.dataframe(table, hide_index=True, width="stretch")
-        per = pd.DataFrame([{"method": m, "n": r["n"], "final test acc": r["final_test_acc"]["mean"],
-                             "CI low": r["final_test_acc"]["ci_low"], "CI high": r["final_test_acc"]["ci_high"],
-                             "best test acc": r["best_test_acc"]["mean"], "diverged": r["diverged"],
-                             "missing": r["missing"], **{f"never ≥{t}": k for t, k in r["censored"].items()}}
-                            for m, r in rep["methods"].items()])
-        st.dataframe(per, hide_index=True, width="stretch")
-        a, b = st.columns(2)
-        a.download_button("Verdicts (CSV)", table.to_csv(index=False), f"{sid}-verdicts.csv", "text/csv")
-        b.download_button("Report (JSON)", json.dumps(rep, indent=2, default=str), f"{sid}.json", "application/json")
+        verdicts(sid, stored[-1])
     if ACTIVE_AT_START and sweep["status"] not in ACTIVE:
         st.rerun()  # finished: a full rerun stops the polling
 
 
 show(sid)
-if any(r["status"] == "interrupted" for _, r in sweep_members(store, sid)):
-    st.caption("Some runs were interrupted: " + ", ".join(run_name(r) for _, r in sweep_members(store, sid)
-                                                          if r["status"] == "interrupted"))
+interrupted = [r for _, r in sweep_members(store, sid) if r["status"] == "interrupted"]
+if interrupted:
+    st.caption("Some runs were interrupted: " + ", ".join(run_name(r) for r in interrupted))

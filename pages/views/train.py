@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from beta_core.config import METHODS, check_data, parse_seeds, plan_runs
+from beta_core.data import SOURCES
 from beta_core.env import settings
 from beta_core.models import MODELS
 from beta_core.presets import PRESETS, preset_methods
@@ -27,21 +28,23 @@ from pages.views.common import (
 st.title("Train & compare")
 
 # ------------------------------------------------------------------ launch form
+# The preset sits outside the form, so the form's defaults follow the preset picked.
+preset = st.selectbox("Preset", list(PRESETS), index=0, help="quick-cpu: about a minute on 2 CPU cores")
 with st.form("launch"):
-    c1, c2, c3 = st.columns(3)
-    preset = c1.selectbox("Preset", list(PRESETS), index=0, help="quick-cpu: about a minute on 2 CPU cores")
-    dataset = c2.selectbox("Dataset", ["auto", "synthetic", "cifar10", "folder"], index=0,
+    c2, c3 = st.columns([1, 2])
+    dataset = c2.selectbox("Dataset", SOURCES, index=SOURCES.index(PRESETS[preset]["config"].get("dataset", "auto")),
                            help="auto: a data path if given, else CIFAR-10 in data/, else synthetic")
     data_path = c3.text_input("Data path (ImageFolder tree or .tar.gz)", value="")
     c4, c5, c6 = st.columns(3)
     model = c4.selectbox("Model", MODELS, index=MODELS.index(PRESETS[preset]["config"]["model"]))
-    methods = c5.multiselect("Methods", list(METHODS), default=preset_methods("quick-cpu"))
+    methods = c5.multiselect("Methods", list(METHODS), default=preset_methods(preset))
     seeds_text = c6.text_input("Seeds (comma-separated)", value="0")
     c7, c8, c9 = st.columns(3)
     epochs = c7.number_input("Epochs", min_value=1, max_value=500, value=PRESETS[preset]["config"]["epochs"])
     subset = c8.number_input("Training images (0 = all)", min_value=0, max_value=50000,
                              value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
-    lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0, value=0.1, format="%.4f")
+    lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0,
+                         value=float(PRESETS[preset]["config"].get("lr", 0.1)), format="%.4f")
     c10, c11 = st.columns(2)
     per_epoch = c10.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)")
     curvature = c11.checkbox("Measure curvature each epoch (top Hessian eigenvalue: real damping ratio)")
@@ -98,13 +101,7 @@ poll = c4.selectbox("Refresh every (s)", [1.0, 2.0, 5.0, 10.0],
 any_active = any(by_id[i]["status"] in ACTIVE for i in chosen)
 
 
-@st.fragment(run_every=poll if any_active else None)
-def live(ids: list[str]) -> None:
-    store = get_store()
-    runs = {i: store.get_run(i) for i in ids}
-    names = {i: run_name(r) for i, r in runs.items()}
-    colors = run_colors(ids)
-    counts = store.step_counts(*ids)
+def status_lines(runs: dict, names: dict, counts: dict) -> None:
     for i, r in runs.items():
         if r["status"] in ACTIVE:
             total = r["summary"].get("total_steps")  # known once the worker has loaded the data
@@ -117,8 +114,10 @@ def live(ids: list[str]) -> None:
             st.warning(f"{names[i]}: {r['status']}" + (f" — {plain(r['error'])}" if r["error"] else ""))
         elif r["summary"].get("synthetic"):
             st.caption(f"{names[i]}: trained on **synthetic** data")
-    steps = store.steps(*ids)
-    epochs = store.epochs(*ids)
+
+
+def charts(store, ids: list[str], names: dict, colors: dict) -> None:
+    steps, epochs = store.steps(*ids), store.epochs(*ids)
     frames = {i: steps[steps["run_id"] == i] for i in ids}
     eframes = {i: epochs[epochs["run_id"] == i].assign(epoch=lambda d: d["epoch"] + 1) for i in ids}
     x = "epoch" if x_axis == "epoch" else x_axis
@@ -145,6 +144,9 @@ def live(ids: list[str]) -> None:
         st.plotly_chart(fig, width="stretch", key="live-curvature")
         st.caption("Curvature measured each epoch on a fixed batch of training images (BatchNorm in eval mode). "
                    "Adam: the preconditioned sharpness; its margin uses (2+2β₁)/((1−β₁)·lr); no ζ.")
+
+
+def time_to_accuracy(runs: dict, names: dict) -> None:
     rows = []
     for i, r in runs.items():
         s = r["summary"]
@@ -156,6 +158,16 @@ def live(ids: list[str]) -> None:
         rows.append(row)
     st.subheader("Time to accuracy")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+@st.fragment(run_every=poll if any_active else None)
+def live(ids: list[str]) -> None:
+    store = get_store()
+    runs = {i: store.get_run(i) for i in ids}
+    names = {i: run_name(r) for i, r in runs.items()}
+    status_lines(runs, names, store.step_counts(*ids))
+    charts(store, ids, names, run_colors(ids))
+    time_to_accuracy(runs, names)
     if any_active and all(r["status"] not in ACTIVE for r in runs.values()):
         st.rerun()  # everything finished: a full rerun stops the polling
 
