@@ -3,7 +3,7 @@
 For a trained model and a split: find the misclassified samples, take the gradient of the
 mean loss over only those samples, and turn each layer group's slice of it into one score.
 
-Normalisations (DECISION, ``AttributionConfig.normalization``):
+Normalizations (DECISION, ``AttributionConfig.normalization``):
 
 =============  ====================  =============================================
 raw            ||g_G||               favours big groups
@@ -21,7 +21,8 @@ for diagnosis; surgery then trains on the training split (see ``surgery``).
 Probe (ours, beyond the paper): gradient norms answer "where does the error signal flow",
 not "which group, retrained, would fix the errors". ``probe_scores`` asks the second question
 directly: for each group alone, a few SGD steps on training batches, then the drop in
-held-out loss. It costs ``groups x steps`` training steps, so it is opt-in.
+held-out loss. It costs ``groups x steps`` training steps; the localisation benchmark found it
+the most reliable score, so it is the default flagging score (``DEFAULT_SCORE``).
 
 Scores (``score_groups``, one interface: a ranking of groups and its cost): the paper's three
 gradient norms, a first-order Taylor score, an empirical Fisher score, the probe and a
@@ -316,7 +317,7 @@ def plant_fault(model: torch.nn.Module, loader, group: str, strength: float = 1.
     """Damage ``group`` in place, re-diagnose, and report whether it ranks first.
 
     ``method``: ``gradient`` (the paper's error-gradient attribution, ``cfg`` picks the
-    normalisation) or ``probe`` (retrain-one-group probe; needs ``train_loader``).
+    normalization) or ``probe`` (retrain-one-group probe; needs ``train_loader``).
     """
     if method not in ("gradient", "probe"):
         raise ValueError(f"Unknown method: {method!r} (expected 'gradient' or 'probe')")

@@ -20,14 +20,15 @@ loss; with kilostep_scale = 1024 (1 + 1/(1 - 0.85)) its torch lr is 11.5 / kilos
 example, i.e. 11.5 x 1024 / kilostep_scale = 1.5 for a mean loss over 1024 images, and its
 decay 0.0153 / 11.5 = 0.00133; biases and BatchNorm shifts at 64x the LR (``bias_lr_scale``).
 The beta rule and zeta read these torch LRs. ``fast-cpu``: the same at widths 48/96/96
-(about 790 images/s on 2 CPU cores, measured), 10 epochs: about 12 minutes a run.
+(about 790 images/s on 2 CPU cores, measured), 10 epochs: 14-16 minutes a run with evaluation
+(README, measured on the CIFAR-10 pack).
 
-``sweep-cpu``: a tuned comparison that gives a verdict on 2 CPU cores in about 15 minutes on
-CIFAR-10: constant, beta and hybrid momentum, each over LRs 0.025-0.2 on 2 tuning seeds
-(validation), then at its chosen LR on 3 fresh seeds (test); small CNN, 5,000 training
-images, 8 epochs. ``sweep-gpu``: the same design sized for a few minutes on one modern GPU
-(all of CIFAR-10, ResNet-style net, 4 LRs x 2 tuning seeds, 5 test seeds). A preset's
-``sweep`` entry gives the sweep's defaults; flags override them.
+``sweep-cpu``: a tuned comparison that gave a verdict on 2 CPU cores in 6 min 18 s on the
+CIFAR-10 pack (README, measured, first decode included): constant, beta and hybrid momentum,
+each over LRs 0.025-0.2 on 2 tuning seeds (validation), then at its chosen LR on 3 fresh seeds
+(test); small CNN, 5,000 training images, 8 epochs. ``sweep-gpu``: the same design sized for a
+few minutes on one modern GPU (all of CIFAR-10, ResNet-style net, 4 LRs x 2 tuning seeds, 5
+test seeds). A preset's ``sweep`` entry gives the sweep's defaults; flags override them.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def inputs() -> dict:
                          format_func=score_label,
                          help="The localisation benchmark below measures how often each score finds a damaged group.")
     c1, c2, c3, c4 = st.columns(4)
-    norm = c1.selectbox("Normalisation (heatmaps)", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
+    norm = c1.selectbox("Normalization (heatmaps)", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
                         help="relative = ||g|| / ||w|| (Auto-RGN); raw favours big groups")
     split = c2.selectbox("Errors from split", ["test", "train"])
     k = c3.number_input("Groups flagged (top-k)", min_value=1, max_value=10, value=3)
