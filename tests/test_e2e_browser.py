@@ -111,9 +111,17 @@ def _open(page, url: str) -> None:
 
 
 def _nav(page, title: str, heading: str) -> None:
-    """Go to a page the way a user does: the sidebar link."""
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.locator("h1", has_text=heading).first.wait_for(timeout=60000)
+    """Go to a page the way a user does: the sidebar link. Once in nine runs of this file on a
+    loaded 2-core machine a click was not followed within 60 s; a user clicks again, so does this."""
+    link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+    for attempt in range(2):
+        link.click()
+        try:
+            page.locator("h1", has_text=heading).first.wait_for(timeout=30000 * (attempt + 1))
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; the second attempt raises it
+            if attempt:
+                raise
     _wait_idle(page)
 
 
