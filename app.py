@@ -42,7 +42,7 @@ with st.sidebar:
         st.caption(f"Active jobs: **{len(active)}**")
         for r in active:
             st.caption(f"- {r['method'] if r['kind'] == 'train' else r['kind']} ({r['status']})")
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the sidebar must not take the page down
         st.error(f"Run store unavailable: {plain(e)}")
 
 nav.run()

@@ -168,7 +168,7 @@ def _decode(data: bytes, where: str) -> np.ndarray:
         img = img.convert("RGB")
     except DataSourceError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any decoder error means the same thing here
         why = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "this file", str(e))  # Pillow names its buffer
         raise DataSourceError(f"Unreadable image {where}: {why} (expected a JPEG/PNG image file)") from None
     if img.size != (32, 32):
@@ -300,7 +300,7 @@ def _torchvision_cifar10(data_dir: Path, download: bool) -> Splits:
     try:
         tr = torchvision.datasets.CIFAR10(str(data_dir), train=True, download=download)
         te = torchvision.datasets.CIFAR10(str(data_dir), train=False, download=download)
-    except Exception as e:
+    except Exception as e:  # network and integrity errors alike
         raise DataSourceError(
             f"CIFAR-10 is not available: {e}. Either allow the download into {str(data_dir)!r} "
             f"(it puts cifar-10-batches-py/ there), copy cifar-10-batches-py/ there yourself, or point "
@@ -351,7 +351,7 @@ def _load_cache(file: Path) -> Splits | None:
         ok = (b["version"] == CACHE_VERSION and all(x.dtype == torch.uint8 for x in xs[::2])
               and xs[0].shape[1:] == (3, 32, 32) and len(xs[0]) == len(xs[1])
               and len(xs[2]) == len(xs[3]) and b["crc"] == _crc(*xs))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure to read means "rebuild"
         return None
     return Splits(*xs, tuple(b["classes"]), b["name"], False) if ok else None
 

@@ -355,7 +355,7 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
             raise ValueError(f"Unknown job kind: {run['kind']!r} (expected one of {JOB_KINDS})")
         status, summary = body(store, run, data_dir, stop, on_record, splits)
         store.finish(run_id, status, summary)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the run fails, the caller decides what to show
         cause = str(e) if isinstance(e, (StoreError, ValueError)) else f"{type(e).__name__}: {e}"
         try:
             store.finish(run_id, "failed", error=cause)
@@ -411,7 +411,7 @@ class JobManager:
             try:
                 if not self.pump() and not self.procs and not (self.ray and self.ray.refs):
                     return  # nothing queued, nothing running: the thread ends, submit restarts it
-            except Exception:
+            except Exception:  # noqa: BLE001 - a transient DB error must not kill the pump
                 continue
 
     def _threads_per_worker(self) -> int:

@@ -60,7 +60,7 @@ def connect(address: str | None = None) -> None:
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         else:
             ray.init(log_to_driver=False, include_dashboard=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - connection, auth and version errors all end here
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RayBackendError(f"Cannot reach the Ray cluster at {address or 'a new local instance'}: {msg} "
                               "(expected a running head: `ray start --head` there, then HOST:6379)") from None
@@ -240,7 +240,7 @@ class RayRunner:
             self.store.finish(run_id, "cancelled" if cancelled else "failed",
                               error=None if cancelled else f"{type(cause).__name__}: {cause}")
             return
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - worker or node died, object lost: not the run's fault
             self.store.update_summary(run_id, self.store.accuracy_so_far(run_id))  # as a local run keeps them
             self.store.finish(run_id, "cancelled" if cancelled else "interrupted",
                               error=None if cancelled else f"the Ray worker running it died ({type(e).__name__})")

@@ -419,7 +419,7 @@ class Store:
                 state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             why = "it holds objects other than tensors (refused: only weights are loaded)"
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - empty, truncated, random bytes: torch raises many types
             why = f"not a torch weights file ({type(e).__name__})"
         else:
             if not (isinstance(state, dict) and state and all(isinstance(k, str) and isinstance(v, torch.Tensor)

@@ -119,7 +119,7 @@ def _nav(page, title: str, heading: str) -> None:
         try:
             page.locator("h1", has_text=heading).first.wait_for(timeout=30000 * (attempt + 1))
             break
-        except Exception:  # noqa: BLE001 - playwright's TimeoutError; the second attempt raises it
+        except Exception:  # playwright's TimeoutError; the second attempt raises it
             if attempt:
                 raise
     _wait_idle(page)
