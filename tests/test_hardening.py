@@ -17,6 +17,7 @@ from beta_core.cli import main
 from beta_core.engine import DivergenceWatch, Training
 from beta_core.env import settings
 from beta_core.jobs import execute_run
+from beta_core.reports import run_table
 from beta_core.store import Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,7 +297,7 @@ def test_interrupted_run_keeps_its_accuracy(store, tmp_path):
                           "time": 0.5})
     r = store.get_run(rid)
     assert r["status"] == "interrupted" and r["summary"]["best_test_acc"] == 0.31
-    assert store.list_runs().loc[0, "best_test_acc"] == 0.31
+    assert run_table(store).loc[0, "best_test_acc"] == 0.31
 
 
 def test_runs_show_prints_integers_and_survives_a_closed_pipe(tmp_path):
