@@ -128,7 +128,8 @@ def method_rows(rep: dict) -> list[dict]:
 
 def verdict_rows(rep: dict) -> list[dict]:
     """One row per claim of a sweep report."""
-    return [{"claim": c["claim"], "measured (95% CI)": c["figure"], "verdict": c["verdict"], "n": c["n"],
+    return [{"claim": c["claim"], "measured (95% CI)": c["figure"], "verdict": c["verdict"],
+             "verdict, Holm over the family": c.get("verdict_holm", ""), "n": c["n"],
              "paper's claim": c.get("paper") or ""} for c in rep["claims"]]
 
 

@@ -7,6 +7,11 @@ mean over seeds   mean, Student t interval                                ``stat
 paired diff       mean of (method - baseline) per shared seed, paired t   ``stats.ttest_rel``
 speedup           median(baseline) / median(method) time-to-target,      ``stats.bootstrap``
                   paired percentile bootstrap over seeds                  (paired, percentile)
+detectable diff  smallest true mean difference a paired t test finds with  ``stats.nct``
+                  80% power, from the observed paired sd and n
+equivalence       two one-sided t tests (TOST) against +-margin: the 90%   ``stats.ttest_1samp``
+                  interval of the mean difference inside the margin
+family            Holm's step-down adjustment of the claims' p-values     (by hand: not in scipy)
 ================  ======================================================  =====================
 
 Censoring: a run that never reaches the target has time ``inf`` (never dropped). A median
@@ -22,10 +27,13 @@ import warnings
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import brentq
 
-__all__ = ["mean_ci", "paired_difference", "speedup", "verdict", "proportion_ci", "LEVEL"]
+__all__ = ["mean_ci", "paired_difference", "speedup", "verdict", "proportion_ci", "LEVEL", "POWER",
+           "detectable_difference", "equivalence", "holm", "log_ratio_test"]
 
 LEVEL = 0.95
+POWER = 0.8
 
 
 def _clean(values) -> np.ndarray:
@@ -123,3 +131,75 @@ def proportion_ci(k: int, n: int, level: float = LEVEL) -> dict:
         return {"k": 0, "n": 0, "rate": None, "ci_low": None, "ci_high": None}
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
     return {"k": k, "n": n, "rate": k / n, "ci_low": float(ci.low), "ci_high": float(ci.high)}
+
+
+def detectable_difference(sd: float | None, n: int, power: float = POWER, level: float = LEVEL) -> float | None:
+    """The smallest true mean paired difference that a two-sided paired t test at ``1 - level``
+    detects with probability ``power``, for a paired spread ``sd`` over ``n`` pairs (noncentral
+    t). None where it cannot be said (n < 2, no spread).
+
+    >>> round(detectable_difference(1.0, 10), 3)  # effect size d = 1 at n = 10 has 80.3% power
+    0.996
+    """
+    if n < 2 or sd is None or not math.isfinite(sd) or sd <= 0:
+        return None
+    df, crit = n - 1, stats.t.ppf(1 - (1 - level) / 2, n - 1)
+
+    def reach(delta: float) -> float:
+        nc = delta * math.sqrt(n) / sd
+        p = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+        if math.isnan(p):  # scipy's nct loses precision far in the tail: the normal limit is exact enough there
+            p = float(stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc))
+        return p - power
+
+    hi = sd
+    while reach(hi) < 0:
+        hi *= 2
+    return float(brentq(reach, 0.0, hi))
+
+
+def equivalence(diffs, margin: float, level: float = LEVEL) -> dict:
+    """Two one-sided t tests of paired differences against ``+-margin`` (TOST): equivalent when
+    both reject at ``1 - level``, i.e. the ``2 level - 1`` (90%) interval lies inside the margin."""
+    d = _clean(diffs)
+    out = {"margin": margin, "n": len(d), "p": None, "ci_low": None, "ci_high": None, "equivalent": False}
+    if len(d) < 2:
+        return out
+    if np.all(d == d[0]):  # no spread: the interval is the point
+        out.update(ci_low=float(d[0]), ci_high=float(d[0]), p=0.0 if abs(d[0]) < margin else 1.0)
+    else:
+        lower = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
+        upper = stats.ttest_1samp(d, margin, alternative="less").pvalue
+        ci = stats.ttest_1samp(d, 0.0).confidence_interval(2 * level - 1)
+        out.update(p=float(max(lower, upper)), ci_low=float(ci.low), ci_high=float(ci.high))
+    out["equivalent"] = out["p"] < 1 - level
+    return out
+
+
+def log_ratio_test(baseline_times, method_times) -> dict:
+    """Paired t on log(baseline / method) over the pairs where both reached the target: its
+    p-value and the spread that power and equivalence of a speedup read. Censored pairs are
+    left out and counted."""
+    pairs = [(b, m) for b, m in zip(baseline_times, method_times) if b and m and b > 0 and m > 0]
+    logs = np.log([b / m for b, m in pairs]) if pairs else np.array([])
+    out = {"n": len(logs), "left_out": len(baseline_times) - len(logs), "logs": logs.tolist(), "p": None,
+           "sd": float(logs.std(ddof=1)) if len(logs) > 1 else None}
+    if len(logs) > 1:
+        out["p"] = 1.0 if np.all(logs == 0) else (0.0 if np.all(logs == logs[0]) else
+                                                  float(stats.ttest_1samp(logs, 0.0).pvalue))
+    return out
+
+
+def holm(pvalues) -> list[float | None]:
+    """Holm's step-down adjusted p-values (None entries stay None and are not in the family).
+
+    >>> holm([0.01, 0.04, None, 0.03])
+    [0.03, 0.06, None, 0.06]
+    """
+    idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (len(idx) - rank) * pvalues[i]))
+        out[i] = round(running, 12)
+    return out

@@ -92,3 +92,38 @@ def test_paired_interval_covers_the_true_difference_95_percent():
         r = paired_difference(meth.tolist(), base.tolist())
         hits += r["ci_low"] <= 0.01 <= r["ci_high"]
     assert 0.935 <= hits / draws <= 0.965, hits / draws
+
+
+# ------------------------------------------------------------------ power, equivalence, families
+def test_detectable_difference_against_published_power():
+    from beta_core.stats import detectable_difference
+
+    # A paired t test with effect size 1 at n = 10 has 80.31% power (G*Power; Cohen's tables): so
+    # the 80% detectable difference for sd 1 lies just below 1.
+    assert detectable_difference(1.0, 10) == pytest.approx(0.996, abs=5e-4)
+    # Large n: (z_0.975 + z_0.8) * sd / sqrt(n)
+    assert detectable_difference(0.02, 400) == pytest.approx((1.95996 + 0.84162) * 0.02 / 20, rel=0.01)
+    assert detectable_difference(0.02, 3) > detectable_difference(0.02, 10)  # fewer seeds, coarser
+    assert detectable_difference(None, 5) is None and detectable_difference(0.1, 1) is None
+
+
+def test_equivalence_is_tost_against_scipy():
+    from beta_core.stats import equivalence
+
+    d = [0.001, -0.002, 0.0005, 0.0015, -0.001, 0.0]
+    r = equivalence(d, 0.005)
+    lo = sps.ttest_1samp(d, -0.005, alternative="greater").pvalue
+    hi = sps.ttest_1samp(d, 0.005, alternative="less").pvalue
+    assert r["p"] == pytest.approx(max(lo, hi)) and r["equivalent"]
+    assert -0.005 < r["ci_low"] < r["ci_high"] < 0.005  # the 90% interval inside the margin
+    wide = equivalence([0.01, -0.012, 0.02], 0.005)
+    assert not wide["equivalent"] and equivalence([0.01], 0.005)["p"] is None
+
+
+def test_holm_on_a_constructed_family():
+    from beta_core.stats import holm
+
+    # sorted 0.01, 0.03, 0.04 -> 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
+    assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+    assert holm([None, 0.2]) == [None, 0.2] and holm([]) == []
+    assert holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])

@@ -367,3 +367,51 @@ def test_sweep_with_failed_cells_is_not_done(tmp_path, capsys, monkeypatch):
     assert _sweep_cli(tmp_path, *args) == 1
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert ": failed: 4 of 4 planned cells" in last and "no verdict" in last
+
+
+# ------------------------------------------------------------------ how sure a verdict is
+def _analysed(acc_beta, steps_beta, plan=None):
+    """A reported stage built by hand: sgd-constant vs sgd-beta on 4 seeds."""
+    from beta_core.sweeps import analyse
+
+    plan = plan or tiny_plan(tune=[], tune_seeds=[], grid={"*": {"lr": [0.1]}}, seeds=[0, 1, 2, 3], targets=[0.5])
+    base_acc, base_steps = [0.60, 0.62, 0.61, 0.63], [100, 120, 110, 130]
+    members, epochs = [], {}
+    for c in plan.cells("test"):
+        acc, step = ((base_acc, base_steps) if c.method == "sgd-constant" else (acc_beta, steps_beta))
+        rid = f"{c.method}-{c.seed}"
+        members.append((c, {"id": rid, "status": "done", "summary": {"final_test_acc": acc[c.seed],
+                                                                     "best_test_acc": acc[c.seed]}}))
+        epochs[rid] = [{"epoch": 0, "step": step[c.seed], "time": float(step[c.seed]), "test_acc": 0.95}]
+    return analyse(plan, members, epochs)
+
+
+def test_verdicts_say_equivalent_or_what_could_be_detected():
+    same = _analysed([0.601, 0.619, 0.611, 0.629], [100, 120, 110, 130])
+    acc, speed = same["claims"][0], same["claims"][1]
+    assert acc["verdict"] == "equivalent within ±0.5 pt at n = 4"
+    assert speed["verdict"] == "equivalent within ±10% at n = 4"
+    noisy = _analysed([0.50, 0.75, 0.55, 0.72], [90, 160, 80, 150])
+    acc, speed = noisy["claims"][0], noisy["claims"][1]
+    assert acc["verdict"].startswith("no detectable difference at n = 4; could detect ≥ ")
+    assert acc["verdict"].endswith(" pts (80% power)")
+    assert speed["verdict"].startswith("no detectable difference at n = 4; could detect ≥ ")
+    assert noisy["comparisons"]["sgd-beta"]["final_test_acc_diff"]["detectable"] > 0.05
+    assert "TOST" in noisy["statistics"]["equivalence"] and "Holm" in noisy["statistics"]["family"]
+
+
+def test_holm_adjusts_the_family_of_claims():
+    """Accuracy +2 pts with paired t p = 0.041 alone says "higher"; beside a second claim
+    (speed, p = 1) Holm doubles it to 0.082: "no detectable difference after Holm"."""
+    rep = _analysed([0.63, 0.63, 0.62, 0.66], [100, 120, 110, 130])
+    acc, speed = rep["claims"]
+    assert acc["verdict"] == "higher" and acc["p"] == pytest.approx(0.0409, abs=5e-4)
+    assert acc["p_holm"] == pytest.approx(2 * acc["p"]) and speed["p_holm"] == 1.0
+    assert acc["verdict_holm"] == "no detectable difference after Holm (2 claims)"
+    assert speed["verdict_holm"] == speed["verdict"]
+
+
+def test_paper_claims_sit_only_beside_their_own_target():
+    plan = tiny_plan(tune=[], tune_seeds=[], grid={"*": {"lr": [0.1]}}, seeds=[0, 1, 2, 3], targets=[0.5, 0.9])
+    speed = {c["target"]: c["paper"] for c in _analysed([0.6] * 4, [100] * 4, plan)["claims"] if c["kind"] == "speed"}
+    assert speed[0.5] is None and "90% 1.9x" in speed[0.9]

@@ -29,6 +29,10 @@ def add_parser(sub, add_config_flags, add_backend_flags) -> None:
     p.add_argument("--no-tune", dest="no_tune", action="store_true", help="one stage even if the preset tunes")
     p.add_argument("--target", help="test accuracies for time-to-target, e.g. 0.7 or 0.6,0.7")
     p.add_argument("--baseline", help="method the others are compared with (default: the first)")
+    p.add_argument("--equivalence", type=float, default=0.005,
+                   help="accuracy margin of 'equivalent' (default 0.005: half a point; TOST, 90%% interval)")
+    p.add_argument("--equivalence-speed", dest="equivalence_speed", type=float, default=0.10,
+                   help="speedup margin of 'equivalent' (default 0.1: 10%%)")
     p.add_argument("--parallel", type=int, default=1, help="worker processes at once (1: in this process)")
     p.add_argument("--resume", metavar="SWEEP", help="continue a sweep: finished cells are kept; cells that were "
                                                      "cancelled, interrupted or never started run again")
@@ -58,7 +62,8 @@ def _plan(args, overrides: dict) -> SweepPlan:
                      tune_seeds=(parse_seeds(args.tune_seeds) if args.tune_seeds is not None
                                  else d.get("tune_seeds", [100, 101]))
                      if tune else [], targets=targets, baseline=args.baseline or d.get("baseline"),
-                     preset=args.preset, overrides=overrides)
+                     preset=args.preset, overrides=overrides, equivalence=args.equivalence,
+                     equivalence_speed=args.equivalence_speed)
 
 
 class _Progress:
