@@ -110,6 +110,10 @@ class TrainConfig:
     curvature_images: int = _f(128, "training images (fixed, no augmentation) the curvature is measured on")
     curvature_hvps: int = _f(24, "Hessian-vector products per measurement (Lanczos budget; warm-started)")
     curvature_every: int = _f(100, "beta-measured: steps between refreshes of lam_hat")
+    evals_per_epoch: int = _f(0, "evaluations of a fixed test subset per epoch, for time-to-target between epochs "
+                                 "(interpolated); 0: at epoch ends only")
+    eval_images: int = _f(256, "test images of those evaluations (class-balanced, fixed): ~5% of a small-CNN epoch "
+                               "at 4 per epoch")
     data_seed: int = _f(0, "synthetic data, subset and validation choice")
     val_fraction: float = _f(0.1, "validation images as a share of the training images (0: none); carved "
                                   "from the training pool, never from test")
@@ -151,6 +155,9 @@ class TrainConfig:
             raise ValueError(f"Invalid thresholds: {self.thresholds!r} (expected accuracies in (0, 1])")
         if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
             raise ValueError(f"Invalid warmup_epochs: {self.warmup_epochs!r} (expected 0 <= warmup_epochs <= epochs)")
+        if self.evals_per_epoch < 0 or self.eval_images < 1:
+            raise ValueError(f"Invalid evals_per_epoch/eval_images: {self.evals_per_epoch}/{self.eval_images} "
+                             "(expected evals_per_epoch >= 0 and eval_images >= 1)")
         for name in ("curvature_images", "curvature_hvps", "curvature_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected an integer >= 1)")

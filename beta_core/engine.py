@@ -26,7 +26,7 @@ from .config import TrainConfig, pick_device
 from .curvature import CurvatureMeasurement, MeasuredMomentum
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
-from .data import DeviceLoader, Splits, load_splits
+from .data import DeviceLoader, Splits, balanced_subset, load_splits
 from .hooks import Hook
 from .models import build_model, evaluate, loss_fn
 from .records import EPOCH, STEP, EpochRecord, StepRecord, TrainSummary, time_to_accuracy
@@ -167,10 +167,35 @@ class DivergenceWatch:
         return self.high == 0
 
 
+class IntervalEvaluation(Hook):
+    """``evals_per_epoch`` evaluations of a fixed, class-balanced test subset within each epoch
+    (the last at its end): the epoch record's ``evals`` lists ``[step, seconds, accuracy]``, the
+    series a sweep reads time-to-target from, interpolated between evaluations."""
+
+    def setup(self, training: Training) -> None:
+        cfg, s = training.cfg, training.splits
+        idx = balanced_subset(s.test_y, min(cfg.eval_images, len(s.test_y)), cfg.data_seed + 3)
+        mean, std = s.mean_std
+        self.loader = DeviceLoader(s.test_x[idx], s.test_y[idx], min(1024, len(idx)), mean, std, False, cfg.seed,
+                                   training.device, training.channels_last)
+        self.every = max(1, training.steps_per_epoch // cfg.evals_per_epoch)
+        self.steps, self.evals = 0, []
+
+    def after_step(self, training: Training) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0 or self.steps % training.steps_per_epoch == 0:
+            _, acc = evaluate(training.model, self.loader, training.autocast, training.cfg.tta)
+            self.evals.append([self.steps, time.perf_counter() - training.started, acc])
+
+    def after_epoch(self, training: Training, record: dict) -> None:
+        record["evals"], self.evals = self.evals, []
+
+
 def config_hooks(cfg: TrainConfig) -> list[Hook]:
-    """The hooks a config asks for (per-epoch attribution, per-epoch curvature, the
-    beta-measured rule); a caller passes its own beside them."""
-    return (([EpochAttribution()] if cfg.attribution_every_epoch else [])
+    """The hooks a config asks for (evaluations within epochs, per-epoch attribution, per-epoch
+    curvature, the beta-measured rule); a caller passes its own beside them."""
+    return (([IntervalEvaluation()] if cfg.evals_per_epoch else [])
+            + ([EpochAttribution()] if cfg.attribution_every_epoch else [])
             + ([MeasuredMomentum()] if cfg.momentum_rule == "beta-measured" else [])
             + ([CurvatureMeasurement()] if cfg.curvature_every_epoch else []))
 
@@ -220,6 +245,7 @@ class Training:
         for h in self.hooks:
             h.start(self)
         self.status, step, t0 = "running", 0, time.perf_counter()
+        self.started = t0  # hooks time their records from here
         watch = DivergenceWatch()
         self.step_seconds = 0.0  # step loops only, without evaluation: what surgery accounting compares
         pending: list = []  # (record, batch size, loss tensor, correct tensor): synced in batches, not per step

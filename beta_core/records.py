@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import TypedDict
 
 __all__ = ["STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS", "STATUSES", "ACTIVE",
-           "time_to_accuracy", "format_hit", "format_time_to_accuracy", "StepRecord", "EpochRecord",
-           "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage", "SweepSummary",
-           "AttributionResult"]
+           "time_to_accuracy", "accuracy_series", "crossing_times", "format_hit", "format_time_to_accuracy",
+           "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
+           "SweepSummary", "AttributionResult"]
 
 STEP, EPOCH = "step", "epoch"
 MEMBER = "member"  # a sweep's progress: one member run finished (not stored; the run is)
@@ -79,6 +79,34 @@ def time_to_accuracy(epochs: list[dict], thresholds) -> dict[str, dict | None]:
     for t in thresholds:
         hit = next((e for e in epochs if e["test_acc"] >= t), None)
         out[f"{t:g}"] = None if hit is None else {"epoch": hit["epoch"], "step": hit["step"], "time": hit["time"]}
+    return out
+
+
+def accuracy_series(epochs: list[dict]) -> list[tuple[int, float, float]]:
+    """(step, seconds, test accuracy) of a run's evaluations, in order: the evaluations within
+    epochs (``evals`` extras, a fixed test subset) where the run made them, else one per epoch."""
+    within = [tuple(e) for ep in epochs for e in (ep.get("evals") or [])]
+    return within or [(ep["step"], ep["time"], ep["test_acc"]) for ep in epochs]
+
+
+def crossing_times(series: list[tuple[int, float, float]], thresholds) -> dict[str, dict | None]:
+    """When test accuracy first reaches each threshold, interpolated linearly (in steps and in
+    seconds) between the two evaluations around the crossing; None: never.
+
+    >>> crossing_times([(100, 10.0, 0.4), (200, 20.0, 0.6)], [0.5, 0.7])
+    {'0.5': {'step': 150.0, 'time': 15.0}, '0.7': None}
+    """
+    out = {}
+    for t in thresholds:
+        i = next((k for k, (_, _, a) in enumerate(series) if a >= t), None)
+        if i is None:
+            out[f"{t:g}"] = None
+        elif i == 0:
+            out[f"{t:g}"] = {"step": float(series[0][0]), "time": float(series[0][1])}
+        else:
+            (s0, t0, a0), (s1, t1, a1) = series[i - 1], series[i]
+            f = (t - a0) / (a1 - a0)
+            out[f"{t:g}"] = {"step": s0 + f * (s1 - s0), "time": t0 + f * (t1 - t0)}
     return out
 
 

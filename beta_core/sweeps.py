@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
-from .records import Coverage, time_to_accuracy
+from .records import Coverage, accuracy_series, crossing_times
 from .stats import (
     LEVEL,
     detectable_difference,
@@ -119,6 +119,7 @@ class SweepPlan:
     overrides: dict = field(default_factory=dict)  # config fields for every run
     equivalence: float = 0.005          # accuracy margin (0.5 pt): "equivalent" when the 90% interval is inside
     equivalence_speed: float = 0.10     # speedup margin (10%): the same on the log ratio of times
+    evals_per_epoch: int = 4            # test-subset evaluations per epoch: time-to-target between epochs
 
     def __post_init__(self) -> None:
         for name in ("methods", "seeds", "tune", "tune_seeds", "targets"):
@@ -189,7 +190,7 @@ class SweepPlan:
         return len(self.cells("test", {m: {} for m in self.methods})) + (len(self.cells("tune")) if self.tune else 0)
 
     def config(self, cell: Cell) -> TrainConfig:
-        over = {**self.overrides, **dict(cell.values)}
+        over = {"evals_per_epoch": self.evals_per_epoch, **self.overrides, **dict(cell.values)}
         if self.targets:
             over["thresholds"] = self.targets
         return plan_runs([cell.method], [cell.seed], self.preset, over)[0]
@@ -199,7 +200,9 @@ class SweepPlan:
 
     @classmethod
     def from_dict(cls, d: dict) -> SweepPlan:
-        return cls(**d)
+        """A stored plan; one stored before evaluations within epochs existed resumes without them,
+        so its new members train exactly as its old ones."""
+        return cls(**{"evals_per_epoch": 0, **d})
 
 
 # ------------------------------------------------------------------ stage 1
@@ -267,7 +270,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
     per_method, tta = {}, {}
     for m, seeds in arms.items():
         rs = list(seeds.values())
-        tta[m] = {s: time_to_accuracy(epochs.get(r["id"], []), targets) for s, r in seeds.items()}
+        tta[m] = {s: crossing_times(accuracy_series(epochs.get(r["id"], [])), targets) for s, r in seeds.items()}
         method = next(c.method for c, _ in runs if arm_of[c.key()] == m)
         per_method[m] = {
             "method": method, "n": len(rs),
@@ -275,7 +278,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
             "diverged": sum(r["status"] == "diverged" for r in rs),
             "final_test_acc": mean_ci([r["summary"].get("final_test_acc") for r in rs]),
             "best_test_acc": mean_ci([r["summary"].get("best_test_acc") for r in rs]),
-            "time_to_target": {f"{t:g}": [{"seed": s, **(h[f"{t:g}"] or {"epoch": None, "step": None,
+            "time_to_target": {f"{t:g}": [{"seed": s, **(h[f"{t:g}"] or {"step": None,
                                                                              "time": None})}
                                            for s, h in sorted(tta[m].items())] for t in targets},
             "censored": {f"{t:g}": sum(h[f"{t:g}"] is None for h in tta[m].values()) for t in targets},
@@ -354,6 +357,11 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
                                     "choose one per method on validation first)")
     return {"setting": setting, "methods": per_method, "comparisons": comparisons, "claims": claims, "note": note,
             "choice": choice, "statistics": {"interval": "95%", "mean": "Student t over seeds",
+                                             "time_to_target": (
+                                                 f"interpolated linearly between evaluations: {plan.evals_per_epoch} "
+                                                 f"per epoch on a fixed subset of {cfg0.eval_images} test images"
+                                                 if plan.evals_per_epoch else "interpolated linearly between "
+                                                 "epoch-end evaluations of the test split"),
                                              "power": "80% detectable difference from the paired spread (noncentral t)",
                                              "equivalence": f"TOST, 90% interval inside ±{100 * plan.equivalence:g} pt "
                                                             f"(accuracy) / ±{100 * plan.equivalence_speed:g}% (speed)",

@@ -223,3 +223,14 @@ def test_deterministic_mode_repeats_exactly(tiny_splits):
              if r["kind"] == STEP] for _ in range(2)]
     torch.use_deterministic_algorithms(False)
     assert runs[0] == runs[1]
+
+
+def test_evaluations_within_epochs(tiny_splits):
+    """evals_per_epoch = 4: each epoch record lists 4 subset evaluations, the last at its end."""
+    t, steps, epochs = _records(tiny_config(epochs=2, evals_per_epoch=4, eval_images=100), tiny_splits)
+    assert t.status == "done" and t.steps_per_epoch == 8
+    for e in epochs:
+        ev = e["evals"]
+        assert [s for s, _, _ in ev] == [e["step"] - 6, e["step"] - 4, e["step"] - 2, e["step"]]
+        assert all(0 <= a <= 1 for _, _, a in ev) and ev == sorted(ev)
+    assert "evals" not in _records(tiny_config(epochs=1), tiny_splits)[2][0]  # off by default
