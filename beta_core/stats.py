@@ -30,7 +30,7 @@ from scipy import stats
 from scipy.optimize import brentq
 
 __all__ = ["mean_ci", "paired_difference", "speedup", "verdict", "proportion_ci", "LEVEL", "POWER",
-           "detectable_difference", "equivalence", "holm", "log_ratio_test"]
+           "detectable_difference", "equivalence", "holm", "speedup_log_t"]
 
 LEVEL = 0.95
 POWER = 0.8
@@ -176,20 +176,6 @@ def equivalence(diffs, margin: float, level: float = LEVEL) -> dict:
     return out
 
 
-def log_ratio_test(baseline_times, method_times) -> dict:
-    """Paired t on log(baseline / method) over the pairs where both reached the target: its
-    p-value and the spread that power and equivalence of a speedup read. Censored pairs are
-    left out and counted."""
-    pairs = [(b, m) for b, m in zip(baseline_times, method_times) if b and m and b > 0 and m > 0]
-    logs = np.log([b / m for b, m in pairs]) if pairs else np.array([])
-    out = {"n": len(logs), "left_out": len(baseline_times) - len(logs), "logs": logs.tolist(), "p": None,
-           "sd": float(logs.std(ddof=1)) if len(logs) > 1 else None}
-    if len(logs) > 1:
-        out["p"] = 1.0 if np.all(logs == 0) else (0.0 if np.all(logs == logs[0]) else
-                                                  float(stats.ttest_1samp(logs, 0.0).pvalue))
-    return out
-
-
 def holm(pvalues) -> list[float | None]:
     """Holm's step-down adjusted p-values (None entries stay None and are not in the family).
 
@@ -202,4 +188,34 @@ def holm(pvalues) -> list[float | None]:
     for rank, i in enumerate(idx):
         running = max(running, min(1.0, (len(idx) - rank) * pvalues[i]))
         out[i] = round(running, 12)
+    return out
+
+
+def speedup_log_t(baseline_times, method_times, baseline_caps=None, method_caps=None,
+                  level: float = LEVEL) -> dict:
+    """Speedup of a method over the baseline as the geometric mean of the paired ratios
+    baseline / method, with the paired t interval of their logs (the method chosen by the
+    simulation in docs/decisions.md, "Speedup intervals"). A censored run (``None``: never
+    reached the target) counts at its cap, the end of its training: "at least that long", so a
+    censored pair can only shrink the speedup it shows."""
+    caps_b = baseline_caps or [None] * len(baseline_times)
+    caps_m = method_caps or [None] * len(method_times)
+    b = [v if v is not None else c for v, c in zip(baseline_times, caps_b)]
+    m = [v if v is not None else c for v, c in zip(method_times, caps_m)]
+    out = {"n": len(b), "censored_baseline": sum(v is None for v in baseline_times),
+           "censored_method": sum(v is None for v in method_times), "ratio": None, "ci_low": None, "ci_high": None,
+           "p": None, "method": "geometric mean of paired ratios, paired t on their logs; censored runs at "
+                               "their training's end"}
+    logs = np.array([math.log(x / y) for x, y in zip(b, m) if x and y and x > 0 and y > 0])
+    out["n_used"], out["logs"] = len(logs), logs.tolist()
+    if len(logs) == 0:
+        return out
+    out["ratio"] = float(math.exp(logs.mean()))
+    if len(logs) > 1:
+        if np.all(logs == logs[0]):  # no spread: the interval is the point
+            out.update(ci_low=out["ratio"], ci_high=out["ratio"], p=1.0 if logs[0] == 0 else 0.0)
+        else:
+            res = stats.ttest_1samp(logs, 0.0)
+            ci = res.confidence_interval(level)
+            out.update(ci_low=float(math.exp(ci.low)), ci_high=float(math.exp(ci.high)), p=float(res.pvalue))
     return out

@@ -33,17 +33,7 @@ import pandas as pd
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .records import Coverage, accuracy_series, crossing_times
-from .stats import (
-    LEVEL,
-    detectable_difference,
-    equivalence,
-    holm,
-    log_ratio_test,
-    mean_ci,
-    paired_difference,
-    speedup,
-    verdict,
-)
+from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
 
 __all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "RESUMED",
            "sweep_run_config", "mean_curves", "PAPER_CLAIMS", "coverage", "estimate_seconds", "CONFIRM_ABOVE"]
@@ -267,10 +257,14 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
             arms.setdefault(name, {})[c.seed] = r
         else:
             arms.setdefault(name, {})
-    per_method, tta = {}, {}
+    per_method, tta, ends = {}, {}, {}
     for m, seeds in arms.items():
         rs = list(seeds.values())
-        tta[m] = {s: crossing_times(accuracy_series(epochs.get(r["id"], [])), targets) for s, r in seeds.items()}
+        series = {s: accuracy_series(epochs.get(r["id"], [])) for s, r in seeds.items()}
+        tta[m] = {s: crossing_times(sr, targets) for s, sr in series.items()}
+        # where each run's training ended: a censored run "reached" no target before it
+        ends[m] = {s: {"step": sr[-1][0], "time": sr[-1][1]} if sr else {"step": None, "time": None}
+                   for s, sr in series.items()}
         method = next(c.method for c, _ in runs if arm_of[c.key()] == m)
         per_method[m] = {
             "method": method, "n": len(rs),
@@ -311,13 +305,13 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
             k = f"{t:g}"
             for unit in ("step", "time"):
                 tb, tm = ([(tta[a][s][k] or {}).get(unit) for s in shared] for a in (base, m))
-                sp = speedup(tb, tm)
-                lt = log_ratio_test(tb, tm)
-                sp["p"], sp["log_ratio_n"] = lt["p"], lt["n"]
-                mde = detectable_difference(lt["sd"], lt["n"])
+                cb, cm = ([ends[a][s][unit] for s in shared] for a in (base, m))
+                sp = speedup_log_t(tb, tm, cb, cm)
+                mde = detectable_difference(float(np.std(sp["logs"], ddof=1)) if len(sp["logs"]) > 1 else None,
+                                            len(sp["logs"]))
                 sp["detectable"] = None if mde is None else math.exp(mde)
-                sp["equivalence"] = equivalence(lt["logs"], math.log(1 + plan.equivalence_speed))
-                if lt["left_out"]:  # a censored pair says nothing about equivalence
+                sp["equivalence"] = equivalence(sp["logs"], math.log(1 + plan.equivalence_speed))
+                if sp["censored_baseline"] or sp["censored_method"]:  # "at least that long" is not equivalence
                     sp["equivalence"]["equivalent"] = False
                 sp["verdict"] = _qualified(verdict(sp["ci_low"], sp["ci_high"], 1.0, sp["n"]), sp["equivalence"],
                                            sp["detectable"], lambda v: f"{v:.2f}x",
@@ -368,8 +362,9 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
                                              "family": "Holm over the claims with a p-value (accuracy: paired t; "
                                                        "speed: paired t on log time ratios)",
                                              "difference": "paired t over shared seeds",
-                                             "speedup": "paired percentile bootstrap (scipy) of the ratio of "
-                                                        "median times, censored runs as never"}}
+                                             "speedup": "geometric mean of paired time ratios, paired t on their "
+                                                        "logs (chosen by simulation: docs/decisions.md); censored "
+                                                        "runs at their training's end"}}
 
 
 def coverage(cells: list[Cell], members: list[tuple[Cell, dict]]) -> Coverage:

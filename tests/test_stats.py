@@ -127,3 +127,40 @@ def test_holm_on_a_constructed_family():
     assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
     assert holm([None, 0.2]) == [None, 0.2] and holm([]) == []
     assert holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])
+
+
+def test_speedup_log_t_against_scipy_and_censoring():
+    from beta_core.stats import speedup_log_t
+
+    base, meth = [100, 120, 110, 130], [52, 58, 60, 61]
+    r = speedup_log_t(base, meth)
+    logs = np.log(np.array(base) / np.array(meth))
+    ci = sps.ttest_1samp(logs, 0).confidence_interval(0.95)
+    assert r["ratio"] == pytest.approx(math.exp(logs.mean()))
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((math.exp(ci.low), math.exp(ci.high)))
+    assert r["p"] == pytest.approx(sps.ttest_1samp(logs, 0).pvalue)
+    # a run that never reached the target counts at the end of its training: "at least that long"
+    c = speedup_log_t([100, None], [50, 50], [400, 400], [400, 400])
+    assert c["censored_baseline"] == 1 and c["ratio"] == pytest.approx(math.sqrt(2 * 8))
+    assert speedup_log_t([None], [None])["ratio"] is None
+
+
+@pytest.mark.slow
+def test_speedup_interval_keeps_its_promise_by_simulation():
+    """The simulation that chose the speedup interval (benchmarks/sim_speedup_interval.py,
+    docs/decisions.md): paired times from one distribution, with ties and censored runs. The
+    chosen paired t on log ratios calls 'faster'/'slower' in at most ~5% at n = 3, 5, 10 (the
+    allowance covers 400 trials' binomial noise), and the old percentile bootstrap did not."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sim_speedup_interval.py"
+    spec = importlib.util.spec_from_file_location("sim", path)
+    sim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sim)
+    for n in (3, 5, 10):
+        false = sim.rates(n, 1.0, 400, 499)
+        assert false["paired t on log ratios"] <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 400), (n, false)
+        if n == 3:
+            assert false["percentile bootstrap"] > 0.08, false
+    assert sim.rates(5, 1.5, 200, 499)["paired t on log ratios"] >= 0.8
