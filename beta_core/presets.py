@@ -68,7 +68,7 @@ PRESETS: dict[str, dict] = {
                    "thresholds": (0.5, 0.6)},
         "methods": ["sgd-constant", "sgd-beta", "sgd-hybrid"],
         "sweep": {"grid": {"*": {"lr": [0.025, 0.05, 0.1, 0.2]}}, "tune": ["lr"], "tune_seeds": [100, 101],
-                  "seeds": [0, 1, 2], "targets": [0.5, 0.6], "baseline": "sgd-constant"},
+                  "seeds": [0, 1, 2], "baseline": "sgd-constant"},
     },
     "sweep-gpu": {
         "config": {"model": "small_resnet", "width": 32, "dataset": "cifar10", "train_subset": None,
@@ -76,7 +76,7 @@ PRESETS: dict[str, dict] = {
                    "lr_schedule": "cosine", "thresholds": (0.8, 0.85)},
         "methods": ["sgd-constant", "sgd-beta", "sgd-hybrid"],
         "sweep": {"grid": {"*": {"lr": [0.05, 0.1, 0.2, 0.4]}}, "tune": ["lr"], "tune_seeds": [100, 101],
-                  "seeds": [0, 1, 2, 3, 4], "targets": [0.8, 0.85], "baseline": "sgd-constant"},
+                  "seeds": [0, 1, 2, 3, 4], "baseline": "sgd-constant"},
     },
 }
 
@@ -105,5 +105,6 @@ def preset_methods(name: str) -> list[str]:
 
 
 def preset_sweep(name: str) -> dict:
-    """The sweep defaults of a preset (grid, tune, seeds, targets, baseline); {} if it has none."""
+    """The sweep defaults of a preset (grid, tune, seeds, baseline); {} if it has none. Targets are
+    fitted to the data (sweeps.derived_targets), not fixed per preset."""
     return dict(_get(name).get("sweep", {}))

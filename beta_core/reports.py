@@ -111,7 +111,8 @@ def sweep_setting(rep: dict) -> str:
             f"{s['epochs']} epochs, batch {s['batch_size']}, {s['lr_schedule']}; LRs "
             + ", ".join(f"{m} {v:g}" for m, v in s["lrs"].items()) + f"; test seeds {s['seeds']}"
             + (f", tuned {', '.join(s['tuned'])} on seeds {s['tune_seeds']}" if s["tuned"] else "")
-            + f"; baseline {s['baseline']}")
+            + f"; baseline {s['baseline']}; targets {', '.join(f'{t:g}' for t in s['targets'])}"
+            + (f" ({s['targets_why']})" if s.get("targets_why") else ""))
 
 
 def method_rows(rep: dict) -> list[dict]:

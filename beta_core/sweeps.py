@@ -36,7 +36,8 @@ from .records import Coverage, accuracy_series, crossing_times
 from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
 
 __all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "RESUMED",
-           "sweep_run_config", "mean_curves", "PAPER_CLAIMS", "coverage", "estimate_seconds", "CONFIRM_ABOVE"]
+           "sweep_run_config", "mean_curves", "PAPER_CLAIMS", "coverage", "estimate_seconds", "CONFIRM_ABOVE",
+           "derived_targets", "TARGET_FRACTIONS"]
 
 # What the paper claims (one seed, every method at one LR) and at which test accuracy: our
 # verdict table marks the rows that test these, only at that target (a 25% target tests nothing
@@ -234,6 +235,21 @@ def _fmt(v, pct=False) -> str:
     return f"{100 * v:.1f}%" if pct else f"{v:.2f}"
 
 
+def derived_targets(plan: SweepPlan, choice: dict | None) -> tuple[list[float], str]:
+    """The test accuracies time-to-target reads, and why: ``--target`` when given; else
+    :data:`TARGET_FRACTIONS` of the baseline's mean final validation accuracy at its chosen
+    point in stage 1 (targets that fit the data: on an easy dataset every method passes fixed
+    targets in its first epoch); else the config's thresholds (a one-stage sweep has no stage 1)."""
+    if plan.targets:
+        return list(plan.targets), "given (--target)"
+    base = (choice or {}).get(plan.baseline) or {}
+    if base.get("val_acc"):
+        ts = sorted({round(f * base["val_acc"], 3) for f in TARGET_FRACTIONS})
+        return ts, (f"{', '.join(f'{100 * f:g}%' for f in TARGET_FRACTIONS)} of {plan.baseline}'s mean final "
+                    f"validation accuracy in stage 1 ({base['val_acc']:.3f})")
+    return list(plan.config(plan.first_stage_cells()[0]).thresholds), "the config's thresholds (no stage 1 to fit)"
+
+
 def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str, list[dict]],
             choice: dict | None = None) -> dict:
     """The report of the reported stage: per method statistics, paired differences and
@@ -242,7 +258,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
     if not runs:
         raise ValueError("Invalid sweep: no runs in the reported stage (expected at least one)")
     cfg0 = plan.config(runs[0][0])
-    targets = plan.targets or cfg0.thresholds
+    targets, why = derived_targets(plan, choice)
     # An arm is a method at one grid point. Verdicts compare arms of one point per method (a
     # tuned sweep, or a grid of one value); a one-stage grid gets per-arm statistics only.
     arms: dict[str, dict[int, dict]] = {}
@@ -342,7 +358,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
         "n_train": any_run["summary"].get("n_train"), "n_val": any_run["summary"].get("n_val"),
         "n_test": any_run["summary"].get("n_test"), "epochs": cfg0.epochs, "batch_size": cfg0.batch_size,
         "lr_schedule": cfg0.lr_schedule, "seeds": list(plan.seeds), "tune_seeds": list(plan.tune_seeds),
-        "grid": plan.grid, "tuned": list(plan.tune), "baseline": base, "targets": list(targets),
+        "grid": plan.grid, "tuned": list(plan.tune), "baseline": base, "targets": list(targets), "targets_why": why,
         "chosen": {m: c["values"] for m, c in (choice or {}).items()} if plan.tune else None,
         "lrs": {m: plan.config(next(c for c, _ in runs if c.method == m)).lr for m in plan.methods},
         "device": any_run["summary"].get("device"), "preset": plan.preset,
@@ -377,6 +393,7 @@ def coverage(cells: list[Cell], members: list[tuple[Cell, dict]]) -> Coverage:
     return {"planned": len(cells), "counted": len(cells) - len(missing), "missing": missing}
 
 
+TARGET_FRACTIONS = (0.90, 0.95, 0.99)  # of the baseline's stage-1 accuracy: default targets that fit the data
 CONFIRM_ABOVE = 200  # runs: a larger sweep states its size and duration and waits for a yes
 
 

@@ -138,7 +138,7 @@ def test_compare_page_shows_grid_curves_and_verdicts(monkeypatch, populated):
     assert any(s.value == "Verdicts" for s in at.subheader) and len(at.dataframe) >= 2
     claims = at.dataframe[0].value
     assert set(claims.columns) >= {"claim", "measured (95% CI)", "verdict", "n"} and len(claims) == 2
-    assert all(v.startswith(("faster", "slower", "higher", "lower", "no detectable", "undetermined"))
+    assert all(v.startswith(("faster", "slower", "higher", "lower", "no detectable", "undetermined", "equivalent"))
                for v in claims["verdict"])
 
 

@@ -415,3 +415,15 @@ def test_paper_claims_sit_only_beside_their_own_target():
     plan = tiny_plan(tune=[], tune_seeds=[], grid={"*": {"lr": [0.1]}}, seeds=[0, 1, 2, 3], targets=[0.5, 0.9])
     speed = {c["target"]: c["paper"] for c in _analysed([0.6] * 4, [100] * 4, plan)["claims"] if c["kind"] == "speed"}
     assert speed[0.5] is None and "90% 1.9x" in speed[0.9]
+
+
+def test_targets_fit_the_data_unless_given():
+    from beta_core.sweeps import derived_targets
+
+    plan = tiny_plan(targets=[])
+    choice = {"sgd-constant": {"val_acc": 0.8, "values": {"lr": 0.1}}, "sgd-beta": {"val_acc": 0.7}}
+    ts, why = derived_targets(plan, choice)
+    assert ts == [0.72, 0.76, 0.792] and "sgd-constant's mean final validation accuracy in stage 1 (0.800)" in why
+    assert derived_targets(tiny_plan(targets=[0.3]), choice) == ([0.3], "given (--target)")
+    one_stage = tiny_plan(targets=[], tune=[], tune_seeds=[])
+    assert derived_targets(one_stage, None)[0] == [0.9, 0.95] and "no stage 1" in derived_targets(one_stage, None)[1]

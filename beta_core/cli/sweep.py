@@ -27,7 +27,8 @@ def add_parser(sub, add_config_flags, add_backend_flags) -> None:
                         "or a method name, e.g. adam:lr=3e-4,1e-3,3e-3")
     p.add_argument("--tune", help="grid fields chosen per method on validation in stage 1, e.g. lr")
     p.add_argument("--no-tune", dest="no_tune", action="store_true", help="one stage even if the preset tunes")
-    p.add_argument("--target", help="test accuracies for time-to-target, e.g. 0.7 or 0.6,0.7")
+    p.add_argument("--target", help="test accuracies for time-to-target, e.g. 0.7 or 0.6,0.7 (default: 90, 95 and "
+                                    "99%% of the baseline's stage-1 validation accuracy)")
     p.add_argument("--baseline", help="method the others are compared with (default: the first)")
     p.add_argument("--equivalence", type=float, default=0.005,
                    help="accuracy margin of 'equivalent' (default 0.005: half a point; TOST, 90%% interval)")
@@ -53,7 +54,7 @@ def _plan(args, overrides: dict) -> SweepPlan:
     if args.grid and not args.tune:
         tune = []  # a grid given on the command line is tuned only when --tune says so
     try:
-        targets = [float(t) for t in args.target.split(",") if t.strip()] if args.target else d.get("targets", [])
+        targets = [float(t) for t in args.target.split(",") if t.strip()] if args.target else []
     except ValueError:
         raise CLIError(f"Invalid --target {args.target!r} (expected test accuracies, e.g. 0.7 or 0.6,0.7)") from None
     seeds = parse_seeds(args.seeds) if args.seeds is not None else d.get("seeds", [0, 1, 2])

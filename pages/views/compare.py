@@ -68,7 +68,9 @@ def plan_form() -> tuple[SweepPlan | None, bool]:
         tune_seeds_text = c8.text_input("Tuning seeds", value=",".join(map(str, defaults["tune_seeds"])))
         seeds_text = c9.text_input("Test seeds (fresh)", value=",".join(map(str, defaults["seeds"])))
         c10, c11, c12 = st.columns(3)
-        targets_text = c10.text_input("Target test accuracies", value=",".join(f"{t:g}" for t in defaults["targets"]))
+        targets_text = c10.text_input("Target test accuracies (empty: fitted to the data)", value="",
+                                      help="Empty: 90, 95 and 99% of the baseline's mean validation accuracy in "
+                                           "stage 1")
         epochs = c11.number_input("Epochs", min_value=1, max_value=500, value=config["epochs"])
         subset = c12.number_input("Training images (0 = all)", min_value=0, max_value=50000,
                                   value=config["train_subset"] or 0, step=500)
