@@ -30,7 +30,8 @@ from scipy import stats
 from scipy.optimize import brentq
 
 __all__ = ["mean_ci", "paired_difference", "speedup", "verdict", "proportion_ci", "LEVEL", "POWER",
-           "detectable_difference", "equivalence", "holm", "speedup_log_t"]
+           "detectable_difference", "equivalence", "holm", "speedup_log_t",
+           "seeds_needed"]
 
 LEVEL = 0.95
 POWER = 0.8
@@ -219,3 +220,20 @@ def speedup_log_t(baseline_times, method_times, baseline_caps=None, method_caps=
             ci = res.confidence_interval(level)
             out.update(ci_low=float(math.exp(ci.low)), ci_high=float(math.exp(ci.high)), p=float(res.pvalue))
     return out
+
+
+def seeds_needed(sd: float | None, delta: float, power: float = POWER, level: float = LEVEL,
+                 most: int = 1000) -> int | None:
+    """The fewest seeds (pairs) whose 80% detectable difference is at most ``delta``, for a
+    paired spread ``sd`` measured in a pilot; None without a spread or beyond ``most``.
+
+    >>> seeds_needed(1.0, 1.0)  # effect size 1: n = 10 has 80.3% power, n = 9 less
+    10
+    """
+    if sd is None or not (delta > 0):
+        return None
+    for n in range(2, most + 1):
+        d = detectable_difference(sd, n, power, level)
+        if d is not None and d <= delta:
+            return n
+    return None

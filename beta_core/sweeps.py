@@ -33,11 +33,21 @@ import pandas as pd
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .records import Coverage, accuracy_series, crossing_times
-from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
+from .stats import (
+    LEVEL,
+    detectable_difference,
+    equivalence,
+    holm,
+    mean_ci,
+    paired_difference,
+    seeds_needed,
+    speedup_log_t,
+    verdict,
+)
 
 __all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "RESUMED",
            "sweep_run_config", "mean_curves", "PAPER_CLAIMS", "coverage", "estimate_seconds", "CONFIRM_ABOVE",
-           "derived_targets", "TARGET_FRACTIONS"]
+           "derived_targets", "TARGET_FRACTIONS", "seeds_plan"]
 
 # What the paper claims (one seed, every method at one LR) and at which test accuracy: our
 # verdict table marks the rows that test these, only at that target (a 25% target tests nothing
@@ -235,6 +245,21 @@ def _fmt(v, pct=False) -> str:
     return f"{100 * v:.1f}%" if pct else f"{v:.2f}"
 
 
+def seeds_plan(rep: dict, delta: float, ns=range(2, 21)) -> dict:
+    """From a finished sweep's report (the pilot): the largest paired spread of final test
+    accuracy among its comparisons, the seeds needed to detect ``delta`` at 80% power, and the
+    detectable difference at each n in ``ns`` (the curve the Compare page draws)."""
+    spreads = {m: c["final_test_acc_diff"].get("sd") for m, c in rep["comparisons"].items()}
+    spreads = {m: s for m, s in spreads.items() if s}
+    if not spreads:
+        raise ValueError("Invalid pilot: no paired spread in its report (expected a sweep with at least two seeds "
+                         "per method and a verdict)")
+    method, sd = max(spreads.items(), key=lambda kv: kv[1])
+    return {"method": method, "sd": sd, "n_pilot": rep["comparisons"][method]["final_test_acc_diff"]["n"],
+            "delta": delta, "needed": seeds_needed(sd, delta),
+            "curve": [{"n": n, "detectable": detectable_difference(sd, n)} for n in ns]}
+
+
 def derived_targets(plan: SweepPlan, choice: dict | None) -> tuple[list[float], str]:
     """The test accuracies time-to-target reads, and why: ``--target`` when given; else
     :data:`TARGET_FRACTIONS` of the baseline's mean final validation accuracy at its chosen
@@ -306,7 +331,8 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
         acc_b = [by_method[base][s]["summary"].get("final_test_acc") for s in shared]
         acc = paired_difference(acc_m, acc_b)
         diffs = [a - b for a, b in zip(acc_m, acc_b) if a is not None and b is not None]
-        acc["detectable"] = detectable_difference(float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None, len(diffs))
+        acc["sd"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None  # the pilot spread of --plan-n
+        acc["detectable"] = detectable_difference(acc["sd"], len(diffs))
         acc["equivalence"] = equivalence(diffs, plan.equivalence)
         acc["verdict"] = _qualified(verdict(acc["ci_low"], acc["ci_high"], 0.0, acc["n"], "higher", "lower"),
                                     acc["equivalence"], acc["detectable"], lambda v: f"{100 * v:.1f} pts",

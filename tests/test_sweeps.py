@@ -427,3 +427,24 @@ def test_targets_fit_the_data_unless_given():
     assert derived_targets(tiny_plan(targets=[0.3]), choice) == ([0.3], "given (--target)")
     one_stage = tiny_plan(targets=[], tune=[], tune_seeds=[])
     assert derived_targets(one_stage, None)[0] == [0.9, 0.95] and "no stage 1" in derived_targets(one_stage, None)[1]
+
+
+def test_plan_n_from_a_pilot(tmp_path, capsys):
+    """--plan-n reads the newest finished sweep's paired spread and prints the seeds needed."""
+    from beta_core.stats import detectable_difference, seeds_needed
+    from beta_core.sweeps import seeds_plan
+
+    rep = _analysed([0.62, 0.63, 0.615, 0.66], [100, 120, 110, 130])
+    p = seeds_plan(rep, 0.01)
+    sd = rep["comparisons"]["sgd-beta"]["final_test_acc_diff"]["sd"]
+    assert p["sd"] == sd and p["needed"] == seeds_needed(sd, 0.01)
+    assert detectable_difference(sd, p["needed"]) <= 0.01 < detectable_difference(sd, p["needed"] - 1)
+    assert _sweep_cli(tmp_path, "--plan-n", "0.01") == 2  # no pilot yet: one line
+    assert "No pilot for --plan-n" in capsys.readouterr().err
+    store = Store(tmp_path / "runs")
+    run_sweep(store, tiny_plan(tune=[], tune_seeds=[], grid={"*": {"lr": [0.05]}}, seeds=[0, 1, 2]), tmp_path / "data")
+    capsys.readouterr()
+    assert _sweep_cli(tmp_path, "--plan-n", "0.01") == 0
+    out = capsys.readouterr().out
+    assert "pilot sweep" in out and "to detect 1 pts with 80% power:" in out and "seeds per method" in out
+    assert store.runs(kind="sweep")[0]["status"] == "done" and len(store.runs(kind="sweep")) == 1  # ran nothing

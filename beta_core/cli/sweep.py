@@ -11,7 +11,7 @@ from ..presets import preset_methods, preset_sweep
 from ..ray_backend import connect
 from ..records import MEMBER
 from ..store import Store
-from ..sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, sweep_run_config
+from ..sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, seeds_plan, sweep_run_config
 from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, execute
 
 __all__ = ["add_parser", "cmd_sweep", "print_report"]
@@ -40,6 +40,11 @@ def add_parser(sub, add_config_flags, add_backend_flags) -> None:
     p.add_argument("--retry-failed", dest="retry_failed", action="store_true",
                    help="with --resume: also run the cells that failed again")
     p.add_argument("--yes", action="store_true", help=f"start a sweep of more than {CONFIRM_ABOVE} runs without asking")
+    p.add_argument("--plan-n", dest="plan_n", type=float, metavar="DELTA",
+                   help="print the seeds per method needed to detect an accuracy difference DELTA (e.g. 0.01) at "
+                        "80%% power, from a pilot sweep's spread (--pilot, default the newest finished sweep); "
+                        "runs nothing")
+    p.add_argument("--pilot", metavar="SWEEP", help="with --plan-n: the sweep whose paired spread to use")
     p.add_argument("--json", metavar="PATH", help="write the report (statistics, verdicts, setting) as JSON")
     add_backend_flags(p)
     add_config_flags(p, skip=("seed",))
@@ -125,7 +130,28 @@ def _last_line(run: dict, rid: str) -> str:
             + f". Run them again with: beta-core sweep --resume {rid} --retry-failed")
 
 
+def _plan_n(args, store: Store) -> int:
+    pilots = [s for s in store.runs(kind="sweep") if store.results(s["id"], "sweep")]
+    pilot = args.pilot or (pilots[0]["id"] if pilots else None)
+    if pilot is None:
+        raise CLIError("No pilot for --plan-n: no finished sweep in this store (expected --pilot SWEEP, or run a "
+                       "small sweep first)")
+    reports_ = store.results(pilot, "sweep")
+    if not reports_:
+        raise CLIError(f"Invalid --pilot {pilot}: it has no report (expected a finished sweep)")
+    p = seeds_plan(reports_[-1], args.plan_n)
+    print(f"pilot sweep {pilot}: paired spread of final test accuracy {100 * p['sd']:.2f} pts ({p['method']} vs the "
+          f"baseline, n = {p['n_pilot']} seeds)")
+    print(reports.text_table([{"seeds": c["n"], "detectable difference (80% power)": reports.pct(c["detectable"], 2)}
+                              for c in p["curve"]]))
+    print(f"to detect {100 * args.plan_n:g} pts with 80% power: "
+          + (f"{p['needed']} seeds per method" if p["needed"] else "more than 1000 seeds per method"))
+    return 0
+
+
 def cmd_sweep(args, store: Store, overrides: dict, backend: str = "local", ray_address: str | None = None) -> int:
+    if args.plan_n is not None:
+        return _plan_n(args, store)
     if args.parallel < 1:
         raise CLIError(f"Invalid --parallel: {args.parallel} (expected an integer >= 1 worker processes)")
     if args.resume is None and args.retry_failed:

@@ -12,7 +12,7 @@ from beta_core.data import SOURCES
 from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import ACTIVE
-from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_curves, sweep_run_config
+from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_curves, seeds_plan, sweep_run_config
 from pages.views.common import (
     PALETTE,
     data_dir,
@@ -163,6 +163,23 @@ def curves(store, test: list, color: dict) -> None:
         col.plotly_chart(fig, width="stretch", key=f"curve-{metric}")
 
 
+def seeds_curve(sid: str, rep: dict) -> None:
+    """This sweep as a pilot: the accuracy difference n seeds per method could detect."""
+    try:
+        p = seeds_plan(rep, 0.01)
+    except ValueError:
+        return
+    fig = go.Figure(go.Scatter(x=[c["n"] for c in p["curve"]], y=[100 * c["detectable"] for c in p["curve"]],
+                               mode="lines+markers"))
+    fig.add_vline(x=p["n_pilot"], line_dash="dot", annotation_text="this sweep")
+    fig.update_layout(title="How many seeds? Detectable accuracy difference at 80% power", height=300,
+                      xaxis_title="seeds per method", yaxis_title="points", margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    st.plotly_chart(fig, width="stretch", key="seeds-curve")
+    st.caption(f"From this sweep's paired spread ({100 * p['sd']:.2f} pts, {p['method']} vs the baseline). A 1-point "
+               f"difference needs {p['needed'] or 'more than 1000'} seeds per method. CLI: "
+               f"`beta-core sweep --plan-n 0.01 --pilot {sid}`.")
+
+
 def verdicts(sid: str, rep: dict) -> None:
     st.subheader("Verdicts")
     st.markdown(plain(f"Setting: {reports.sweep_setting(rep)}."))
@@ -173,6 +190,7 @@ def verdicts(sid: str, rep: dict) -> None:
     table = pd.DataFrame(reports.verdict_rows(rep))
     st.dataframe(table, hide_index=True, width="stretch")
     st.dataframe(pd.DataFrame(reports.method_rows(rep)), hide_index=True, width="stretch")
+    seeds_curve(sid, rep)
     a, b = st.columns(2)
     a.download_button("Verdicts (CSV)", table.to_csv(index=False), f"{sid}-verdicts.csv", "text/csv")
     b.download_button("Report (JSON)", json.dumps(rep, indent=2, default=str), f"{sid}.json", "application/json")
