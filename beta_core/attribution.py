@@ -57,7 +57,7 @@ from .records import AttributionResult
 __all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "select_groups", "overlap",
            "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault",
            "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING", "add_weight_noise",
-           "EpochAttribution"]
+           "EpochAttribution", "PROBE_NOISE_Z"]
 
 NORMALIZATIONS = ("raw", "per_param", "relative")
 
@@ -245,12 +245,22 @@ def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = Attributi
     if cfg.score == "probe" and train_loader is None:
         raise ValueError("Invalid train_loader: None (expected training batches: the probe score retrains "
                          "each group briefly; choose another score to attribute without them)")
+    noise = None
     if cfg.score == f"grad_{cfg.normalization}":
         flag = {"score": cfg.score, "scores": scores, "seconds": None, "passes": 1}
+    elif cfg.score == "probe":
+        # Two probe runs on different batch orders: a drop counts only where it exceeds their
+        # disagreement (a 0.001 drop on a converged model is no localisation).
+        a, b = (score_groups("probe", model, loader, train_loader, s, cfg.probe_steps or 20, cfg.probe_lr)
+                for s in (0, 1))
+        mean = {g: (a["scores"][g] + b["scores"][g]) / 2 for g in a["scores"]}
+        noise = {g: abs(a["scores"][g] - b["scores"][g]) / 2 for g in a["scores"]}  # standard error of the mean
+        flag = {"score": "probe", "scores": mean, "seconds": a["seconds"] + b["seconds"],
+                "passes": a["passes"] + b["passes"]}
     else:
         flag = score_groups(cfg.score, model, loader, train_loader, 0, cfg.probe_steps or 20, cfg.probe_lr,
                             cfg.max_samples)
-    sel = select_groups(flag["scores"], counts, cfg)
+    sel = select_groups(flag["scores"], counts, cfg, noise)
     cls = list(classes) if classes else [str(c) for c in range(n_classes)]
     probe = flag["scores"] if cfg.score == "probe" else None
     matrix = lambda d: [[d.get(c, {}).get(g) for c in range(n_classes)] for g in names]  # noqa: E731
@@ -263,12 +273,20 @@ def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = Attributi
         "errors_per_true_class": torch.bincount(ye, minlength=n_classes).tolist(),
         "probe_scores": probe, "probe_ranking": sorted(probe, key=lambda g: -probe[g]) if probe else None,
         "score": cfg.score, "score_values": flag["scores"], "score_seconds": flag["seconds"],
-        "score_meaning": SCORE_MEANING[cfg.score], **sel,
+        "score_meaning": SCORE_MEANING[cfg.score], "score_noise": noise, **sel,
     }
 
 
-def select_groups(scores: dict[str, float], counts: dict[str, int], cfg: AttributionConfig) -> dict:
-    """The flagged groups (highest score first), their scores and the parameter fraction they hold."""
+PROBE_NOISE_Z = 2.0  # a probe drop stands out when it exceeds this many standard errors of itself
+
+
+def select_groups(scores: dict[str, float], counts: dict[str, int], cfg: AttributionConfig,
+                  noise: dict[str, float] | None = None) -> dict:
+    """The flagged groups (highest score first), their scores and the parameter fraction they hold.
+
+    With ``noise`` (the probe's standard error per group, from two probe runs), only a group
+    whose score is positive and exceeds :data:`PROBE_NOISE_Z` times its noise can be flagged;
+    ``stands_out`` is False when none does (nothing is flagged: "no group stands out")."""
     names = sorted(scores, key=lambda g: -scores[g])
     if cfg.select == "topk":
         if cfg.k > len(names):
@@ -278,9 +296,11 @@ def select_groups(scores: dict[str, float], counts: dict[str, int], cfg: Attribu
         vals = torch.tensor([scores[g] for g in names])
         std = float(vals.std()) if len(vals) > 1 else 0.0
         flagged = [g for g in names if std > 0 and (scores[g] - float(vals.mean())) / std > cfg.z] or names[:1]
+    if noise is not None:
+        flagged = [g for g in flagged if scores[g] > 0 and scores[g] > PROBE_NOISE_Z * noise[g]]
     total = sum(counts.values())
     return {"flagged": flagged, "flagged_scores": {g: scores[g] for g in flagged},
-            "param_fraction": sum(counts[g] for g in flagged) / total, "ranking": names}
+            "param_fraction": sum(counts[g] for g in flagged) / total, "ranking": names, "stands_out": bool(flagged)}
 
 
 def overlap(a: list[str], b: list[str]) -> dict:

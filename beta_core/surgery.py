@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from .attribution import AttributionConfig, attribute
+from .attribution import PROBE_NOISE_Z, AttributionConfig, attribute
 from .config import TrainConfig
 from .data import Splits, eval_loaders
 from .engine import Training, prepare
@@ -222,6 +222,10 @@ def run_surgery(parent_cfg: TrainConfig, state: dict, cfg: SurgeryConfig, data_d
                                     **cfg.attribution})
         attribution = attribute(model, train_loader, acfg, splits.classes, train_loader=loaders["train"])
         groups = attribution["flagged"]
+        if not groups:
+            raise ValueError(f"No group stands out in the attribution ({attribution['score']}: no drop exceeds "
+                             f"{PROBE_NOISE_Z:g} standard errors of its noise): nothing to retrain (expected groups "
+                             "named with --groups)")
     else:
         groups = list(cfg.groups)
         unknown = [g for g in groups if g not in counts]

@@ -151,3 +151,24 @@ def test_config_errors():
         AttributionConfig(score="grad_relative", k=0)
     with pytest.raises(ValueError, match="Invalid split"):
         AttributionConfig(score="grad_relative", split="val")
+
+
+def test_probe_flags_only_groups_that_stand_out(trained):
+    """Two probe runs: a damaged group's drop stands out above their disagreement and is
+    flagged; near-equal tiny drops (a converged model) flag nothing: "no group stands out"."""
+    from beta_core.attribution import PROBE_NOISE_Z, add_weight_noise, select_groups
+
+    model, loader, splits = _model(trained)
+    train = eval_loaders(splits, "cpu", True)["train"]
+    with torch.no_grad():
+        for p in model.block3.parameters():
+            add_weight_noise(p, 1.0, torch.Generator().manual_seed(0))
+    r = attribute(model, loader, AttributionConfig(score="probe", k=3, probe_steps=20), splits.classes,
+                  train_loader=train)
+    assert r["stands_out"] and "block3" in r["flagged"], (r["score_values"], r["score_noise"])
+    assert all(r["score_values"][g] > PROBE_NOISE_Z * r["score_noise"][g] for g in r["flagged"])
+    # the MNIST case: drops of ~0.001 that two runs do not agree on, one large negative drop
+    drops = {"conv1": 0.0011, "bn1": 0.0012, "block1": -0.05, "block2": 0.0009, "block3": 0.001, "fc": 0.0011}
+    noise = {g: 0.0008 for g in drops}
+    sel = select_groups(drops, {g: 1 for g in drops}, AttributionConfig(score="probe", k=3), noise)
+    assert sel["flagged"] == [] and not sel["stands_out"] and sel["param_fraction"] == 0

@@ -77,7 +77,8 @@ def _print_attribution(r: dict) -> None:
     print(f"run {r['run_id']}: {r['n_errors']} errors of {r['n_samples']} ({r['config']['split']} split), "
           f"normalization {r['config']['normalization']}")
     print(reports.text_table(reports.attribution_rows(r)))
-    print(f"flagged by {r['score']}: {', '.join(r['flagged'])} ({r['param_fraction']:.1%} of parameters)")
+    print(f"flagged by {r['score']}: " + (f"{', '.join(r['flagged'])} ({r['param_fraction']:.1%} of parameters)"
+                                         if r["flagged"] else "none: no group stands out above its noise"))
     print(f"  {r['score']}: {r['score_meaning']}")
     if r.get("probe_scores"):
         print("probe (held-out loss drop after retraining one group alone): "

@@ -82,8 +82,10 @@ def column(store, n: int, run: dict, opts: dict) -> dict | None:
         return None
     r = stored[-1]
     used = r.get("score", f"grad_{r['config']['normalization']}")
+    flagged = (f"**{', '.join(r['flagged'])}** ({r['param_fraction']:.1%} of parameters)" if r["flagged"] else
+               "**no group stands out**: no loss drop exceeds twice the disagreement of two probe runs")
     st.markdown(f"**{r['n_errors']}** errors of {r['n_samples']} ({r['config']['split']} split). "
-                f"Flagged by **{used}**: **{', '.join(r['flagged'])}** ({r['param_fraction']:.1%} of parameters)")
+                f"Flagged by **{used}**: {flagged}")
     if r["param_fraction"] > 0.5:
         st.warning(f"The flagged groups hold {r['param_fraction']:.0%} of the parameters: barely a localisation.")
     st.caption(evidence(store, run, used))
