@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as t_dist
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .records import Coverage, accuracy_series, crossing_times
@@ -245,11 +246,19 @@ def _fmt(v, pct=False) -> str:
     return f"{100 * v:.1f}%" if pct else f"{v:.2f}"
 
 
+def _paired_sd(d: dict) -> float | None:
+    """The paired spread of a difference: stored since power was added, else read back from its
+    t interval (half-width = t * sd / sqrt(n)), so older reports serve as pilots too."""
+    if d.get("sd") is not None or d["n"] < 2 or d["ci_high"] is None:
+        return d.get("sd")
+    return (d["ci_high"] - d["mean_diff"]) * math.sqrt(d["n"]) / float(t_dist.ppf(1 - (1 - LEVEL) / 2, d["n"] - 1))
+
+
 def seeds_plan(rep: dict, delta: float, ns=range(2, 21)) -> dict:
     """From a finished sweep's report (the pilot): the largest paired spread of final test
     accuracy among its comparisons, the seeds needed to detect ``delta`` at 80% power, and the
     detectable difference at each n in ``ns`` (the curve the Compare page draws)."""
-    spreads = {m: c["final_test_acc_diff"].get("sd") for m, c in rep["comparisons"].items()}
+    spreads = {m: _paired_sd(c["final_test_acc_diff"]) for m, c in rep["comparisons"].items()}
     spreads = {m: s for m, s in spreads.items() if s}
     if not spreads:
         raise ValueError("Invalid pilot: no paired spread in its report (expected a sweep with at least two seeds "

@@ -439,6 +439,8 @@ def test_plan_n_from_a_pilot(tmp_path, capsys):
     sd = rep["comparisons"]["sgd-beta"]["final_test_acc_diff"]["sd"]
     assert p["sd"] == sd and p["needed"] == seeds_needed(sd, 0.01)
     assert detectable_difference(sd, p["needed"]) <= 0.01 < detectable_difference(sd, p["needed"] - 1)
+    del rep["comparisons"]["sgd-beta"]["final_test_acc_diff"]["sd"]  # a report from before: read from its interval
+    assert seeds_plan(rep, 0.01)["sd"] == pytest.approx(sd)
     assert _sweep_cli(tmp_path, "--plan-n", "0.01") == 2  # no pilot yet: one line
     assert "No pilot for --plan-n" in capsys.readouterr().err
     store = Store(tmp_path / "runs")

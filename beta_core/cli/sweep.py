@@ -142,7 +142,8 @@ def _plan_n(args, store: Store) -> int:
     p = seeds_plan(reports_[-1], args.plan_n)
     print(f"pilot sweep {pilot}: paired spread of final test accuracy {100 * p['sd']:.2f} pts ({p['method']} vs the "
           f"baseline, n = {p['n_pilot']} seeds)")
-    print(reports.text_table([{"seeds": c["n"], "detectable difference (80% power)": reports.pct(c["detectable"], 2)}
+    print(reports.text_table([{"seeds per method": c["n"],
+                               "detectable difference (80% power)": f"{100 * c['detectable']:.2f} pts"}
                               for c in p["curve"]]))
     print(f"to detect {100 * args.plan_n:g} pts with 80% power: "
           + (f"{p['needed']} seeds per method" if p["needed"] else "more than 1000 seeds per method"))
