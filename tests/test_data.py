@@ -159,7 +159,7 @@ def test_cifar10_without_network_says_where_to_put_it(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_shared_cifar10_archive(tmp_path):
     s = load_splits(DataConfig("folder", str(SHARED_CIFAR), test_subset=1000), tmp_path)
-    assert s.train_x.shape == (50000, 3, 32, 32) and len(s.test_y) == 1000
+    assert s.train_x.shape == (45000, 3, 32, 32) and len(s.val_y) == 5000 and len(s.test_y) == 1000  # val: 10%
     assert s.classes[0] == "airplane" and s.classes[-1] == "truck"
 
 
