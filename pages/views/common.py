@@ -4,6 +4,7 @@ Pages build configs and call beta_core; nothing here trains.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from contextlib import contextmanager
@@ -148,6 +149,28 @@ def metric_figure(frames: dict[str, pd.DataFrame], names: dict[str, str], colors
                           "bands": bands, "mode": mode}], names, colors)
 
 
+# Methods that coincide for most of a run (hybrid is beta until its switch) must both stay
+# visible: the paper's beta is drawn last, thin and solid; the others under it, wider, dashed.
+_STYLES = (("hybrid", "dash", 4, 0), ("exact", "dashdot", 3, 1), ("onecycle", "dot", 3, 1), ("constant", "solid", 3, 1),
+           ("beta", "solid", 2, 2))
+
+
+def line_style(name: str) -> tuple[str, int, int]:
+    """(dash, width, draw order) of a line by the method or rule in its name; higher order on top."""
+    return next(((dash, width, order) for key, dash, width, order in _STYLES if key in name), ("solid", 2, 1))
+
+
+def coincide(a: pd.DataFrame, b: pd.DataFrame, x: str, y: str) -> float | None:
+    """The last x up to which two runs' y are equal (from the start), when that is a real share of
+    the run (> 10% of its points) but not all of it; else None."""
+    n = min(len(a), len(b))
+    if n < 2 or not np.array_equal(a[x].to_numpy()[:n], b[x].to_numpy()[:n]):
+        return None
+    same = np.isclose(a[y].to_numpy(dtype=float)[:n], b[y].to_numpy(dtype=float)[:n], rtol=1e-9, equal_nan=True)
+    k = n if same.all() else int(np.argmin(same))
+    return float(a[x].iloc[k - 1]) if 0.1 * n < k < n else None
+
+
 def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, str], height: int = 320) -> go.Figure:
     """Side-by-side charts in one figure (one redraw per refresh instead of one per chart).
 
@@ -155,19 +178,21 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
     ``log_y``, ``window`` (smoothing), ``bands`` (zeta regimes), ``mode``. Lines are smoothed,
     then thinned to MAX_POINTS; a run keeps its colour in every panel and appears once in the legend.
     """
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p["title"] for p in panels],
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[_titled(p, names) for p in panels],
                         horizontal_spacing=0.06)
     shown = set()
     for col, p in enumerate(panels, start=1):
         x, y = p["x"], p["y"]
-        for rid, df in p["frames"].items():
+        for rid, df in sorted(p["frames"].items(), key=lambda kv: line_style(names[kv[0]])[2]):
             if df.empty or y not in df or df[y].isna().all():
                 continue
             ys = smooth(df[y].astype(float), p.get("window", 1))
             stride = max(1, len(df) // MAX_POINTS)
+            dash, width, _ = line_style(names[rid])
             fig.add_trace(go.Scatter(x=df[x].iloc[::stride], y=ys.iloc[::stride], name=names[rid],
                                      mode=p.get("mode", "lines"), legendgroup=rid, showlegend=rid not in shown,
-                                     line={"color": colors[rid]}, marker={"color": colors[rid]}), row=1, col=col)
+                                     line={"color": colors[rid], "dash": dash, "width": width},
+                                     marker={"color": colors[rid]}), row=1, col=col)
             shown.add(rid)
         if p.get("log_y"):
             fig.update_yaxes(type="log", row=1, col=col)
@@ -177,6 +202,17 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.3})
     return fig
+
+
+def _titled(panel: dict, names: dict[str, str]) -> str:
+    """A panel's title, with a note where two runs coincide ("hybrid = beta until step 899")."""
+    frames = {r: f for r, f in panel["frames"].items() if not f.empty and panel["y"] in f}
+    notes = []
+    for a, b in itertools.combinations(sorted(frames, key=lambda r: names[r]), 2):
+        upto = coincide(frames[a], frames[b], panel["x"], panel["y"])
+        if upto is not None:
+            notes.append(f"{names[a]} = {names[b]} until {panel['x']} {upto:g}")
+    return panel["title"] + (f"<br><sup>{'; '.join(notes[:2])}</sup>" if notes else "")
 
 
 def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool, col: int = 1) -> None:

@@ -1,0 +1,36 @@
+"""Figure builders of the pages (pages/views/common.py): no line hides another."""
+import numpy as np
+import pandas as pd
+
+from pages.views.common import coincide, line_style, panel_figure
+
+
+def _frames():
+    steps = np.arange(100)
+    beta = 1 - 2 * np.sqrt(np.linspace(0.1, 0.0001, 100))
+    hybrid = np.where(steps < 80, beta, 0.9)
+    const = np.full(100, 0.9)
+    return {r: pd.DataFrame({"step": steps, "momentum": m}) for r, m in
+            (("b", beta), ("h", hybrid), ("c", const))}
+
+
+def test_the_papers_line_is_drawn_on_top_and_every_line_has_its_own_style():
+    names = {"b": "sgd-beta s0", "h": "sgd-hybrid s0", "c": "sgd-constant s0"}
+    fig = panel_figure([{"frames": _frames(), "x": "step", "y": "momentum", "title": "Momentum"}], names,
+                       {"b": "#1f77b4", "h": "#d62728", "c": "#2ca02c"})
+    order = [t.name for t in fig.data]
+    assert order[-1] == "sgd-beta s0" and order.index("sgd-hybrid s0") < order.index("sgd-beta s0")
+    styles = {t.name: (t.line.dash, t.line.width) for t in fig.data}
+    assert len(set(styles.values())) == 3  # no two lines share a style: a covered one still shows
+    # the line underneath is wider than the paper's on top, so it shows at both edges
+    assert styles["sgd-hybrid s0"][1] > styles["sgd-beta s0"][1]
+    title = fig.layout.annotations[0].text
+    assert "sgd-beta s0 = sgd-hybrid s0 until step 79" in title
+
+
+def test_coincide_only_for_a_real_shared_stretch():
+    f = _frames()
+    assert coincide(f["b"], f["h"], "step", "momentum") == 79
+    assert coincide(f["b"], f["b"], "step", "momentum") is None  # identical all along: one line, no note
+    assert coincide(f["b"], f["c"], "step", "momentum") is None
+    assert line_style("adam")[0] == "solid" and line_style("sgd-onecycle s1")[0] == "dot"
