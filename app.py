@@ -34,9 +34,10 @@ except (StoreError, OSError):
     pass  # the page says what is wrong with the store, where it needs one
 
 
-with st.sidebar:
-    st.caption(f"Device: **{device_label()}**")
-    st.caption(f"Data: **{data_source_label()}**")
+
+@st.fragment(run_every=5.0)
+def active_jobs() -> None:
+    """The sidebar's count, refreshed on its own: a page's charts poll, the sidebar did not."""
     try:
         active = get_manager().active()
         st.caption(f"Active jobs: **{len(active)}**")
@@ -44,5 +45,11 @@ with st.sidebar:
             st.caption(f"- {r['method'] if r['kind'] == 'train' else r['kind']} ({r['status']})")
     except Exception as e:  # noqa: BLE001 - the sidebar must not take the page down
         st.error(f"Run store unavailable: {plain(e)}")
+
+
+with st.sidebar:
+    st.caption(f"Device: **{device_label()}**")
+    st.caption(f"Data: **{data_source_label()}**")
+    active_jobs()
 
 nav.run()

@@ -210,3 +210,19 @@ def test_compare_page_resumes_a_stopped_sweep_unless_another_process_runs_it(mon
     at = _app(monkeypatch, tmp_path, "compare")
     next(b for b in at.button if b.label == "Resume sweep").click().run()
     assert store.get_run(sid)["status"] in ("queued", "running", "done")
+
+
+def test_sidebar_counts_jobs_run_by_any_process(monkeypatch, tmp_path):
+    """A job queued or running under another process (the CLI, a worker) counts in the sidebar."""
+    import subprocess
+    import sys
+
+    store = Store(tmp_path / "runs")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        store.create_run(tiny_config().to_dict(), status="running", pid=other.pid)
+        at = _app(monkeypatch, tmp_path, "theory")
+        assert any(c.value == "Active jobs: **1**" for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
+    finally:
+        other.kill()
+        other.wait()
