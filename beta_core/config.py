@@ -112,8 +112,8 @@ class TrainConfig:
     curvature_every: int = _f(100, "beta-measured: steps between refreshes of lam_hat")
     evals_per_epoch: int = _f(0, "evaluations of a fixed test subset per epoch, for time-to-target between epochs "
                                  "(interpolated); 0: at epoch ends only")
-    eval_images: int = _f(256, "test images of those evaluations (class-balanced, fixed): ~5% of a small-CNN epoch "
-                               "at 4 per epoch")
+    eval_images: int = _f(256, "test images of those evaluations (class-balanced, fixed): about 2% of training "
+                               "at 4 per epoch (bench_eval_every)")
     data_seed: int = _f(0, "synthetic data, subset and validation choice")
     val_fraction: float = _f(0.1, "validation images as a share of the training images (0: none); carved "
                                   "from the training pool, never from test")

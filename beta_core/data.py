@@ -176,13 +176,16 @@ def _decode(data: bytes, where: str) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def _check_size(size: int, where: str) -> None:
-    """Refuse an image file larger than BETA_MAX_IMAGE_MB before reading it (a 9 MB archive
-    can hold a 2 GB "image" of zeros)."""
+def _size_check():
+    """A check that refuses an image file larger than BETA_MAX_IMAGE_MB before it is read (a 9 MB
+    archive can hold a 2 GB "image" of zeros); the cap is read once per walk, not per image."""
     cap = settings().max_image_mb * 1e6
-    if size > cap:
-        raise DataSourceError(f"Image file too large {where}: {size / 1e6:,.0f} MB (expected at most "
-                              f"{cap / 1e6:g} MB per image; BETA_MAX_IMAGE_MB raises the cap)")
+
+    def check(size: int, where: str) -> None:
+        if size > cap:
+            raise DataSourceError(f"Image file too large {where}: {size / 1e6:,.0f} MB (expected at most "
+                                  f"{cap / 1e6:g} MB per image; BETA_MAX_IMAGE_MB raises the cap)")
+    return check
 
 
 def _open_tar(path: Path) -> tarfile.TarFile:
@@ -230,9 +233,10 @@ def _layout(path: Path) -> tuple[str, dict[str, set[str]]]:
                 return str(root), {s: {c.name for c in (root / s).iterdir() if c.is_dir()} for s in ("train", "test")}
         raise not_dataset
     roots: dict[str, dict[str, set[str]]] = {}
+    check_size = _size_check()
     for _, m, parts in _tar_files(path):
         if Path(m.name).suffix.lower() in IMAGE_SUFFIXES:  # the header says it: refused before a byte is inflated
-            _check_size(m.size, f"{path}:{m.name}")
+            check_size(m.size, f"{path}:{m.name}")
         if len(parts) in (3, 4) and parts[-3] in ("train", "test"):
             roots.setdefault("/".join(parts[:-3]), {"train": set(), "test": set()})[parts[-3]].add(parts[-2])
     for root, found in sorted(roots.items()):
@@ -254,17 +258,18 @@ def _check_classes(path: Path, found: dict[str, set[str]]) -> list[str]:
 
 def _iter_tree(path: Path, root: str):
     """(split, class, where, read) for every image under ``root``'s train/ and test/."""
+    check_size = _size_check()
     if path.is_dir():
         for split in ("train", "test"):
             for f in sorted((Path(root) / split).rglob("*")):
                 if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
-                    _check_size(f.stat().st_size, str(f))
+                    check_size(f.stat().st_size, str(f))
                     yield split, f.parent.name, str(f), f.read_bytes
         return
     for tar, m, parts in _tar_files(path):
         if (len(parts) >= 3 and parts[-3] in ("train", "test") and "/".join(parts[:-3]) == root
                 and Path(m.name).suffix.lower() in IMAGE_SUFFIXES):
-            _check_size(m.size, f"{path}:{m.name}")
+            check_size(m.size, f"{path}:{m.name}")
             try:
                 data = tar.extractfile(m).read()
             except (tarfile.TarError, OSError, EOFError, zlib.error) as e:

@@ -29,7 +29,7 @@ from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
 from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .ray_backend import RayRunner
-from .records import ACTIVE, CASE, EPOCH, MEMBER, MemberRecord, SweepSummary
+from .records import ACTIVE, CASE, EPOCH, MEMBER, MemberRecord, SweepSummary, train_config_of
 from .store import Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
@@ -38,7 +38,7 @@ BACKENDS = ("local", "ray")
 GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
 
 __all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter",
-           "load_trained", "train_config_of", "sweep_members", "latest_localisation", "attribute_run"]
+           "load_trained", "sweep_members", "latest_localisation", "attribute_run"]
 
 
 class StopFlag:
@@ -106,11 +106,6 @@ def latest_localisation(store: Store, model: str, width=None) -> dict | None:
         if res and res[-1].get("model") == model and res[-1].get("width") == width:
             return res[-1]
     return None
-
-
-def train_config_of(run: dict) -> dict:
-    """The training config behind a stored run: its own, or a surgery run's parent config."""
-    return run["config"]["train"] if run["kind"] == "surgery" else run["config"]
 
 
 def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str | None = None):

@@ -18,7 +18,7 @@ from typing import TypedDict
 __all__ = ["STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS", "STATUSES", "ACTIVE",
            "time_to_accuracy", "accuracy_series", "crossing_times", "format_hit", "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
-           "SweepSummary", "AttributionResult"]
+           "SweepSummary", "AttributionResult", "train_config_of"]
 
 STEP, EPOCH = "step", "epoch"
 MEMBER = "member"  # a sweep's progress: one member run finished (not stored; the run is)
@@ -80,6 +80,11 @@ def time_to_accuracy(epochs: list[dict], thresholds) -> dict[str, dict | None]:
         hit = next((e for e in epochs if e["test_acc"] >= t), None)
         out[f"{t:g}"] = None if hit is None else {"epoch": hit["epoch"], "step": hit["step"], "time": hit["time"]}
     return out
+
+
+def train_config_of(run: dict) -> dict:
+    """The training config behind a stored run: its own, or a surgery run's parent config."""
+    return run["config"]["train"] if run["kind"] == "surgery" else run["config"]
 
 
 def accuracy_series(epochs: list[dict]) -> list[tuple[int, float, float]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .records import format_time_to_accuracy
+from .records import format_time_to_accuracy, train_config_of
 from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
@@ -30,16 +30,11 @@ def pct(v, digits: int = 1) -> str:
     return "-" if v is None else f"{100 * v:.{digits}f}%"
 
 
-def _config(run: dict) -> dict:
-    """The training config of a run (a surgery run stores its parent's under ``train``)."""
-    return run["config"].get("train", run["config"])
-
-
 def run_table(store: Store, runs: list[dict] | None = None) -> pd.DataFrame:
     """One row per run (newest first), columns :data:`RUN_COLUMNS`."""
     rows = []
     for r in store.runs() if runs is None else runs:
-        s, c = r["summary"], _config(r)
+        s, c = r["summary"], train_config_of(r)
         rows.append({"id": r["id"], "status": r["status"], "kind": r["kind"], "method": r["method"],
                      "model": r["model"], "data": s.get("data", r["dataset"]), "lr": c.get("lr"),
                      "momentum_rule": c.get("momentum_rule"), "batch_size": c.get("batch_size"),

@@ -5,20 +5,24 @@ quantity          estimate and 95% interval                               scipy
 ================  ======================================================  =====================
 mean over seeds   mean, Student t interval                                ``stats.t.interval``
 paired diff       mean of (method - baseline) per shared seed, paired t   ``stats.ttest_rel``
-speedup           median(baseline) / median(method) time-to-target,      ``stats.bootstrap``
-                  paired percentile bootstrap over seeds                  (paired, percentile)
-detectable diff  smallest true mean difference a paired t test finds with  ``stats.nct``
-                  80% power, from the observed paired sd and n
+speedup           geometric mean of paired ratios baseline / method of    ``stats.ttest_1samp``
+                  time-to-target, paired t on their logs (sweeps use it;  (on the log ratios)
+                  chosen by simulation, docs/decisions.md)
+speedup (old)     median(baseline) / median(method), paired percentile    ``stats.bootstrap``
+                  bootstrap: the candidate the simulation rejected, kept  (paired, percentile)
+                  so ``benchmarks/sim_speedup_interval.py`` can compare
+detectable diff   smallest true mean difference a paired t test finds     ``stats.nct``
+                  with 80% power, from the observed paired sd and n
 equivalence       two one-sided t tests (TOST) against +-margin: the 90%   ``stats.ttest_1samp``
                   interval of the mean difference inside the margin
 family            Holm's step-down adjustment of the claims' p-values     (by hand: not in scipy)
 ================  ======================================================  =====================
 
-Censoring: a run that never reaches the target has time ``inf`` (never dropped). A median
-that is ``inf`` (half or more of a method's runs censored) makes the speedup 0 or inf, and a
-bootstrap interval that cannot be computed is reported as ``None`` with the verdict
-"undetermined". Verdicts read the interval only: above the null value -> "faster" /
-"higher", below -> "slower" / "lower", containing it -> "no detectable difference at n = k".
+Censoring: a run that never reaches the target is never dropped: ``speedup_log_t`` counts it at
+the end of its training ("at least that long"); the old bootstrap gives it time ``inf``. An
+interval that cannot be computed is reported as ``None`` with the verdict "undetermined".
+Verdicts read the interval only: above the null value -> "faster" / "higher", below -> "slower"
+/ "lower", containing it -> "no detectable difference at n = k".
 """
 from __future__ import annotations
 
@@ -61,13 +65,14 @@ def paired_difference(method, baseline, level: float = LEVEL) -> dict:
     pairs = [(m, b) for m, b in zip(method, baseline) if m is not None and b is not None
              and math.isfinite(m) and math.isfinite(b)]
     n = len(pairs)
-    out = {"n": n, "mean_diff": None, "ci_low": None, "ci_high": None, "p": None, "test": "paired t"}
+    out = {"n": n, "mean_diff": None, "sd": None, "ci_low": None, "ci_high": None, "p": None, "test": "paired t"}
     if n == 0:
         return out
     m, b = np.array(pairs).T
     d = m - b
     out["mean_diff"] = float(d.mean())
     if n > 1:
+        out["sd"] = float(d.std(ddof=1))  # the spread power and --plan-n read
         if np.all(d == d[0]):  # no spread: the interval is the point (scipy would return nan)
             out.update(ci_low=float(d[0]), ci_high=float(d[0]), p=0.0 if d[0] != 0 else 1.0)
         else:
@@ -209,6 +214,7 @@ def speedup_log_t(baseline_times, method_times, baseline_caps=None, method_caps=
                                "their training's end"}
     logs = np.array([math.log(x / y) for x, y in zip(b, m) if x and y and x > 0 and y > 0])
     out["n_used"], out["logs"] = len(logs), logs.tolist()
+    out["sd"] = float(logs.std(ddof=1)) if len(logs) > 1 else None
     if len(logs) == 0:
         return out
     out["ratio"] = float(math.exp(logs.mean()))

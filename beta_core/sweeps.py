@@ -28,7 +28,6 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import pandas as pd
 from scipy.stats import t as t_dist
 
@@ -340,8 +339,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
         acc_b = [by_method[base][s]["summary"].get("final_test_acc") for s in shared]
         acc = paired_difference(acc_m, acc_b)
         diffs = [a - b for a, b in zip(acc_m, acc_b) if a is not None and b is not None]
-        acc["sd"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None  # the pilot spread of --plan-n
-        acc["detectable"] = detectable_difference(acc["sd"], len(diffs))
+        acc["detectable"] = detectable_difference(acc["sd"], acc["n"])
         acc["equivalence"] = equivalence(diffs, plan.equivalence)
         acc["verdict"] = _qualified(verdict(acc["ci_low"], acc["ci_high"], 0.0, acc["n"], "higher", "lower"),
                                     acc["equivalence"], acc["detectable"], lambda v: f"{100 * v:.1f} pts",
@@ -358,8 +356,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
                 tb, tm = ([(tta[a][s][k] or {}).get(unit) for s in shared] for a in (base, m))
                 cb, cm = ([ends[a][s][unit] for s in shared] for a in (base, m))
                 sp = speedup_log_t(tb, tm, cb, cm)
-                mde = detectable_difference(float(np.std(sp["logs"], ddof=1)) if len(sp["logs"]) > 1 else None,
-                                            len(sp["logs"]))
+                mde = detectable_difference(sp["sd"], sp["n_used"])
                 sp["detectable"] = None if mde is None else math.exp(mde)
                 sp["equivalence"] = equivalence(sp["logs"], math.log(1 + plan.equivalence_speed))
                 if sp["censored_baseline"] or sp["censored_method"]:  # "at least that long" is not equivalence

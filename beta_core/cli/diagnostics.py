@@ -8,9 +8,10 @@ from .. import reports
 from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORES, AttributionConfig, overlap, plant_fault
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
-from ..jobs import attribute_run, load_trained, train_config_of
+from ..jobs import attribute_run, load_trained
 from ..localise import FAULTS, QUICK_SEVERITIES
 from ..models import build_model, group_param_counts, loss_fn
+from ..records import train_config_of
 from ..store import Store
 from ..surgery import SurgeryConfig, surgery_run_config
 from .common import CLIError, Progress, execute
