@@ -17,7 +17,8 @@ from .records import format_time_to_accuracy, train_config_of
 from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
-           "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows", "text_table", "pct"]
+           "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows", "text_table", "pct",
+           "share", "surgery_outcome"]
 
 # One row per run: identity, the config that tells runs apart, the outcome.
 RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
@@ -141,11 +142,32 @@ def localisation_rows(result: dict, paper_scores=()) -> list[dict]:
             for name, s in sorted(result["scores"].items(), key=lambda kv: -(kv[1]["top1"]["rate"] or 0))]
 
 
+def share(f: float) -> str:
+    """A parameter share for people: ``76.0%``, and ``<0.1%`` rather than a misleading ``0.0%``."""
+    return "<0.1%" if 0 < f < 0.001 else pct(f)
+
+
+def surgery_outcome(s: dict) -> str:
+    """What a surgery did, in words, before any savings figure (Markdown bold; the CLI prints it
+    as is): net change, versus the full fine-tune, the controls."""
+    full = s["report"].get("full")
+    text = (f"The repair **{'helped' if s['net'] > 0 else 'hurt' if s['net'] < 0 else 'changed nothing'}**: "
+            f"net {s['net']:+d} images ({s['fixed']} fixed, {s['broken']} broken), accuracy "
+            f"{s['acc_before']:.1%} → {s['acc_after']:.1%}.")
+    if full:
+        better = "better than" if s["net"] > full["net"] else "worse than" if s["net"] < full["net"] else "as well as"
+        text += f" It did **{better}** a full fine-tune of every group (net {full['net']:+d})."
+    for key in ("random", "per_parameter"):
+        if key in s["report"]:
+            text += f" Control {s['report'][key]['name']}: net {s['report'][key]['net']:+d}."
+    return text
+
+
 def surgery_rows(summary: dict) -> list[dict]:
     """One row per variant of a surgery (the repair, the full fine-tune, the controls)."""
     return [{"variant": v["name"], "fixed": v["fixed"], "broken": v["broken"], "net": v["net"],
              "acc before": round(v["acc_before"], 4), "acc after": round(v["acc_after"], 4),
-             "params": pct(v["param_fraction"]), "seconds": round(v["step_seconds"], 2)}
+             "params": share(v["param_fraction"]), "seconds": round(v["step_seconds"], 2)}
             for v in summary["report"].values()]
 
 

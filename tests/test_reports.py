@@ -46,3 +46,12 @@ def test_rows_drive_the_text_table():
     text = reports.text_table(rows)
     assert "surgery (flagged groups)" in text and "76.0%" in text and "-7" in text
     assert reports.text_table([]) == "(none)" and reports.pct(None) == "-" and reports.pct(0.5834) == "58.3%"
+
+
+def test_surgery_outcome_comes_first_in_words():
+    s = {"net": -7, "fixed": 52, "broken": 59, "acc_before": 0.584, "acc_after": 0.5805,
+         "report": {"full": {"net": 7}, "random": {"name": "random groups", "net": -2}}}
+    text = reports.surgery_outcome(s)
+    assert text.startswith("The repair **hurt**: net -7 images (52 fixed, 59 broken), accuracy 58.4% → 58.1%.")
+    assert "**worse than** a full fine-tune of every group (net +7)" in text and "random groups: net -2" in text
+    assert reports.share(32 / 100000) == "<0.1%" and reports.share(0.76) == "76.0%"

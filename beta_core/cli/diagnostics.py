@@ -132,7 +132,8 @@ def cmd_surgery(args, store: Store) -> int:
     s = run["summary"]
     label = " [LEAKY: trained on the scored split]" if s["leaky"] else ""
     print(f"surgery run {rid} (parent {args.run_id}){label}")
-    print(f"groups {', '.join(s['groups'])}: {s['param_fraction']:.1%} of parameters")
+    print(reports.surgery_outcome(s).replace("**", ""))
+    print(f"groups {', '.join(s['groups'])}: {reports.share(s['param_fraction'])} of parameters")
     print(reports.text_table(reports.surgery_rows(s)))
     meas = s["savings_measured"]
     print(f"compute savings vs full fine-tune: parameter proxy {s['savings_param_proxy']:.1%}, measured wall-clock "

@@ -40,29 +40,13 @@ def launch_form(run: dict, flagged: list[str]) -> None:
             st.success("Surgery launched.")
 
 
-def outcome(s: dict) -> str:
-    """What the repair did, in words, before any savings figure."""
-    full = s["report"].get("full")
-    text = (f"The repair **{'helped' if s['net'] > 0 else 'hurt' if s['net'] < 0 else 'changed nothing'}**: "
-            f"net {s['net']:+d} images ({s['fixed']} fixed, {s['broken']} broken), accuracy "
-            f"{s['acc_before']:.1%} → {s['acc_after']:.1%}.")
-    if full:
-        better = "better than" if s["net"] > full["net"] else "worse than" if s["net"] < full["net"] else "as well as"
-        text += f" It did **{better}** a full fine-tune of every group (net {full['net']:+d})."
-    for key in ("random", "per_parameter"):
-        if key in s["report"]:
-            v = s["report"][key]
-            text += f" Control {v['name']}: net {v['net']:+d}."
-    return text
-
-
 def results(job: dict, run: dict) -> None:
     s = job["summary"]
     if s.get("leaky"):
         st.warning("LEAKY: this repair trained on the split it is scored on.")
-    st.markdown(outcome(s))
+    st.markdown(reports.surgery_outcome(s))
     st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**: "
-                f"{s['param_fraction']:.1%} of parameters.")
+                f"{reports.share(s['param_fraction'])} of parameters.")
     st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch")
     c1, c2 = st.columns(2)
     c1.metric("Savings, parameter proxy (paper)", f"{s['savings_param_proxy']:.0%}")
