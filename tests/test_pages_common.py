@@ -25,7 +25,7 @@ def test_the_papers_line_is_drawn_on_top_and_every_line_has_its_own_style():
     # the line underneath is wider than the paper's on top, so it shows at both edges
     assert styles["sgd-hybrid s0"][1] > styles["sgd-beta s0"][1]
     title = fig.layout.annotations[0].text
-    assert "sgd-beta s0 = sgd-hybrid s0 until step 79" in title
+    assert title.endswith("<sup>sgd-beta = sgd-hybrid until step 79</sup>")
 
 
 def test_coincide_only_for_a_real_shared_stretch():

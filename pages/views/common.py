@@ -207,12 +207,17 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
 def _titled(panel: dict, names: dict[str, str]) -> str:
     """A panel's title, with a note where two runs coincide ("hybrid = beta until step 899")."""
     frames = {r: f for r, f in panel["frames"].items() if not f.empty and panel["y"] in f}
-    notes = []
+    method = {r: names[r].split(" ")[0] for r in frames}  # "sgd-beta s0 · a66ab7" -> "sgd-beta"
+    shared: dict[tuple, float] = {}  # (method, method) -> the earliest end of a shared stretch over seeds
     for a, b in itertools.combinations(sorted(frames, key=lambda r: names[r]), 2):
-        upto = coincide(frames[a], frames[b], panel["x"], panel["y"])
+        upto = coincide(frames[a], frames[b], panel["x"], panel["y"]) if method[a] != method[b] else None
         if upto is not None:
-            notes.append(f"{names[a]} = {names[b]} until {panel['x']} {upto:g}")
-    return panel["title"] + (f"<br><sup>{'; '.join(notes[:2])}</sup>" if notes else "")
+            key = tuple(sorted((method[a], method[b])))
+            shared[key] = min(upto, shared.get(key, upto))
+    if not shared:
+        return panel["title"]
+    (m1, m2), upto = min(shared.items(), key=lambda kv: kv[1])  # one short note: a panel title is narrow
+    return f"{panel['title']}<br><sup>{m1} = {m2} until {panel['x']} {upto:g}</sup>"
 
 
 def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool, col: int = 1) -> None:

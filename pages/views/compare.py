@@ -20,6 +20,7 @@ from pages.views.common import (
     get_manager,
     get_store,
     launch_errors,
+    line_style,
     plain,
     resume_sweep,
     run_name,
@@ -124,18 +125,23 @@ def status(sweep: dict, members: list, plan: SweepPlan) -> None:
 
 def lr_sensitivity(choice: dict, color: dict) -> None:
     st.subheader("LR sensitivity (stage 1, validation)")
-    fig = go.Figure()
-    for m, c in choice.items():
+    fig, seen = go.Figure(), {}
+    for m, c in sorted(choice.items(), key=lambda kv: line_style(kv[0])[2]):  # the paper's beta drawn last
         pts = [p for p in c["curve"] if p["mean"] is not None and "lr" in p["values"]]
         if pts:
             err = [(p["ci_high"] - p["mean"]) if p["ci_high"] is not None else 0 for p in pts]
+            dash, width, _ = line_style(m)
             fig.add_trace(go.Scatter(x=[p["values"]["lr"] for p in pts], y=[p["mean"] for p in pts], name=m,
                                      error_y={"type": "data", "array": err}, mode="lines+markers",
-                                     line={"color": color.get(m)}))
+                                     line={"color": color.get(m), "dash": dash, "width": width}))
+            seen.setdefault(tuple(p["mean"] for p in pts), []).append(m)
     fig.update_xaxes(type="log", title_text="lr")
     fig.update_yaxes(title_text="mean validation accuracy")
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 20, "b": 10})
     st.plotly_chart(fig, width="stretch", key="lr-sensitivity")
+    for same in (ms for ms in seen.values() if len(ms) > 1):
+        st.caption(f"{' and '.join(sorted(same))} coincide at every LR here (the lines lie on each other; "
+                   "hybrid is beta until its switch late in training).")
     edges = [f"{m} ({', '.join(c['edge'])})" for m, c in choice.items() if c["edge"]]
     if edges:
         st.warning("Chosen at the edge of the grid — widen the grid: " + plain(", ".join(edges)))
@@ -148,15 +154,18 @@ def curves(store, test: list, color: dict) -> None:
     x_axis = st.radio("x-axis", ["step", "time"], horizontal=True, key="curve-x")
     for col, metric, title in zip(st.columns(2), ("test_acc", "val_acc"), ("Test accuracy", "Validation accuracy")):
         fig = go.Figure()
-        for k, (m, g) in enumerate(mean_curves(epochs, arm, metric).groupby("arm")):
+        arms = sorted(mean_curves(epochs, arm, metric).groupby("arm"), key=lambda mg: line_style(mg[0])[2])
+        for k, (m, g) in enumerate(arms):
             c = color.get(m, PALETTE[k % len(PALETTE)])
+            dash, width, _ = line_style(m)
             band = g.dropna(subset=["ci_low"])
             if len(band):
                 fig.add_trace(go.Scatter(x=list(band[x_axis]) + list(band[x_axis])[::-1],
                                          y=list(band["ci_high"]) + list(band["ci_low"])[::-1], fill="toself",
                                          line={"width": 0}, fillcolor=c, opacity=0.2, showlegend=False,
                                          hoverinfo="skip"))
-            fig.add_trace(go.Scatter(x=g[x_axis], y=g["mean"], name=m, mode="lines+markers", line={"color": c}))
+            fig.add_trace(go.Scatter(x=g[x_axis], y=g["mean"], name=m, mode="lines+markers",
+                                     line={"color": c, "dash": dash, "width": width}))
         fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
         fig.update_xaxes(title_text="steps" if x_axis == "step" else
                          "seconds (mean; wall clock on this machine, runs one after another)")

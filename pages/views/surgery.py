@@ -61,7 +61,10 @@ def results(job: dict, run: dict) -> None:
 
 st.title("Layer surgery")
 store = get_store()
-run = pick_run("Model to repair", store.runs(kind="train", status="done"), key="surgery-run")
+repaired = {j["parent"] for j in store.runs(kind="surgery")}
+# Runs that already have a surgery come first, so the page opens on a result.
+runs = sorted(store.runs(kind="train", status="done"), key=lambda r: r["id"] not in repaired)
+run = pick_run("Model to repair", runs, key="surgery-run")
 if run is None:
     st.stop()
 attributions = store.results(run["id"], "attribution")
