@@ -118,11 +118,12 @@ def test_attribution_shows_heatmaps_and_overlap(monkeypatch, populated):
 
 
 def test_surgery_shows_before_after(monkeypatch, populated):
-    at = _app(monkeypatch, populated[0], "surgery")
-    assert any("No surgery on this run yet" in c.value for c in at.caption)  # the newest run: adam
-    at.selectbox(key="surgery-run").set_value(populated[1][0]).run()
-    assert any("Savings" in m.label for m in at.metric)
-    assert len(at.dataframe) >= 1
+    at = _app(monkeypatch, populated[0], "surgery")  # opens on the run that has a surgery, not the newest
+    assert at.selectbox(key="surgery-run").value == populated[1][0]
+    assert any("Savings" in m.label for m in at.metric) and len(at.dataframe) >= 1
+    assert at.markdown[0].value.startswith("The repair **")  # the outcome in words comes first
+    at.selectbox(key="surgery-run").set_value(populated[1][1]).run()
+    assert any("No surgery on this run yet" in c.value for c in at.caption)
 
 
 def test_runs_delete_refuses_nothing_selected_and_lists(monkeypatch, populated):
