@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 
 from .data import DataConfig, check_source
-from .models import ModelConfig
+from .models import ModelConfig, check_model
 from .presets import preset_config, preset_methods
 from .schedules import LRSchedule, MomentumRule
 
@@ -74,9 +74,12 @@ class TrainConfig:
     synthetic_train: int = _f(10000, "synthetic dataset size (train)")
     synthetic_test: int = _f(2000, "synthetic dataset size (test)")
     # model
-    model: str = _f("small_cnn", "small_cnn | small_resnet | resnet18 | airnet")
+    model: str = _f("small_cnn", "small_cnn | small_resnet | resnet18 | airnet | torchvision:NAME[?weights=DEFAULT] | "
+                                 "timm:NAME | file.py:factory | package.module:factory (README, 'Your model')")
     width: int | None = _f(None, "first-stage channels; none = the model's default")
     widths: tuple | None = _f(None, "airnet: channels of its three blocks, comma-separated; none = 64,256,256")
+    resize: int | None = _f(None, "input side the model sees, in pixels: images upsampled on the device, batch by "
+                                  "batch (ViT: 224); none = as stored (32)")
     # optimisation
     epochs: int = _f(4, "passes over the training set")
     batch_size: int = _f(128, "images per step")
@@ -166,7 +169,8 @@ class TrainConfig:
         if self.min_lr < 0:
             raise ValueError(f"Invalid min_lr: {self.min_lr!r} (expected >= 0)")
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
-        self.data_config(), self.model_config()
+        object.__setattr__(self, "model", self.model_config().name)  # a factory file's path made absolute
+        self.data_config()
         self.lr_schedule_for(100), self.momentum_rule_for(100)  # validates those fields early
 
     @property
@@ -180,7 +184,8 @@ class TrainConfig:
                           self.synthetic_train, self.synthetic_test, self.data_seed, self.val_fraction, self.val_max)
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(self.model, self.width, widths=tuple(int(w) for w in self.widths) if self.widths else None)
+        return ModelConfig(self.model, self.width, widths=tuple(int(w) for w in self.widths) if self.widths else None,
+                           resize=self.resize)
 
     def lr_schedule_for(self, total_steps: int) -> LRSchedule:
         """The LR schedule of a run of ``total_steps`` optimizer steps."""
@@ -308,7 +313,8 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
 
     Precedence, lowest first: the method's fixed fields, the preset, ``overrides`` (all
     methods), ``sgd_overrides`` (SGD methods only), the seed. The preset's LR is written for
-    SGD, so Adam methods keep their own.
+    SGD, so Adam methods keep their own; its width(s) are written for its model, so another
+    model keeps its own.
     """
     if not methods:
         raise ValueError("Invalid methods: none given (expected at least one of " + ", ".join(METHODS) + ")")
@@ -321,6 +327,8 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
     for seed in seeds:
         for m in methods:
             fixed = dict(preset_config(preset)) if preset else {}
+            if (overrides or {}).get("model", fixed.get("model")) != fixed.get("model"):
+                fixed.pop("width", None), fixed.pop("widths", None)  # the preset's widths are its own model's
             if is_adam(m):
                 fixed.pop("lr", None)
             over = {**fixed, **(overrides or {}), **({} if is_adam(m) else (sgd_overrides or {})), "seed": seed}
@@ -364,9 +372,12 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool = True) -> None:
     """What can be known before any run is created: each distinct data source reads (see
-    ``data.check_source``) and, with ``devices`` (runs that train on this machine, not on a
-    Ray cluster), each device asked for exists here."""
+    ``data.check_source``), each distinct model builds and runs on its input size (see
+    ``models.check_model``: imports, factories, pretrained weights) and, with ``devices`` (runs
+    that train on this machine, not on a Ray cluster), each device asked for exists here."""
     for dc in {c.data_config() for c in configs}:
         check_source(dc, data_dir)
+    for mc in {c.model_config() for c in configs}:
+        check_model(mc)
     for d in {c.device for c in configs} if devices else ():
         pick_device(d)

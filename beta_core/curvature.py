@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
-from torch.func import functional_call, grad, jvp
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
+from torch.func import functional_call, grad, jvp, vjp
 
 from .damping import classify, zeta
 from .hooks import Hook
@@ -69,6 +69,29 @@ class HessianOperator:
             self.scale = torch.cat([precond[n].reshape(-1).to(self.device, self.dtype).rsqrt() for n in self.names])
         self.n_total = sum(len(y) for _, y in self.batches)
         self.hvps = 0
+        self.mode = "forward-over-reverse"  # until an op lacks the derivative it needs (see _hvp)
+
+    def _hvp(self, g: Callable, primal: tuple, tangent: tuple) -> tuple:
+        """H v by the first mode that works: forward over reverse (jvp of grad); reverse over
+        reverse (vjp of grad: H is symmetric); a central difference of gradients, for ops with
+        no second derivative in torch (hardsigmoid in MobileNetV3, whose exact second derivative
+        is zero almost everywhere)."""
+        if self.mode == "forward-over-reverse":
+            try:
+                return jvp(g, primal, tangent)[1]
+            except (NotImplementedError, RuntimeError):
+                self.mode = "reverse-over-reverse"
+        if self.mode == "reverse-over-reverse":
+            try:
+                return vjp(g, *primal)[1](tangent)
+            except (NotImplementedError, RuntimeError):
+                self.mode = "finite-difference"
+        norm = torch.sqrt(sum((t.float() ** 2).sum() for t in tangent))
+        size = torch.sqrt(sum((p.float() ** 2).sum() for p in primal))
+        eps = float(1e-3 * (1 + size) / max(float(norm), 1e-12))  # ~sqrt(float32 eps), relative to the weights
+        plus = g(*(p + eps * t for p, t in zip(primal, tangent)))
+        minus = g(*(p - eps * t for p, t in zip(primal, tangent)))
+        return tuple((a - b) / (2 * eps) for a, b in zip(plus, minus))
 
     def _split(self, flat: torch.Tensor) -> tuple:
         return tuple(t.view(s) for t, s in zip(flat.split(self.sizes), self.shapes))
@@ -90,7 +113,7 @@ class HessianOperator:
                     # The first jvp of a process loads torch's forward-AD decompositions through
                     # torch.jit.script, which warns that it is deprecated: torch's own code, not ours.
                     warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-                    _, hv = jvp(grad(loss, argnums=tuple(range(len(primal)))), primal, tangent)
+                    hv = self._hvp(grad(loss, argnums=tuple(range(len(primal)))), primal, tangent)
                 out += torch.cat([h.reshape(-1) for h in hv]) * (len(y) / self.n_total)
         self.hvps += 1
         return out * self.scale if self.scale is not None else out
@@ -132,6 +155,12 @@ def top_hessian_eigenvalues(model: torch.nn.Module, loss_fn: Callable, batches: 
         if len(vals) == 0:
             raise ValueError(f"No eigenvalue converged within {max_hvps} Hessian-vector products "
                              f"(expected a larger max_hvps or a looser tol than {tol})") from None
+    except ArpackError as e:
+        if "Starting vector is zero" not in str(e):
+            raise
+        # H v vanished to float32 precision: the block is flat (the early stages of a deep net
+        # at initialisation measure ~1e-11). Its top eigenvalues are zero as far as we can tell.
+        vals, vecs = np.zeros(k), np.zeros((op.dim, k))
     order = np.argsort(vals)[::-1]
     out = [float(v) for v in vals[order]]
     if return_info:

@@ -105,7 +105,7 @@ def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = No
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(cfg.deterministic)
     torch.backends.cudnn.benchmark = device.type == "cuda" and not cfg.deterministic
-    model = build_model(replace(cfg.model_config(), num_classes=len(splits.classes)))
+    model = build_model(replace(cfg.model_config(), num_classes=len(splits.classes)), pretrained=init_state is None)
     if init_state is not None:
         _load_weights(model, init_state, cfg)
     elif hasattr(model, "init_from_data"):  # airnet's whitening stem, from the training images

@@ -14,6 +14,10 @@ BETA_RAY_ADDRESS   the Ray cluster of backend ray             HOST:PORT, ray://H
                    (unset: a local Ray instance)
 BETA_MAX_IMAGE_MB  bytes read per image file of a dataset     a number in [0.001, 4096]
                    (64): a bigger file is refused, not read
+BETA_MODELS        model factories the app offers besides     comma-separated specs:
+                   the built-in and torchvision models (the   file.py:factory,
+                   app never imports code typed into a page)  package.module:factory,
+                                                              torchvision:NAME, timm:NAME
 =================  =========================================  ===========================
 
 ``settings()`` reads them all and raises :class:`EnvError` for the first bad one, with one
@@ -30,9 +34,13 @@ from pathlib import Path
 __all__ = ["EnvError", "Settings", "settings", "VARIABLES", "check_ray_address"]
 
 VARIABLES = ("BETA_RUNS_DIR", "BETA_DATA_DIR", "BETA_DATA_PATH", "BETA_MAX_JOBS", "BETA_POLL_SECONDS",
-             "BETA_THREADS", "BETA_BACKEND", "BETA_RAY_ADDRESS", "BETA_MAX_IMAGE_MB")
+             "BETA_THREADS", "BETA_BACKEND", "BETA_RAY_ADDRESS", "BETA_MAX_IMAGE_MB", "BETA_MODELS")
 MAX_IMAGE_MB = 64.0  # no real image of a classification dataset comes near; a bomb does
 _ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9.\-]+:\d{1,5})$")
+# The shape of a model spec (zoo.parse_spec has the full rules; whether it imports and builds
+# is checked at launch, like a data path's images).
+_MODEL_SPEC = re.compile(r"^((torchvision|timm):[A-Za-z_][\w.]*(\?weights=\w+)?|[^,:]+\.py:[A-Za-z_]\w*"
+                         r"|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
 
 
 class EnvError(ValueError):
@@ -50,6 +58,7 @@ class Settings:
     backend: str = "local"              # local | ray
     ray_address: str | None = None      # None: a local Ray instance
     max_image_mb: float = MAX_IMAGE_MB  # bytes read per image file, in MB (10^6 bytes)
+    models: tuple[str, ...] = ()        # model specs the app offers besides the built-in and torchvision ones
 
 
 def _bad(name: str, value: str, expected: str) -> EnvError:
@@ -108,8 +117,15 @@ def settings(env: dict | None = None) -> Settings:
     if address is not None and not (_ADDRESS.match(address) and _port_ok(address)):
         raise _bad("BETA_RAY_ADDRESS", address, "HOST:PORT with a port in [1, 65535] (e.g. 10.0.0.5:6379), "
                                                 "ray://HOST:PORT or auto")
+    models = tuple(m.strip() for m in (env.get("BETA_MODELS") or "").split(",") if m.strip())
+    for m in models:
+        if not _MODEL_SPEC.match(m):
+            raise _bad("BETA_MODELS", env["BETA_MODELS"], f"comma-separated model specs (file.py:factory, "
+                                                          f"package.module:factory, torchvision:NAME, timm:NAME); "
+                                                          f"{m!r} is none of these")
     return Settings(runs_dir=_folder(env, "BETA_RUNS_DIR", "runs"), data_dir=_folder(env, "BETA_DATA_DIR", "data"),
                     data_path=data_path, max_jobs=_number(env, "BETA_MAX_JOBS", int, 1, 64) or 1,
                     poll_seconds=_number(env, "BETA_POLL_SECONDS", float, 0.2, 3600),
                     threads=_number(env, "BETA_THREADS", int, 1, 1024), backend=backend, ray_address=address,
-                    max_image_mb=_number(env, "BETA_MAX_IMAGE_MB", float, 0.001, 4096) or MAX_IMAGE_MB)
+                    max_image_mb=_number(env, "BETA_MAX_IMAGE_MB", float, 0.001, 4096) or MAX_IMAGE_MB,
+                    models=models)

@@ -28,16 +28,17 @@ from .config import TrainConfig
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
 from .localise import QUICK_SEVERITIES, localisation_benchmark
+from .models import layer_groups
 from .ray_backend import RayRunner
-from .records import ACTIVE, CASE, EPOCH, MEMBER, MemberRecord, SweepSummary, train_config_of
-from .store import Store, StoreError
+from .records import ACTIVE, CASE, MEMBER, MemberRecord, SweepSummary, train_config_of
+from .store import MetricWriter, Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
 
 BACKENDS = ("local", "ray")
 GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
 
-__all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "MetricWriter",
+__all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag",
            "load_trained", "sweep_members", "latest_localisation", "attribute_run"]
 
 
@@ -61,29 +62,6 @@ class StopFlag:
             self._next = now + self.interval
             self.stopped = self.store.cancel_requested(self.run_id)
         return self.stopped
-
-
-class MetricWriter:
-    """Buffers step records and writes them every ``interval`` seconds (one transaction each);
-    an epoch record flushes the steps before it and is written at once."""
-
-    def __init__(self, store: Store, run_id: str, interval: float = 0.5) -> None:
-        self.store, self.run_id, self.interval = store, run_id, interval
-        self.buf: list[dict] = []
-        self.last = time.monotonic()
-
-    def add(self, rec: dict) -> None:
-        if rec["kind"] == EPOCH:  # flush steps first so readers see them in order
-            self.flush()
-            self.store.add_epoch(self.run_id, rec)
-            return
-        self.buf.append(rec)
-        if time.monotonic() - self.last >= self.interval:
-            self.flush()
-
-    def flush(self) -> None:
-        self.store.add_steps(self.run_id, self.buf)
-        self.buf, self.last = [], time.monotonic()
 
 
 def _latest_members(store: Store, sweep_id: str) -> dict[str, dict]:
@@ -129,7 +107,8 @@ def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     training = Training(TrainConfig.from_dict(run["config"]), data_dir, splits=splits, should_stop=stop)
     training.setup()
     store.update_summary(run["id"], {"total_steps": training.total_steps, "data": training.splits.name,
-                                     "synthetic": training.splits.synthetic, "device": str(training.device)})
+                                     "synthetic": training.splits.synthetic, "device": str(training.device),
+                                     "groups": [[g.name, g.n_params] for g in layer_groups(training.model)]})
     writer = MetricWriter(store, run["id"])
     for rec in training.run():
         writer.add(rec)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 
 from .attribution import SCORES, NoErrorsError, add_weight_noise, score_groups
-from .models import evaluate, group_parameters
+from .models import evaluate, group_modules, group_parameters
 from .stats import mean_ci, proportion_ci
 
 __all__ = ["FAULTS", "QUICK_SEVERITIES", "apply_fault", "fault_applies", "localisation_benchmark", "summarise"]
@@ -38,13 +38,15 @@ QUICK_SEVERITIES = {"noise": (0.5, 1.0), "zero": (0.3, 0.6), "signflip": (0.1, 0
                     "bn_stats": (1.0, 3.0)}
 
 
-def _bn(module: torch.nn.Module) -> list:
-    return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+def _bn(model: torch.nn.Module, group: str) -> list:
+    return [m for c in group_modules(model)[group] for m in c.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
 
 def fault_applies(model: torch.nn.Module, group: str, fault: str) -> bool:
-    """bn_stats needs BatchNorm in the group; the others need weights (every group has some)."""
-    return fault != "bn_stats" or bool(_bn(getattr(model, group)))
+    """bn_stats needs BatchNorm in the group (a BatchNorm-free model such as a ViT has none);
+    the others need weights (every group has some)."""
+    return fault != "bn_stats" or bool(_bn(model, group))
 
 
 def apply_fault(model: torch.nn.Module, group: str, fault: str, severity: float, seed: int = 0) -> None:
@@ -64,12 +66,14 @@ def apply_fault(model: torch.nn.Module, group: str, fault: str, severity: float,
     with torch.no_grad():
         if fault == "reinit":
             torch.manual_seed(seed)
-            for m in getattr(model, group).modules():
+            for m in (m for c in group_modules(model)[group] for m in c.modules()):
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
+            for _, p in groups[group] if not group_modules(model)[group] else ():
+                torch.nn.init.normal_(p, std=0.02)  # parameters the model holds itself (a ViT's class token)
             return
         if fault == "bn_stats":
-            for m in _bn(getattr(model, group)):
+            for m in _bn(model, group):
                 std = m.running_var.sqrt()
                 shift = torch.randn(m.running_mean.shape, generator=g).to(std)
                 m.running_mean.add_(severity * std * shift)

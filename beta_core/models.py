@@ -10,9 +10,26 @@ airnet         airbench94's net: 2x2 whitening stem, 3 blocks   whiten block1-3 
                (widths 64/256/256), max-pool, scaled linear
 =============  ===============================================  ==================
 
-A layer group is a top-level child module that holds parameters; the order is
-the order of the forward pass. ``layer_groups(model)`` returns them with their
-parameter counts.
+Any other model comes from a spec (``zoo``): ``torchvision:NAME``, ``timm:NAME``, or your
+factory (``file.py:factory``, ``package.module:factory``); ``ModelConfig.name`` holds either.
+
+Layer groups (the unit of attribution, surgery, curvature per group and the localisation
+benchmark), in forward order, by this rule:
+
+1. a model's own ``layer_groups()`` method, ``{name: [modules]}``, if it has one (the
+   built-in models: their top-level children); parameters it leaves out form ``other``;
+2. else its top-level children that hold parameters (parameters held by the model itself
+   first, as one group named after them);
+3. while fewer than 4 groups hold 1% of the parameters or more, the biggest group, when it
+   holds more than half the parameters, is replaced by its own children (``features`` ->
+   ``features.0``, ``features.1``, ...);
+4. neighbours made by step 3 that hold under 1% each are merged (``features.0-1``); then,
+   while there are more than 12 groups, the neighbouring pair with the fewest parameters
+   (pairs of step-3 parts first, so a stem or a head stays a group of its own).
+
+torchvision's resnet18 keeps its seven (conv1 bn1 layer1-4 fc); mobilenet_v3_small splits
+``features`` and merges to 12; efficientnet_b0 gives its nine ``features`` stages and the
+classifier. ``layer_groups(model)`` returns them with their parameter counts.
 
 Evaluation lives here too: ``predict`` and ``evaluate`` run a model over an eval loader (any
 object with ``epoch(0)`` yielding ``(images, labels)``, ``device`` and ``y``) inside
@@ -20,29 +37,43 @@ object with ``epoch(0)`` yielding ``(images, labels)``, ``device`` and ``y``) in
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import zoo
+
 __all__ = ["MODELS", "ModelConfig", "build_model", "layer_groups", "group_parameters", "group_param_counts",
-           "LayerGroup", "SmallCNN", "ResNet", "AirNet", "eval_mode", "predict", "evaluate", "loss_fn"]
+           "group_modules", "LayerGroup", "SmallCNN", "ResNet", "AirNet", "eval_mode", "predict", "evaluate",
+           "loss_fn", "check_model", "catalogue"]
 
 MODELS = ("small_cnn", "small_resnet", "resnet18", "airnet")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "small_cnn"   # one of MODELS
+    name: str = "small_cnn"   # one of MODELS, or a spec (zoo): torchvision:NAME, timm:NAME, file.py:factory
     width: int | None = None  # channels of the first stage; None: 16 (small models), 64 (resnet18)
     num_classes: int = 10     # CIFAR-10
     widths: tuple | None = None  # airnet: channels of its three blocks; None: (64, 256, 256), airbench94's
+    resize: int | None = None  # input side the model sees: images upsampled on the device; None: as stored (32)
 
     def __post_init__(self) -> None:
-        if self.name not in MODELS:
-            raise ValueError(f"Unknown model: {self.name!r} (expected one of {MODELS})")
+        if zoo.is_spec(self.name):
+            object.__setattr__(self, "name", zoo.parse_spec(self.name).text)
+            if self.width is not None or self.widths is not None:
+                raise ValueError(f"Invalid width/widths for {self.name!r} (expected them only with a built-in "
+                                 f"model, one of {MODELS})")
+        elif self.name not in MODELS:
+            raise ValueError(f"Unknown model: {self.name!r} (expected one of {MODELS}, or "
+                             "torchvision:NAME, timm:NAME, file.py:factory, package.module:factory)")
+        if self.resize is not None and (not isinstance(self.resize, int) or not 8 <= self.resize <= 1024):
+            raise ValueError(f"Invalid resize: {self.resize!r} (expected an input side in pixels in [8, 1024])")
         if self.width is not None and (not isinstance(self.width, int) or self.width < 1):
             raise ValueError(f"Invalid width: {self.width!r} (expected an integer >= 1)")
         if not isinstance(self.num_classes, int) or self.num_classes < 2:
@@ -51,6 +82,13 @@ class ModelConfig:
             if len(self.widths) != 3 or any(not isinstance(w, int) or w < 1 for w in self.widths):
                 raise ValueError(f"Invalid widths: {self.widths!r} (expected three integers >= 1, e.g. 64,256,256)")
             object.__setattr__(self, "widths", tuple(self.widths))
+
+
+class _TopLevelGroups:
+    """The built-in models' groups: their top-level children that hold parameters."""
+
+    def layer_groups(self) -> dict[str, list[nn.Module]]:
+        return {n: [c] for n, c in self.named_children() if any(True for _ in c.parameters())}
 
 
 class BasicBlock(nn.Module):
@@ -69,7 +107,7 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(_TopLevelGroups, nn.Module):
     """CIFAR ResNet: 3x3 stem without max-pool, BasicBlock stages, global pool, fc."""
 
     def __init__(self, blocks: tuple[int, ...], width: int = 64, num_classes: int = 10) -> None:
@@ -98,7 +136,7 @@ def _conv_block(cin: int, cout: int) -> nn.Sequential:
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(_TopLevelGroups, nn.Module):
     """A fast CNN for CPU demos: stem, three pooled conv blocks (2w, 4w, 8w), fc.
 
     The stem is pooled at once, so no block runs at full 32x32 resolution: at width 16
@@ -144,7 +182,7 @@ class _AirBlock(nn.Module):
         return F.gelu(self.norm2(self.conv2(x)))
 
 
-class AirNet(nn.Module):
+class AirNet(_TopLevelGroups, nn.Module):
     """airbench94's network (Keller Jordan, cifar10-airbench): a 2x2 patch-whitening stem
     (24 channels: the whitening filters and their negatives, fixed from the data by
     :meth:`init_from_data`; its bias trains), three blocks, 3x3 max-pool, a linear head
@@ -179,8 +217,7 @@ class AirNet(nn.Module):
         return self.head(x) * self.scale
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """A fresh model; seed torch before calling for reproducible weights."""
+def _builtin(cfg: ModelConfig) -> nn.Module:
     if cfg.name == "airnet":
         return AirNet(cfg.widths or (64, 256, 256), cfg.num_classes)
     if cfg.name == "resnet18":
@@ -190,6 +227,64 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     return SmallCNN(cfg.width or 16, cfg.num_classes)
 
 
+def _upsample(size: int, module: nn.Module, args: tuple) -> tuple:
+    # On the device, per batch: the loader keeps its uint8 32x32 images; the model sees size x size.
+    x = args[0]
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return args
+    return (F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False), *args[1:])
+
+
+def build_model(cfg: ModelConfig, pretrained: bool = True) -> nn.Module:
+    """A fresh model; seed torch before calling for reproducible weights. ``pretrained=False``:
+    a spec's pretrained weights are not fetched (a checkpoint is loaded over them)."""
+    if zoo.is_spec(cfg.name):
+        model = zoo.build(zoo.parse_spec(cfg.name), cfg.num_classes, cfg.resize or 32, 3, pretrained)
+    else:
+        model = _builtin(cfg)
+    if cfg.resize:
+        # A forward pre-hook, not a wrapper module: state_dict keys and layer groups stay the model's own.
+        model.register_forward_pre_hook(partial(_upsample, cfg.resize))
+    return model
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """Before any run exists: the model builds (imports, factory, pretrained weights in the
+    cache or downloadable) and runs on its input size; else one line saying why
+    (``zoo.ModelSpecError``)."""
+    if zoo.is_spec(cfg.name):
+        zoo.check(build_model(cfg), cfg.name, cfg.resize or 32)
+        return
+    if cfg.resize:
+        zoo.check(build_model(cfg), cfg.name, cfg.resize)
+
+
+def catalogue(names: list[str] | None = None, image_size: int = 32) -> list[dict]:
+    """``[{name, params, runs_at}]``: the built-in models and torchvision's classifiers, their
+    parameter counts (10 classes) and whether they run on ``image_size`` inputs, found on the
+    meta device (no memory, no compute: about 6 s for all of torchvision). ``runs_at`` is
+    None where a model cannot be built on the meta device (regnet)."""
+    out = []
+    warnings.filterwarnings("ignore", message="The default weight initialization", category=FutureWarning)
+    for name in names or [*MODELS, *(f"torchvision:{n}" for n in zoo.torchvision_names())]:
+        row = {"name": name, "params": None, "runs_at": None}
+        try:
+            with torch.device("meta"):
+                model = build_model(ModelConfig(name))
+            row["params"] = sum(p.numel() for p in model.parameters())
+            model.eval()
+            try:
+                with torch.no_grad():
+                    model(torch.empty(2, 3, image_size, image_size, device="meta"))
+                row["runs_at"] = True
+            except Exception:  # noqa: BLE001 - any shape error: it does not run at this size
+                row["runs_at"] = False
+        except Exception:  # noqa: BLE001 - a model that cannot be built on meta: unknown here
+            pass
+        out.append(row)
+    return out
+
+
 @dataclass(frozen=True)
 class LayerGroup:
     name: str
@@ -197,17 +292,100 @@ class LayerGroup:
     fraction: float  # of the model's parameters
 
 
-def group_parameters(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
-    """Ordered ``{group: [(param name, param), ...]}`` over top-level children with parameters."""
-    groups = {}
-    for name, child in model.named_children():
-        params = [(f"{name}.{n}", p) for n, p in child.named_parameters()]
+GROUPS_MIN, GROUPS_MAX, SMALL = 4, 12, 0.01  # the rule's aim (4-12 groups) and "small" (1% of parameters)
+
+
+@dataclass
+class _Unit:
+    first: str                                  # name of the first part (the group's name when alone)
+    last: str                                   # name of the last part (a merged group spans first..last)
+    modules: list
+    params: list                                # [(param name, param)]
+    split: bool = False                         # made by splitting a bigger group (step 3)
+
+    @property
+    def n(self) -> int:
+        return sum(p.numel() for _, p in self.params)
+
+    @property
+    def name(self) -> str:
+        if self.first == self.last:
+            return self.first
+        a, b = self.first.rpartition("."), self.last.rpartition(".")
+        return f"{a[0]}.{a[2]}-{b[2]}" if a[0] and a[0] == b[0] else f"{self.first}-{b[2]}"
+
+
+def _children(model: nn.Module, prefix: str, module: nn.Module, names: dict, seen: set, split: bool) -> list:
+    """Units of ``module``: its own parameters (one unit), then each child holding parameters."""
+    def take(params):  # shared (tied) parameters count once, in the first group that has them
+        out = [(names[id(p)], p) for p in params if id(p) not in seen]
+        seen.update(id(p) for _, p in out)
+        return out
+
+    units = []
+    own = take(module.parameters(recurse=False))
+    if own:
+        label = prefix + "+".join(n.rpartition(".")[2] for n, _ in own)
+        units.append(_Unit(label, label, [], own, split))
+    for n, child in module.named_children():
+        params = take(child.parameters())
         if params:
-            groups[name] = params
+            units.append(_Unit(prefix + n, prefix + n, [child], params, split))
+    return units
+
+
+def _grouping(model: nn.Module) -> dict[str, _Unit]:
+    """The groups of ``model`` by the rule in this module's docstring."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    seen: set = set()
+    if callable(getattr(model, "layer_groups", None)):
+        units = []
+        for g, modules in model.layer_groups().items():
+            params = [(names[id(p)], p) for m in modules for p in m.parameters() if id(p) not in seen]
+            seen.update(id(p) for _, p in params)
+            units.append(_Unit(g, g, list(modules), params))
+        rest = [(n, p) for n, p in model.named_parameters() if id(p) not in seen]
+        units += [_Unit("other", "other", [], rest)] if rest else []
+    else:
+        units = _children(model, "", model, names, seen, False)
+        total = sum(u.n for u in units)
+        while units and sum(u.n >= SMALL * total for u in units) < GROUPS_MIN:
+            big = max(units, key=lambda u: u.n)
+            sub = _children(model, big.first + ".", big.modules[0], names, set(), True) if big.modules else []
+            if big.n <= total / 2 or len(sub) < 2:
+                break
+            i = units.index(big)
+            units[i:i + 1] = sub
+        merged = []
+        for u in units:  # step 4: split neighbours under 1% each become one group
+            prev = merged[-1] if merged else None
+            if prev and u.split and prev.split and u.n < SMALL * total and prev.n < SMALL * total:
+                merged[-1] = _Unit(prev.first, u.last, prev.modules + u.modules, prev.params + u.params, True)
+            else:
+                merged.append(u)
+        units = merged
+        while len(units) > GROUPS_MAX:
+            # The smallest neighbouring pair, split parts first: the model's own top-level
+            # children (a stem, a head) stay groups of their own as long as parts can merge.
+            i = min(range(len(units) - 1), key=lambda j: (not (units[j].split and units[j + 1].split),
+                                                          units[j].n + units[j + 1].n))
+            a, b = units[i], units[i + 1]
+            units[i:i + 2] = [_Unit(a.first, b.last, a.modules + b.modules, a.params + b.params, a.split)]
+    groups = {u.name: u for u in units if u.params}
     if not groups:
         raise ValueError(f"Invalid model: {type(model).__name__} has no layer groups "
-                         "(expected top-level child modules that hold parameters)")
+                         "(expected a model with parameters)")
     return groups
+
+
+def group_parameters(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    """Ordered ``{group: [(param name, param), ...]}``: the model's layer groups in forward order."""
+    return {g: u.params for g, u in _grouping(model).items()}
+
+
+def group_modules(model: nn.Module) -> dict[str, list[nn.Module]]:
+    """Ordered ``{group: [modules]}``; a group of parameters the model holds itself has none."""
+    return {g: u.modules for g, u in _grouping(model).items()}
 
 
 def group_param_counts(model: nn.Module) -> dict[str, int]:

@@ -45,7 +45,8 @@ TrainSummary = TypedDict("TrainSummary", {  # a training run's summary; seconds 
     "status": str, "epochs_completed": int, "wall_seconds": float, "step_seconds": float,
     "final_test_acc": float | None, "best_test_acc": float | None, "final_val_acc": float | None,
     "best_val_acc": float | None, "n_train": int, "n_val": int, "n_test": int, "time_to_accuracy": dict,
-    "device": str, "steps_per_epoch": int, "data": str, "synthetic": bool, "regimes": list}, total=False)
+    "device": str, "steps_per_epoch": int, "data": str, "synthetic": bool, "regimes": list,
+    "groups": list}, total=False)  # groups: [[name, parameters]] of the model's layer groups, in forward order
 SurgerySummary = TypedDict("SurgerySummary", {  # a surgery run's summary: acc_after is the repaired accuracy
     "groups": list, "param_fraction": float, "leaky": bool, "train_split": str, "eval_split": str,
     "savings_param_proxy": float, "savings_measured": float | None, "surgery_seconds": float,

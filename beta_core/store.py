@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -29,9 +30,9 @@ import pandas as pd
 import torch
 
 from .env import settings
-from .records import ACTIVE, EPOCH_FIELDS, STATUSES, STEP_FIELDS
+from .records import ACTIVE, EPOCH, EPOCH_FIELDS, STATUSES, STEP_FIELDS
 
-__all__ = ["Store", "StoreError", "validate_run_id", "default_runs_dir"]
+__all__ = ["Store", "StoreError", "validate_run_id", "default_runs_dir", "MetricWriter"]
 
 _CORRUPT = re.compile(r"not a database|malformed|corrupt", re.I)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -466,3 +467,27 @@ class Store:
         with self._db() as db:
             started = {r[0] for r in db.execute("SELECT DISTINCT run_id FROM steps")}
         return [r for r in self.runs(status="interrupted") if r["id"] not in started]
+
+
+class MetricWriter:
+    """Buffers step records and writes them every ``interval`` seconds (one transaction each);
+    an epoch record flushes the steps before it and is written at once. The first step is
+    written at once too, so a live chart shows a new run's first point without waiting."""
+
+    def __init__(self, store: Store, run_id: str, interval: float = 0.5) -> None:
+        self.store, self.run_id, self.interval = store, run_id, interval
+        self.buf: list[dict] = []
+        self.last = -math.inf  # the first record goes out at once
+
+    def add(self, rec: dict) -> None:
+        if rec["kind"] == EPOCH:  # flush steps first so readers see them in order
+            self.flush()
+            self.store.add_epoch(self.run_id, rec)
+            return
+        self.buf.append(rec)
+        if time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.add_steps(self.run_id, self.buf)
+        self.buf, self.last = [], time.monotonic()

@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .data import Splits, eval_loaders
 from .engine import Training, prepare
 from .hooks import Hook
-from .models import eval_mode, group_param_counts, group_parameters, predict
+from .models import eval_mode, group_modules, group_param_counts, group_parameters, predict
 from .records import SurgerySummary
 
 __all__ = ["SurgeryConfig", "verify", "run_surgery", "random_groups_like", "top_gradient_masks",
@@ -107,12 +107,14 @@ class FreezeGroups(Hook):
         unknown = [g for g in self.keep if g not in groups]
         if unknown or not self.keep:
             raise ValueError(f"Unknown layer groups: {unknown or self.keep} (expected some of {list(groups)})")
-        for name, child in training.model.named_children():
+        modules = group_modules(training.model)
+        for name, params in groups.items():
             frozen = name not in self.keep
-            for p in child.parameters():
+            for _, p in params:
                 p.requires_grad_(not frozen)
             if frozen:
-                self.frozen_bn += [m for m in child.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+                self.frozen_bn += [m for c in modules[name] for m in c.modules()
+                                   if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
     def epoch_start(self, training, epoch: int) -> None:
         for m in self.frozen_bn:

@@ -15,10 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "beta_core"
 
 LAYERS = {
-    0: ("records", "schedules", "presets", "env", "stats", "hooks"),  # schemas; rules; presets; env; stats; hooks
+    0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo"),  # schemas; rules; presets; env; stats;
+    # hooks; models by spec
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets, loaders; nets, evaluation; run store
-    2: ("config", "attribution", "curvature", "reports"),  # config, planner; attribution; Hessian spectra; tables
-    3: ("engine", "sweeps", "localise"),              # the training loop with hooks; sweep plans; planted faults
+    2: ("config", "attribution", "curvature", "reports", "track"),  # config, planner; attribution; Hessian
+    # spectra; tables; logging your own loop
+    3: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
+        "integrations", "integrations.lightning"),    # the Lightning callback (an optional extra)
     4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks
     5: ("jobs",),                                     # joins the store and the computation; worker processes
     6: ("cli.common",),                               # CLI errors, progress, running a job
@@ -28,7 +31,10 @@ LAYERS = {
 }
 LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}
 # Imports allowed inside functions: optional or heavy third-party dependencies only.
-LAZY_OK = {("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("ray_backend", "torch")}
+LAZY_OK = {("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("ray_backend", "torch"),
+           ("zoo", "torchvision"), ("zoo", "timm"),
+           # a guarded import of the optional extra, so its absence is one line naming it
+           ("integrations.lightning", "lightning"), ("integrations.lightning", "pytorch_lightning")}
 UI = ("streamlit", "plotly")
 
 

@@ -156,3 +156,27 @@ def test_no_torch_jit_warning_reaches_the_user():
     out = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and "FutureWarning" not in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mode", ["reverse-over-reverse", "finite-difference"])
+def test_fallback_products_match_forward_over_reverse(mode):
+    # Models with an op torch cannot differentiate twice (MobileNetV3's hardsigmoid) fall back to
+    # these; each must give the same H v as the default, in float32 as models train.
+    torch.manual_seed(0)
+    model = _mlp().float()
+    x, y = torch.randn(64, 6), torch.randint(0, 3, (64,))
+    exact = HessianOperator(model, F.cross_entropy, [(x, y)])
+    other = HessianOperator(model, F.cross_entropy, [(x, y)])
+    other.mode = mode
+    v = torch.randn(exact.dim)
+    a, b = exact.matvec(v), other.matvec(v)
+    assert exact.mode == "forward-over-reverse"
+    assert float((a - b).norm() / a.norm()) < (1e-5 if mode == "reverse-over-reverse" else 2e-2)
+
+
+def test_an_op_without_second_derivatives_falls_back():
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Hardsigmoid(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    op = HessianOperator(model, F.cross_entropy, [(x, y)])
+    hv = op.matvec(torch.randn(op.dim))
+    assert op.mode == "finite-difference" and torch.isfinite(hv).all()

@@ -39,9 +39,11 @@ from ..config import (
 )
 from ..env import EnvError, check_ray_address, settings
 from ..jobs import BACKENDS, JobManager, sweep_members
+from ..models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from ..presets import PRESETS
 from ..ray_backend import RayBackendError
 from ..store import Store, StoreError
+from ..zoo import torchvision_names
 from . import diagnostics, sweep
 from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
 
@@ -140,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="export")
     q = rs.add_parser("delete")
     q.add_argument("run_ids", nargs="+")
+
+    p = sub.add_parser("models", help="the models you can train: built-in, torchvision, BETA_MODELS; their groups")
+    ms = p.add_subparsers(dest="models_command")
+    ms.add_parser("list", help="names, parameters, whether each runs on 32x32 images (the default)")
+    q = ms.add_parser("show", help="a model's layer groups (the unit of attribution and surgery)")
+    q.add_argument("name", help="built-in name or spec, e.g. resnet18, torchvision:mobilenet_v3_small, my.py:net")
+    q.add_argument("--classes", type=int, default=10, help="outputs of its classifier (default 10)")
+    q.add_argument("--resize", type=int, help="input side it sees (default: 32, as stored)")
 
     p = sub.add_parser("worker", help=argparse.SUPPRESS)
     p.add_argument("run_id")
@@ -257,6 +267,26 @@ def cmd_runs(args, store: Store) -> int:
     return 0
 
 
+def cmd_models(args, store: Store) -> int:
+    if args.models_command == "show":
+        mc = ModelConfig(args.name, num_classes=args.classes, resize=args.resize)
+        model = build_model(mc, pretrained=False)
+        groups = layer_groups(model)
+        total = sum(g.n_params for g in groups)
+        print(f"{mc.name}: {total:,} parameters in {len(groups)} layer groups, forward order "
+              f"({args.classes} classes, {mc.resize or 32}x{mc.resize or 32} input)")
+        print(reports.text_table([{"group": g.name, "parameters": f"{g.n_params:,}", "share": reports.share(g.fraction)}
+                                  for g in groups]))
+        return 0
+    rows = catalogue([*MODELS, *settings().models, *(f"torchvision:{n}" for n in torchvision_names())])
+    runs = {True: "yes", False: "no: --resize (e.g. 224)", None: "? (checked at launch)"}
+    print(reports.text_table([{"model": r["name"], "parameters": "?" if r["params"] is None else f"{r['params']:,}",
+                               "runs at 32x32": runs[r["runs_at"]]} for r in rows]))
+    print("any of these with --model NAME; torchvision:NAME?weights=DEFAULT for pretrained weights; timm:NAME "
+          "with timm installed; your own with --model file.py:factory (README, 'Your model')")
+    return 0
+
+
 def cmd_worker(args, store: Store) -> int:
     threads = settings().threads
     if threads:
@@ -280,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         store = Store(args.runs_dir)
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
+                    "models": cmd_models,
                     "sweep": lambda a, s: sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
                     **diagnostics.HANDLERS}
         code = handlers[args.command](args, store)

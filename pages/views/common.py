@@ -14,15 +14,18 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 from plotly.subplots import make_subplots
 
 from beta_core.damping import DEFAULT_TOL
 from beta_core.data import DataConfig, resolve_source
 from beta_core.env import settings
 from beta_core.jobs import JobManager
+from beta_core.models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from beta_core.ray_backend import RayBackendError
 from beta_core.records import ACTIVE
 from beta_core.store import Store, StoreError
+from beta_core.zoo import torchvision_names
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
@@ -105,6 +108,45 @@ def job_status(job_ids: tuple[str, ...], what: str) -> None:
             st.info(f"{what} {j['id']}: {j['status']}" + (f", {n:,} steps so far" if n else ""))
 
 
+def model_choices() -> list[str]:
+    """What the Model selectors offer: the built-in models, the factories named in BETA_MODELS
+    (the app never imports code typed into a page) and torchvision's classifiers."""
+    return [*MODELS, *settings().models, *(f"torchvision:{n}" for n in torchvision_names())]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _model_info(name: str, resize: int | None) -> tuple[list[dict], bool | None]:
+    # Built on the meta device: no weights, no memory, milliseconds even for a ViT-B.
+    with torch.device("meta"):
+        groups = layer_groups(build_model(ModelConfig(name, resize=resize), pretrained=False))
+    rows = [{"group": g.name, "parameters": f"{g.n_params:,}", "share": f"{100 * g.fraction:.1f}%"} for g in groups]
+    return rows, catalogue([name], resize or 32)[0]["runs_at"]
+
+
+def model_picker(default: str, key: str, groups: bool = True) -> tuple[str, int | None]:
+    """The Model selector with its input size and, with ``groups``, the model's layer groups
+    under it (the unit of attribution and surgery). Outside a form, so they follow the choice
+    at once; a model that does not run at the chosen size says so either way."""
+    choices = model_choices()
+    c1, c2 = st.columns([3, 1])
+    name = c1.selectbox("Model", choices, index=choices.index(default) if default in choices else 0, key=key,
+                        help="built-in, BETA_MODELS factories, torchvision classifiers (README, 'Your model')")
+    resize = c2.number_input("Input size (0 = as stored, 32)", min_value=0, max_value=1024, value=0, step=32,
+                             key=f"{key}-resize", help="images upsampled on the device, batch by batch (ViT: 224)")
+    try:
+        rows, runs = _model_info(name, int(resize) or None)
+    except (ValueError, RuntimeError, TypeError) as e:
+        show_error(e)
+        return name, int(resize) or None
+    side = int(resize) or 32
+    if runs is False:
+        st.warning(f"{name} does not run on {side}x{side} images: set the input size (ViT: 224).")
+    if groups:
+        with st.expander(f"{name}: {len(rows)} layer groups (the unit of attribution and surgery)"):
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    return name, int(resize) or None
+
+
 @lru_cache(maxsize=1)
 def device_label() -> str:
     import torch
@@ -131,7 +173,8 @@ def run_colors(run_ids) -> dict[str, str]:
 
 def run_name(run: dict) -> str:
     seed = run["config"].get("seed")
-    return f"{run['method']}" + (f" s{seed}" if seed is not None else "") + f" · {run['id'][-6:]}"
+    mark = " (your loop)" if run.get("kind") == "external" else ""
+    return f"{run['method']}" + (f" s{seed}" if seed is not None else "") + mark + f" · {run['id'][-6:]}"
 
 
 def smooth(y: pd.Series, window: int) -> pd.Series:

@@ -21,6 +21,7 @@ from pages.views.common import (
     get_store,
     launch_errors,
     line_style,
+    model_picker,
     plain,
     resume_sweep,
     run_name,
@@ -56,6 +57,7 @@ def plan_form() -> tuple[SweepPlan | None, bool]:
     preset = st.selectbox("Preset", SWEEP_PRESETS, help="sweep-cpu: a tuned comparison on 2 CPU cores "
                           "(6 min 18 s measured on the CIFAR-10 pack, README)")
     defaults, config = preset_sweep(preset), PRESETS[preset]["config"]
+    model, resize = model_picker(config["model"], key="sweep-model", groups=False)
     with st.form("plan"):
         c1, c2 = st.columns([1, 2])
         dataset = c1.selectbox("Dataset", SOURCES, index=SOURCES.index(config.get("dataset", "auto")))
@@ -79,7 +81,7 @@ def plan_form() -> tuple[SweepPlan | None, bool]:
         if not st.form_submit_button("Launch sweep", type="primary"):
             return None, confirm
     over = {"dataset": dataset, "data_path": data_path or None, "epochs": int(epochs),
-            "train_subset": int(subset) or None}
+            "train_subset": int(subset) or None, "model": model, "resize": resize}
     return SweepPlan(methods=methods, seeds=parse_seeds(seeds_text),
                      grid={"*": {"lr": [float(v) for v in lrs_text.split(",") if v.strip()]}},
                      tune=["lr"] if tune else [], tune_seeds=parse_seeds(tune_seeds_text) if tune else [],

@@ -3,7 +3,6 @@ import pandas as pd
 import streamlit as st
 
 from beta_core import reports
-from beta_core.models import ModelConfig, build_model, layer_groups
 from beta_core.records import ACTIVE
 from beta_core.surgery import SurgeryConfig, surgery_run_config
 from pages.views.common import (
@@ -19,8 +18,7 @@ from pages.views.common import (
 
 
 def launch_form(run: dict, flagged: list[str]) -> None:
-    names = [g.name for g in layer_groups(build_model(ModelConfig(run["config"].get("model", "small_cnn"),
-                                                                  run["config"].get("width"))))]
+    names = [g for g, _ in reports.run_groups(run)]
     with st.form("surgery"):
         groups = st.multiselect("Layer groups to retrain (pre-filled with the flagged ones; empty = auto)", names,
                                 default=flagged)

@@ -1,6 +1,7 @@
 """Train & compare: launch background runs and watch them live."""
 import os
 import uuid
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -8,7 +9,6 @@ import streamlit as st
 from beta_core.config import METHODS, check_data, parse_seeds, plan_runs
 from beta_core.data import SOURCES
 from beta_core.env import settings
-from beta_core.models import MODELS
 from beta_core.presets import PRESETS, preset_methods
 from beta_core.records import ACTIVE, format_hit
 from beta_core.store import StoreError
@@ -18,6 +18,7 @@ from pages.views.common import (
     get_manager,
     get_store,
     launch_errors,
+    model_picker,
     panel_figure,
     plain,
     run_colors,
@@ -30,13 +31,13 @@ st.title("Train & compare")
 # ------------------------------------------------------------------ launch form
 # The preset sits outside the form, so the form's defaults follow the preset picked.
 preset = st.selectbox("Preset", list(PRESETS), index=0, help="quick-cpu: about a minute on 2 CPU cores")
+model, resize = model_picker(PRESETS[preset]["config"]["model"], key="train-model")
 with st.form("launch"):
     c2, c3 = st.columns([1, 2])
     dataset = c2.selectbox("Dataset", SOURCES, index=SOURCES.index(PRESETS[preset]["config"].get("dataset", "auto")),
                            help="auto: a data path if given, else CIFAR-10 in data/, else synthetic")
     data_path = c3.text_input("Data path (ImageFolder tree or .tar.gz)", value="")
-    c4, c5, c6 = st.columns(3)
-    model = c4.selectbox("Model", MODELS, index=MODELS.index(PRESETS[preset]["config"]["model"]))
+    c5, c6 = st.columns(2)
     methods = c5.multiselect("Methods", list(METHODS), default=preset_methods(preset))
     seeds_text = c6.text_input("Seeds (comma-separated)", value="0")
     c7, c8, c9 = st.columns(3)
@@ -53,9 +54,9 @@ with st.form("launch"):
 if launched:
     with launch_errors():
         seeds = parse_seeds(seeds_text)
-        over = {"model": model, "dataset": dataset, "epochs": int(epochs), "train_subset": int(subset) or None,
-                "data_path": data_path or None, "attribution_every_epoch": per_epoch,
-                "curvature_every_epoch": curvature}
+        over = {"model": model, "resize": resize, "dataset": dataset, "epochs": int(epochs),
+                "train_subset": int(subset) or None, "data_path": data_path or None,
+                "attribution_every_epoch": per_epoch, "curvature_every_epoch": curvature}
         configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
         check_data(configs, data_dir())  # a bad path is refused here, before any run exists
         jm = get_manager()
@@ -79,7 +80,7 @@ if stale:
             show_error(e, "Cannot requeue: ")
 
 # ------------------------------------------------------------------ which runs to show
-runs = store.runs(kind="train")
+runs = store.runs(kind=("train", "external"))  # external: logged from your own loop (beta_core.track)
 if not runs:
     st.info("No runs yet. Press **Launch** to compare the preset's methods.")
     st.stop()
@@ -106,6 +107,10 @@ def status_lines(runs: dict, names: dict, counts: dict) -> None:
         if r["status"] in ACTIVE:
             total = r["summary"].get("total_steps")  # known once the worker has loaded the data
             a, b = st.columns([5, 1])
+            if r["kind"] == "external":  # its loop is the user's: we show it, we cannot stop it
+                a.info(f"{names[i]}: logging from {Path(r['config'].get('script', '?')).name} on "
+                       f"{r['config'].get('host', '?')}, {counts[i]} steps so far")
+                continue
             a.progress(min(1.0, counts[i] / total) if total else 0.0,
                        text=f"{names[i]}: {r['status']}" + (f" {counts[i]}/{total} steps" if total else ""))
             if b.button("Cancel", key=f"cancel-{i}"):

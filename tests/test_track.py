@@ -1,0 +1,133 @@
+"""beta_core.track: any training loop logged to the store, read back like an engine run."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from helpers import tiny_config
+
+from beta_core import track
+from beta_core.jobs import execute_run
+from beta_core.schedules import MomentumRule, MomentumScheduler
+from beta_core.store import Store
+
+
+def _loop(run, opt, model, steps=10, per_epoch=5, scheduler=None):
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    for step in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if scheduler:
+            scheduler.step()
+        run.log_step(step, loss=loss, optimizer=opt, acc=0.5)
+        if (step + 1) % per_epoch == 0:
+            run.log_epoch(step // per_epoch, test_acc=0.3 + 0.1 * (step // per_epoch), val_acc=0.4, train_loss=1.0)
+
+
+def test_a_plain_loop_reads_back_with_the_engines_schema(tmp_path):
+    store = Store(tmp_path)
+    model = torch.nn.Linear(8, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.04, momentum=0.9)
+    sched = MomentumScheduler(opt, MomentumRule("beta"))
+    with track.start("sgd-beta", seed=3, config={"lr": 0.04, "thresholds": [0.35]}, runs_dir=tmp_path) as run:
+        _loop(run, opt, model, scheduler=sched)
+    ours = store.get_run(run.id)
+    assert ours["kind"] == "external" and ours["status"] == "done" and ours["method"] == "sgd-beta"
+    assert ours["config"]["seed"] == 3 and ours["config"]["host"] and ours["config"]["script"]
+    engine = store.create_run(tiny_config().to_dict())
+    assert execute_run(store, engine, str(tmp_path / "data"))["status"] == "done"
+    a, b = store.steps(run.id), store.steps(engine)
+    assert list(a.columns) == list(b.columns) and len(a) == 10
+    assert list(store.epochs(run.id).columns) == list(store.epochs(engine).columns)
+    # the beta rule: mu = 1 - 2 sqrt(lr) = 0.6 at lr 0.04, so zeta = (1 - mu) / (2 sqrt(lr)) = 1 (critical)
+    assert a["momentum"].tolist() == pytest.approx([0.6] * 10) and a["zeta"].tolist() == pytest.approx([1.0] * 10)
+    assert a["eff_lr"].tolist() == pytest.approx([0.1] * 10)
+    s = ours["summary"]
+    assert s["epochs_completed"] == 2 and s["final_test_acc"] == pytest.approx(0.4)
+    assert s["regimes"] == ["critical", "critical"] and s["steps_per_epoch"] == 5
+    assert s["time_to_accuracy"]["0.35"]["epoch"] == 1
+    shared = {"status", "epochs_completed", "wall_seconds", "final_test_acc", "best_test_acc", "final_val_acc",
+              "best_val_acc", "time_to_accuracy", "regimes", "steps_per_epoch"}
+    assert shared <= set(s) and shared <= set(store.get_run(engine)["summary"])
+
+
+def test_adam_momentum_is_beta1_and_no_zeta(tmp_path):
+    model = torch.nn.Linear(8, 3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.8, 0.999))
+    with track.start("adam", runs_dir=tmp_path) as run:
+        _loop(run, opt, model, steps=5)
+    steps = Store(tmp_path).steps(run.id)
+    assert steps["momentum"].tolist() == pytest.approx([0.8] * 5) and steps["zeta"].isna().all()
+    assert Store(tmp_path).get_run(run.id)["summary"]["regimes"] == ["n/a (Adam)"]
+
+
+def test_an_exception_ends_failed_and_ctrl_c_cancelled(tmp_path):
+    with pytest.raises(RuntimeError, match="my loop broke"):
+        with track.start("sgd-beta", runs_dir=tmp_path) as run:
+            run.log_step(0, loss=1.0, lr=0.1, momentum=0.9)
+            raise RuntimeError("my loop broke")
+    r = Store(tmp_path).get_run(run.id)
+    assert r["status"] == "failed" and "RuntimeError: my loop broke" in r["error"]
+    assert len(Store(tmp_path).steps(run.id)) == 1  # what it logged before is kept
+    with pytest.raises(KeyboardInterrupt):
+        with track.start("sgd-beta", runs_dir=tmp_path) as run:
+            raise KeyboardInterrupt
+    assert Store(tmp_path).get_run(run.id)["status"] == "cancelled"
+
+
+def test_bad_calls_say_what_was_expected(tmp_path):
+    with pytest.raises(ValueError, match="expected a non-empty name"):
+        track.start("", runs_dir=tmp_path)
+    run = track.start("sgd-beta", runs_dir=tmp_path)
+    with pytest.raises(ValueError, match="needs optimizer= or both lr= and momentum="):
+        run.log_step(0, loss=1.0)
+    with pytest.raises(ValueError, match=r"expected an accuracy in \[0, 1\]"):
+        run.log_epoch(0, test_acc=93.0)
+    run.finish()
+
+
+def test_ranks_other_than_zero_do_not_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    run = track.start("sgd-beta", runs_dir=tmp_path)
+    run.log_step(0, loss=1.0, lr=0.1, momentum=0.9)
+    run.finish()
+    assert Store(tmp_path).runs() == []
+    run = track.start("sgd-beta", runs_dir=tmp_path, all_ranks=True)
+    run.finish()
+    assert Store(tmp_path).get_run(run.id)["config"]["rank"] == 1
+
+
+SCRIPT = textwrap.dedent("""
+    import os, sys, torch
+    from beta_core import track
+    run = track.start(sys.argv[2], seed=int(sys.argv[3]), runs_dir=sys.argv[1])
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for step in range(200):
+        run.log_step(step, loss=1.0 / (step + 1), optimizer=opt)
+        if step == 99 and sys.argv[2] == "killed":
+            run.writer.flush()
+            os._exit(9)  # killed: no finish, no exception handler
+    run.log_epoch(0, test_acc=0.5)
+    run.finish()
+""")
+
+
+def test_two_processes_log_at_once_and_a_killed_one_reads_interrupted(tmp_path):
+    script = tmp_path / "loop.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "runs"), m, str(s)], env=env)
+             for m, s in (("sgd-beta", 0), ("sgd-constant", 0), ("killed", 1))]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 9]
+    store = Store(tmp_path / "runs")
+    runs = {r["method"]: r for r in store.runs()}
+    assert runs["sgd-beta"]["status"] == runs["sgd-constant"]["status"] == "done"
+    assert store.step_counts(runs["sgd-beta"]["id"], runs["sgd-constant"]["id"]) == {
+        runs["sgd-beta"]["id"]: 200, runs["sgd-constant"]["id"]: 200}
+    assert runs["killed"]["status"] == "interrupted" and store.step_counts(runs["killed"]["id"])[
+        runs["killed"]["id"]] == 100
