@@ -5,12 +5,12 @@ layer first (README "Architecture"; tests/test_architecture.py checks this list)
 
     L0  records, schedules, presets, env, stats, hooks, zoo
     L1  damping, data, models, store
-    L2  config, attribution, curvature, reports, track
+    L2  config, attribution, curvature, reports, track, verdicts
     L3  engine, sweeps, localise, integrations, integrations.lightning
     L4  surgery, ray_backend
     L5  jobs
     L6  cli.common
-    L7  cli.diagnostics, cli.sweep
+    L7  cli.diagnostics, cli.sweep, cli.verdict
     L8  cli
 """
 __version__ = "0.1.0"

@@ -266,10 +266,7 @@ def _sweep(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     summary: SweepSummary = {"coverage": cov, "members": total}
     if not counted:
         return status, summary
-    eps = store.epochs(*[r["id"] for _, r in test])
-    by_run = ({rid: [{**e, **e["extra"]} for e in g.to_dict("records")] for rid, g in eps.groupby("run_id")}
-              if not eps.empty else {})
-    report = {**analyse(plan, test, by_run, choice), "coverage": cov}
+    report = {**analyse(plan, test, store.epoch_records(*[r["id"] for _, r in test]), choice), "coverage": cov}
     if cov["missing"]:
         report["note"] = "; ".join(filter(None, [report["note"], (
             f"{len(cov['missing'])} of {cov['planned']} planned cells did not count (see coverage): every figure "

@@ -106,7 +106,8 @@ def sweep_setting(rep: dict) -> str:
     s = rep["setting"]
     return (f"{s['model']} on {s['data']} ({s['n_train']} train / {s['n_val']} val / {s['n_test']} test images), "
             f"{s['epochs']} epochs, batch {s['batch_size']}, {s['lr_schedule']}; LRs "
-            + ", ".join(f"{m} {v:g}" for m, v in s["lrs"].items()) + f"; test seeds {s['seeds']}"
+            + ", ".join(f"{m} {v:g}" if isinstance(v, (int, float)) else f"{m} ?" for m, v in s["lrs"].items())
+            + f"; test seeds {s['seeds']}"
             + (f", tuned {', '.join(s['tuned'])} on seeds {s['tune_seeds']}" if s["tuned"] else "")
             + f"; baseline {s['baseline']}; targets {', '.join(f'{t:g}' for t in s['targets'])}"
             + (f" ({s['targets_why']})" if s.get("targets_why") else ""))

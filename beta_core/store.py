@@ -368,6 +368,15 @@ class Store:
         df["extra"] = [json.loads(e) if e else {} for e in df.get("extra", [])]
         return df
 
+    def epoch_records(self, *run_ids: str) -> dict[str, list[dict]]:
+        """``{run: [epoch record, ...]}`` with each record's extras (``evals``, ...) as fields: what
+        time-to-target and verdicts read."""
+        eps = self.epochs(*run_ids)
+        out: dict[str, list[dict]] = {i: [] for i in run_ids}
+        for e in eps.to_dict("records"):
+            out[e["run_id"]].append({**e, **e["extra"]})
+        return out
+
     # ------------------------------------------------------------ results and checkpoints
     def add_result(self, run_id: str, kind: str, data: dict) -> None:
         with self._db() as db:

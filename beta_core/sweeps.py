@@ -32,28 +32,13 @@ import pandas as pd
 from scipy.stats import t as t_dist
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
-from .records import Coverage, accuracy_series, crossing_times
-from .stats import (
-    LEVEL,
-    detectable_difference,
-    equivalence,
-    holm,
-    mean_ci,
-    paired_difference,
-    seeds_needed,
-    speedup_log_t,
-    verdict,
-)
+from .records import Coverage
+from .stats import LEVEL, detectable_difference, mean_ci, seeds_needed
+from .verdicts import PAPER_CLAIMS, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
 
 __all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "RESUMED",
            "sweep_run_config", "mean_curves", "PAPER_CLAIMS", "coverage", "estimate_seconds", "CONFIRM_ABOVE",
            "derived_targets", "TARGET_FRACTIONS", "seeds_plan"]
-
-# What the paper claims (one seed, every method at one LR) and at which test accuracy: our
-# verdict table marks the rows that test these, only at that target (a 25% target tests nothing
-# the paper said about 90%).
-PAPER_CLAIMS = {("sgd-beta", "speed"): (0.90, "paper: beta reaches 90% 1.9x faster than constant momentum"),
-                ("sgd-hybrid", "speed"): (0.95, "paper: hybrid is fastest to 95%")}
 
 COUNTED = ("done", "diverged")  # member statuses that are results (failed/cancelled/interrupted are not)
 # Members that did not finish because the sweep itself stopped (a signal, a cancel, a killed
@@ -237,14 +222,6 @@ def choose(plan: SweepPlan, members: list[tuple[Cell, dict]]) -> dict:
 
 
 # ------------------------------------------------------------------ stage 2
-def _fmt(v, pct=False) -> str:
-    if v is None:
-        return "—"
-    if v == float("inf"):
-        return "∞"
-    return f"{100 * v:.1f}%" if pct else f"{v:.2f}"
-
-
 def _paired_sd(d: dict) -> float | None:
     """The paired spread of a difference: stored since power was added, else read back from its
     t interval (half-width = t * sd / sqrt(n)), so older reports serve as pilots too."""
@@ -306,83 +283,16 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
             arms.setdefault(name, {})[c.seed] = r
         else:
             arms.setdefault(name, {})
-    per_method, tta, ends = {}, {}, {}
+    tta, ends = time_to_targets(arms, epochs, targets)
+    per_method = {}
     for m, seeds in arms.items():
-        rs = list(seeds.values())
-        series = {s: accuracy_series(epochs.get(r["id"], [])) for s, r in seeds.items()}
-        tta[m] = {s: crossing_times(sr, targets) for s, sr in series.items()}
-        # where each run's training ended: a censored run "reached" no target before it
-        ends[m] = {s: {"step": sr[-1][0], "time": sr[-1][1]} if sr else {"step": None, "time": None}
-                   for s, sr in series.items()}
-        method = next(c.method for c, _ in runs if arm_of[c.key()] == m)
-        per_method[m] = {
-            "method": method, "n": len(rs),
-            "missing": sum(1 for c, r in runs if arm_of[c.key()] == m and r["status"] not in COUNTED),
-            "diverged": sum(r["status"] == "diverged" for r in rs),
-            "final_test_acc": mean_ci([r["summary"].get("final_test_acc") for r in rs]),
-            "best_test_acc": mean_ci([r["summary"].get("best_test_acc") for r in rs]),
-            "time_to_target": {f"{t:g}": [{"seed": s, **(h[f"{t:g}"] or {"step": None,
-                                                                             "time": None})}
-                                           for s, h in sorted(tta[m].items())] for t in targets},
-            "censored": {f"{t:g}": sum(h[f"{t:g}"] is None for h in tta[m].values()) for t in targets},
-            "values": dict(next(c.values for c, _ in runs if arm_of[c.key()] == m)),
-        }
-    by_method = {m: arms[m] for m in plan.methods if m in arms}
-    comparable = len(by_method) == len(plan.methods)
+        cells = [c for c, _ in runs if arm_of[c.key()] == m]
+        missing = sum(1 for c, r in runs if arm_of[c.key()] == m and r["status"] not in COUNTED)
+        per_method[m] = arm_summary(seeds, tta[m], targets, cells[0].method, missing, cells[0].values)
+    comparable = all(m in arms for m in plan.methods)
+    comparisons, claims = compare_arms({m: arms[m] for m in plan.methods} if comparable else {}, plan.baseline,
+                                       tta, ends, targets, plan.equivalence, plan.equivalence_speed)
     base = plan.baseline
-    comparisons, claims = {}, []
-    for m in (plan.methods if comparable else ()):
-        if m == base:
-            continue
-        shared = sorted(set(by_method[m]) & set(by_method[base]))
-        acc_m = [by_method[m][s]["summary"].get("final_test_acc") for s in shared]
-        acc_b = [by_method[base][s]["summary"].get("final_test_acc") for s in shared]
-        acc = paired_difference(acc_m, acc_b)
-        diffs = [a - b for a, b in zip(acc_m, acc_b) if a is not None and b is not None]
-        acc["detectable"] = detectable_difference(acc["sd"], acc["n"])
-        acc["equivalence"] = equivalence(diffs, plan.equivalence)
-        acc["verdict"] = _qualified(verdict(acc["ci_low"], acc["ci_high"], 0.0, acc["n"], "higher", "lower"),
-                                    acc["equivalence"], acc["detectable"], lambda v: f"{100 * v:.1f} pts",
-                                    f"±{100 * plan.equivalence:g} pt")
-        comp = {"seeds": shared, "final_test_acc_diff": acc, "speedup": {}}
-        claims.append({"claim": f"{m} ends with higher test accuracy than {base}", "method": m, "kind": "accuracy",
-                       "paper": None,
-                       "figure": f"{_fmt(acc['mean_diff'], True)} [{_fmt(acc['ci_low'], True)}, "
-                                 f"{_fmt(acc['ci_high'], True)}]", "verdict": acc["verdict"], "n": acc["n"],
-                       "p": acc["p"]})
-        for t in targets:
-            k = f"{t:g}"
-            for unit in ("step", "time"):
-                tb, tm = ([(tta[a][s][k] or {}).get(unit) for s in shared] for a in (base, m))
-                cb, cm = ([ends[a][s][unit] for s in shared] for a in (base, m))
-                sp = speedup_log_t(tb, tm, cb, cm)
-                mde = detectable_difference(sp["sd"], sp["n_used"])
-                sp["detectable"] = None if mde is None else math.exp(mde)
-                sp["equivalence"] = equivalence(sp["logs"], math.log(1 + plan.equivalence_speed))
-                if sp["censored_baseline"] or sp["censored_method"]:  # "at least that long" is not equivalence
-                    sp["equivalence"]["equivalent"] = False
-                sp["verdict"] = _qualified(verdict(sp["ci_low"], sp["ci_high"], 1.0, sp["n"]), sp["equivalence"],
-                                           sp["detectable"], lambda v: f"{v:.2f}x",
-                                           f"±{100 * plan.equivalence_speed:g}%")
-                comp["speedup"].setdefault(k, {})["steps" if unit == "step" else "seconds"] = sp
-            sp = comp["speedup"][k]["steps"]
-            at, paper = PAPER_CLAIMS.get((m, "speed"), (None, None))
-            paper = paper if at is not None and abs(t - at) < 1e-9 else None
-            claims.append({"claim": f"{m} reaches {t:.0%} test accuracy in fewer steps than {base}", "method": m,
-                           "kind": "speed", "target": t, "paper": paper if base == "sgd-constant" else None,
-                           "figure": (f"{_fmt(sp['ratio'])}x [{_fmt(sp['ci_low'])}, {_fmt(sp['ci_high'])}]"
-                                      if sp["ratio"] is not None else "not computable")
-                                     + (f"; never reached: {sp['censored_method']} of {m}, "
-                                        f"{sp['censored_baseline']} of {base}"
-                                        if sp["censored_method"] or sp["censored_baseline"] else ""),
-                           "verdict": sp["verdict"], "n": sp["n"], "p": sp["p"]})
-        comparisons[m] = comp
-    family = sum(c["p"] is not None for c in claims)
-    for c, p_adj in zip(claims, holm([c["p"] for c in claims])):
-        c["p_holm"] = p_adj
-        directional = c["verdict"] in ("faster", "slower", "higher", "lower")
-        c["verdict_holm"] = (c["verdict"] if not directional or (p_adj is not None and p_adj < 1 - LEVEL)
-                             else f"no detectable difference after Holm ({family} claims)")
     any_run = runs[0][1]
     setting = {
         "model": cfg0.model, "width": cfg0.width, "data": any_run["summary"].get("data"),
@@ -425,7 +335,6 @@ def coverage(cells: list[Cell], members: list[tuple[Cell, dict]]) -> Coverage:
     return {"planned": len(cells), "counted": len(cells) - len(missing), "missing": missing}
 
 
-TARGET_FRACTIONS = (0.90, 0.95, 0.99)  # of the baseline's stage-1 accuracy: default targets that fit the data
 CONFIRM_ABOVE = 200  # runs: a larger sweep states its size and duration and waits for a yes
 
 
@@ -444,16 +353,6 @@ def estimate_seconds(plan: SweepPlan, past: list[dict]) -> float | None:
                     and r["summary"].get("n_train")), None)
     size = cfgs[0].train_subset or n_train
     return plan.n_cells() * per_image_epoch * size * cfgs[0].epochs
-
-
-def _qualified(raw: str, eq: dict, detectable, fmt, margin: str) -> str:
-    """A verdict that says how sure it is: equivalence where the 90% interval sits inside the
-    margin, else what the sweep could have detected beside "no detectable difference"."""
-    if not raw.startswith("no detectable"):
-        return raw
-    if eq["equivalent"]:
-        return f"equivalent within {margin} at n = {eq['n']}"
-    return raw + (f"; could detect ≥ {fmt(detectable)} (80% power)" if detectable is not None else "")
 
 
 def sweep_run_config(plan: SweepPlan, parallel: int = 1, retry_failed: bool = False) -> dict:

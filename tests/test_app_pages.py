@@ -227,3 +227,34 @@ def test_sidebar_counts_jobs_run_by_any_process(monkeypatch, tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def _tracked_runs(runs_dir) -> list[str]:
+    """Four runs logged from 'your own loop': two methods x two seeds, beta ahead on both."""
+    from beta_core import track
+    ids = []
+    for seed in (0, 1):
+        for method, accs in (("sgd-constant", (0.40, 0.60)), ("sgd-beta", (0.50, 0.65))):
+            with track.start(method, seed=seed, runs_dir=runs_dir, config={"model": "mine"}) as run:
+                for step in range(4):
+                    run.log_step(step, loss=1.0, lr=0.04, momentum=0.6)
+                    if step % 2 == 1:
+                        run.log_epoch(step // 2, test_acc=accs[step // 2] + 0.01 * seed,
+                                      val_acc=accs[step // 2] + 0.01 * seed)
+            ids.append(run.id)
+    return ids
+
+
+def test_external_runs_show_on_train_and_get_a_verdict_on_compare(monkeypatch, tmp_path):
+    ids = _tracked_runs(tmp_path / "runs")
+    at = _app(monkeypatch, tmp_path, "train")
+    shown = next(m for m in at.multiselect if m.label == "Runs shown")
+    assert shown.value == [ids[-1]]  # shown live like ours, and named as a run of your loop
+    assert sum("(your loop)" in o for o in shown.options) == 4
+    assert not at.error, [e.value for e in at.error]
+    at = _app(monkeypatch, tmp_path, "compare")
+    runs = next(m for m in at.multiselect if m.label == "Runs")
+    runs.set_value(ids).run()
+    assert not at.exception, [e.value for e in at.exception]
+    claims = [df.value for df in at.dataframe if "claim" in df.value.columns]
+    assert claims and "sgd-beta ends with higher test accuracy than sgd-constant" in set(claims[0]["claim"])

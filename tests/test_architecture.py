@@ -18,14 +18,14 @@ LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo"),  # schemas; rules; presets; env; stats;
     # hooks; models by spec
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets, loaders; nets, evaluation; run store
-    2: ("config", "attribution", "curvature", "reports", "track"),  # config, planner; attribution; Hessian
-    # spectra; tables; logging your own loop
+    2: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
+        "verdicts"),                                  # spectra; tables; logging your own loop; verdicts over arms
     3: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
         "integrations", "integrations.lightning"),    # the Lightning callback (an optional extra)
     4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks
     5: ("jobs",),                                     # joins the store and the computation; worker processes
     6: ("cli.common",),                               # CLI errors, progress, running a job
-    7: ("cli.diagnostics", "cli.sweep"),              # attribute, surgery, overlap, plant-fault; sweep
+    7: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict
     8: ("cli",),                                      # the command line (the package's __init__)
     9: ("__main__", "__init__"),                      # python -m beta_core
 }

@@ -44,7 +44,7 @@ from ..presets import PRESETS
 from ..ray_backend import RayBackendError
 from ..store import Store, StoreError
 from ..zoo import torchvision_names
-from . import diagnostics, sweep
+from . import diagnostics, sweep, verdict
 from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
 
 __all__ = ["main", "build_parser", "config_overrides"]
@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
 
     diagnostics.add_parsers(sub)
+    verdict.add_parser(sub)
     sweep.add_parser(sub, _add_config_flags, _add_backend_flags)
     return ap
 
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         store = Store(args.runs_dir)
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
-                    "models": cmd_models,
+                    "models": cmd_models, "verdict": verdict.cmd_verdict,
                     "sweep": lambda a, s: sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
                     **diagnostics.HANDLERS}
         code = handlers[args.command](args, store)

@@ -5,11 +5,13 @@ import signal
 import sys
 import time
 
+from .. import reports
 from ..jobs import execute_run
 from ..records import EPOCH, format_time_to_accuracy
 from ..store import Store
 
-__all__ = ["CLIError", "Progress", "execute", "print_summary", "SYNTHETIC_NOTE", "Interrupts", "INTERRUPTS"]
+__all__ = ["CLIError", "Progress", "execute", "print_summary", "SYNTHETIC_NOTE", "Interrupts", "INTERRUPTS",
+           "print_report"]
 
 SYNTHETIC_NOTE = "note: trained on SYNTHETIC data (no CIFAR-10 here); pass --data-path for real images"
 
@@ -76,3 +78,28 @@ def print_summary(run: dict) -> None:
     print(f"{run['id']}  {run['method']:<13} {run['status']:<10} final test acc "
           f"{'-' if acc is None else f'{acc:.4f}'}  time-to-acc [{format_time_to_accuracy(s.get('time_to_accuracy'))}]"
           + (f"  error: {run['error']}" if run["error"] else ""))
+
+
+def print_report(rep: dict, sweep_id: str) -> None:
+    """A verdict report as the sweep command prints it: setting, stage 1, arms, verdicts."""
+    print(f"sweep {sweep_id}: {reports.sweep_setting(rep)}")
+    if rep.get("choice"):
+        print("\nstage 1 (validation accuracy, mean over tuning seeds):")
+        for m, c in rep["choice"].items():
+            curve = ", ".join(" ".join(f"{k}={v:g}" for k, v in p["values"].items()) + f": {reports.pct(p['mean'], 2)}"
+                              for p in c["curve"])
+            flag = f"  <- at the grid's edge ({', '.join(c['edge'])}): widen the grid" if c["edge"] else ""
+            print(f"  {m:<13} chose {c['values']}  [{curve}]{flag}")
+    print("\nreported stage (test accuracy, mean [95% CI], n):")
+    print(reports.text_table(reports.method_rows(rep)))
+    missing = (rep.get("coverage") or {}).get("missing")
+    if missing:
+        print("\nmissing cells (not counted): " + ", ".join(f"{m['cell']} ({m['status']})" for m in missing))
+    if rep.get("note"):
+        print(f"\n{rep['note']}")
+    if rep["claims"]:
+        print(f"\nverdicts vs {rep['setting']['baseline']} (95% intervals; {rep['statistics']['difference']}, "
+              f"speedup: {rep['statistics']['speedup']}):")
+        print(reports.text_table(reports.verdict_rows(rep)))
+    if rep["setting"].get("synthetic"):
+        print(SYNTHETIC_NOTE)

@@ -12,9 +12,9 @@ from ..ray_backend import connect
 from ..records import MEMBER
 from ..store import Store
 from ..sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, seeds_plan, sweep_run_config
-from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, execute
+from .common import INTERRUPTS, CLIError, execute, print_report
 
-__all__ = ["add_parser", "cmd_sweep", "print_report"]
+__all__ = ["add_parser", "cmd_sweep"]
 
 
 def add_parser(sub, add_config_flags, add_backend_flags) -> None:
@@ -181,27 +181,3 @@ def cmd_sweep(args, store: Store, overrides: dict, backend: str = "local", ray_a
     if INTERRUPTS():
         return INTERRUPTS.exit_code
     return 0 if run["status"] == "done" else 1
-
-
-def print_report(rep: dict, sweep_id: str) -> None:
-    print(f"sweep {sweep_id}: {reports.sweep_setting(rep)}")
-    if rep.get("choice"):
-        print("\nstage 1 (validation accuracy, mean over tuning seeds):")
-        for m, c in rep["choice"].items():
-            curve = ", ".join(" ".join(f"{k}={v:g}" for k, v in p["values"].items()) + f": {reports.pct(p['mean'], 2)}"
-                              for p in c["curve"])
-            flag = f"  <- at the grid's edge ({', '.join(c['edge'])}): widen the grid" if c["edge"] else ""
-            print(f"  {m:<13} chose {c['values']}  [{curve}]{flag}")
-    print("\nreported stage (test accuracy, mean [95% CI], n):")
-    print(reports.text_table(reports.method_rows(rep)))
-    missing = (rep.get("coverage") or {}).get("missing")
-    if missing:
-        print("\nmissing cells (not counted): " + ", ".join(f"{m['cell']} ({m['status']})" for m in missing))
-    if rep.get("note"):
-        print(f"\n{rep['note']}")
-    if rep["claims"]:
-        print(f"\nverdicts vs {rep['setting']['baseline']} (95% intervals; {rep['statistics']['difference']}, "
-              f"speedup: {rep['statistics']['speedup']}):")
-        print(reports.text_table(reports.verdict_rows(rep)))
-    if rep["setting"].get("synthetic"):
-        print(SYNTHETIC_NOTE)

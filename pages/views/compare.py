@@ -13,6 +13,7 @@ from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import ACTIVE
 from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_curves, seeds_plan, sweep_run_config
+from beta_core.verdicts import analyse_runs, run_arms
 from pages.views.common import (
     PALETTE,
     data_dir,
@@ -185,10 +186,10 @@ def seeds_curve(sid: str, rep: dict) -> None:
     fig.add_vline(x=p["n_pilot"], line_dash="dot", annotation_text="this sweep")
     fig.update_layout(title="How many seeds? Detectable accuracy difference at 80% power", height=300,
                       xaxis_title="seeds per method", yaxis_title="points", margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    st.plotly_chart(fig, width="stretch", key="seeds-curve")
-    st.caption(f"From this sweep's paired spread ({100 * p['sd']:.2f} pts, {p['method']} vs the baseline). A 1-point "
-               f"difference needs {p['needed'] or 'more than 1000'} seeds per method. CLI: "
-               f"`beta-core sweep --plan-n 0.01 --pilot {sid}`.")
+    st.plotly_chart(fig, width="stretch", key=f"seeds-curve-{sid}")
+    st.caption(f"From this paired spread ({100 * p['sd']:.2f} pts, {p['method']} vs the baseline). A 1-point "
+               f"difference needs {p['needed'] or 'more than 1000'} seeds per method."
+               + (f" CLI: `beta-core sweep --plan-n 0.01 --pilot {sid}`." if sid in status_of else ""))
 
 
 def verdicts(sid: str, rep: dict) -> None:
@@ -217,16 +218,48 @@ with launch_errors():
     if plan is not None:
         launch(plan, confirm)
 
+def any_runs_verdict(store) -> None:
+    """The sweep's statistics over any finished runs (engine or logged from your own loop):
+    arms by a field, paired by seed, against a baseline arm."""
+    st.subheader("Verdict over any runs")
+    st.caption("Finished training runs and runs logged from your own loop (`beta_core.track`), grouped into arms "
+               "and paired by seed, with the statistics of a sweep. CLI: `beta-core verdict`.")
+    runs = store.runs(kind=("train", "external"), status=("done", "diverged"))
+    if len(runs) < 2:
+        st.info("At least two finished runs are needed: launch some on Train, or log your own loop.")
+        return
+    by_id = {r["id"]: r for r in runs}
+    c1, c2 = st.columns([3, 1])
+    chosen = c1.multiselect("Runs", list(by_id), format_func=lambda i: run_name(by_id[i]), key="any-runs",
+                            help="newest first; each arm needs one run per seed")
+    group_by = c2.selectbox("Arms by", ["method", "model", "lr", "momentum_rule", "optimizer"], key="any-group")
+    picked = [by_id[i] for i in chosen]
+    if not picked:
+        return
+    with launch_errors():
+        arms = run_arms(list(reversed(picked)), group_by)
+        c3, c4 = st.columns(2)
+        names = list(arms)
+        baseline = c3.selectbox("Baseline arm", names, key="any-baseline",  # the paper's baseline when present
+                                index=names.index("sgd-constant") if "sgd-constant" in names else 0)
+        targets_text = c4.text_input("Target test accuracies (empty: fitted to the baseline's validation accuracy)",
+                                     key="any-targets")
+        targets = [float(v) for v in targets_text.split(",") if v.strip()] or None
+        epochs = store.epoch_records(*[r["id"] for a in arms.values() for r in a.values()])
+        verdicts(f"verdict-{'-'.join(sorted(chosen))[:40]}", analyse_runs(arms, epochs, baseline, targets))
+
+
 store = get_store()
 sweeps = store.runs(kind="sweep")
-if not sweeps:
-    st.info("No sweeps yet. Press **Launch sweep**.")
-    st.stop()
 ids = [s["id"] for s in sweeps]
-default = ids.index(st.session_state["sweep"]) if st.session_state.get("sweep") in ids else 0
 status_of = {s["id"]: s["status"] for s in sweeps}
-sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: f"{i} ({status_of[i]})")
-ACTIVE_AT_START = status_of[sid] in ACTIVE
+sid = None
+if sweeps:
+    default = ids.index(st.session_state["sweep"]) if st.session_state.get("sweep") in ids else 0
+    sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: f"{i} ({status_of[i]})")
+else:
+    st.info("No sweeps yet. Press **Launch sweep**, or compare finished runs below.")
+ACTIVE_AT_START = sid is not None and status_of[sid] in ACTIVE
 
 
 @st.fragment(run_every=3.0 if ACTIVE_AT_START else None)
@@ -253,7 +286,9 @@ def show(sid: str) -> None:
         st.rerun()  # finished: a full rerun stops the polling
 
 
-show(sid)
-interrupted = [r for _, r in sweep_members(store, sid) if r["status"] == "interrupted"]
-if interrupted:
-    st.caption("Some runs were interrupted: " + ", ".join(run_name(r) for r in interrupted))
+if sid is not None:
+    show(sid)
+    interrupted = [r for _, r in sweep_members(store, sid) if r["status"] == "interrupted"]
+    if interrupted:
+        st.caption("Some runs were interrupted: " + ", ".join(run_name(r) for r in interrupted))
+any_runs_verdict(store)
