@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .attribution import SCORES, AttributionConfig, attribute
-from .config import TrainConfig
+from .config import TrainConfig, config_fields
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
 from .localise import QUICK_SEVERITIES, localisation_benchmark
@@ -38,7 +38,7 @@ from .sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
 BACKENDS = ("local", "ray")
 GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
 
-__all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag",
+__all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "external_config",
            "load_trained", "sweep_members", "latest_localisation", "attribute_run"]
 
 
@@ -86,13 +86,27 @@ def latest_localisation(store: Store, model: str, width=None) -> dict | None:
     return None
 
 
+def external_config(run: dict) -> TrainConfig:
+    """What diagnosing a run logged from the user's loop needs: the model its ``save_model``
+    named and data our loader reads, both from what the user gave; the rest of its config
+    (its own method names, script, host) plays no part in loading."""
+    c, spec = run["config"], run["summary"].get("model_spec")
+    if not spec or c.get("dataset") in (None, "auto"):
+        raise StoreError(f"Run {run['id']} was logged from your own loop without "
+                         + ("a model factory" if not spec else "a dataset our loader reads")
+                         + " (expected run.save_model(model, factory='file.py:fn') and config={'dataset': 'folder', "
+                           "'data_path': ...} or 'cifar10' in track.start)")
+    known = {f.name for f in config_fields()} - {"method", "model"}
+    return TrainConfig.from_fields({**{k: v for k, v in c.items() if k in known}, "model": spec})
+
+
 def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str | None = None):
     """(model with the run's final weights in eval mode, its splits, eval loaders) for a finished run."""
     run = store.get_run(run_id)
-    if run["kind"] not in ("train", "surgery"):
+    if run["kind"] not in ("train", "surgery", "external"):
         raise StoreError(f"Run {run_id} is a {run['kind']} job (expected a training or surgery run)")
     state = store.load_checkpoint(run_id)  # clear error if the run has no checkpoint
-    cfg = TrainConfig.from_dict(train_config_of(run))
+    cfg = external_config(run) if run["kind"] == "external" else TrainConfig.from_dict(train_config_of(run))
     if device:
         cfg = replace(cfg, device=device)
     try:

@@ -131,3 +131,26 @@ def test_two_processes_log_at_once_and_a_killed_one_reads_interrupted(tmp_path):
         runs["sgd-beta"]["id"]: 200, runs["sgd-constant"]["id"]: 200}
     assert runs["killed"]["status"] == "interrupted" and store.step_counts(runs["killed"]["id"])[
         runs["killed"]["id"]] == 100
+
+
+def test_a_saved_model_is_diagnosed_like_ours(tmp_path):
+    from pathlib import Path
+
+    from beta_core.attribution import AttributionConfig
+    from beta_core.jobs import attribute_run, load_trained
+    from beta_core.store import StoreError
+    factory = f"{Path(__file__).resolve().parent / 'data' / 'user_models.py'}:two_part"
+    from beta_core.models import ModelConfig, build_model
+    model = build_model(ModelConfig(factory))
+    with track.start("my-method", runs_dir=tmp_path / "runs") as bare:  # no factory, no dataset
+        bare.save_model(model)
+    with pytest.raises(StoreError, match="without a model factory"):
+        load_trained(Store(tmp_path / "runs"), bare.id, str(tmp_path / "data"))
+    cfg = {"dataset": "synthetic", "synthetic_train": 120, "synthetic_test": 60, "val_fraction": 0.0, "batch_size": 40}
+    with track.start("my-method", runs_dir=tmp_path / "runs", config=cfg) as run:
+        run.log_step(0, loss=1.0, lr=0.1, momentum=0.9)
+        run.log_epoch(0, test_acc=0.1)
+        run.save_model(model, factory=factory)
+    result = attribute_run(Store(tmp_path / "runs"), run.id, AttributionConfig(probe_steps=2, max_samples=40),
+                           str(tmp_path / "data"))
+    assert result["groups"] == ["front", "head", "other"]

@@ -106,7 +106,7 @@ def _trained_parent(store: Store, run_id: str) -> dict:
     """The run a diagnostic works on: a training or surgery run with its checkpoint, checked
     before any job is created (a sweep id, a missing or unreadable checkpoint are one line)."""
     run = store.get_run(run_id)
-    if run["kind"] not in ("train", "surgery"):
+    if run["kind"] not in ("train", "surgery", "external"):
         what = (f"a sweep (its member runs are in `beta-core runs list`, parent {run_id})"
                 if run["kind"] == "sweep" else f"a {run['kind']} job")
         raise CLIError(f"Run {run_id} is {what} (expected a training or surgery run)")
