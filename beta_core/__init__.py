@@ -3,9 +3,9 @@
 UI-free: nothing here imports streamlit or plotly, and only the CLI prints. Modules, bottom
 layer first (README "Architecture"; tests/test_architecture.py checks this list)::
 
-    L0  records, schedules, presets, env, stats, hooks, zoo
+    L0  records, schedules, presets, env, stats, hooks, zoo, provenance
     L1  damping, data, models, store
-    L2  config, attribution, curvature, reports, track, verdicts
+    L2  config, attribution, curvature, reports, track, verdicts, bundles
     L3  engine, sweeps, localise, integrations, integrations.lightning
     L4  surgery, ray_backend
     L5  jobs

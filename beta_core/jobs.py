@@ -29,6 +29,7 @@ from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
 from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .models import layer_groups
+from .provenance import environment
 from .ray_backend import RayRunner
 from .records import ACTIVE, CASE, MEMBER, MemberRecord, SweepSummary, train_config_of
 from .store import MetricWriter, Store, StoreError
@@ -122,7 +123,8 @@ def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     training.setup()
     store.update_summary(run["id"], {"total_steps": training.total_steps, "data": training.splits.name,
                                      "synthetic": training.splits.synthetic, "device": str(training.device),
-                                     "groups": [[g.name, g.n_params] for g in layer_groups(training.model)]})
+                                     "groups": [[g.name, g.n_params] for g in layer_groups(training.model)],
+                                     "environment": environment(training.device)})
     writer = MetricWriter(store, run["id"])
     for rec in training.run():
         writer.add(rec)

@@ -46,7 +46,8 @@ TrainSummary = TypedDict("TrainSummary", {  # a training run's summary; seconds 
     "final_test_acc": float | None, "best_test_acc": float | None, "final_val_acc": float | None,
     "best_val_acc": float | None, "n_train": int, "n_val": int, "n_test": int, "time_to_accuracy": dict,
     "device": str, "steps_per_epoch": int, "data": str, "synthetic": bool, "regimes": list,
-    "groups": list}, total=False)  # groups: [[name, parameters]] of the model's layer groups, in forward order
+    "groups": list, "environment": dict}, total=False)  # groups: [[name, parameters]] in forward order;
+# environment: provenance.environment() of the machine it trained on
 SurgerySummary = TypedDict("SurgerySummary", {  # a surgery run's summary: acc_after is the repaired accuracy
     "groups": list, "param_fraction": float, "leaky": bool, "train_split": str, "eval_split": str,
     "savings_param_proxy": float, "savings_measured": float | None, "surgery_seconds": float,

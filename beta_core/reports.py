@@ -19,7 +19,7 @@ from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
            "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows", "run_groups",
-           "text_table", "pct", "share", "surgery_outcome"]
+           "config_diff", "text_table", "pct", "share", "surgery_outcome"]
 
 # One row per run: identity, the config that tells runs apart, the outcome.
 RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
@@ -154,6 +154,24 @@ def run_groups(run: dict) -> list[tuple[str, int]]:
     widths = tuple(c["widths"]) if c.get("widths") else None
     mc = ModelConfig(c.get("model", "small_cnn"), c.get("width"), widths=widths, resize=c.get("resize"))
     return [(g.name, g.n_params) for g in layer_groups(build_model(mc, pretrained=False))]
+
+
+def config_diff(a: dict, b: dict) -> list[dict]:
+    """Two configs side by side: ``[{field, a, b, differs}]`` over the fields of either, in the
+    first config's order (a surgery's nested training config flattened as ``train.FIELD``)."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and k in ("train", "surgery", "sweep", "options"):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+    fa, fb = flat(a), flat(b)
+    fields = [*fa, *(k for k in fb if k not in fa)]
+    show = lambda v: "—" if v is None else json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v)  # noqa: E731
+    return [{"field": k, "a": show(fa.get(k)), "b": show(fb.get(k)), "differs": fa.get(k) != fb.get(k)}
+            for k in fields]
 
 
 def share(f: float) -> str:

@@ -33,6 +33,7 @@ import torch
 
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
+from .provenance import environment
 from .records import EPOCH, STEP, TrainSummary, time_to_accuracy
 from .schedules import effective_lr
 from .store import MetricWriter, Store
@@ -201,4 +202,5 @@ def start(method: str, seed: int = 0, config: dict | None = None, runs_dir: str 
             "script": str(script) if script else "(interactive)", "host": socket.gethostname(), "rank": rank}
     store = Store(runs_dir)
     run_id = store.create_run(full, kind=KIND, status="running", label=label, group_id=group)
+    store.update_summary(run_id, {"environment": environment()})
     return Run(store, run_id, lam, thresholds)

@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "beta_core"
 
 LAYERS = {
-    0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo"),  # schemas; rules; presets; env; stats;
-    # hooks; models by spec
+    0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo",  # schemas; rules; presets; env; stats;
+        "provenance"),                                # hooks; models by spec; the environment a run used
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets, loaders; nets, evaluation; run store
     2: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
-        "verdicts"),                                  # spectra; tables; logging your own loop; verdicts over arms
+        "verdicts", "bundles"),                       # spectra; tables; your own loop; verdicts; run bundles
     3: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
         "integrations", "integrations.lightning"),    # the Lightning callback (an optional extra)
     4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks

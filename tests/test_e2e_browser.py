@@ -179,7 +179,7 @@ def test_launch_watch_attribute_operate(app, page):
     with Step(page, tmp, "finish"):
         page.locator('[data-testid="stProgress"]').first.wait_for(state="detached", timeout=240000)
         page.get_by_text("Time to accuracy").wait_for()
-        table = page.locator('[data-testid="stDataFrame"]').first
+        table = page.locator('[data-testid="stDataFrame"]:visible').first  # the groups table sits in a closed expander
         table.wait_for()
         _no_exceptions(page)
         page.screenshot(path=str(tmp / "train.png"), full_page=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .. import reports
+from .. import bundles, reports
 from ..config import (
     METHODS,
     TrainConfig,
@@ -42,6 +42,7 @@ from ..jobs import BACKENDS, JobManager, sweep_members
 from ..models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from ..presets import PRESETS
 from ..ray_backend import RayBackendError
+from ..records import train_config_of
 from ..store import Store, StoreError
 from ..zoo import torchvision_names
 from . import diagnostics, sweep, verdict
@@ -121,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one run")
-    p.add_argument("--method", default="sgd-beta", help=f"one of {', '.join(METHODS)}")
+    p.add_argument("--method", help=f"one of {', '.join(METHODS)} (default sgd-beta)")
+    p.add_argument("--from", dest="from_run", metavar="RUN",
+                   help="relaunch RUN's stored config; flags and --set FIELD=VALUE change fields of it")
     _add_backend_flags(p)
     _add_config_flags(p)
 
@@ -142,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="export")
     q = rs.add_parser("delete")
     q.add_argument("run_ids", nargs="+")
+    q = rs.add_parser("pack", help="runs (a sweep with its members) into one zip for another store")
+    q.add_argument("run_ids", nargs="+")
+    q.add_argument("--out", required=True, help="the bundle to write, e.g. bundle.zip")
+    q.add_argument("--no-checkpoints", dest="checkpoints", action="store_false", help="leave the weights out")
+    q = rs.add_parser("unpack", help="a bundle's runs into this store (ids kept; twice adds nothing)")
+    q.add_argument("bundle")
+    q = rs.add_parser("diff", help="two runs' configs side by side, differing fields marked")
+    q.add_argument("run_a")
+    q.add_argument("run_b")
 
     p = sub.add_parser("models", help="the models you can train: built-in, torchvision, BETA_MODELS; their groups")
     ms = p.add_subparsers(dest="models_command")
@@ -166,9 +178,25 @@ def _train_one(store: Store, cfg: TrainConfig, args, group_id=None, label=None) 
     return execute(store, run_id, args.data_dir, prog)
 
 
+def _relaunch(args, store: Store) -> TrainConfig:
+    """``--from RUN``: the run's stored training config with the fields given on the command line."""
+    if args.preset:
+        raise CLIError("Invalid flags: --from with --preset (expected one starting config: the run's)")
+    base = TrainConfig.from_dict(train_config_of(store.get_run(args.from_run))).to_dict()
+    over = {**config_overrides(args), **({"method": args.method} if args.method else {})}
+    changed = {k: v for k, v in over.items() if base.get(k) != v}
+    if not args.quiet:
+        print(f"relaunching {args.from_run}" + (" with " + ", ".join(f"{k}={v!r}" for k, v in changed.items())
+                                                 if changed else " as it was"), file=sys.stderr)
+    return TrainConfig.from_fields({**base, **over})
+
+
 def cmd_train(args, store: Store) -> int:
-    over = config_overrides(args)
-    cfg = plan_runs([args.method], [over.pop("seed", 0)], args.preset, over)[0]
+    if args.from_run:
+        cfg = _relaunch(args, store)
+    else:
+        over = config_overrides(args)
+        cfg = plan_runs([args.method or "sgd-beta"], [over.pop("seed", 0)], args.preset, over)[0]
     backend, address = _backend(args)
     check_data([cfg], args.data_dir, devices=backend == "local")  # before a run exists: a bad path creates nothing
     if backend == "ray":
@@ -246,6 +274,19 @@ def cmd_runs(args, store: Store) -> int:
         ep = store.epochs(args.run_id)
         if not ep.empty:
             print(ep.drop(columns=["run_id", "extra"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    elif args.runs_command == "pack":
+        info = bundles.pack(store, args.run_ids, args.out, args.checkpoints)
+        print(f"{args.out}: {info['runs']} runs, {info['checkpoints']} checkpoints, {info['bytes'] / 1e6:.1f} MB")
+    elif args.runs_command == "unpack":
+        info = bundles.unpack(store, args.bundle)
+        print(f"{args.bundle}: {len(info['added'])} runs added to {store.dir}, {len(info['skipped'])} already there")
+    elif args.runs_command == "diff":
+        a, b = store.get_run(args.run_a), store.get_run(args.run_b)
+        rows = reports.config_diff(a["config"], b["config"])
+        n = sum(r["differs"] for r in rows)
+        print(reports.text_table([{"": "*" if r["differs"] else "", "field": r["field"], args.run_a: r["a"],
+                                   args.run_b: r["b"]} for r in rows]))
+        print(f"{n} field{'s' if n != 1 else ''} differ (marked *)")
     elif args.runs_command == "export":
         ids = []
         for rid in args.run_ids:  # a sweep exports as its members' records plus its report

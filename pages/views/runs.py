@@ -1,18 +1,50 @@
-"""Runs: everything in the store; overlay, delete, export."""
+"""Runs: everything in the store; overlay, compare configs, delete, export, move between stores."""
 import io
+import tempfile
 import zipfile
+from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from beta_core import reports
+from beta_core import bundles, reports
 from beta_core.records import ACTIVE
-from pages.views.common import get_manager, get_store, metric_figure, run_colors, run_name
+from beta_core.store import StoreError
+from pages.views.common import get_manager, get_store, metric_figure, plain, run_colors, run_name, show_error
+
+
+def config_diff(a: dict, b: dict) -> None:
+    """Two runs' configs side by side, the differing fields first and highlighted."""
+    rows = reports.config_diff(a["config"], b["config"])
+    n = sum(r["differs"] for r in rows)
+    st.markdown(f"**{n} config field{'s' if n != 1 else ''} differ** between {run_name(a)} and {run_name(b)}.")
+    df = pd.DataFrame(sorted(rows, key=lambda r: not r["differs"])).rename(columns={"a": run_name(a),
+                                                                                  "b": run_name(b)})
+    styled = df.style.apply(lambda row: ["background-color: #fde2a7" if row["differs"] else ""] * len(row), axis=1)
+    st.dataframe(styled, hide_index=True, width="stretch", column_config={"differs": None})
+
+
+def unpack_form(store) -> None:
+    """A bundle from another store (``beta-core runs pack``) into this one."""
+    up = st.file_uploader("Unpack a bundle into this store (ids kept; a run already here is skipped)", type=["zip"])
+    if up is not None and st.button("Unpack", key="unpack"):
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "bundle.zip"
+            path.write_bytes(up.getvalue())
+            try:
+                info = bundles.unpack(store, path)
+            except (bundles.BundleError, StoreError) as e:
+                show_error(e, "Refused: ")
+                return
+        st.success(f"{len(info['added'])} runs added, {len(info['skipped'])} already here.")
+
 
 st.title("Runs")
 store = get_store()
 df = reports.run_table(store)
 if df.empty:
-    st.info("No runs yet.")
+    st.info("No runs yet. Launch some on Train, or unpack a bundle from another store.")
+    unpack_form(store)
     st.stop()
 show = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "seed", "best_test_acc",
         "time to accuracy", "wall_seconds", "parent", "error"]
@@ -34,9 +66,27 @@ if ids:
     with zipfile.ZipFile(buf, "w") as z:
         for name, text in reports.export_tables(store, ids).items():
             z.writestr(name, text)
-        z.writestr("loss.html", f1.to_html(include_plotlyjs="cdn"))
-        z.writestr("test_acc.html", f2.to_html(include_plotlyjs="cdn"))
-    st.download_button("Export CSV and figures (zip)", buf.getvalue(), "runs-export.zip", "application/zip")
+        # plotly.js inlined: the figures open offline (a lecture laptop without network)
+        z.writestr("loss.html", f1.to_html(include_plotlyjs=True))
+        z.writestr("test_acc.html", f2.to_html(include_plotlyjs=True))
+    if len(ids) == 2:
+        config_diff(runs[ids[0]], runs[ids[1]])
+    d1, d2 = st.columns(2)
+    d1.download_button("Export CSV and figures (zip)", buf.getvalue(), "runs-export.zip", "application/zip")
+    # Packing reads every checkpoint: only on request, not on each rerun of the page.
+    if d2.button("Pack a bundle for another store", help="config, records, results, checkpoints; a sweep brings "
+                 "its members"):
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                info = bundles.pack(store, ids, Path(d) / "bundle.zip")
+                st.session_state["bundle"] = (tuple(ids), (Path(d) / "bundle.zip").read_bytes(), info)
+            except (StoreError, bundles.BundleError) as e:
+                show_error(e, "Cannot pack: ")
+    packed = st.session_state.get("bundle")
+    if packed and packed[0] == tuple(ids):
+        d2.download_button(f"Download the bundle ({packed[2]['runs']} runs, {packed[2]['bytes'] / 1e6:.1f} MB)",
+                           packed[1], "runs-bundle.zip", "application/zip",
+                           help=plain("Unpack with `beta-core runs unpack FILE` or on another app's Runs page"))
     c1, c2 = st.columns(2)
     active = [i for i in ids if runs[i]["status"] in ACTIVE]
     if c1.button("Delete selected", type="secondary"):
@@ -52,3 +102,6 @@ if ids:
         for i in active:
             get_manager().cancel(i)
         st.rerun()
+elif len(df) > 1:
+    st.caption("Select two runs to see their configs side by side; select runs to export or bundle them.")
+unpack_form(store)
