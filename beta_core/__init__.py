@@ -1,15 +1,16 @@
 """beta_core: momentum from critical damping (beta-scheduling) and the diagnostic pipeline built on it.
 
-UI-free: nothing here imports streamlit or plotly, and only the CLI prints. Modules, bottom
+UI-free: nothing here imports streamlit; plotly only in ``figures`` and ``report`` (figures are
+data the pages draw and reports write), and only the CLI prints. Modules, bottom
 layer first (README "Architecture"; tests/test_architecture.py checks this list)::
 
     L0  records, schedules, presets, env, stats, hooks, zoo, provenance
     L1  damping, data, models, store
-    L2  config, attribution, curvature, reports, track, verdicts, bundles
+    L2  config, attribution, curvature, reports, track, verdicts, bundles, figures
     L3  engine, sweeps, localise, integrations, integrations.lightning
     L4  surgery, ray_backend
     L5  jobs
-    L6  cli.common
+    L6  cli.common, report
     L7  cli.diagnostics, cli.sweep, cli.verdict
     L8  cli
 """

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from .damping import DEFAULT_TOL
 
 __all__ = ["PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name", "smooth", "metric_figure", "line_style",
-           "coincide", "panel_figure", "heatmap", "save_figure", "FigureExportError"]
+           "coincide", "panel_figure", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
@@ -157,6 +157,26 @@ def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscal
     fig = go.Figure(go.Heatmap(z=z, x=cols, y=rows, colorscale=colorscale, **kw))
     fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str, str] | None = None) -> go.Figure:
+    """Per arm: the mean curve (``sweeps.mean_curves``) with its 95% band, beta drawn last."""
+    fig = go.Figure()
+    arms = sorted(curves.groupby("arm"), key=lambda mg: line_style(mg[0])[2]) if len(curves) else []
+    for k, (m, g) in enumerate(arms):
+        c = (colors or {}).get(m, PALETTE[k % len(PALETTE)])
+        dash, width, _ = line_style(m)
+        band = g.dropna(subset=["ci_low"])
+        if len(band):
+            fig.add_trace(go.Scatter(x=list(band[x]) + list(band[x])[::-1],
+                                     y=list(band["ci_high"]) + list(band["ci_low"])[::-1], fill="toself",
+                                     line={"width": 0}, fillcolor=c, opacity=0.2, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=g[x], y=g["mean"], name=m, mode="lines+markers",
+                                 line={"color": c, "dash": dash, "width": width}))
+    fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_xaxes(title_text="steps" if x == "step" else
+                     "seconds (mean; wall clock on the machine that ran them, runs one after another)")
     return fig
 
 

@@ -121,10 +121,11 @@ def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str 
 def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
     training = Training(TrainConfig.from_dict(run["config"]), data_dir, splits=splits, should_stop=stop)
     training.setup()
-    store.update_summary(run["id"], {"total_steps": training.total_steps, "data": training.splits.name,
-                                     "synthetic": training.splits.synthetic, "device": str(training.device),
-                                     "groups": [[g.name, g.n_params] for g in layer_groups(training.model)],
-                                     "environment": environment(training.device)})
+    known = {"total_steps": training.total_steps, "data": training.splits.name,
+             "synthetic": training.splits.synthetic, "device": str(training.device),
+             "groups": [[g.name, g.n_params] for g in layer_groups(training.model)],
+             "environment": environment(training.device)}
+    store.update_summary(run["id"], known)  # what a live page reads while the run trains
     writer = MetricWriter(store, run["id"])
     for rec in training.run():
         writer.add(rec)
@@ -133,7 +134,7 @@ def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     writer.flush()
     if training.status == "done":
         store.save_checkpoint(run["id"], training.model.state_dict())
-    return training.status, training.summary
+    return training.status, {**known, **training.summary}  # the final summary keeps what was known at the start
 
 
 def _surgery(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:

@@ -258,3 +258,16 @@ def test_external_runs_show_on_train_and_get_a_verdict_on_compare(monkeypatch, t
     assert not at.exception, [e.value for e in at.exception]
     claims = [df.value for df in at.dataframe if "claim" in df.value.columns]
     assert claims and "sgd-beta ends with higher test accuracy than sgd-constant" in set(claims[0]["claim"])
+
+
+def test_runs_page_diffs_two_runs_and_prepares_a_report_and_a_bundle(monkeypatch, populated):
+    root, ids, _ = populated
+    at = _app(monkeypatch, root, "runs")
+    at.multiselect[0].set_value(ids[:2]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("config field" in m.value and "differ" in m.value for m in at.markdown)  # sgd-beta vs adam
+    at.button(key="report-runs-make").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(b.label.startswith("Download report") for b in at.get("download_button"))
+    next(b for b in at.button if b.label.startswith("Pack a bundle")).click().run()
+    assert any(b.label.startswith("Download the bundle (2 runs") for b in at.get("download_button"))

@@ -38,11 +38,13 @@ from ..config import (
     plan_runs,
 )
 from ..env import EnvError, check_ray_address, settings
+from ..figures import FigureExportError, save_figure
 from ..jobs import BACKENDS, JobManager, sweep_members
 from ..models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from ..presets import PRESETS
 from ..ray_backend import RayBackendError
 from ..records import train_config_of
+from ..report import build_report, report_figures
 from ..store import Store, StoreError
 from ..zoo import torchvision_names
 from . import diagnostics, sweep, verdict
@@ -154,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = rs.add_parser("diff", help="two runs' configs side by side, differing fields marked")
     q.add_argument("run_a")
     q.add_argument("run_b")
+
+    p = sub.add_parser("report", help="one self-contained HTML file (opens offline) for runs or a sweep")
+    p.add_argument("run_ids", nargs="+", help="runs or sweeps (a sweep brings its members)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("--figures", metavar="DIR", help="also every figure as PNG and SVG in DIR (kaleido, a Chromium)")
+    p.add_argument("--title", help="the report's title")
 
     p = sub.add_parser("models", help="the models you can train: built-in, torchvision, BETA_MODELS; their groups")
     ms = p.add_subparsers(dest="models_command")
@@ -309,6 +317,23 @@ def cmd_runs(args, store: Store) -> int:
     return 0
 
 
+def cmd_report(args, store: Store) -> int:
+    html = build_report(store, args.run_ids, args.title)
+    Path(args.out).write_text(html, encoding="utf-8")
+    print(f"{args.out}: {len(html) / 1e6:.1f} MB, opens offline (plotly.js inlined)")
+    if args.figures:
+        folder = Path(args.figures)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            for name, fig in report_figures(store, args.run_ids).items():
+                for ext in ("png", "svg"):
+                    print(save_figure(fig, folder / f"{name}.{ext}"))
+        except FigureExportError as e:
+            _err(f"{e}; {args.out} was written")
+            return 1
+    return 0
+
+
 def cmd_models(args, store: Store) -> int:
     if args.models_command == "show":
         mc = ModelConfig(args.name, num_classes=args.classes, resize=args.resize)
@@ -352,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         store = Store(args.runs_dir)
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
-                    "models": cmd_models, "verdict": verdict.cmd_verdict,
+                    "models": cmd_models, "verdict": verdict.cmd_verdict, "report": cmd_report,
                     "sweep": lambda a, s: sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
                     **diagnostics.HANDLERS}
         code = handlers[args.command](args, store)

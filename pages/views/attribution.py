@@ -8,7 +8,7 @@ from beta_core.attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, S
 from beta_core.jobs import latest_localisation
 from beta_core.localise import QUICK_SEVERITIES
 from beta_core.records import ACTIVE, train_config_of
-from pages.views.common import get_manager, get_store, heatmap, job_status, pick_run, show_error
+from pages.views.common import get_manager, get_store, heatmap, job_status, pick_run, report_button, show_error
 
 
 def score_label(s: str) -> str:
@@ -181,4 +181,5 @@ for n, col in enumerate(st.columns(2 if st.checkbox("Two runs side by side (e.g.
             shown.append((r, run))
 if shown:
     heatmaps(store, shown)
+    report_button([run["id"] for _, run in shown], "report-attribution")
 benchmark(store, runs)

@@ -9,6 +9,7 @@ import streamlit as st
 from beta_core import reports
 from beta_core.config import METHODS, check_data, parse_seeds
 from beta_core.data import SOURCES
+from beta_core.figures import mean_curve_figure
 from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import ACTIVE
@@ -24,6 +25,7 @@ from pages.views.common import (
     line_style,
     model_picker,
     plain,
+    report_button,
     resume_sweep,
     run_name,
     show_error,
@@ -156,22 +158,7 @@ def curves(store, test: list, color: dict) -> None:
     epochs = store.epochs(*arm)
     x_axis = st.radio("x-axis", ["step", "time"], horizontal=True, key="curve-x")
     for col, metric, title in zip(st.columns(2), ("test_acc", "val_acc"), ("Test accuracy", "Validation accuracy")):
-        fig = go.Figure()
-        arms = sorted(mean_curves(epochs, arm, metric).groupby("arm"), key=lambda mg: line_style(mg[0])[2])
-        for k, (m, g) in enumerate(arms):
-            c = color.get(m, PALETTE[k % len(PALETTE)])
-            dash, width, _ = line_style(m)
-            band = g.dropna(subset=["ci_low"])
-            if len(band):
-                fig.add_trace(go.Scatter(x=list(band[x_axis]) + list(band[x_axis])[::-1],
-                                         y=list(band["ci_high"]) + list(band["ci_low"])[::-1], fill="toself",
-                                         line={"width": 0}, fillcolor=c, opacity=0.2, showlegend=False,
-                                         hoverinfo="skip"))
-            fig.add_trace(go.Scatter(x=g[x_axis], y=g["mean"], name=m, mode="lines+markers",
-                                     line={"color": c, "dash": dash, "width": width}))
-        fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-        fig.update_xaxes(title_text="steps" if x_axis == "step" else
-                         "seconds (mean; wall clock on this machine, runs one after another)")
+        fig = mean_curve_figure(mean_curves(epochs, arm, metric), x_axis, title, color)
         col.plotly_chart(fig, width="stretch", key=f"curve-{metric}")
 
 
@@ -206,6 +193,7 @@ def verdicts(sid: str, rep: dict) -> None:
     a, b = st.columns(2)
     a.download_button("Verdicts (CSV)", table.to_csv(index=False), f"{sid}-verdicts.csv", "text/csv")
     b.download_button("Report (JSON)", json.dumps(rep, indent=2, default=str), f"{sid}.json", "application/json")
+    report_button(rep.get("runs_shown") or [sid], f"report-{sid}")
 
 
 st.title("Compare: tuned sweeps and verdicts")
@@ -246,7 +234,8 @@ def any_runs_verdict(store) -> None:
                                      key="any-targets")
         targets = [float(v) for v in targets_text.split(",") if v.strip()] or None
         epochs = store.epoch_records(*[r["id"] for a in arms.values() for r in a.values()])
-        verdicts(f"verdict-{'-'.join(sorted(chosen))[:40]}", analyse_runs(arms, epochs, baseline, targets))
+        rep = analyse_runs(arms, epochs, baseline, targets)
+        verdicts(f"verdict-{'-'.join(sorted(chosen))[:40]}", {**rep, "runs_shown": chosen})
 
 
 store = get_store()

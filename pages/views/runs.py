@@ -10,7 +10,16 @@ import streamlit as st
 from beta_core import bundles, reports
 from beta_core.records import ACTIVE
 from beta_core.store import StoreError
-from pages.views.common import get_manager, get_store, metric_figure, plain, run_colors, run_name, show_error
+from pages.views.common import (
+    get_manager,
+    get_store,
+    metric_figure,
+    plain,
+    report_button,
+    run_colors,
+    run_name,
+    show_error,
+)
 
 
 def config_diff(a: dict, b: dict) -> None:
@@ -73,6 +82,8 @@ if ids:
         config_diff(runs[ids[0]], runs[ids[1]])
     d1, d2 = st.columns(2)
     d1.download_button("Export CSV and figures (zip)", buf.getvalue(), "runs-export.zip", "application/zip")
+    with d1:
+        report_button(ids, "report-runs")
     # Packing reads every checkpoint: only on request, not on each rerun of the page.
     if d2.button("Pack a bundle for another store", help="config, records, results, checkpoints; a sweep brings "
                  "its members"):

@@ -21,6 +21,7 @@ from pages.views.common import (
     model_picker,
     panel_figure,
     plain,
+    report_button,
     run_colors,
     run_name,
     show_error,
@@ -179,3 +180,4 @@ def live(ids: list[str]) -> None:
 
 if chosen:
     live(chosen)
+    report_button(chosen, "report-train")
