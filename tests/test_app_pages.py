@@ -271,3 +271,22 @@ def test_runs_page_diffs_two_runs_and_prepares_a_report_and_a_bundle(monkeypatch
     assert any(b.label.startswith("Download report") for b in at.get("download_button"))
     next(b for b in at.button if b.label.startswith("Pack a bundle")).click().run()
     assert any(b.label.startswith("Download the bundle (2 runs") for b in at.get("download_button"))
+
+
+def test_launch_again_fills_a_form_from_a_runs_config(monkeypatch, tmp_path):
+    store = Store(tmp_path / "runs")
+    rid = store.create_run(tiny_config(lr=0.03).to_dict())
+    assert execute_run(store, rid, str(tmp_path / "data"))["status"] == "done"
+    at = _app(monkeypatch, tmp_path, "train")
+    form_lr = next(n for n in at.number_input if n.label == "Peak LR" and n.form_id == "again")
+    assert form_lr.value == pytest.approx(0.03)  # filled from the stored config
+    form_lr.set_value(0.02)
+    submitted = []
+    monkeypatch.setattr("pages.views.common.JobManager.submit", lambda self, cfg, **kw: submitted.append(cfg) or rid)
+    next(b for b in at.button if b.label == "Launch again").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(submitted) == 1 and submitted[0]["lr"] == 0.02
+    import json
+    same = json.loads(json.dumps(submitted[0]))
+    assert {k: v for k, v in same.items() if k != "lr"} == {k: v for k, v in store.get_run(rid)["config"].items()
+                                                             if k != "lr"}

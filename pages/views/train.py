@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from beta_core.config import METHODS, check_data, parse_seeds, plan_runs
+from beta_core.config import METHODS, TrainConfig, check_data, parse_seeds, plan_runs
 from beta_core.data import SOURCES
 from beta_core.env import settings
 from beta_core.presets import PRESETS, preset_methods
@@ -178,6 +178,32 @@ def live(ids: list[str]) -> None:
         st.rerun()  # everything finished: a full rerun stops the polling
 
 
+def launch_again(runs: dict, ids: list[str]) -> None:
+    """A shown run's stored config in a form (LR, epochs, seed editable; every other field as it
+    was), launched as a new run. CLI: ``beta-core train --from RUN --set FIELD=VALUE``."""
+    ours = [i for i in ids if runs[i]["kind"] == "train"]
+    if not ours:
+        return
+    with st.expander("Launch again: a run's stored config, with changes"):
+        rid = st.selectbox("Run", ours, format_func=lambda i: run_name(runs[i]), key="again-run")
+        cfg = runs[rid]["config"]
+        with st.form("again"):
+            c1, c2, c3 = st.columns(3)
+            lr = c1.number_input("Peak LR", min_value=1e-6, max_value=1e3, value=float(cfg["lr"]), format="%.4f")
+            epochs = c2.number_input("Epochs", min_value=1, max_value=500, value=int(cfg["epochs"]))
+            seed = c3.number_input("Seed", min_value=0, max_value=2 ** 32 - 1, value=int(cfg["seed"]))
+            where = cfg["dataset"] + (f" {cfg['data_path']}" if cfg.get("data_path") else "")
+            st.caption(plain(f"Everything else as stored: {cfg['method']}, {cfg['model']}, {where}, batch "
+                             f"{cfg['batch_size']}. CLI: beta-core train --from {rid} --set lr=..."))
+            if st.form_submit_button("Launch again"):
+                with launch_errors():
+                    new = TrainConfig.from_fields({**cfg, "lr": float(lr), "epochs": int(epochs), "seed": int(seed)})
+                    check_data([new], data_dir())
+                    st.session_state["selected"] = [get_manager().submit(new.to_dict(), group_id=runs[rid]["group_id"])]
+                    st.rerun()
+
+
 if chosen:
     live(chosen)
     report_button(chosen, "report-train")
+    launch_again(by_id, chosen)
