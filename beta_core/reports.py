@@ -102,15 +102,25 @@ def export_csv(store: Store, run_ids: list[str], folder: str | os.PathLike) -> l
 
 # ------------------------------------------------------------------ sweeps
 def sweep_setting(rep: dict) -> str:
-    """The setting of a sweep report in one sentence: model, data, split sizes, schedule, seeds."""
+    """The setting of a sweep or verdict report in one sentence: model, data, split sizes,
+    schedule, LRs, seeds, baseline, targets; what a run did not record is left out, not shown
+    as "None" (runs logged from your own loop say less about themselves)."""
     s = rep["setting"]
-    return (f"{s['model']} on {s['data']} ({s['n_train']} train / {s['n_val']} val / {s['n_test']} test images), "
-            f"{s['epochs']} epochs, batch {s['batch_size']}, {s['lr_schedule']}; LRs "
-            + ", ".join(f"{m} {v:g}" if isinstance(v, (int, float)) else f"{m} ?" for m, v in s["lrs"].items())
+    sizes = " / ".join(f"{s[k]} {k[2:]}" for k in ("n_train", "n_val", "n_test") if s.get(k) is not None)
+    data = " on " + " ".join(p for p in (s.get("data") if s.get("data") not in (None, "?") else None,
+                                         f"({sizes} images)" if sizes else None) if p) if (
+        s.get("data") not in (None, "?") or sizes) else ""
+    train = ", ".join(p for p in (f"{s['epochs']} epochs" if s.get("epochs") else None,
+                                  f"batch {s['batch_size']}" if s.get("batch_size") else None,
+                                  s["lr_schedule"] if s.get("lr_schedule") not in (None, "?") else None) if p)
+    lrs = {m: v for m, v in s["lrs"].items() if isinstance(v, (int, float))}
+    return (f"{s['model']}{data}" + (f", {train}" if train else "")
+            + (("; LRs " + ", ".join(f"{m} {v:g}" for m, v in lrs.items())) if lrs else "")
             + f"; test seeds {s['seeds']}"
             + (f", tuned {', '.join(s['tuned'])} on seeds {s['tune_seeds']}" if s["tuned"] else "")
             + f"; baseline {s['baseline']}; targets {', '.join(f'{t:g}' for t in s['targets'])}"
-            + (f" ({s['targets_why']})" if s.get("targets_why") else ""))
+            + (f" ({s['targets_why']})" if s.get("targets_why") else "")
+            + ("; includes runs logged from your own loop" if "external" in s.get("kinds", ()) else ""))
 
 
 def method_rows(rep: dict) -> list[dict]:
