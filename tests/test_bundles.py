@@ -4,25 +4,19 @@ import zipfile
 
 import pytest
 import torch
+from helpers import finished_sweep
 
 from beta_core import bundles
 from beta_core.cli import main
 from beta_core.store import Store, StoreError
-
-TINY = ["--dataset", "synthetic", "--synthetic-train", "200", "--synthetic-test", "100", "--model", "small_cnn",
-        "--width", "4", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """A store with a finished two-method, two-seed sweep (members with checkpoints)."""
     root = tmp_path_factory.mktemp("bundle")
-    assert main(["--runs-dir", str(root / "runs"), "--data-dir", str(root / "data"), "sweep", "--methods",
-                 "sgd-constant,sgd-beta", "--seeds", "0,1", "--grid", "lr=0.05", "--no-tune", "--target", "0.2",
-                 *TINY]) == 0
-    store = Store(root / "runs")
-    (sweep,) = store.runs(kind="sweep")
-    return root, store, sweep["id"]
+    store, sid = finished_sweep(root)
+    return root, store, sid
 
 
 def _show(runs_dir, rid, capsys) -> str:

@@ -5,32 +5,26 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import finished_sweep
 
 from beta_core.attribution import AttributionConfig
 from beta_core.cli import main
 from beta_core.jobs import attribute_run
 from beta_core.report import build_report, report_figures, reproduce_command
-from beta_core.store import Store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_BROWSER = Path(CHROMIUM).exists()
 NEED_BROWSER = os.environ.get("BETA_REQUIRE_BROWSER") == "1"
-TINY = ["--dataset", "synthetic", "--synthetic-train", "200", "--synthetic-test", "100", "--model", "small_cnn",
-        "--width", "4", "--epochs", "2", "--batch-size", "50", "--device", "cpu", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def sweep_store(tmp_path_factory):
     """A finished two-method, two-seed sweep with verdicts; one member attributed."""
     root = tmp_path_factory.mktemp("report")
-    assert main(["--runs-dir", str(root / "runs"), "--data-dir", str(root / "data"), "sweep", "--methods",
-                 "sgd-constant,sgd-beta", "--seeds", "0,1", "--grid", "lr=0.05", "--no-tune", "--target", "0.2",
-                 *TINY]) == 0
-    store = Store(root / "runs")
-    (sweep,) = store.runs(kind="sweep")
+    store, sid = finished_sweep(root, epochs=2)
     member = store.runs(kind="train")[0]
     attribute_run(store, member["id"], AttributionConfig(probe_steps=2, max_samples=40), str(root / "data"))
-    return root, store, sweep["id"]
+    return root, store, sid
 
 
 def test_every_section_for_a_sweep_with_verdicts(sweep_store, tmp_path, capsys):
