@@ -290,3 +290,28 @@ def test_launch_again_fills_a_form_from_a_runs_config(monkeypatch, tmp_path):
     same = json.loads(json.dumps(submitted[0]))
     assert {k: v for k, v in same.items() if k != "lr"} == {k: v for k, v in store.get_run(rid)["config"].items()
                                                              if k != "lr"}
+
+
+def test_pages_over_a_store_of_2000_runs_list_the_newest_and_search(monkeypatch, tmp_path):
+    # Behaviour at sweep scale (benchmarks/bench_store_scale.py holds the 10,000-run timing target).
+    import json
+    import sqlite3
+    store = Store(tmp_path / "runs")
+    cfg = json.dumps(tiny_config().to_dict())
+    summary = json.dumps({"final_test_acc": 0.5, "best_test_acc": 0.5, "time_to_accuracy": {}})
+    with sqlite3.connect(store.dir / "runs.db") as db:
+        db.executemany("INSERT INTO runs (id, created, updated, status, kind, method, model, dataset, config, summary) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       [(f"20260101-000000-{m}-{i:06d}", i, i, "done", "train", m, "small_cnn", "synthetic", cfg,
+                         summary) for i in range(2000) for m in ("sgd-beta",)])
+    at = _app(monkeypatch, tmp_path, "runs")
+    assert any("2,000 runs; page 1 of 20" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) == 100 and at.dataframe[0].value["id"].iloc[0].endswith("001999")
+    at.text_input(key="rq").set_value("000042").run()
+    assert list(at.dataframe[0].value["id"]) == ["20260101-000000-sgd-beta-000042"]
+    at = _app(monkeypatch, tmp_path, "train")
+    shown = next(m for m in at.multiselect if m.label == "Runs shown")
+    assert len(shown.options) == 200 and at.text_input(key="train-runs-search")
+    at.text_input(key="train-runs-search").set_value("000007").run()
+    shown = next(m for m in at.multiselect if m.label == "Runs shown")
+    assert len(shown.options) == 1 and not at.exception

@@ -118,3 +118,41 @@ def test_unwritable_store(tmp_path):
     f.write_text("x")
     with pytest.raises(StoreError, match="expected a writable folder"):
         Store(f / "runs")
+
+
+def test_listing_filters_and_pages_in_sql(store):
+    ids = [store.create_run({**_cfg(), "method": m}) for m in ("sgd-beta", "adam", "sgd-beta", "sgd-constant")]
+    for i in ids:
+        store.finish(i, "done")
+    store.finish(ids[1], "failed", error="boom")
+    assert [r["id"] for r in store.runs(limit=2)] == [r["id"] for r in store.runs()][:2]
+    assert [r["id"] for r in store.runs(limit=2, offset=2)] == [r["id"] for r in store.runs()][2:4]
+    assert {r["id"] for r in store.runs(search="sgd-beta")} == {ids[0], ids[2]}
+    assert store.count_runs() == 4 and store.count_runs(status="done") == 3 and store.count_runs(search="adam") == 1
+    store.add_result(ids[3], "attribution", {"x": 1})
+    assert store.with_results("attribution") == {ids[3]}
+
+
+def test_status_filter_in_sql_still_reads_dead_owners(store):
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    dead = store.create_run(_cfg(), status="running", pid=p.pid)
+    live = store.create_run(_cfg(), status="running")
+    assert [r["id"] for r in store.runs(status="running")] == [live]        # the dead one is not running
+    assert [r["id"] for r in store.runs(status="interrupted")] == [dead]    # it reads interrupted
+    assert {r["id"] for r in store.runs(status=("queued", "running"))} == {live}
+
+
+def test_writer_sends_the_first_step_at_once_then_batches(store):
+    from beta_core.store import MetricWriter
+    rid = store.create_run(_cfg(), status="running")
+    w = MetricWriter(store, rid, interval=3600)
+    rec = {"kind": "step", "epoch": 0, "lr": 0.1, "momentum": 0.9, "zeta": 0.2, "eff_lr": 1.0, "loss": 2.0,
+           "acc": 0.1, "time": 0.0}
+    w.add({**rec, "step": 0})
+    assert store.step_counts(rid)[rid] == 1  # a live chart shows the first point without waiting
+    w.add({**rec, "step": 1})
+    w.add({**rec, "step": 2})
+    assert store.step_counts(rid)[rid] == 1  # then one transaction per interval
+    w.flush()
+    assert store.step_counts(rid)[rid] == 3

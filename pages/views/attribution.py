@@ -8,7 +8,16 @@ from beta_core.attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, S
 from beta_core.jobs import latest_localisation
 from beta_core.localise import QUICK_SEVERITIES
 from beta_core.records import ACTIVE, train_config_of
-from pages.views.common import get_manager, get_store, heatmap, job_status, pick_run, report_button, show_error
+from pages.views.common import (
+    get_manager,
+    get_store,
+    heatmap,
+    job_status,
+    pick_run,
+    recent_runs,
+    report_button,
+    show_error,
+)
 
 
 def score_label(s: str) -> str:
@@ -165,9 +174,10 @@ def benchmark(store, runs: list[dict]) -> None:
 
 st.title("Per-layer attribution on misclassified images")
 store = get_store()
-runs = store.runs(kind=("train", "surgery"), status="done")
+attributed = store.with_results("attribution")
 # Runs that already have an attribution come first, so the page opens on results.
-runs.sort(key=lambda r: not store.results(r["id"], "attribution"))
+runs = sorted(recent_runs(store, "attr-runs", ("train", "surgery"), "done", keep=sorted(attributed, reverse=True)[:50]),
+              key=lambda r: r["id"] not in attributed)
 opts = inputs()
 shown = []
 for n, col in enumerate(st.columns(2 if st.checkbox("Two runs side by side (e.g. SGD vs Adam)",

@@ -194,10 +194,33 @@ def pick_run(label: str, runs: list[dict], key: str, index: int = 0) -> dict | N
     return next(r for r in runs if r["id"] == chosen)
 
 
+RECENT = 200  # runs a selector lists: the newest, or what a search finds (a store of sweeps holds thousands)
+
+
+def recent_runs(store: Store, key: str, kind, status=None, keep=()) -> list[dict]:
+    """The newest RECENT runs of ``kind`` (and ``status``), read in SQL; with more in the store,
+    a search box narrows them (part of an id, method, model or label). Runs in ``keep`` (ids:
+    the selection, results worth opening on) are added when not among them."""
+    total = store.count_runs(kind, status)
+    search = None
+    if total > RECENT:
+        search = st.text_input(f"Find runs ({total:,} in the store; the newest {RECENT} are listed)",
+                               key=f"{key}-search", placeholder="part of an id, method, model or label") or None
+    runs = store.runs(kind=kind, status=status, limit=RECENT, search=search)
+    have = {r["id"] for r in runs}
+    for i in keep:
+        if i not in have:
+            try:
+                runs.append(store.get_run(i))
+            except StoreError:  # deleted since: nothing to add
+                pass
+    return runs
+
+
 def measured_sharpness(store: Store, limit: int = 20) -> dict[str, float]:
     """``{"run · epoch k": lam_max}`` for the latest epochs with a measured sharpness (newest runs first)."""
     out = {}
-    for r in store.runs(kind="train", status="done")[:limit]:
+    for r in store.runs(kind="train", status="done", limit=limit):
         ep = store.epochs(r["id"])
         for _, e in ep.iloc[::-1].iterrows():
             lam = e["extra"].get("lam_max")

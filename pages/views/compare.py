@@ -17,6 +17,7 @@ from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_cu
 from beta_core.verdicts import analyse_runs, run_arms
 from pages.views.common import (
     PALETTE,
+    RECENT,
     data_dir,
     data_source_label,
     get_manager,
@@ -25,6 +26,7 @@ from pages.views.common import (
     line_style,
     model_picker,
     plain,
+    recent_runs,
     report_button,
     resume_sweep,
     run_name,
@@ -94,7 +96,7 @@ def plan_form() -> tuple[SweepPlan | None, bool]:
 
 def launch(plan: SweepPlan, confirm: bool) -> None:
     """Size and duration first; a sweep over CONFIRM_ABOVE runs waits for the box."""
-    secs = estimate_seconds(plan, get_store().runs(kind="train", status="done"))
+    secs = estimate_seconds(plan, get_store().runs(kind="train", status="done", limit=500))
     size = f"{plan.n_cells()} runs" + (f", about {secs / 60:.0f} minutes one at a time (from earlier runs of "
                                        "this model here)" if secs else "")
     if plan.n_cells() > CONFIRM_ABOVE and not confirm:
@@ -212,7 +214,7 @@ def any_runs_verdict(store) -> None:
     st.subheader("Verdict over any runs")
     st.caption("Finished training runs and runs logged from your own loop (`beta_core.track`), grouped into arms "
                "and paired by seed, with the statistics of a sweep. CLI: `beta-core verdict`.")
-    runs = store.runs(kind=("train", "external"), status=("done", "diverged"))
+    runs = recent_runs(store, "any-runs", ("train", "external"), ("done", "diverged"))
     if len(runs) < 2:
         st.info("At least two finished runs are needed: launch some on Train, or log your own loop.")
         return
@@ -239,7 +241,9 @@ def any_runs_verdict(store) -> None:
 
 
 store = get_store()
-sweeps = store.runs(kind="sweep")
+sweeps = store.runs(kind="sweep", limit=RECENT)
+if st.session_state.get("sweep") and st.session_state["sweep"] not in {s["id"] for s in sweeps}:
+    sweeps.insert(0, store.get_run(st.session_state["sweep"]))
 ids = [s["id"] for s in sweeps]
 status_of = {s["id"]: s["status"] for s in sweeps}
 sid = None

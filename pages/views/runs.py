@@ -1,5 +1,6 @@
 """Runs: everything in the store; overlay, compare configs, delete, export, move between stores."""
 import io
+import math
 import tempfile
 import zipfile
 from pathlib import Path
@@ -8,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from beta_core import bundles, reports
-from beta_core.records import ACTIVE
+from beta_core.records import ACTIVE, STATUSES
 from beta_core.store import StoreError
 from pages.views.common import (
     get_manager,
@@ -48,16 +49,34 @@ def unpack_form(store) -> None:
         st.success(f"{len(info['added'])} runs added, {len(info['skipped'])} already here.")
 
 
+PAGE = 100  # rows of the table: filtered and paged in SQL, so 10,000 runs cost what 100 do
+
+
+def table_page(store) -> pd.DataFrame:
+    """One page of the run table, newest first, with its filters."""
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 1])
+    kinds = c1.multiselect("Kind", ["train", "external", "surgery", "sweep", "attribution", "localise"], key="rk")
+    statuses = c2.multiselect("Status", list(STATUSES), key="rs")
+    search = c3.text_input("Search", placeholder="part of an id, method, model or label", key="rq") or None
+    total = store.count_runs(tuple(kinds) or None, tuple(statuses) or None, search)
+    pages = max(1, math.ceil(total / PAGE))
+    page = int(c4.number_input("Page", min_value=1, max_value=pages, value=1, key="rp"))
+    runs = store.runs(kind=tuple(kinds) or None, status=tuple(statuses) or None, search=search, limit=PAGE,
+                      offset=(page - 1) * PAGE)
+    st.caption(f"{total:,} runs" + (f"; page {page} of {pages}, {PAGE} per page, newest first" if pages > 1 else ""))
+    return reports.run_table(store, runs)
+
+
 st.title("Runs")
 store = get_store()
-df = reports.run_table(store)
-if df.empty:
+if store.count_runs() == 0:
     st.info("No runs yet. Launch some on Train, or unpack a bundle from another store.")
     unpack_form(store)
     st.stop()
+df = table_page(store)
 show = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "seed", "best_test_acc",
         "time to accuracy", "wall_seconds", "parent", "error"]
-st.dataframe(df[show], hide_index=True, width="stretch")
+st.dataframe(df[show] if len(df) else pd.DataFrame(columns=show), hide_index=True, width="stretch")
 method_of = dict(zip(df["id"], df["method"]))
 ids = st.multiselect("Select runs", df["id"].tolist(), format_func=lambda i: f"{i} ({method_of[i]})")
 if ids:
@@ -106,8 +125,11 @@ if ids:
                      "cancel them first.")
         else:
             for i in ids:
-                if i in {r["id"] for r in store.runs()}:  # a sweep took its members with it
+                try:
                     store.delete(i)
+                except StoreError as e:
+                    if "Unknown run" not in str(e):  # a sweep took its members with it: not an error
+                        show_error(e, "Cannot delete: ")
             st.rerun()
     if active and c2.button("Cancel active"):
         for i in active:

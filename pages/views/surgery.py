@@ -6,12 +6,14 @@ from beta_core import reports
 from beta_core.records import ACTIVE
 from beta_core.surgery import SurgeryConfig, surgery_run_config
 from pages.views.common import (
+    RECENT,
     get_manager,
     get_store,
     heatmap,
     job_status,
     launch_errors,
     pick_run,
+    recent_runs,
     run_name,
     show_error,
 )
@@ -59,9 +61,10 @@ def results(job: dict, run: dict) -> None:
 
 st.title("Layer surgery")
 store = get_store()
-repaired = {j["parent"] for j in store.runs(kind="surgery")}
+repaired = {j["parent"] for j in store.runs(kind="surgery", limit=RECENT)}
 # Runs that already have a surgery come first, so the page opens on a result.
-runs = sorted(store.runs(kind="train", status="done"), key=lambda r: r["id"] not in repaired)
+runs = sorted(recent_runs(store, "surgery-runs", "train", "done", keep=sorted(repaired, reverse=True)[:50]),
+              key=lambda r: r["id"] not in repaired)
 run = pick_run("Model to repair", runs, key="surgery-run")
 if run is None:
     st.stop()

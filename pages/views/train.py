@@ -21,6 +21,7 @@ from pages.views.common import (
     model_picker,
     panel_figure,
     plain,
+    recent_runs,
     report_button,
     run_colors,
     run_name,
@@ -81,7 +82,8 @@ if stale:
             show_error(e, "Cannot requeue: ")
 
 # ------------------------------------------------------------------ which runs to show
-runs = store.runs(kind=("train", "external"))  # external: logged from your own loop (beta_core.track)
+# external: logged from your own loop (beta_core.track); the newest runs, or a search, and the selection
+runs = recent_runs(store, "train-runs", ("train", "external"), keep=st.session_state.get("selected", []))
 if not runs:
     st.info("No runs yet. Press **Launch** to compare the preset's methods.")
     st.stop()
