@@ -124,9 +124,26 @@ def status_lines(runs: dict, names: dict, counts: dict) -> None:
             st.caption(f"{names[i]}: trained on **synthetic** data")
 
 
-def charts(store, ids: list[str], names: dict, colors: dict) -> None:
-    steps, epochs = store.steps(*ids), store.epochs(*ids)
-    frames = {i: steps[steps["run_id"] == i] for i in ids}
+def step_frames(store, runs: dict) -> dict[str, pd.DataFrame]:
+    """Each run's step records, read incrementally: a refresh reads only the steps recorded
+    since the last one (``since=``), and a finished run's records are kept as they are."""
+    cache = st.session_state.setdefault("step-cache", {})
+    out = {}
+    for i, r in runs.items():
+        have = cache.get(i)
+        if have is None or len(have) == 0:
+            have = store.steps(i)
+        elif r["status"] in ACTIVE or not have.attrs.get("final"):
+            new = store.steps(i, since=int(have["step"].iloc[-1]) + 1)
+            have = pd.concat([have, new], ignore_index=True) if len(new) else have
+        have.attrs["final"] = r["status"] not in ACTIVE  # finished runs never change
+        cache[i] = out[i] = have
+    return out
+
+
+def charts(store, runs: dict, names: dict, colors: dict) -> None:
+    ids = list(runs)
+    frames, epochs = step_frames(store, runs), store.epochs(*ids)
     eframes = {i: epochs[epochs["run_id"] == i].assign(epoch=lambda d: d["epoch"] + 1) for i in ids}
     x = "epoch" if x_axis == "epoch" else x_axis
     sx = "step" if x_axis == "epoch" else x_axis  # step records have fractional epochs only via step
@@ -174,7 +191,7 @@ def live(ids: list[str]) -> None:
     runs = {i: store.get_run(i) for i in ids}
     names = {i: run_name(r) for i, r in runs.items()}
     status_lines(runs, names, store.step_counts(*ids))
-    charts(store, ids, names, run_colors(ids))
+    charts(store, runs, names, run_colors(ids))
     time_to_accuracy(runs, names)
     if any_active and all(r["status"] not in ACTIVE for r in runs.values()):
         st.rerun()  # everything finished: a full rerun stops the polling
