@@ -32,7 +32,19 @@ PAGES = ["theory", "schedules", "train", "compare", "attribution", "surgery", "r
 METHODS = ("sgd-constant", "sgd-beta", "sgd-hybrid")
 
 
-def fill(runs_dir: Path, n: int) -> float:
+def real_attribution(tmp: Path) -> str:
+    """One attribution result as the pipeline stores it (a tiny run, attributed), as JSON."""
+    from beta_core.attribution import AttributionConfig
+    from beta_core.jobs import attribute_run, execute_run
+    store = Store(tmp / "seed-runs")
+    cfg = resolve_config("sgd-beta", dataset="synthetic", synthetic_train=400, synthetic_test=200, width=4, epochs=1,
+                         batch_size=50, device="cpu")
+    rid = store.create_run(cfg.to_dict())
+    execute_run(store, rid, str(tmp / "data"))
+    return json.dumps(attribute_run(store, rid, AttributionConfig(probe_steps=2), str(tmp / "data")))
+
+
+def fill(runs_dir: Path, n: int, attribution: str) -> float:
     """``n`` finished runs written straight into the store's tables (the shape the engine
     writes); returns the seconds it took."""
     t0 = time.perf_counter()
@@ -66,8 +78,7 @@ def fill(runs_dir: Path, n: int) -> float:
         epochs += [(rid, e, 50 * (e + 1), 1.0, 0.5, 1.0, acc[e], "underdamped", 0.16, 0.1, 0.9, 6.0 * (e + 1),
                     1.0, acc[e], "{}") for e in range(8)]
         if i % 100 == 7:
-            results.append((rid, "attribution", now + i, json.dumps({"groups": ["conv1", "fc"], "flagged": ["fc"],
-                                                                     "scores": {"conv1": 0.1, "fc": 0.9}})))
+            results.append((rid, "attribution", now + i, attribution))
         if len(steps) > 200_000:
             _flush(db, rows, steps, epochs, results)
             rows, steps, epochs, results = [], [], [], []
@@ -116,10 +127,11 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="store-scale-"))
     results = {}
+    attribution = real_attribution(base)
     for n in sizes:
         runs_dir = base / f"runs-{n}"
         if not (runs_dir / "runs.db").exists():
-            secs = fill(runs_dir, n)
+            secs = fill(runs_dir, n, attribution)
             mb = (runs_dir / "runs.db").stat().st_size / 1e6
             print(f"filled {n:,} runs in {secs:.0f} s ({mb:,.0f} MB)", flush=True)
         results[n] = render(runs_dir, base / "data")

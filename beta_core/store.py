@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS epochs (run_id TEXT,
 CREATE TABLE IF NOT EXISTS results (run_id TEXT, kind TEXT, created REAL, data TEXT);
 CREATE INDEX IF NOT EXISTS results_run ON results (run_id, kind);
 CREATE INDEX IF NOT EXISTS results_kind ON results (kind);
-CREATE INDEX IF NOT EXISTS runs_kind ON runs (kind, created);
+CREATE INDEX IF NOT EXISTS runs_kind_created ON runs (kind, created, id);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created, id);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent);
 CREATE INDEX IF NOT EXISTS runs_group ON runs (group_id);
@@ -268,12 +269,18 @@ class Store:
         dead run (a page can then hold fewer than ``limit``).
         """
         where, args = self._where(kind, status, parent, group_id, search)
-        q = f"SELECT * FROM runs{where} ORDER BY created DESC, id DESC"
-        if limit is not None:
-            q += " LIMIT ? OFFSET ?"
-            args += [int(limit), int(offset)]
+        order = " ORDER BY created DESC, id DESC"
         with self._db() as db:
-            rows = [self._reap(db, r) for r in db.execute(q, args)]
+            if limit is None:
+                rows = [self._reap(db, r) for r in db.execute(f"SELECT * FROM runs{where}{order}", args)]
+            else:
+                # The page's ids first, from the (kind, created, id) index alone; then only their
+                # rows (config and summary JSON are most of a row's bytes).
+                ids = [r[0] for r in db.execute(f"SELECT id FROM runs{where}{order} LIMIT ? OFFSET ?",
+                                                [*args, int(limit), int(offset)])]
+                got = {r["id"]: r for r in db.execute(f"SELECT * FROM runs WHERE id IN ({', '.join('?' * len(ids))})",
+                                                      ids)} if ids else {}
+                rows = [self._reap(db, got[i]) for i in ids if i in got]
         if status is not None:
             wanted = (status,) if isinstance(status, str) else tuple(status)
             rows = [r for r in rows if r["status"] in wanted]
@@ -571,9 +578,10 @@ class Store:
 
     def never_started(self) -> list[dict]:
         """Interrupted runs with no step recorded: queued when their owner (e.g. the app) stopped."""
-        with self._db() as db:
-            started = {r[0] for r in db.execute("SELECT DISTINCT run_id FROM steps")}
-        return [r for r in self.runs(status="interrupted") if r["id"] not in started]
+        interrupted = self.runs(status="interrupted")
+        with self._db() as db:  # one indexed lookup per interrupted run, not a scan of every step
+            return [r for r in interrupted
+                    if db.execute("SELECT 1 FROM steps WHERE run_id = ? LIMIT 1", (r["id"],)).fetchone() is None]
 
 
 class MetricWriter:
