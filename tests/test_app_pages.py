@@ -263,7 +263,7 @@ def test_external_runs_show_on_train_and_get_a_verdict_on_compare(monkeypatch, t
 def test_runs_page_diffs_two_runs_and_prepares_a_report_and_a_bundle(monkeypatch, populated):
     root, ids, _ = populated
     at = _app(monkeypatch, root, "runs")
-    at.multiselect[0].set_value(ids[:2]).run()
+    next(m for m in at.multiselect if m.label == "Select runs").set_value(ids[:2]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("config field" in m.value and "differ" in m.value for m in at.markdown)  # sgd-beta vs adam
     at.button(key="report-runs-make").click().run()
