@@ -314,7 +314,8 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
     Precedence, lowest first: the method's fixed fields, the preset, ``overrides`` (all
     methods), ``sgd_overrides`` (SGD methods only), the seed. The preset's LR is written for
     SGD, so Adam methods keep their own; its width(s) are written for its model, so another
-    model keeps its own.
+    model keeps its own; and a method's optimizer, momentum rule and LR schedule are the method
+    (a preset's cosine schedule does not turn sgd-onecycle into cosine with one-cycle momentum).
     """
     if not methods:
         raise ValueError("Invalid methods: none given (expected at least one of " + ", ".join(METHODS) + ")")
@@ -331,6 +332,9 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
                 fixed.pop("width", None), fixed.pop("widths", None)  # the preset's widths are its own model's
             if is_adam(m):
                 fixed.pop("lr", None)
+            for name in ("optimizer", "momentum_rule", "lr_schedule"):  # what makes the method what it is:
+                if name in METHODS[m]:  # sgd-onecycle under a cosine preset is still one-cycle
+                    fixed.pop(name, None)
             over = {**fixed, **(overrides or {}), **({} if is_adam(m) else (sgd_overrides or {})), "seed": seed}
             cfg = resolve_config(m, **over)
             if cfg.dataset == "synthetic" and cfg.data_path:

@@ -315,3 +315,38 @@ def test_pages_over_a_store_of_2000_runs_list_the_newest_and_search(monkeypatch,
     at.text_input(key="train-runs-search").set_value("000007").run()
     shown = next(m for m in at.multiselect if m.label == "Runs shown")
     assert len(shown.options) == 1 and not at.exception
+
+
+def test_delete_asks_for_confirmation(monkeypatch, tmp_path):
+    store = Store(tmp_path / "runs")
+    rid = store.create_run(tiny_config().to_dict())
+    store.finish(rid, "done")
+    at = _app(monkeypatch, tmp_path, "runs")
+    next(m for m in at.multiselect if m.label == "Select runs").set_value([rid]).run()
+    next(b for b in at.button if b.label == "Delete selected").click().run()
+    assert store.get_run(rid)["id"] == rid  # nothing deleted yet
+    assert any("cannot be undone" in w.value for w in at.warning)
+    at.button(key="delete-yes").click().run()
+    assert store.runs() == []
+
+
+def test_advanced_train_fields_reach_the_configs_only_when_changed(monkeypatch, tmp_path):
+    at = _app(monkeypatch, tmp_path, "train")
+    submitted = []
+    monkeypatch.setattr("pages.views.common.JobManager.submit", lambda self, cfg, **kw: submitted.append(cfg) or "x")
+    next(n for n in at.number_input if n.label == "Batch size").set_value(64)
+    next(m for m in at.multiselect if m.label == "Methods").set_value(["sgd-constant", "sgd-onecycle"])
+    next(t for t in at.text_input if t.label.startswith("Data path")).set_value("")
+    next(s for s in at.selectbox if s.label == "Dataset").set_value("synthetic")
+    next(b for b in at.button if b.label == "Launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [c["batch_size"] for c in submitted] == [64, 64]
+    assert [c["lr_schedule"] for c in submitted] == ["cosine", "onecycle"]  # onecycle keeps its own
+
+
+def test_attribution_run_b_opens_on_the_other_optimizer_family(monkeypatch, populated):
+    at = _app(monkeypatch, populated[0], "attribution")
+    a, b = (next(s for s in at.selectbox if s.label == f"Run {x}") for x in "AB")
+    store = Store(populated[0] / "runs")
+    fam = lambda rid: store.get_run(rid)["config"]["optimizer"]  # noqa: E731
+    assert fam(a.value) != fam(b.value)

@@ -56,3 +56,16 @@ def test_config_checks_types():
     with pytest.raises(ValueError, match="Invalid label_smoothing: nan"):
         resolve_config("sgd-beta", label_smoothing=float("nan"))
     assert TrainConfig.from_dict(resolve_config("sgd-beta").to_dict()) == resolve_config("sgd-beta")
+
+
+def test_a_presets_schedule_does_not_replace_a_methods_own():
+    # Found while adding the Train form's Advanced fields: under every preset with a cosine
+    # schedule (quick-cpu, paper, sweeps), sgd-onecycle trained cosine LR with one-cycle momentum.
+    from beta_core.config import plan_runs
+    for preset in ("quick-cpu", "paper", "fast"):
+        (cfg,) = plan_runs(["sgd-onecycle"], [0], preset)
+        assert cfg.lr_schedule == "onecycle" and cfg.momentum_rule == "onecycle"
+    (cfg,) = plan_runs(["sgd-onecycle"], [0], "quick-cpu", {"lr_schedule": "linear"})
+    assert cfg.lr_schedule == "linear"  # asked for explicitly: the user's choice wins
+    (cfg,) = plan_runs(["sgd-constant"], [0], "fast")
+    assert cfg.mu == 0.85 and cfg.lr_schedule == "linear"  # a preset still tunes what a method leaves open

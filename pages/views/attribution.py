@@ -180,10 +180,22 @@ runs = sorted(recent_runs(store, "attr-runs", ("train", "surgery"), "done", keep
               key=lambda r: r["id"] not in attributed)
 opts = inputs()
 shown = []
+
+
+def family(run: dict) -> str:
+    return "adam" if train_config_of(run).get("optimizer", "sgd").startswith("adam") else "sgd"
+
+
+shown_run = None  # Run A, once picked
 for n, col in enumerate(st.columns(2 if st.checkbox("Two runs side by side (e.g. SGD vs Adam)",
                                                     value=len(runs) > 1) else 1)):
     with col:
-        run = pick_run(f"Run {'AB'[n]}", runs, key=f"attr-run-{n}", index=n)
+        # Run B opens on the other optimizer family than A (SGD vs Adam: the paper's comparison;
+        # two runs of one family mostly flag the same groups), else on the next run.
+        index = n if n == 0 else next((i for i, r in enumerate(runs) if family(r) != family(shown_run)),
+                                      min(1, len(runs) - 1))
+        run = pick_run(f"Run {'AB'[n]}", runs, key=f"attr-run-{n}", index=index)
+        shown_run = run
         if run is None:
             st.stop()
         r = column(store, n, run, opts)

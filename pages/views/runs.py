@@ -124,6 +124,17 @@ if ids:
             st.error(f"Refused: {len(active)} selected run(s) are still {runs[active[0]]['status']}; "
                      "cancel them first.")
         else:
+            st.session_state["confirm-delete"] = tuple(ids)
+    if st.session_state.get("confirm-delete") == tuple(ids) and not active:
+        members = sum(len(store.runs(parent=i)) for i in ids if runs[i]["kind"] == "sweep")
+        st.warning(f"Delete {len(ids)} run(s)" + (f" and {members} sweep member run(s)" if members else "")
+                   + " with their records and checkpoints? This cannot be undone (a bundle keeps a copy).")
+        y, n = st.columns(2)
+        if n.button("Keep them", key="delete-no"):
+            st.session_state.pop("confirm-delete")
+            st.rerun()
+        if y.button("Yes, delete", type="primary", key="delete-yes"):
+            st.session_state.pop("confirm-delete")
             for i in ids:
                 try:
                     store.delete(i)

@@ -9,7 +9,7 @@ import streamlit as st
 from beta_core.config import METHODS, TrainConfig, check_data, parse_seeds, plan_runs
 from beta_core.data import SOURCES
 from beta_core.env import settings
-from beta_core.presets import PRESETS, preset_methods
+from beta_core.presets import PRESETS, preset_config, preset_methods
 from beta_core.records import ACTIVE, format_hit
 from beta_core.store import StoreError
 from pages.views.common import (
@@ -48,6 +48,17 @@ with st.form("launch"):
                              value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
     lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0,
                          value=float(PRESETS[preset]["config"].get("lr", 0.1)), format="%.4f")
+    with st.expander("Advanced: momentum, batch size, LR schedule"):
+        preset_cfg = {**TrainConfig().to_dict(), **preset_config(preset)}
+        a1, a2, a3 = st.columns(3)
+        mu = a1.number_input("Momentum μ (constant; hybrid after its switch)", min_value=0.0, max_value=0.999,
+                             value=float(preset_cfg["mu"]), format="%.3f",
+                             help="the beta rule sets μ itself: μ = 1 − 2√lr")
+        batch = a2.number_input("Batch size", min_value=1, max_value=65536, value=int(preset_cfg["batch_size"]))
+        schedules = ["cosine", "constant", "step", "linear"]
+        sched = a3.selectbox("LR schedule", schedules, index=schedules.index(preset_cfg["lr_schedule"])
+                             if preset_cfg["lr_schedule"] in schedules else 0,
+                             help="sgd-onecycle keeps its own one-cycle schedule")
     c10, c11 = st.columns(2)
     per_epoch = c10.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)")
     curvature = c11.checkbox("Measure curvature each epoch (top Hessian eigenvalue: real damping ratio)")
@@ -59,6 +70,11 @@ if launched:
         over = {"model": model, "resize": resize, "dataset": dataset, "epochs": int(epochs),
                 "train_subset": int(subset) or None, "data_path": data_path or None,
                 "attribution_every_epoch": per_epoch, "curvature_every_epoch": curvature}
+        # Advanced fields only when changed from the preset's: a method's own fixed values (onecycle's
+        # schedule, adam's beta1) are not overridden by a default nobody touched.
+        for name, value in (("mu", float(mu)), ("batch_size", int(batch)), ("lr_schedule", sched)):
+            if value != preset_cfg[name]:
+                over[name] = value
         configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
         check_data(configs, data_dir())  # a bad path is refused here, before any run exists
         jm = get_manager()
