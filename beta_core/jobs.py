@@ -37,6 +37,9 @@ from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
 
 BACKENDS = ("local", "ray")
+# A warm worker takes another job only after one that ended this way: a cancel (SIGTERM) ends the
+# worker after its run, and an interrupted run's worker is dying or dead.
+REUSED = ("done", "failed", "diverged")
 GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
 
 __all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "external_config",
@@ -355,14 +358,22 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
 
 
 class JobManager:
-    """Starts queued jobs, at most ``max_parallel`` worker processes at a time (backend
-    ``local``), or, with backend ``ray``, training runs as Ray tasks placed by Ray (other job
-    kinds still run as local workers). Connecting to Ray happens here, before any run exists:
-    an unreachable cluster is one error."""
+    """Starts queued jobs on at most ``max_parallel`` warm worker processes (backend ``local``),
+    or, with backend ``ray``, training runs as Ray tasks placed by Ray (other job kinds still run
+    on local workers). Connecting to Ray happens here, before any run exists: an unreachable
+    cluster is one error.
+
+    Warm workers: a worker imports torch once and keeps the datasets it decoded in memory; it
+    reads run ids from its stdin, one run at a time, and ends at end of input (this manager
+    gone) or when the manager closes it after ``idle_seconds`` without work. ``procs`` maps a
+    running job to its worker. Crash isolation is the process: a run that kills its worker
+    (segfault, OOM, ``os._exit``) reads ``interrupted`` (its owner is dead), the worker is
+    replaced, and the next run starts on a fresh one. Cancel stops the run through the store
+    flag and SIGTERM; the worker then ends (and is replaced when there is more to run)."""
 
     def __init__(self, runs_dir: str | os.PathLike, data_dir: str = "data", max_parallel: int = 1,
                  poll: float = 0.5, backend: str = "local", ray_address: str | None = None,
-                 ray_threads: int | None = None) -> None:
+                 ray_threads: int | None = None, idle_seconds: float = 60.0) -> None:
         if not isinstance(max_parallel, int) or max_parallel < 1:
             raise ValueError(f"Invalid max_parallel: {max_parallel!r} (expected an integer >= 1)")
         if backend not in BACKENDS:
@@ -370,7 +381,9 @@ class JobManager:
         self.store = Store(runs_dir)
         self.runs_dir, self.data_dir = str(Path(runs_dir).resolve()), data_dir
         self.max_parallel, self.poll = max_parallel, poll
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, subprocess.Popen] = {}     # running job -> its worker
+        self.idle: list[tuple[subprocess.Popen, float]] = []  # warm workers without a job, since when
+        self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.ray = RayRunner(self.store, data_dir, ray_address, ray_threads) if backend == "ray" else None
@@ -398,7 +411,7 @@ class JobManager:
         while True:
             time.sleep(self.poll)
             try:
-                if not self.pump() and not self.procs and not (self.ray and self.ray.refs):
+                if not self.pump() and not self.procs and not self.idle and not (self.ray and self.ray.refs):
                     return  # nothing queued, nothing running: the thread ends, submit restarts it
             except Exception:  # noqa: BLE001 - a transient DB error must not kill the pump
                 continue
@@ -412,13 +425,40 @@ class JobManager:
             self.store.reap()
             if self.ray is not None:
                 self.ray.pump()
+            now = time.monotonic()
             for rid, p in list(self.procs.items()):
-                if p.poll() is not None:
+                if p.poll() is not None:  # the worker ended (cancelled, crashed, killed): the store says how
                     del self.procs[rid]
+                elif (status := self.store.get_run(rid)["status"]) not in ACTIVE:
+                    del self.procs[rid]
+                    if status in REUSED:  # its job finished: the worker waits for the next
+                        self.idle.append((p, now))
+                    else:  # cancelled or interrupted: that worker is ending or gone; never hand it more
+                        self._close(p)
+            self.idle = [(p, t) for p, t in self.idle if p.poll() is None]
+            for p, t in [(p, t) for p, t in self.idle if now - t > self.idle_seconds]:
+                self.idle.remove((p, t))
+                self._close(p)
             queued = [r for r in reversed(self.store.runs(status="queued")) if r["pid"] == os.getpid()]
             while queued and len(self.procs) < self.max_parallel and self._gpu_has_room():
                 self._start(queued.pop(0)["id"])
             return len(queued)
+
+    @staticmethod
+    def _close(p: subprocess.Popen) -> None:
+        """End an idle worker: end of input, and it exits (reaped by a thread, not waited on here)."""
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+        threading.Thread(target=p.wait, daemon=True).start()
+
+    def close(self) -> None:
+        """End the idle workers now (running jobs finish first; their workers end with this process)."""
+        with self._lock:
+            for p, _ in self.idle:
+                self._close(p)
+            self.idle = []
 
     def _gpu_has_room(self) -> bool:
         """Several runs share a GPU (BETA_MAX_JOBS), but another starts only while the GPU has
@@ -428,16 +468,29 @@ class JobManager:
         free, _ = torch.cuda.mem_get_info()
         return free >= GPU_FREE_BYTES
 
-    def _start(self, run_id: str) -> None:
+    def _spawn(self) -> subprocess.Popen:
         env = {**os.environ, "BETA_THREADS": str(self._threads_per_worker()), "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "beta_core", "--runs-dir", self.runs_dir, "--data-dir", self.data_dir,
-               "worker", run_id]
-        log = open(Path(self.runs_dir) / run_id / "worker.log", "ab")
-        self.procs[run_id] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                              stdin=subprocess.DEVNULL)
+               "worker", "--serve"]
+        log = open(Path(self.runs_dir) / "workers.log", "ab")
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.PIPE)
         log.close()
-        # Hand ownership to the worker now, so the run is never orphaned between spawn and claim.
-        self.store.set_owner(run_id, self.procs[run_id].pid)
+        return p
+
+    def _start(self, run_id: str) -> None:
+        """Hand ``run_id`` to a warm idle worker, or to a new one."""
+        p = self.idle.pop(0)[0] if self.idle else self._spawn()
+        # Ownership goes to the worker first, so the run is never orphaned between hand-over and claim.
+        self.store.set_owner(run_id, p.pid)
+        try:
+            p.stdin.write(f"{run_id}\n".encode())
+            p.stdin.flush()
+        except OSError:  # the idle worker ended since the last look: a fresh one takes the run
+            p = self._spawn()
+            self.store.set_owner(run_id, p.pid)
+            p.stdin.write(f"{run_id}\n".encode())
+            p.stdin.flush()
+        self.procs[run_id] = p
 
     def cancel(self, run_id: str) -> None:
         """Ask a job to stop: the store flag (any process sees it) plus SIGTERM to our worker."""

@@ -1,12 +1,15 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from helpers import tiny_config
 
 from beta_core.jobs import JobManager, execute_run
 from beta_core.store import Store
+
+FACTORIES = Path(__file__).resolve().parent / "data" / "user_models.py"
 
 
 def test_execute_run_writes_everything(store, tmp_path):
@@ -111,3 +114,43 @@ def test_another_gpu_run_waits_for_free_memory(tmp_path, monkeypatch):
     jm.procs = {}
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (0, 80 * 2 ** 30))
     assert jm._gpu_has_room()  # the first run always starts
+
+
+def test_warm_worker_takes_runs_one_after_another(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=0.2)
+    ids = [jm.submit(tiny_config(seed=s).to_dict()) for s in (0, 1)]
+    runs = jm.wait(ids, timeout=180)
+    assert [r["status"] for r in runs] == ["done", "done"]
+    pids = [line.split(":")[0] for line in (tmp_path / "runs" / "workers.log").read_text().splitlines()
+            if line.startswith("worker ")]
+    assert len(pids) == 2 and pids[0] == pids[1]  # one process trained both
+    jm.close()
+
+
+def test_a_run_that_kills_its_worker_is_interrupted_and_the_next_runs(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=0.2)
+    crash = jm.submit(tiny_config(model=f"{FACTORIES}:exits", width=None).to_dict())  # os._exit while building the model
+    after = jm.submit(tiny_config(seed=1).to_dict())
+    runs = jm.wait([crash, after], timeout=180)
+    assert [r["status"] for r in runs] == ["interrupted", "done"], [r["error"] for r in runs]
+    jm.close()
+
+
+def test_cancel_on_a_warm_worker_then_the_next_run(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=0.2)
+    first = jm.submit(tiny_config(seed=0).to_dict())
+    assert jm.wait([first], timeout=180)[0]["status"] == "done"
+    long = jm.submit(tiny_config(epochs=200, synthetic_train=2000).to_dict())
+    assert _wait_for(lambda: len(jm.store.steps(long)) > 0)
+    jm.cancel(long)
+    assert jm.wait([long], timeout=60)[0]["status"] == "cancelled"
+    nxt = jm.submit(tiny_config(seed=2).to_dict())
+    assert jm.wait([nxt], timeout=180)[0]["status"] == "done"
+    jm.close()
+
+
+def test_idle_workers_end_after_the_timeout(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=0.2, idle_seconds=0.5)
+    rid = jm.submit(tiny_config().to_dict())
+    assert jm.wait([rid], timeout=180)[0]["status"] == "done"
+    assert _wait_for(lambda: (jm.pump(), not jm.idle and not jm.procs)[1])

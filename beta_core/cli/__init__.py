@@ -37,6 +37,7 @@ from ..config import (
     parse_seeds,
     plan_runs,
 )
+from ..data import load_splits
 from ..env import EnvError, check_ray_address, settings
 from ..figures import FigureExportError, save_figure
 from ..jobs import BACKENDS, JobManager, sweep_members
@@ -172,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--resize", type=int, help="input side it sees (default: 32, as stored)")
 
     p = sub.add_parser("worker", help=argparse.SUPPRESS)
-    p.add_argument("run_id")
+    p.add_argument("run_id", nargs="?")
+    p.add_argument("--serve", action="store_true", help="take run ids from stdin, one after another (warm)")
 
     diagnostics.add_parsers(sub)
     verdict.add_parser(sub)
@@ -358,8 +360,28 @@ def cmd_worker(args, store: Store) -> int:
     threads = settings().threads
     if threads:
         torch.set_num_threads(threads)
-    run = execute(store, args.run_id, args.data_dir)
-    return 0 if run["status"] in ("done", "cancelled") else 1
+    if not args.serve:
+        run = execute(store, args.run_id, args.data_dir)
+        return 0 if run["status"] in ("done", "cancelled") else 1
+    # Warm: torch is imported once, recently used datasets stay decoded; one run at a time.
+    cache: dict = {}
+    for line in sys.stdin:
+        rid = line.strip()
+        if not rid:
+            continue
+        run = store.get_run(rid)
+        splits = None
+        if run["kind"] == "train":
+            dc = TrainConfig.from_dict(run["config"]).data_config()
+            if dc not in cache:
+                cache = {k: v for k, v in list(cache.items())[-1:]}  # the two most recent datasets
+                cache[dc] = load_splits(dc, args.data_dir)
+            splits = cache[dc]
+        print(f"worker {os.getpid()}: {rid}", flush=True)
+        execute(store, rid, args.data_dir, splits=splits)
+        if INTERRUPTS():  # cancelled by a signal: this worker ends, the manager starts another
+            return INTERRUPTS.exit_code
+    return 0
 
 
 # Commands that run jobs in this process: a signal cancels the job and stops the command.

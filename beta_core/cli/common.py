@@ -67,9 +67,10 @@ class Interrupts:
 INTERRUPTS = Interrupts()
 
 
-def execute(store: Store, run_id: str, data_dir: str, on_record=None) -> dict:
-    """Run a queued job in this process; a signal (see :class:`Interrupts`) cancels it."""
-    return execute_run(store, run_id, data_dir, on_record=on_record, should_stop=INTERRUPTS)
+def execute(store: Store, run_id: str, data_dir: str, on_record=None, splits=None) -> dict:
+    """Run a queued job in this process; a signal (see :class:`Interrupts`) cancels it.
+    ``splits``: data already loaded for it (a warm worker's)."""
+    return execute_run(store, run_id, data_dir, on_record=on_record, splits=splits, should_stop=INTERRUPTS)
 
 
 def print_summary(run: dict) -> None:

@@ -43,3 +43,9 @@ class TwoPart(nn.Module):
 
 def two_part(num_classes):
     return TwoPart(num_classes)
+
+
+def exits(num_classes):
+    """Ends the process that builds it, as a segfault or the OOM killer would (tests/test_jobs.py)."""
+    import os
+    os._exit(3)
