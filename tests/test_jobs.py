@@ -129,7 +129,7 @@ def test_warm_worker_takes_runs_one_after_another(tmp_path):
 
 def test_a_run_that_kills_its_worker_is_interrupted_and_the_next_runs(tmp_path):
     jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=0.2)
-    crash = jm.submit(tiny_config(model=f"{FACTORIES}:exits", width=None).to_dict())  # os._exit while building the model
+    crash = jm.submit(tiny_config(model=f"{FACTORIES}:exits", width=None).to_dict())  # os._exit building its model
     after = jm.submit(tiny_config(seed=1).to_dict())
     runs = jm.wait([crash, after], timeout=180)
     assert [r["status"] for r in runs] == ["interrupted", "done"], [r["error"] for r in runs]
