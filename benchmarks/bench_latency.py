@@ -39,7 +39,7 @@ def main() -> None:
     over = {"dataset": "synthetic", "synthetic_train": args.images + 1000, "epochs": args.epochs,
             "train_subset": args.images, "device": "cpu"}
     configs = plan_runs(preset_methods("quick-cpu"), [0], "quick-cpu", over)
-    jm = JobManager(tmp / "runs", str(tmp / "data"), max_parallel=1, poll=0.1)
+    jm = JobManager(tmp / "runs", str(tmp / "data"), max_parallel=1)  # the app's own settings
     warm = jm.submit(plan_runs(["sgd-beta"], [9], "quick-cpu", {**over, "epochs": 1})[0].to_dict())
     jm.wait([warm], timeout=600)  # the app is warm: a worker with torch imported and the data decoded
 
@@ -53,8 +53,7 @@ def main() -> None:
         for i in ids:
             if i not in finished and jm.store.get_run(i)["status"] not in ("queued", "running"):
                 finished[i] = time.perf_counter() - t0
-        jm.pump()
-        time.sleep(0.05)
+        time.sleep(0.05)  # the manager's own thread hands out the runs, as in the app
     wall = max(finished.values())
     assert all(jm.store.get_run(i)["status"] == "done" for i in ids)
     jm.close()
@@ -69,6 +68,10 @@ def main() -> None:
         compute.append(time.perf_counter() - s)
     ends = [finished[i] for i in ids]
     overheads = [ends[k] - ends[k - 1] - compute[k] for k in range(1, len(ids))]
+    # The same gap less the run's own recorded wall clock (training and evaluation in the worker):
+    # what the job system adds (hand-over, setup, writing), free of compute noise between processes.
+    own = [jm.store.get_run(i)["summary"]["wall_seconds"] for i in ids]
+    system = [ends[k] - ends[k - 1] - own[k] for k in range(1, len(ids))]
     print(f"three runs of quick-cpu ({args.epochs} epochs, {args.images} synthetic images), one worker, warm app")
     print(f"first step visible after Launch : {first:6.2f} s   target <= 2 s -> {'MET' if first <= 2 else 'NOT MET'}")
     print(f"Launch to all done (wall)       : {wall:6.2f} s")
@@ -77,6 +80,7 @@ def main() -> None:
           f"{'MET' if wall / sum(compute) <= 1.2 else 'NOT MET'}")
     print(f"overhead per run after the first: {', '.join(f'{o:.2f}' for o in overheads)} s   target <= 0.5 s -> "
           f"{'MET' if max(overheads) <= 0.5 else 'NOT MET'}")
+    print(f"  of which the job system (gap less the run's own wall clock): {', '.join(f'{o:.2f}' for o in system)} s")
 
 
 if __name__ == "__main__":

@@ -372,7 +372,7 @@ class JobManager:
     flag and SIGTERM; the worker then ends (and is replaced when there is more to run)."""
 
     def __init__(self, runs_dir: str | os.PathLike, data_dir: str = "data", max_parallel: int = 1,
-                 poll: float = 0.5, backend: str = "local", ray_address: str | None = None,
+                 poll: float = 0.2, backend: str = "local", ray_address: str | None = None,
                  ray_threads: int | None = None, idle_seconds: float = 60.0) -> None:
         if not isinstance(max_parallel, int) or max_parallel < 1:
             raise ValueError(f"Invalid max_parallel: {max_parallel!r} (expected an integer >= 1)")
