@@ -154,3 +154,15 @@ def test_idle_workers_end_after_the_timeout(tmp_path):
     rid = jm.submit(tiny_config().to_dict())
     assert jm.wait([rid], timeout=180)[0]["status"] == "done"
     assert _wait_for(lambda: (jm.pump(), not jm.idle and not jm.procs)[1])
+
+
+def test_a_bad_job_on_a_warm_worker_fails_and_the_worker_goes_on(tmp_path):
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=0.2)
+    bad = jm.submit({**tiny_config().to_dict(), "data_path": str(tmp_path / "nowhere"), "dataset": "folder"})
+    good = jm.submit(tiny_config(seed=1).to_dict())
+    runs = jm.wait([bad, good], timeout=180)
+    assert [r["status"] for r in runs] == ["failed", "done"] and "nowhere" in runs[0]["error"]
+    pids = {line.split(":")[0] for line in (tmp_path / "runs" / "workers.log").read_text().splitlines()
+            if line.startswith("worker ")}
+    assert len(pids) == 1  # the same worker took the next run
+    jm.close()

@@ -369,16 +369,22 @@ def cmd_worker(args, store: Store) -> int:
         rid = line.strip()
         if not rid:
             continue
-        run = store.get_run(rid)
         splits = None
-        if run["kind"] == "train":
-            dc = TrainConfig.from_dict(run["config"]).data_config()
-            if dc not in cache:
-                cache = {k: v for k, v in list(cache.items())[-1:]}  # the two most recent datasets
-                cache[dc] = load_splits(dc, args.data_dir)
-            splits = cache[dc]
+        try:
+            run = store.get_run(rid)
+            if run["kind"] == "train":
+                dc = TrainConfig.from_dict(run["config"]).data_config()
+                if dc not in cache:
+                    cache = {k: v for k, v in list(cache.items())[-1:]}  # the two most recent datasets
+                    cache[dc] = load_splits(dc, args.data_dir)
+                splits = cache[dc]
+        except (StoreError, ValueError, OSError):
+            pass  # the run itself says what is wrong: execute records it as failed, the worker goes on
         print(f"worker {os.getpid()}: {rid}", flush=True)
-        execute(store, rid, args.data_dir, splits=splits)
+        try:
+            execute(store, rid, args.data_dir, splits=splits)
+        except StoreError as e:  # a run deleted or taken meanwhile: nothing of it to record
+            print(f"worker {os.getpid()}: {rid}: {e}", flush=True)
         if INTERRUPTS():  # cancelled by a signal: this worker ends, the manager starts another
             return INTERRUPTS.exit_code
     return 0
