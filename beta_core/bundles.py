@@ -144,17 +144,8 @@ def unpack(store: Store, path: str | os.PathLike) -> dict:
                 ckpt = _read(z, infos[f"runs/{rid}/final.pt"], MAX_CHECKPOINT_BYTES, path)
                 _checked_weights(ckpt, f"runs/{rid}/final.pt", path)
             runs.append((data, ckpt))
-    for data, _ in runs:  # conflicts first, so a refused bundle writes nothing
-        rid = data["run"]["id"]
-        try:
-            have = store.export_run(rid)["run"]
-        except StoreError as e:
-            if "Unknown run" in str(e):
-                continue
-            raise
-        if any(have[k] != data["run"][k] for k in ("kind", "method", "config", "summary", "status", "parent")):
-            raise StoreError(f"Run {rid} is already in {str(store.dir)!r} with other contents (expected a new id, "
-                             "or the same run: unpack into another store, or delete that run first)")
+    for data, _ in runs:  # conflicts first (a StoreError), so a refused bundle writes nothing
+        store.holds(data["run"])
     added, skipped = [], []
     for data, ckpt in runs:
         (added if store.import_run(data, ckpt) else skipped).append(data["run"]["id"])

@@ -50,7 +50,7 @@ from . import zoo
 
 __all__ = ["MODELS", "ModelConfig", "build_model", "layer_groups", "group_parameters", "group_param_counts",
            "group_modules", "LayerGroup", "SmallCNN", "ResNet", "AirNet", "eval_mode", "predict", "evaluate",
-           "loss_fn", "check_model", "catalogue"]
+           "loss_fn", "check_model", "catalogue", "runs_at"]
 
 MODELS = ("small_cnn", "small_resnet", "resnet18", "airnet")
 
@@ -265,24 +265,33 @@ def catalogue(names: list[str] | None = None, image_size: int = 32) -> list[dict
     meta device (no memory, no compute: about 6 s for all of torchvision). ``runs_at`` is
     None where a model cannot be built on the meta device (regnet)."""
     out = []
-    warnings.filterwarnings("ignore", message="The default weight initialization", category=FutureWarning)
     for name in names or [*MODELS, *(f"torchvision:{n}" for n in zoo.torchvision_names())]:
         row = {"name": name, "params": None, "runs_at": None}
         try:
-            with torch.device("meta"):
-                model = build_model(ModelConfig(name))
+            with torch.device("meta"), warnings.catch_warnings():
+                # googlenet and inception warn about a future change of their own initialisation
+                warnings.filterwarnings("ignore", "The default weight initialization", FutureWarning)
+                model = build_model(ModelConfig(name), pretrained=False)
             row["params"] = sum(p.numel() for p in model.parameters())
-            model.eval()
-            try:
-                with torch.no_grad():
-                    model(torch.empty(2, 3, image_size, image_size, device="meta"))
-                row["runs_at"] = True
-            except Exception:  # noqa: BLE001 - any shape error: it does not run at this size
-                row["runs_at"] = False
+            row["runs_at"] = runs_at(model, image_size)
         except Exception:  # noqa: BLE001 - a model that cannot be built on meta: unknown here
             pass
         out.append(row)
     return out
+
+
+def runs_at(model: nn.Module, image_size: int) -> bool:
+    """Whether ``model`` (on the meta device: shapes only) takes ``image_size`` x ``image_size`` inputs."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.empty(2, 3, image_size, image_size, device="meta"))
+        return True
+    except Exception:  # noqa: BLE001 - any shape error: it does not run at this size
+        return False
+    finally:
+        model.train(was)
 
 
 @dataclass(frozen=True)

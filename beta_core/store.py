@@ -505,20 +505,29 @@ class Store:
                                                    "ORDER BY created", (run_id,))]
         return {"run": {k: raw[k] for k in self._ROW}, "steps": steps, "epochs": epochs, "results": results}
 
+    _SAME = ("kind", "method", "config", "summary", "status", "parent")  # what makes two rows one run
+
+    def holds(self, row: dict) -> bool:
+        """Whether the store already holds the run ``row`` (an :meth:`export_run` row): False when
+        the id is free; a StoreError when the id holds a different run (reads the row only)."""
+        with self._db() as db:
+            have = db.execute("SELECT * FROM runs WHERE id = ?", (validate_run_id(row["id"]),)).fetchone()
+        if have is None:
+            return False
+        if all(have[k] == row[k] for k in self._SAME):
+            return True
+        raise StoreError(f"Run {row['id']} is already in {str(self.dir)!r} with other contents (expected a new id, "
+                         "or the same run: unpack into another store, or delete that run first)")
+
     def import_run(self, data: dict, checkpoint: bytes | None = None) -> bool:
         """Add a run exported by :meth:`export_run` with its id kept. Returns False (and writes
         nothing) when the store already holds the same run; a different run under that id is
         a StoreError. One transaction: a failure leaves no half run."""
         row = data["run"]
         run_id = validate_run_id(row["id"])
+        if self.holds(row):
+            return False
         with self._db() as db:
-            have = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if have is not None:
-                same = all(have[k] == row[k] for k in ("kind", "method", "config", "summary", "status", "parent"))
-                if same:
-                    return False
-                raise StoreError(f"Run {run_id} is already in {str(self.dir)!r} with other contents (expected a new "
-                                 "id, or the same run: unpack into another store, or delete that run first)")
             db.execute(f"INSERT INTO runs ({', '.join(self._ROW)}, pid) VALUES ({', '.join('?' * len(self._ROW))}, "
                        "NULL)", [row[k] for k in self._ROW])
             for table, allowed in (("steps", STEP_FIELDS), ("epochs", (*EPOCH_FIELDS, "extra"))):

@@ -1,7 +1,7 @@
 """Log any PyTorch training loop to the run store: your loop, our damping picture and verdicts.
 
-    from beta_core import track
-    from beta_core.schedules import MomentumScheduler, MomentumRule
+With this module and ``schedules.MomentumScheduler`` / ``MomentumRule`` imported (README, "Your
+training loop")::
 
     with track.start(method="sgd-beta", seed=0, config={"lr": 0.1, "model": "mine"}) as run:
         sched = MomentumScheduler(opt, MomentumRule("beta"))

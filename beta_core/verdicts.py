@@ -10,6 +10,7 @@ verdict``), both come from :func:`compare_arms`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from .records import accuracy_series, crossing_times
 from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
@@ -140,13 +141,15 @@ def compare_arms(arms: dict[str, dict[int, dict]], baseline: str, tta: dict, end
     return comparisons, claims
 
 
-def run_arms(runs: list[dict], group_by: str = "method") -> dict[str, dict[int, dict]]:
-    """Finished runs grouped into arms by ``group_by`` (``method``, or any config field), one
-    run per seed each: ``{arm: {seed: run}}`` in order of first appearance. Two runs of one
-    arm with the same seed are an error (a paired comparison needs one per seed)."""
+def run_arms(runs: list[dict], group_by: str | Callable[[dict], str] = "method") -> dict[str, dict[int, dict]]:
+    """Finished runs grouped into arms by ``group_by`` (``method``, any config field, or a
+    function of the run), one run per seed each: ``{arm: {seed: run}}`` in order of first
+    appearance. Two runs of one arm with the same seed are an error (a paired comparison needs
+    one per seed)."""
     arms: dict[str, dict[int, dict]] = {}
     for r in runs:
-        key = r["method"] if group_by == "method" else r["config"].get(group_by)
+        key = (group_by(r) if callable(group_by) else r["method"] if group_by == "method"
+               else r["config"].get(group_by))
         if key is None:
             raise ValueError(f"Run {r['id']} has no {group_by!r} in its config (expected every run to have it)")
         seed = r["config"].get("seed")
@@ -154,7 +157,7 @@ def run_arms(runs: list[dict], group_by: str = "method") -> dict[str, dict[int, 
             raise ValueError(f"Run {r['id']} has no integer seed in its config (expected one: runs pair by seed)")
         arm = arms.setdefault(str(key), {})
         if seed in arm:
-            raise ValueError(f"Runs {arm[seed]['id']} and {r['id']} are both {group_by} {key} with seed {seed} "
+            raise ValueError(f"Runs {arm[seed]['id']} and {r['id']} are both in arm {key} with seed {seed} "
                              "(expected one run per seed in each arm: pick one)")
         arm[seed] = r
     return arms

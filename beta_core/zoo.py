@@ -19,10 +19,12 @@ or an input too small for the model is one line at launch, not a failed run.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import io
 import re
 import socket
 import sys
@@ -159,7 +161,8 @@ def _fetch_weights(name: str, weights: str) -> None:
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)
     try:
-        torch.hub.load_state_dict_from_url(entry.url, progress=False, check_hash=True)
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub's "Downloading: ..." line: ours says it
+            torch.hub.load_state_dict_from_url(entry.url, progress=False, check_hash=True)
     except Exception as e:  # noqa: BLE001 - no network, proxy, hash: all mean "not available here"
         raise ModelSpecError(
             f"Pretrained weights for torchvision:{name} ({entry}) are not in torch's cache ({path}) and could not "

@@ -51,7 +51,8 @@ def select(store: Store, args) -> tuple[dict, str]:
         # Each side is named by its method when it is one method and the two differ.
         one = len(name_a) == len(name_b) == 1 and name_a != name_b
         na, nb = (next(iter(name_a)), next(iter(name_b))) if one else ("runs", "against")
-        return {nb: _one_arm(b, "--against"), na: _one_arm(a, "--runs")}, nb
+        # Each side is one arm whatever its runs' methods, paired by seed with the other.
+        return {nb: run_arms(b, lambda r: nb)[nb], na: run_arms(a, lambda r: na)[na]}, nb
     if not args.group_by:
         raise CLIError("Invalid flags: none chose runs (expected --runs A,B --against C,D, or --group-by FIELD "
                        "--baseline VALUE)")
@@ -69,18 +70,6 @@ def select(store: Store, args) -> tuple[dict, str]:
     if not args.baseline:
         raise CLIError(f"Invalid flags: --group-by without --baseline (expected one of {list(arms)})")
     return arms, args.baseline
-
-
-def _one_arm(runs: list[dict], flag: str) -> dict:
-    """The runs of one side as a single arm, paired by seed (their methods may differ)."""
-    arm: dict[int, dict] = {}
-    for r in runs:
-        seed = r["config"].get("seed")
-        if seed in arm:
-            raise CLIError(f"Runs {arm[seed]['id']} and {r['id']} in {flag} share seed {seed} (expected one run "
-                           "per seed on each side)")
-        arm[seed] = r
-    return arm
 
 
 def cmd_verdict(args, store: Store) -> int:

@@ -1,6 +1,7 @@
 """A Lightning callback: momentum from a rule after every optimizer step, the run logged to the store.
 
-    from beta_core.integrations.lightning import BetaMomentum
+With :class:`BetaMomentum` imported from here (README, "Your training loop")::
+
     trainer = L.Trainer(max_epochs=10, callbacks=[BetaMomentum(rule="beta", test_metric="val_acc")])
 
 After each optimizer step the callback writes the rule's momentum (SGD's ``momentum``, Adam's

@@ -28,7 +28,7 @@ from beta_core.figures import (  # noqa: F401 - the pages' figure helpers, one h
     smooth,
 )
 from beta_core.jobs import JobManager
-from beta_core.models import MODELS, ModelConfig, build_model, catalogue, layer_groups
+from beta_core.models import MODELS, ModelConfig, build_model, layer_groups, runs_at
 from beta_core.ray_backend import RayBackendError
 from beta_core.records import ACTIVE
 from beta_core.report import build_report
@@ -120,9 +120,10 @@ def model_choices() -> list[str]:
 def _model_info(name: str, resize: int | None) -> tuple[list[dict], bool | None]:
     # Built on the meta device: no weights, no memory, milliseconds even for a ViT-B.
     with torch.device("meta"):
-        groups = layer_groups(build_model(ModelConfig(name, resize=resize), pretrained=False))
-    rows = [{"group": g.name, "parameters": f"{g.n_params:,}", "share": f"{100 * g.fraction:.1f}%"} for g in groups]
-    return rows, catalogue([name], resize or 32)[0]["runs_at"]
+        model = build_model(ModelConfig(name, resize=resize), pretrained=False)
+    rows = [{"group": g.name, "parameters": f"{g.n_params:,}", "share": f"{100 * g.fraction:.1f}%"}
+            for g in layer_groups(model)]
+    return rows, runs_at(model, 32)  # the resize hook, if any, upsamples the stored 32x32 images
 
 
 def model_picker(default: str, key: str, groups: bool = True) -> tuple[str, int | None]:

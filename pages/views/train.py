@@ -143,7 +143,8 @@ def status_lines(runs: dict, names: dict, counts: dict) -> None:
 def step_frames(store, runs: dict) -> dict[str, pd.DataFrame]:
     """Each run's step records, read incrementally: a refresh reads only the steps recorded
     since the last one (``since=``), and a finished run's records are kept as they are."""
-    cache = st.session_state.setdefault("step-cache", {})
+    old = st.session_state.get("step-cache", {})
+    cache = st.session_state["step-cache"] = {i: old[i] for i in runs if i in old}  # only the runs shown
     out = {}
     for i, r in runs.items():
         have = cache.get(i)
