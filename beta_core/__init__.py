@@ -4,7 +4,7 @@ UI-free: nothing here imports streamlit; plotly only in ``figures`` and ``report
 data the pages draw and reports write), and only the CLI prints. Modules, bottom
 layer first (README "Architecture"; tests/test_architecture.py checks this list)::
 
-    L0  records, schedules, presets, env, stats, hooks, zoo, provenance
+    L0  records, schedules, presets, env, stats, hooks, zoo, provenance, glossary
     L1  damping, data, models, store
     L2  config, attribution, curvature, reports, track, verdicts, bundles, figures
     L3  engine, sweeps, localise, integrations, integrations.lightning

@@ -21,7 +21,8 @@ from plotly.subplots import make_subplots
 from .damping import DEFAULT_TOL
 
 __all__ = ["PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name", "smooth", "metric_figure", "line_style",
-           "coincide", "panel_figure", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure"]
+           "coincide", "panel_figure", "AXIS_TITLES", "log_ticks", "heatmap", "save_figure", "FigureExportError",
+           "mean_curve_figure"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
@@ -44,6 +45,10 @@ def run_name(run: dict) -> str:
 def smooth(y: pd.Series, window: int) -> pd.Series:
     return y.rolling(window, min_periods=1).mean() if window > 1 else y
 
+
+# Every time axis says what its seconds are (a step costs the same for every SGD method; seconds
+# depend on what else the machine did).
+AXIS_TITLES = {"step": "step", "epoch": "epoch (from 1)", "time": "seconds (wall clock on this machine)"}
 
 MAX_POINTS = 400  # per line: more is invisible at chart width and costs the browser on every poll
 
@@ -82,7 +87,8 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
     """Side-by-side charts in one figure (one redraw per refresh instead of one per chart).
 
     Each panel: ``frames`` (run id -> records), ``x``, ``y``, ``title`` and optionally
-    ``log_y``, ``window`` (smoothing), ``bands`` (zeta regimes), ``mode``. Lines are smoothed,
+    ``log_y``, ``window`` (smoothing), ``bands`` (zeta regimes), ``mode``, ``x_title`` (default
+    :data:`AXIS_TITLES`). Lines are smoothed,
     then thinned to MAX_POINTS; a run keeps its colour in every panel and appears once in the legend.
     """
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[_titled(p, names) for p in panels],
@@ -102,13 +108,31 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
                                      marker={"color": colors[rid]}), row=1, col=col)
             shown.add(rid)
         if p.get("log_y"):
-            fig.update_yaxes(type="log", row=1, col=col)
+            fig.update_yaxes(type="log", row=1, col=col, **log_ticks(p["frames"], y))
         if p.get("bands"):
             _regime_bands(fig, p["frames"], y, p.get("log_y", False), col)
-        fig.update_xaxes(title_text=x, row=1, col=col)
+        fig.update_xaxes(title_text=p.get("x_title", AXIS_TITLES.get(x, x)), row=1, col=col)
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.3})
     return fig
+
+
+def log_ticks(frames: dict, y: str) -> dict:
+    """Ticks of a log axis at 1, 2, 5 of each decade, written out in full: plotly's default
+    labels the minor ticks with a bare digit ("2, 1, 5, 2, 0.1" read as numbers)."""
+    vals = pd.concat([df[y] for df in frames.values() if y in df] or [pd.Series(dtype=float)]).dropna().astype(float)
+    vals = vals[vals > 0]
+    if vals.empty:
+        return {}
+    return _ticks_between(float(vals.min()) / 2, float(vals.max()) * 2)
+
+
+def _ticks_between(lo: float, hi: float) -> dict:
+    """tickvals/ticktext at 1, 2, 5 of each decade from ``lo`` to ``hi``, labelled in full."""
+    ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+             for m in (1, 2, 5)]
+    ticks = [float(f"{t:.3g}") for t in ticks if lo <= t <= hi] or ticks
+    return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
 def _titled(panel: dict, names: dict[str, str]) -> str:
@@ -146,8 +170,7 @@ def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool, col: int = 
                            xanchor="left", font={"size": 10, "color": "#666"})
     fig.update_yaxes(range=[tr(lo), tr(hi)], row=1, col=col)
     if log_y:  # plotly labels minor log ticks as bare digits ("2, 5, 2"): name the ticks instead
-        ticks = [v for v in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if lo <= v <= hi]
-        fig.update_yaxes(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks], row=1, col=col)
+        fig.update_yaxes(row=1, col=col, **_ticks_between(lo, hi))
 
 
 def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscale="Viridis",

@@ -128,7 +128,9 @@ def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
              "synthetic": training.splits.synthetic, "device": str(training.device),
              "groups": [[g.name, g.n_params] for g in layer_groups(training.model)],
              "environment": environment(training.device)}
-    store.update_summary(run["id"], known)  # what a live page reads while the run trains
+    # what a live page reads while the run trains; done steps are its step records
+    store.update_summary(run["id"], {**known, "progress": {"phase": "training", "total": training.total_steps,
+                                                           "unit": "steps", "started": time.time()}})
     writer = MetricWriter(store, run["id"])
     for rec in training.run():
         writer.add(rec)
@@ -146,6 +148,10 @@ def _surgery(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, 
     cfg = SurgeryConfig(**run["config"]["surgery"])
     state = store.load_checkpoint(run["parent"])
     writer = MetricWriter(store, run["id"])
+    # no step total up front (the full fine-tune and the controls follow): the page's time left
+    # comes from earlier surgeries measured here
+    store.update_summary(run["id"], {"progress": {"phase": "retraining, then the full fine-tune" + (
+        " and the controls" if cfg.controls else ""), "unit": "steps", "started": time.time()}})
 
     def rec(r):
         writer.add(r)
@@ -197,7 +203,7 @@ class _SweepRunner:
         self.parallel, self.retry = int(opts.get("parallel", 1)), bool(opts.get("retry_failed", False))
         self.backend, self.ray_address = opts.get("backend", "local"), opts.get("ray_address")
         self.splits: dict = {}
-        self.done = 0
+        self.done, self.started = 0, time.time()
 
     def members(self) -> dict[str, dict]:
         return _latest_members(self.store, self.sweep["id"])
@@ -241,6 +247,9 @@ class _SweepRunner:
 
     def _tick(self, c: Cell, r: dict, total: int) -> None:
         self.done += 1
+        self.store.update_summary(self.sweep["id"], {"progress": {
+            "phase": "tuning (validation)" if c.stage == "tune" else "test seeds", "done": self.done,
+            "total": total, "unit": "runs", "started": self.started}})
         if self.on_record:
             rec: MemberRecord = {"kind": MEMBER, "cell": c.label(), "stage": c.stage, "run": r["id"],
                                  "status": r["status"], "summary": r["summary"], "done": self.done, "total": total}
@@ -303,10 +312,17 @@ def _localise(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record,
     model, splits, loaders = load_trained(store, run["parent"], data_dir)
     split = "val" if "val" in loaders else "test"
     severities = {f: tuple(v) for f, v in opts.get("severities", QUICK_SEVERITIES).items()}
+    started = time.time()
+
+    def on_case(c: dict) -> None:
+        store.update_summary(run["id"], {"progress": {"phase": "damaging and scoring", "done": c["done"],
+                                                      "total": c["total"], "unit": "cases", "started": started}})
+        if on_record:
+            on_record({"kind": CASE, **c})
+
     result = localisation_benchmark(model, loaders[split], loaders["train"], tuple(opts.get("scores") or SCORES),
                                     severities, tuple(opts.get("seeds", (0,))), probe_steps=opts.get("probe_steps", 20),
-                                    on_case=(lambda c: on_record({"kind": CASE, **c})) if on_record else None,
-                                    should_stop=stop)
+                                    on_case=on_case, should_stop=stop)
     parent = store.get_run(run["parent"])
     result.update({"run_id": run["parent"], "split": split, "model": parent["config"].get("model"),
                    "width": train_config_of(parent).get("width")})
@@ -337,6 +353,9 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
     if run["status"] != "queued":
         raise StoreError(f"Run {run_id} is {run['status']} (expected a queued run)")
     store.claim(run_id)
+    started = time.time()
+    store.update_summary(run_id, {"progress": {"phase": "planning" if run["kind"] == "sweep" else "loading data "
+                                               "and model", "started": started}})
     stop = StopFlag(store, run_id, also=should_stop)
     if handle_signals:
         signal.signal(signal.SIGTERM, stop.on_signal)
@@ -346,7 +365,8 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
         if body is None:
             raise ValueError(f"Unknown job kind: {run['kind']!r} (expected one of {JOB_KINDS})")
         status, summary = body(store, run, data_dir, stop, on_record, splits)
-        store.finish(run_id, status, summary)
+        # how long the job took here: the time left of the next one like it (records.progress_of)
+        store.finish(run_id, status, {**summary, "job_seconds": round(time.time() - started, 2)})
     except Exception as e:  # noqa: BLE001 - the run fails, the caller decides what to show
         cause = str(e) if isinstance(e, (StoreError, ValueError)) else f"{type(e).__name__}: {e}"
         try:

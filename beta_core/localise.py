@@ -109,6 +109,9 @@ def localisation_benchmark(model: torch.nn.Module, loader, train_loader, scores=
         raise ValueError(f"Unknown score: {unknown[0]!r} (expected some of {SCORES})")
     names = list(groups or group_parameters(model))
     _, base_acc = evaluate(model, loader)
+    # cases to score, for the progress line (a fault that does not apply to a group is skipped)
+    total = len(seeds) * sum(len(levels) * sum(fault_applies(model, g, f) for g in names)
+                             for f, levels in severities.items())
     cases = []
     for seed in seeds:
         for fault, levels in severities.items():
@@ -134,7 +137,7 @@ def localisation_benchmark(model: torch.nn.Module, loader, train_loader, scores=
                         case["seconds"][s], case["passes"][s] = r["seconds"], r["passes"]
                     cases.append(case)
                     if on_case:
-                        on_case({**case, "done": len(cases)})
+                        on_case({**case, "done": len(cases), "total": total})
     return summarise(cases, base_acc, names, scores)
 
 

@@ -18,7 +18,8 @@ from typing import TypedDict
 __all__ = ["STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS", "STATUSES", "ACTIVE",
            "time_to_accuracy", "accuracy_series", "crossing_times", "format_hit", "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
-           "SweepSummary", "AttributionResult", "train_config_of"]
+           "SweepSummary", "AttributionResult", "train_config_of", "Progress", "progress_of", "format_progress",
+           "format_seconds"]
 
 STEP, EPOCH = "step", "epoch"
 MEMBER = "member"  # a sweep's progress: one member run finished (not stored; the run is)
@@ -117,14 +118,69 @@ def crossing_times(series: list[tuple[int, float, float]], thresholds) -> dict[s
     return out
 
 
-def format_hit(hit: dict | None) -> str:
-    """One threshold's time-to-accuracy for people: ``ep 3 · 1.2 s`` (epochs 1-based) or ``—``."""
+def format_hit(hit: dict | None, seconds: bool = False) -> str:
+    """One threshold's time-to-accuracy for people, steps first (a step costs the same for every
+    SGD method; seconds depend on what else the machine did): ``step 705 (ep 3)``, with
+    ``seconds`` ``step 705 (ep 3) · 147.0 s wall-clock``; ``—`` if never reached. Epochs 1-based."""
     if hit is None:
         return "—"
-    return f"ep {hit['epoch'] + 1} · {hit['time']:.1f} s"
+    text = f"step {int(hit['step']):,} (ep {hit['epoch'] + 1})"
+    return text + (f" · {hit['time']:.1f} s wall-clock" if seconds else "")
 
 
-def format_time_to_accuracy(tta: dict | None) -> str:
-    """All thresholds of a summary's ``time_to_accuracy``: ``0.5: ep 2 · 3.1 s, 0.6: —``."""
-    return ", ".join(f"{k}: {format_hit(v)}" for k, v in (tta or {}).items())
+def format_time_to_accuracy(tta: dict | None, seconds: bool = False) -> str:
+    """All thresholds of a summary's ``time_to_accuracy``: ``0.5: step 470 (ep 2), 0.6: —``."""
+    return ", ".join(f"{k}: {format_hit(v, seconds)}" for k, v in (tta or {}).items())
+
+
+class Progress(TypedDict, total=False):
+    """Where a running job is (kept in its summary as ``progress``; a train run's done steps are
+    its step records): phase in words, units done of total, the unit, when the phase began."""
+    phase: str
+    done: int
+    total: int
+    unit: str
+    started: float
+
+
+def progress_of(p: Progress | None, now: float, done: int | None = None) -> dict:
+    """Rate and time left of a job's progress: ``{"phase", "done", "total", "unit", "rate"
+    (units/s), "eta" (s)}``, rate and eta None until measured. ``done`` overrides the stored
+    count (a run's step records are counted, not written into its summary each step).
+
+    >>> progress_of({"phase": "training", "done": 0, "total": 100, "unit": "steps", "started": 0.0}, 10.0, 20)
+    {'phase': 'training', 'done': 20, 'total': 100, 'unit': 'steps', 'rate': 2.0, 'eta': 40.0}
+    """
+    p = p or {}
+    done = p.get("done", 0) if done is None else done
+    total, started = p.get("total"), p.get("started")
+    rate = done / (now - started) if done and started is not None and now > started else None
+    eta = (total - done) / rate if rate and total else None
+    return {"phase": p.get("phase", "starting"), "done": done, "total": total, "unit": p.get("unit", ""),
+            "rate": rate, "eta": eta}
+
+
+def format_seconds(s: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``1 h 2 min``."""
+    s = max(0, round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def format_progress(p: dict) -> str:
+    """One line of :func:`progress_of`'s result: ``training: 120/235 steps · 12.3 steps/s · about 9 s left``."""
+    parts = [p["phase"]]
+    if p["total"]:
+        parts[0] += f": {p['done']:,}/{p['total']:,} {p['unit']}"
+    elif p["done"]:
+        parts[0] += f": {p['done']:,} {p['unit']}"
+    if p["rate"]:
+        rate = p["rate"]
+        parts.append(f"{rate:.3g} {p['unit']}/s" if rate >= 1 else f"{60 * rate:.2g} {p['unit']}/min")
+    if p["eta"] is not None:
+        parts.append(f"about {format_seconds(p['eta'])} left")
+    return " · ".join(parts)
 

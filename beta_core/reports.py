@@ -19,7 +19,7 @@ from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
            "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows", "run_groups",
-           "config_diff", "text_table", "pct", "share", "surgery_outcome"]
+           "config_diff", "text_table", "pct", "share", "surgery_outcome", "training_outcome", "timing_note"]
 
 # One row per run: identity, the config that tells runs apart, the outcome.
 RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
@@ -203,6 +203,58 @@ def surgery_outcome(s: dict) -> str:
         if key in s["report"]:
             text += f" Control {s['report'][key]['name']}: net {s['report'][key]['net']:+d}."
     return text
+
+
+def training_outcome(runs: list[dict]) -> str:
+    """What a set of training runs shows, in words, before any chart (Markdown bold): the best
+    final test accuracy per method, who reached the highest target first in steps, and how much
+    one can conclude from n seeds. Active runs are counted, not judged."""
+    done = [r for r in runs if r["status"] == "done" and r["summary"].get("final_test_acc") is not None]
+    waiting = len([r for r in runs if r["status"] in ("queued", "running")])
+    if not done:
+        return f"{waiting} run(s) still training: the outcome appears when one finishes." if waiting else \
+            "None of these runs finished (see their status below)."
+    by_method: dict[str, list[dict]] = {}
+    for r in done:
+        by_method.setdefault(r["method"], []).append(r)
+    accs = {m: sum(r["summary"]["final_test_acc"] for r in rs) / len(rs) for m, rs in by_method.items()}
+    order = sorted(accs, key=accs.get, reverse=True)
+    seeds = min(len(rs) for rs in by_method.values())
+    mean = "mean " if seeds > 1 else ""
+    text = (f"**{order[0]}** ended highest: {mean}final test accuracy {pct(accs[order[0]])}"
+            + (" (" + ", ".join(f"{m} {pct(accs[m])}" for m in order[1:]) + ")" if len(order) > 1 else "") + ".")
+    targets = sorted({t for r in done for t in (r["summary"].get("time_to_accuracy") or {})}, key=float)
+    for t in reversed(targets):  # the highest target someone reached
+        hits = {m: min((r["summary"]["time_to_accuracy"].get(t) or {}).get("step", float("inf")) for r in rs)
+                for m, rs in by_method.items()}
+        reached = {m: v for m, v in hits.items() if v != float("inf")}
+        if reached:
+            first = min(reached, key=reached.get)
+            never = [m for m in hits if m not in reached]
+            text += (f" First to {float(t):.0%} test accuracy: **{first}** at step {int(reached[first]):,}"
+                     + (f" ({', '.join(never)} never)" if never else "") + ".")
+            break
+    if len(order) > 1:
+        text += (" One seed per method: differences of a point or two are within seed noise, so this is not a "
+                 "verdict (a sweep on the Compare page gives one)." if seeds == 1 else
+                 f" {seeds} seeds per method: a sweep on the Compare page gives intervals and a verdict.")
+    if waiting:
+        text += f" {waiting} more still training."
+    return text
+
+
+def timing_note(runs: list[dict], last_times: dict[str, float | None]) -> str:
+    """What the runs' seconds mean: wall clock on this machine, and whether the runs ran one
+    after another (their seconds then differ by whatever else the machine did) or at the same
+    time (sharing the machine alike). ``last_times``: each run's newest record ``time``."""
+    spans = sorted((r["updated"] - t, r["updated"]) for r in runs
+                   if r["status"] not in ("queued", "running") and (t := last_times.get(r["id"])))
+    if len(spans) < 2:
+        return "wall-clock seconds on this machine"
+    overlap = any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+    return ("wall-clock seconds on this machine; these runs overlapped in time (they shared the machine)"
+            if overlap else "wall-clock seconds on this machine; these runs ran one after another, so their seconds "
+            "also measure what else the machine did: compare steps")
 
 
 def surgery_rows(summary: dict) -> list[dict]:

@@ -16,7 +16,7 @@ PKG = ROOT / "beta_core"
 
 LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo",  # schemas; rules; presets; env; stats;
-        "provenance"),                                # hooks; models by spec; the environment a run used
+        "provenance", "glossary"),                    # hooks; models by spec; the environment a run used; words
     1: ("damping", "data", "models", "store"),        # damping ratio; datasets, loaders; nets, evaluation; run store
     2: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
         "verdicts", "bundles", "figures"),            # spectra; tables; your own loop; verdicts; bundles; charts

@@ -137,3 +137,17 @@ def test_store_written_by_the_previous_code_still_works(capsys, tmp_path):
     assert code == 0 and "flagged by" in out, err
     code, out, err = run(capsys, tmp_path, "attribute", "20261130-190921-surgery-fbaeb3", "-k", "2")
     assert code == 0 and "flagged by" in out, err
+
+
+def test_every_subcommand_prints_its_help(capsys):
+    """A help text with a bare % (a config field's "about 2%") crashed `compare --help`."""
+    import argparse
+
+    from beta_core.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        text = parser.format_help()
+        assert name in text and "usage" in text
+    with pytest.raises(SystemExit) as e:
+        main(["compare", "--help"])
+    assert e.value.code == 0 and "--eval-images" in capsys.readouterr().out

@@ -12,10 +12,25 @@ def test_time_to_accuracy_first_epoch_reaching_each_threshold():
 
 def test_one_formatter_for_time_to_accuracy():
     assert format_hit(None) == "—"
-    assert format_hit({"epoch": 2, "step": 30, "time": 3.04}) == "ep 3 · 3.0 s"
+    # steps first, epochs 1-based; seconds only when asked, and then labelled as wall clock
+    assert format_hit({"epoch": 2, "step": 3030, "time": 3.04}) == "step 3,030 (ep 3)"
+    assert format_hit({"epoch": 2, "step": 30, "time": 3.04}, seconds=True) == "step 30 (ep 3) · 3.0 s wall-clock"
     assert format_time_to_accuracy({"0.5": {"epoch": 0, "step": 1, "time": 1.0}, "0.9": None}) == \
-        "0.5: ep 1 · 1.0 s, 0.9: —"
+        "0.5: step 1 (ep 1), 0.9: —"
     assert format_time_to_accuracy(None) == ""
+
+
+def test_progress_rate_and_time_left():
+    from beta_core.records import format_progress, format_seconds, progress_of
+
+    p = progress_of({"phase": "training", "total": 235, "unit": "steps", "started": 100.0}, now=110.0, done=50)
+    assert p["rate"] == 5.0 and p["eta"] == 37.0
+    assert format_progress(p) == "training: 50/235 steps · 5 steps/s · about 37 s left"
+    # nothing measured yet: the phase alone, no made-up rate
+    assert format_progress(progress_of({"phase": "loading data"}, now=5.0)) == "loading data"
+    slow = progress_of({"phase": "benchmark", "done": 2, "total": 12, "unit": "cases", "started": 0.0}, 60.0)
+    assert format_progress(slow) == "benchmark: 2/12 cases · 2 cases/min · about 5 min 0 s left"
+    assert format_seconds(3725) == "1 h 2 min"
 
 
 def test_crossing_times_interpolate_between_evaluations():

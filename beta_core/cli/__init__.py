@@ -90,12 +90,12 @@ def _add_config_flags(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
         if f.name in _NOT_FLAGS or f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
+        text = field_help(f.name).replace("%", "%%")  # argparse %-formats help: "2%" broke --help
         if f.type in ("bool", bool):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=field_help(f.name))
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             p.add_argument(flag, dest=f.name, type=_flag_type(f.name), default=None, metavar=f.name.upper(),
-                           help=f"{field_help(f.name)} (default {f.default!r})")
+                           help=f"{text} (default {f.default!r})")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any TrainConfig field, by name")
     p.add_argument("--quiet", action="store_true")
 

@@ -17,6 +17,7 @@ from pages.views.common import (
     recent_runs,
     report_button,
     show_error,
+    term,
 )
 
 
@@ -28,14 +29,15 @@ def score_label(s: str) -> str:
 def inputs() -> dict:
     score = st.selectbox("Score that flags groups", SCORES, index=SCORES.index(DEFAULT_SCORE),
                          format_func=score_label,
-                         help="The localisation benchmark below measures how often each score finds a damaged group.")
+                         help="The localisation benchmark below measures how often each score finds a damaged "
+                              "group.\n\n" + term("probe", "relative", "per_param"))
     c1, c2, c3, c4 = st.columns(4)
     norm = c1.selectbox("Normalization (heatmaps)", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
-                        help="relative = ||g|| / ||w|| (Auto-RGN); raw favours big groups")
+                        help=term("normalization", "relative", "per_param"))
     split = c2.selectbox("Errors from split", ["test", "train"])
-    k = c3.number_input("Groups flagged (top-k)", min_value=1, max_value=10, value=3)
+    k = c3.number_input("Groups flagged (top-k)", min_value=1, max_value=10, value=3, help=term("flagged"))
     probe = c4.number_input("Probe steps per group", min_value=1, max_value=500, value=20,
-                            help="Retrain each group alone for this many SGD steps and measure the held-out loss drop")
+                            help=term("probe"))
     return {"split": split, "normalization": norm, "k": int(k), "probe_steps": int(probe), "score": score}
 
 
@@ -124,11 +126,12 @@ def heatmaps(store, shown: list[tuple[dict, dict]]) -> None:
     if len(shown) == 2:
         o = overlap(shown[0][0]["flagged"], shown[1][0]["flagged"])
         st.metric("Overlap of flagged groups (Jaccard)", f"{o['jaccard']:.2f}",
-                  f"shared: {', '.join(o['shared']) or 'none'}", delta_color="off")
+                  f"shared: {', '.join(o['shared']) or 'none'}", delta_color="off", delta_arrow="off",
+                  help=term("jaccard"))
 
 
 def benchmark(store, runs: list[dict]) -> None:
-    st.subheader("How often is a flag right? The localisation benchmark")
+    st.subheader("How often is a flag right? The localisation benchmark", help=term("planted_fault"))
     st.caption("Damage one layer group on purpose (noise, zeroed or sign-flipped weights, re-initialisation, "
                "corrupted BatchNorm statistics), then ask each score which group is broken. Top-1: the damaged group "
                "ranked first; the dashed line is what a random ranking gets.")

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
+import time
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 import torch
 
+from beta_core.bundles import BundleError, unpack
 from beta_core.data import DataConfig, resolve_source
 from beta_core.env import settings
 from beta_core.figures import (  # noqa: F401 - the pages' figure helpers, one home in beta_core
@@ -21,16 +25,18 @@ from beta_core.figures import (  # noqa: F401 - the pages' figure helpers, one h
     coincide,
     heatmap,
     line_style,
+    mean_curve_figure,
     metric_figure,
     panel_figure,
     run_colors,
     run_name,
     smooth,
 )
+from beta_core.glossary import term  # noqa: F401 - the pages' `?` texts, one home in beta_core
 from beta_core.jobs import JobManager
 from beta_core.models import MODELS, ModelConfig, build_model, layer_groups, runs_at
 from beta_core.ray_backend import RayBackendError
-from beta_core.records import ACTIVE
+from beta_core.records import ACTIVE, format_progress, format_seconds, progress_of
 from beta_core.report import build_report
 from beta_core.store import Store, StoreError
 from beta_core.zoo import torchvision_names
@@ -95,19 +101,57 @@ def get_store() -> Store:
         st.stop()
 
 
+def _earlier_seconds(store: Store, run: dict) -> tuple[float, int] | None:
+    """Median duration of the last finished jobs of this kind and model on this machine, and how
+    many: the time left of a job that has no step total (surgery, attribution)."""
+    model = run["model"]
+    took = [r["summary"]["job_seconds"] for r in store.runs(kind=run["kind"], status="done", limit=20)
+            if r["model"] == model and r["summary"].get("job_seconds")]
+    return (statistics.median(took), len(took)) if took else None
+
+
+def progress_line(store: Store, run: dict) -> str:
+    """One line for an active job: its phase (loading data, training, evaluating, ...), done of
+    total, the rate and the time left, measured on this machine: ``training: 120/235 steps ·
+    12 steps/s · about 9 s left``."""
+    if run["status"] == "queued":
+        return "queued: waiting for a free worker (BETA_MAX_JOBS at a time)"
+    p = dict(run["summary"].get("progress") or {})
+    done = None
+    if run["kind"] in ("train", "surgery", "external"):
+        done = store.step_times(run["id"])[run["id"]][0]
+        total = p.get("total")
+        epochs = run["config"].get("epochs") if run["kind"] == "train" else None
+        if total and epochs and done:
+            per_epoch = max(1, total // epochs)
+            finished = min(epochs, done // per_epoch)
+            if done % per_epoch == 0 and len(store.epochs(run["id"])) < finished:
+                p["phase"] = f"evaluating epoch {finished}"
+    info = progress_of(p, time.time(), done)
+    suffix = ""
+    if info["eta"] is None and p.get("started") and run["kind"] != "train":
+        earlier = _earlier_seconds(store, run)
+        if earlier:
+            info["eta"] = max(0.0, earlier[0] - (time.time() - p["started"]))
+            suffix = f" (from {earlier[1]} earlier here)"
+    line = format_progress(info) + suffix
+    if p.get("started") and info["eta"] is None:
+        line += f" · {format_seconds(time.time() - p['started'])} so far"
+    return line
+
+
 @st.fragment(run_every=1.0)
 def job_status(job_ids: tuple[str, ...], what: str) -> None:
-    """While jobs run: one status line each (steps so far), refreshed every second; a full rerun
-    when they have all ended, so the page shows their results. The one polling style of the
-    pages: fragments, never sleep-and-rerun of the whole page."""
+    """While jobs run: one status box each (phase, rate, time left), refreshed every second; a
+    full rerun when they have all ended, so the page shows their results. The one polling style
+    of the pages: fragments, never sleep-and-rerun of the whole page."""
     store = get_store()
     jobs = [store.get_run(i) for i in job_ids]
     if all(j["status"] not in ACTIVE for j in jobs):
         st.rerun()
     for j in jobs:
         if j["status"] in ACTIVE:
-            n = store.step_counts(j["id"])[j["id"]]
-            st.info(f"{what} {j['id']}: {j['status']}" + (f", {n:,} steps so far" if n else ""))
+            st.info(f"{what} {j['id']}: {progress_line(store, j)}")
 
 
 def model_choices() -> list[str]:
@@ -166,7 +210,9 @@ def data_source_label(path: str | None = None) -> str:
         source, p = resolve_source(DataConfig("auto", path), data_dir())
     except ValueError as e:
         return f"error: {plain(e)}"
-    return {"synthetic": "synthetic (no CIFAR-10 found)", "cifar10": "CIFAR-10 (data/)"}.get(source, f"folder {p}")
+    if path:  # what the Train page's typed path resolves to
+        return f"{source} from {plain(path)}"
+    return {"synthetic": "synthetic (no CIFAR-10 in data/)", "cifar10": "CIFAR-10 (data/)"}.get(source, f"folder {p}")
 
 
 def report_button(ids: list[str], key: str, label: str = "Download report (HTML, opens offline)") -> None:
@@ -185,9 +231,35 @@ def report_button(ids: list[str], key: str, label: str = "Download report (HTML,
         st.download_button(label, made[1], f"report-{ids[0]}.html", "text/html", key=f"{key}-download")
 
 
+# Real runs shipped with the project (data/demo/record.py recorded them on the CIFAR-10 pack): a
+# lecture starts from results, not from a minute of training.
+DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "data" / "demo" / "demo.zip"
+
+
+def demo_button(key: str) -> None:
+    """On an empty store: "Load demo runs" unpacks the shipped bundle (a three-method comparison
+    with attribution and surgery, and a small tuned sweep) and shows them at once."""
+    store = get_store()
+    if not DEMO_BUNDLE.exists() or store.count_runs() > 0:
+        return
+    if st.button("Load demo runs", key=f"demo-{key}", type="primary",
+                 help="Real runs recorded on CIFAR-10 (2 CPU cores): sgd-constant, sgd-beta and sgd-hybrid on the "
+                      "quick-cpu preset, attribution and surgery of the sgd-beta run, and the sweep-cpu tuned sweep. "
+                      "The same as `beta-core runs unpack data/demo/demo.zip`."):
+        try:
+            added = unpack(store, DEMO_BUNDLE)["added"]
+        except (BundleError, StoreError, OSError) as e:
+            show_error(e, "Cannot load the demo runs: ")
+            return
+        st.session_state["selected"] = []  # the Train page opens on the newest comparison
+        st.toast(f"Loaded {len(added)} demo runs.")
+        st.rerun()
+
+
 def pick_run(label: str, runs: list[dict], key: str, index: int = 0) -> dict | None:
     if not runs:
-        st.info("No finished runs yet: launch one on the **Train & compare** page.")
+        st.info("No finished runs yet: launch one on the **Train & compare** page, or load the demo runs.")
+        demo_button(key)
         return None
     ids = [r["id"] for r in runs]
     chosen = st.selectbox(label, ids, index=min(index, len(ids) - 1), key=key,

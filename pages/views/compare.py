@@ -12,7 +12,7 @@ from beta_core.data import SOURCES
 from beta_core.figures import mean_curve_figure
 from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
-from beta_core.records import ACTIVE
+from beta_core.records import ACTIVE, format_seconds
 from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_curves, seeds_plan, sweep_run_config
 from beta_core.verdicts import analyse_runs, run_arms
 from pages.views.common import (
@@ -20,17 +20,20 @@ from pages.views.common import (
     RECENT,
     data_dir,
     data_source_label,
+    demo_button,
     get_manager,
     get_store,
     launch_errors,
     line_style,
     model_picker,
     plain,
+    progress_line,
     recent_runs,
     report_button,
     resume_sweep,
     run_name,
     show_error,
+    term,
 )
 
 
@@ -58,12 +61,13 @@ def grid_figure(members, stage: str) -> go.Figure | None:
 
 
 def plan_form() -> tuple[SweepPlan | None, bool]:
-    """The sweep's plan from the form (the preset sits outside it, so its defaults follow the preset)."""
+    """The sweep's plan from its settings, with its size and duration shown before Launch. Not an
+    st.form: the preview follows every change (a form would show it only after Launch)."""
     preset = st.selectbox("Preset", SWEEP_PRESETS, help="sweep-cpu: a tuned comparison on 2 CPU cores "
                           "(6 min 18 s measured on the CIFAR-10 pack, README)")
     defaults, config = preset_sweep(preset), PRESETS[preset]["config"]
     model, resize = model_picker(config["model"], key="sweep-model", groups=False)
-    with st.form("plan"):
+    with st.container(border=True):
         c1, c2 = st.columns([1, 2])
         dataset = c1.selectbox("Dataset", SOURCES, index=SOURCES.index(config.get("dataset", "auto")))
         data_path = c2.text_input("Data path (ImageFolder tree or .tar.gz)", value="")
@@ -72,9 +76,12 @@ def plan_form() -> tuple[SweepPlan | None, bool]:
         lrs_text = c5.text_input("LR grid (SGD methods)", value=",".join(f"{v:g}" for v in defaults["grid"]["*"]["lr"]))
         baseline = c6.selectbox("Baseline", list(METHODS), index=list(METHODS).index(defaults["baseline"]))
         c7, c8, c9 = st.columns(3)
-        tune = c7.checkbox("Tune the LR per method on validation (two stages)", value=True)
-        tune_seeds_text = c8.text_input("Tuning seeds", value=",".join(map(str, defaults["tune_seeds"])))
-        seeds_text = c9.text_input("Test seeds (fresh)", value=",".join(map(str, defaults["seeds"])))
+        tune = c7.checkbox("Tune the LR per method on validation (two stages)", value=True,
+                           help=term("validation", "tuning"))
+        tune_seeds_text = c8.text_input("Tuning seeds", value=",".join(map(str, defaults["tune_seeds"])),
+                                        help=term("tuning"))
+        seeds_text = c9.text_input("Test seeds (fresh)", value=",".join(map(str, defaults["seeds"])),
+                                   help=term("tuning", "mde"))
         c10, c11, c12 = st.columns(3)
         targets_text = c10.text_input("Target test accuracies (empty: fitted to the data)", value="",
                                       help="Empty: 90, 95 and 99% of the baseline's mean validation accuracy in "
@@ -82,23 +89,38 @@ def plan_form() -> tuple[SweepPlan | None, bool]:
         epochs = c11.number_input("Epochs", min_value=1, max_value=500, value=config["epochs"])
         subset = c12.number_input("Training images (0 = all)", min_value=0, max_value=50000,
                                   value=config["train_subset"] or 0, step=500)
+        over = {"dataset": dataset, "data_path": data_path or None, "epochs": int(epochs),
+                "train_subset": int(subset) or None, "model": model, "resize": resize}
+        try:
+            plan = SweepPlan(methods=methods, seeds=parse_seeds(seeds_text),
+                             grid={"*": {"lr": [float(v) for v in lrs_text.split(",") if v.strip()]}},
+                             tune=["lr"] if tune else [], tune_seeds=parse_seeds(tune_seeds_text) if tune else [],
+                             targets=[float(v) for v in targets_text.split(",") if v.strip()], baseline=baseline,
+                             preset=preset, overrides=over)
+        except ValueError as e:  # a half-typed grid or seed list: say what is expected, launch nothing
+            show_error(e)
+            return None, False
+        st.markdown(f"**This sweep plans {plan_size(plan)}.**")
         confirm = st.checkbox(f"Start even if it plans more than {CONFIRM_ABOVE} runs")
-        if not st.form_submit_button("Launch sweep", type="primary"):
+        if not st.button("Launch sweep", type="primary"):
             return None, confirm
-    over = {"dataset": dataset, "data_path": data_path or None, "epochs": int(epochs),
-            "train_subset": int(subset) or None, "model": model, "resize": resize}
-    return SweepPlan(methods=methods, seeds=parse_seeds(seeds_text),
-                     grid={"*": {"lr": [float(v) for v in lrs_text.split(",") if v.strip()]}},
-                     tune=["lr"] if tune else [], tune_seeds=parse_seeds(tune_seeds_text) if tune else [],
-                     targets=[float(v) for v in targets_text.split(",") if v.strip()], baseline=baseline,
-                     preset=preset, overrides=over), confirm
+    return plan, confirm
+
+
+def plan_size(plan: SweepPlan) -> str:
+    """Runs per stage and the duration from runs of this model measured on this machine."""
+    stages = (f" ({len(plan.first_stage_cells())} to tune on validation, then "
+              f"{plan.n_cells() - len(plan.first_stage_cells())} on fresh test seeds)" if plan.tune else "")
+    secs = estimate_seconds(plan, get_store().runs(kind="train", status="done", limit=500))
+    when = (f", about {format_seconds(secs)} one at a time (measured: earlier runs of this model on this machine)"
+            if secs else ": no earlier run of this model here to time it from (launch one on Train to get an "
+            "estimate)")
+    return f"{plan.n_cells()} runs{stages}{when}"
 
 
 def launch(plan: SweepPlan, confirm: bool) -> None:
-    """Size and duration first; a sweep over CONFIRM_ABOVE runs waits for the box."""
-    secs = estimate_seconds(plan, get_store().runs(kind="train", status="done", limit=500))
-    size = f"{plan.n_cells()} runs" + (f", about {secs / 60:.0f} minutes one at a time (from earlier runs of "
-                                       "this model here)" if secs else "")
+    """A sweep over CONFIRM_ABOVE runs waits for the box."""
+    size = plan_size(plan)
     if plan.n_cells() > CONFIRM_ABOVE and not confirm:
         raise ValueError(f"This sweep plans {size}: tick the box above to start it, or shrink the grid or seeds")
     check_data([plan.config(c) for c in plan.first_stage_cells()], data_dir())
@@ -112,7 +134,7 @@ def status(sweep: dict, members: list, plan: SweepPlan) -> None:
     if sweep["status"] in ACTIVE:
         a, b = st.columns([5, 1])
         a.progress(min(1.0, finished / plan.n_cells()),
-                   text=f"sweep {sweep['status']}: {finished}/{plan.n_cells()} runs finished")
+                   text=plain(f"sweep: {finished}/{plan.n_cells()} runs finished; {progress_line(get_store(), sweep)}"))
         if b.button("Cancel sweep"):
             get_manager().cancel(sweep["id"])
     elif sweep["status"] != "done":
@@ -131,7 +153,7 @@ def status(sweep: dict, members: list, plan: SweepPlan) -> None:
 
 
 def lr_sensitivity(choice: dict, color: dict) -> None:
-    st.subheader("LR sensitivity (stage 1, validation)")
+    st.subheader("LR sensitivity (stage 1, validation)", help=term("tuning", "edge_of_grid"))
     fig, seen = go.Figure(), {}
     for m, c in sorted(choice.items(), key=lambda kv: line_style(kv[0])[2]):  # the paper's beta drawn last
         pts = [p for p in c["curve"] if p["mean"] is not None and "lr" in p["values"]]
@@ -155,10 +177,11 @@ def lr_sensitivity(choice: dict, color: dict) -> None:
 
 
 def curves(store, test: list, color: dict) -> None:
-    st.subheader("Mean curves over test seeds (95% bands)")
+    st.subheader("Mean curves over test seeds (95% bands)", help=term("interval"))
     arm = {r["id"]: c.method for c, r in test}
     epochs = store.epochs(*arm)
-    x_axis = st.radio("x-axis", ["step", "time"], horizontal=True, key="curve-x")
+    x_axis = st.radio("x-axis", ["step", "time"], horizontal=True, key="curve-x", help=term("step", "wall_clock"),
+                      format_func=lambda v: {"time": "wall-clock s"}.get(v, v))
     for col, metric, title in zip(st.columns(2), ("test_acc", "val_acc"), ("Test accuracy", "Validation accuracy")):
         fig = mean_curve_figure(mean_curves(epochs, arm, metric), x_axis, title, color)
         col.plotly_chart(fig, width="stretch", key=f"curve-{metric}")
@@ -182,14 +205,14 @@ def seeds_curve(sid: str, rep: dict) -> None:
 
 
 def verdicts(sid: str, rep: dict) -> None:
-    st.subheader("Verdicts")
+    st.subheader("Verdicts", help=term("verdict", "interval", "mde", "holm", "censored", "speedup"))
     st.markdown(plain(f"Setting: {reports.sweep_setting(rep)}."))
     if rep["setting"].get("synthetic"):
         st.warning("Trained on SYNTHETIC data: these verdicts say nothing about CIFAR-10.")
     if rep.get("note"):
         st.info(plain(rep["note"]))
     table = pd.DataFrame(reports.verdict_rows(rep))
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.table(table.set_index("claim"))  # a table wraps its text: the verdict and paper columns are read whole
     st.dataframe(pd.DataFrame(reports.method_rows(rep)), hide_index=True, width="stretch")
     seeds_curve(sid, rep)
     a, b = st.columns(2)
@@ -249,9 +272,13 @@ status_of = {s["id"]: s["status"] for s in sweeps}
 sid = None
 if sweeps:
     default = ids.index(st.session_state["sweep"]) if st.session_state.get("sweep") in ids else 0
-    sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: f"{i} ({status_of[i]})")
+    # an active sweep's status lives in its progress box (a label read once would go stale)
+    sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: i if status_of[i] in ACTIVE
+                       else f"{i} ({status_of[i]})")
 else:
-    st.info("No sweeps yet. Press **Launch sweep**, or compare finished runs below.")
+    st.info("No sweeps yet. Press **Launch sweep**, compare finished runs below, or load the demo runs (a "
+            "finished sweep among them).")
+    demo_button("compare")
 ACTIVE_AT_START = sid is not None and status_of[sid] in ACTIVE
 
 

@@ -12,6 +12,7 @@ from beta_core import bundles, reports
 from beta_core.records import ACTIVE, STATUSES
 from beta_core.store import StoreError
 from pages.views.common import (
+    demo_button,
     get_manager,
     get_store,
     metric_figure,
@@ -20,6 +21,7 @@ from pages.views.common import (
     run_colors,
     run_name,
     show_error,
+    term,
 )
 
 
@@ -70,13 +72,20 @@ def table_page(store) -> pd.DataFrame:
 st.title("Runs")
 store = get_store()
 if store.count_runs() == 0:
-    st.info("No runs yet. Launch some on Train, or unpack a bundle from another store.")
+    st.info("No runs yet. Launch some on Train, unpack a bundle from another store, or load the demo runs.")
+    demo_button("runs")
     unpack_form(store)
     st.stop()
 df = table_page(store)
 show = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "seed", "best_test_acc",
         "time to accuracy", "wall_seconds", "parent", "error"]
-st.dataframe(df[show] if len(df) else pd.DataFrame(columns=show), hide_index=True, width="stretch")
+NUM = st.column_config.NumberColumn
+st.dataframe(df[show] if len(df) else pd.DataFrame(columns=show), hide_index=True, width="stretch",
+             column_config={"best_test_acc": NUM("best test acc", format="percent"),
+                            "wall_seconds": NUM("wall-clock s", format="%.1f", help=term("wall_clock")),
+                            "lr": NUM("lr", format="%g"), "momentum_rule": st.column_config.TextColumn(
+                                "momentum rule", help=term("beta_rule", "hybrid")),
+                            "time to accuracy": st.column_config.TextColumn(help=term("time_to_acc"))})
 method_of = dict(zip(df["id"], df["method"]))
 ids = st.multiselect("Select runs", df["id"].tolist(), format_func=lambda i: f"{i} ({method_of[i]})")
 if ids:
@@ -85,8 +94,8 @@ if ids:
     steps, epochs = store.steps(*ids), store.epochs(*ids)
     f1 = metric_figure({i: steps[steps["run_id"] == i] for i in ids}, names, colors, "step", "loss",
                        "Training loss", window=10)
-    f2 = metric_figure({i: epochs[epochs["run_id"] == i] for i in ids}, names, colors, "epoch", "test_acc",
-                       "Test accuracy", mode="lines+markers")
+    f2 = metric_figure({i: epochs[epochs["run_id"] == i].assign(epoch=lambda d: d["epoch"] + 1) for i in ids},
+                       names, colors, "epoch", "test_acc", "Test accuracy", mode="lines+markers")  # epochs from 1
     a, b = st.columns(2)
     a.plotly_chart(f1, width="stretch")
     b.plotly_chart(f2, width="stretch")

@@ -11,18 +11,26 @@ from beta_core.schedules import (
     hybrid_switch_lr,
     momentum_sequence,
 )
-from pages.views.common import metric_figure, run_colors, show_error
+from pages.views.common import metric_figure, run_colors, show_error, term
 
 st.title("LR schedules and momentum rules")
+# Every setting is kept in the URL (bind): a link opens the same schedules.
 c1, c2, c3, c4 = st.columns(4)
-name = c1.selectbox("LR schedule", LR_SCHEDULES, index=LR_SCHEDULES.index("cosine"))
-base_lr = c2.number_input("Peak LR", min_value=1e-5, max_value=2.0, value=0.1, format="%.4f")
-total = c3.number_input("Steps", min_value=10, max_value=100000, value=1000, step=100)
-warm = c4.number_input("Warm-up steps", min_value=0, max_value=int(total) - 1, value=0)
+name = c1.selectbox("LR schedule", LR_SCHEDULES, index=LR_SCHEDULES.index("cosine"), key="sc_schedule",
+                    bind="query-params")
+base_lr = c2.number_input("Peak LR", min_value=1e-5, max_value=2.0, value=0.1, format="%.4f", key="sc_lr",
+                          bind="query-params", help=term("eff_lr"))
+total = c3.number_input("Steps", min_value=10, max_value=100000, value=1000, step=100, key="sc_steps",
+                        bind="query-params", help=term("step"))
+warm = c4.number_input("Warm-up steps", min_value=0, max_value=int(total) - 1, value=0, key="sc_warmup",
+                       bind="query-params", help=term("warmup"))
 c5, c6, c7 = st.columns(3)
-lam = c5.number_input("Curvature λ", min_value=0.01, max_value=100.0, value=1.0)
-mu_c = c6.slider("Constant μ (and hybrid's μ after the switch)", 0.0, 0.99, 0.9, 0.01)
-mu_max = c7.slider("Clamp ceiling μ_max", 0.5, 0.999, 0.99, 0.001)
+lam = c5.number_input("Curvature λ", min_value=0.01, max_value=100.0, value=1.0, key="sc_lam", bind="query-params",
+                      help=term("lam"))
+mu_c = c6.slider("Constant μ (and hybrid's μ after the switch)", 0.0, 0.99, 0.9, 0.01, key="sc_mu",
+                 bind="query-params", help=term("constant", "hybrid"))
+mu_max = c7.slider("Clamp ceiling μ_max", 0.5, 0.999, 0.99, 0.001, key="sc_mumax", bind="query-params",
+                   help=term("mu_max"))
 
 try:
     sched = LRSchedule(name, base_lr, int(total), int(warm), step_size=max(1, int(total) // 3))
@@ -55,13 +63,15 @@ b.plotly_chart(metric_figure(frames, names, colors, "step", "zeta", "Damping rat
 st.plotly_chart(metric_figure(frames, names, colors, "step", "eff_lr", "Effective step lr/(1−μ) (log)", log_y=True),
                 width="stretch")
 st.caption("Under the beta rule the effective step is √lr/2, far below 10·lr with μ = 0.9: comparisons at the "
-           "same LR are not comparisons at the same step size.")
+           "same LR are not comparisons at the same step size. The exact rule's ζ sits below 1 (about 0.84 at lr "
+           "0.1): its μ = (1 − √(lr·λ))² comes from the discrete-time analysis, while ζ here is the beta rule's "
+           "continuous one; the two agree only at small LRs.")
 low = next((s for s, v in enumerate(lrs) if 0 < v <= hybrid_switch_lr(mu_c)), None)
 st.caption("hybrid = beta " + (f"until about step {low:,} of {int(total):,}, where the LR falls to "
                                f"{hybrid_switch_lr(mu_c):.4g} and beta's μ reaches {mu_c:g}" if low is not None
                                else f"for the whole schedule (its LR never falls to {hybrid_switch_lr(mu_c):.4g})"))
 
-st.subheader("Damping regime through training")
+st.subheader("Damping regime through training", help=term("regime", "zeta"))
 tenth = max(1, int(total) // 10)
 table = {rule: [r.regime for r in epoch_regimes([(v, m) for v, m in zip(lrs, f["momentum"]) if v > 0], tenth, lam)]
          for rule, f in frames.items()}

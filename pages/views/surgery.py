@@ -16,6 +16,7 @@ from pages.views.common import (
     recent_runs,
     run_name,
     show_error,
+    term,
 )
 
 
@@ -23,12 +24,12 @@ def launch_form(run: dict, flagged: list[str]) -> None:
     names = [g for g, _ in reports.run_groups(run)]
     with st.form("surgery"):
         groups = st.multiselect("Layer groups to retrain (pre-filled with the flagged ones; empty = auto)", names,
-                                default=flagged)
+                                default=flagged, help=term("layer_group", "flagged"))
         c1, c2, c3, c4 = st.columns(4)
         epochs = c1.number_input("Epochs", min_value=1, max_value=50, value=2)
         lr = c2.number_input("Peak LR", min_value=1e-5, max_value=1.0, value=0.01, format="%.4f")
         oversample = c3.number_input("Extra copies of training errors", min_value=0, max_value=10, value=0)
-        controls = c4.checkbox("Controls (random, per-parameter)", value=False)
+        controls = c4.checkbox("Controls (random, per-parameter)", value=False, help=term("controls"))
         leaky = st.checkbox("Train on the test split (leaky: results are labelled)", value=False)
         launched = st.form_submit_button("Launch surgery", type="primary")
     if launched:
@@ -37,26 +38,39 @@ def launch_form(run: dict, flagged: list[str]) -> None:
                                 oversample_errors=int(oversample), controls=controls,
                                 train_split="test" if leaky else "train", allow_leaky=leaky)
             get_manager().submit(surgery_run_config(run["config"], cfg), kind="surgery", parent=run["id"])
-            st.success("Surgery launched.")
+            st.rerun()  # one status box: the job's own, below
 
 
 def results(job: dict, run: dict) -> None:
     s = job["summary"]
     if s.get("leaky"):
         st.warning("LEAKY: this repair trained on the split it is scored on.")
-    st.markdown(reports.surgery_outcome(s))
+    st.markdown(reports.surgery_outcome(s), help=term("fixed_broken", "controls"))
     st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**: "
                 f"{reports.share(s['param_fraction'])} of parameters.")
     st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch")
+    # Savings only mean something when the outcome is at least as good as the full fine-tune's.
+    full = s["report"].get("full")
+    worth = s["net"] > 0 and (full is None or s["net"] >= full["net"])
     c1, c2 = st.columns(2)
-    c1.metric("Savings, parameter proxy (paper)", f"{s['savings_param_proxy']:.0%}")
+    c1.metric("Savings, parameter proxy (paper)", f"{s['savings_param_proxy']:.0%}", help=term("savings"))
     c2.metric("Savings, measured wall-clock vs full fine-tune",
-              "—" if s["savings_measured"] is None else f"{s['savings_measured']:.0%}")
+              "—" if s["savings_measured"] is None else f"{s['savings_measured']:.0%}", help=term("wall_clock"))
+    if not worth:
+        st.warning("These savings do not count: the repair " + ("made the model worse" if s["net"] < 0 else
+                   "changed nothing" if s["net"] == 0 else "did worse than the full fine-tune") +
+                   ", so a cheaper repair is not a saving.")
     main, classes = s["report"]["surgery"], s["classes"]
-    st.plotly_chart(heatmap(main["confusion_diff"], classes, classes, "Confusion matrix after − before (rows: true)",
-                            colorscale="RdBu", zmid=0), width="stretch")
+    # after − before on the diagonal (more correct) and before − after off it (fewer mistakes):
+    # one colour means better everywhere
+    diff = [[v if r == c else -v for c, v in enumerate(row)] for r, row in enumerate(main["confusion_diff"])]
+    st.markdown("**What surgery changed, class by class**", help=term("confusion_diff"))
+    st.plotly_chart(heatmap(diff, classes, classes, "Blue better, red worse (diagonal: images now right; elsewhere: "
+                            "mistakes removed; rows: true class)", colorscale="RdBu", zmid=0), width="stretch")
     per_class = pd.DataFrame({"class": classes, "before": main["class_acc_before"], "after": main["class_acc_after"]})
-    st.dataframe(per_class.assign(change=per_class["after"] - per_class["before"]), hide_index=True)
+    per_class = per_class.assign(change=per_class["after"] - per_class["before"])
+    st.dataframe(per_class.style.format({"before": "{:.1%}", "after": "{:.1%}", "change": "{:+.1%}"}),
+                 hide_index=True)
 
 
 st.title("Layer surgery")

@@ -11,57 +11,70 @@ from beta_core.data import SOURCES
 from beta_core.env import settings
 from beta_core.presets import PRESETS, preset_config, preset_methods
 from beta_core.records import ACTIVE, format_hit
+from beta_core.reports import timing_note, training_outcome
 from beta_core.store import StoreError
+from beta_core.sweeps import mean_curves
 from pages.views.common import (
     data_dir,
     data_source_label,
+    demo_button,
     get_manager,
     get_store,
     launch_errors,
+    mean_curve_figure,
     model_picker,
     panel_figure,
     plain,
+    progress_line,
     recent_runs,
     report_button,
     run_colors,
     run_name,
     show_error,
+    term,
 )
 
 st.title("Train & compare")
 
 # ------------------------------------------------------------------ launch form
 # The preset sits outside the form, so the form's defaults follow the preset picked.
-preset = st.selectbox("Preset", list(PRESETS), index=0, help="quick-cpu: about a minute on 2 CPU cores")
+# Settings outside the form are kept in the URL (bind): a teacher's link opens the same view.
+preset = st.selectbox("Preset", list(PRESETS), index=0, key="tr_preset", bind="query-params",
+                      help="quick-cpu: three methods, 6,000 images, 5 epochs: 31 s of training for all three on "
+                           "2 CPU cores (measured, CIFAR-10 pack)")
 model, resize = model_picker(PRESETS[preset]["config"]["model"], key="train-model")
 with st.form("launch"):
     c2, c3 = st.columns([1, 2])
     dataset = c2.selectbox("Dataset", SOURCES, index=SOURCES.index(PRESETS[preset]["config"].get("dataset", "auto")),
                            help="auto: a data path if given, else CIFAR-10 in data/, else synthetic")
-    data_path = c3.text_input("Data path (ImageFolder tree or .tar.gz)", value="")
+    data_path = c3.text_input("Data path (ImageFolder tree or .tar.gz)", value="", key="data_path",
+                              help="kept for this session: the sidebar's Data line names what it resolves to")
     c5, c6 = st.columns(2)
-    methods = c5.multiselect("Methods", list(METHODS), default=preset_methods(preset))
+    methods = c5.multiselect("Methods", list(METHODS), default=preset_methods(preset),
+                             help=term("constant", "beta_rule", "hybrid", "onecycle"))
     seeds_text = c6.text_input("Seeds (comma-separated)", value="0")
     c7, c8, c9 = st.columns(3)
     epochs = c7.number_input("Epochs", min_value=1, max_value=500, value=PRESETS[preset]["config"]["epochs"])
     subset = c8.number_input("Training images (0 = all)", min_value=0, max_value=50000,
                              value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
     lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0,
-                         value=float(PRESETS[preset]["config"].get("lr", 0.1)), format="%.4f")
+                         value=float(PRESETS[preset]["config"].get("lr", 0.1)), format="%.4f", help=term("eff_lr"))
     with st.expander("Advanced: momentum, batch size, LR schedule"):
         preset_cfg = {**TrainConfig().to_dict(), **preset_config(preset)}
         a1, a2, a3 = st.columns(3)
         mu = a1.number_input("Momentum μ (constant; hybrid after its switch)", min_value=0.0, max_value=0.999,
                              value=float(preset_cfg["mu"]), format="%.3f",
-                             help="the beta rule sets μ itself: μ = 1 − 2√lr")
+                             help="The beta rule sets μ itself: μ = 1 − 2√lr.\n\n" + term("momentum"))
         batch = a2.number_input("Batch size", min_value=1, max_value=65536, value=int(preset_cfg["batch_size"]))
         schedules = ["cosine", "constant", "step", "linear"]
         sched = a3.selectbox("LR schedule", schedules, index=schedules.index(preset_cfg["lr_schedule"])
                              if preset_cfg["lr_schedule"] in schedules else 0,
                              help="sgd-onecycle keeps its own one-cycle schedule")
     c10, c11 = st.columns(2)
-    per_epoch = c10.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)")
-    curvature = c11.checkbox("Measure curvature each epoch (top Hessian eigenvalue: real damping ratio)")
+    per_epoch = c10.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)",
+                             help=term("attribution", "layer_group"))
+    curvature = c11.checkbox("Measure curvature each epoch (top Hessian eigenvalue: real damping ratio)",
+                             help=term("sharpness", "zeta"))
     launched = st.form_submit_button("Launch", type="primary")
 
 if launched:
@@ -101,7 +114,9 @@ if stale:
 # external: logged from your own loop (beta_core.track); the newest runs, or a search, and the selection
 runs = recent_runs(store, "train-runs", ("train", "external"), keep=st.session_state.get("selected", []))
 if not runs:
-    st.info("No runs yet. Press **Launch** to compare the preset's methods.")
+    st.info("No runs yet. Press **Launch** to compare the preset's methods, or load the demo runs: real results "
+            "on every page at once.")
+    demo_button("train")
     st.stop()
 by_id = {r["id"]: r for r in runs}
 default = [i for i in st.session_state.get("selected", []) if i in by_id]
@@ -110,9 +125,10 @@ if not default:
     default = [r["id"] for r in runs if r["group_id"] == latest and latest][:10] or [runs[0]["id"]]
 chosen = st.multiselect("Runs shown", list(by_id), default=default, format_func=lambda i: run_name(by_id[i]))
 c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
-x_axis = c1.radio("x-axis", ["step", "epoch", "time"], horizontal=True)
-window = c2.slider("Smoothing (steps)", 1, 50, 10)
-log_y = c3.checkbox("log-y for loss", value=False)
+x_axis = c1.radio("x-axis", ["step", "epoch", "time"], horizontal=True, key="tr_x", bind="query-params",
+                  format_func=lambda v: {"time": "wall-clock s"}.get(v, v), help=term("step", "wall_clock"))
+window = c2.slider("Smoothing (steps)", 1, 50, 10, key="tr_smooth", bind="query-params")
+log_y = c3.checkbox("log-y for loss", value=False, key="tr_logy", bind="query-params")
 # Each refresh redraws six charts in the browser; on a 2-core machine that competes with the
 # training processes for CPU, so the default refresh is slower there (bench_app_polling.py).
 default_poll = settings().poll_seconds or (2.0 if (os.cpu_count() or 1) > 2 else 5.0)
@@ -121,7 +137,9 @@ poll = c4.selectbox("Refresh every (s)", [1.0, 2.0, 5.0, 10.0],
 any_active = any(by_id[i]["status"] in ACTIVE for i in chosen)
 
 
-def status_lines(runs: dict, names: dict, counts: dict) -> None:
+def status_lines(store, runs: dict, names: dict, counts: dict) -> None:
+    """One status box per run: active ones with phase, rate and time left; the rest only when
+    they did not finish or trained on synthetic data."""
     for i, r in runs.items():
         if r["status"] in ACTIVE:
             total = r["summary"].get("total_steps")  # known once the worker has loaded the data
@@ -131,7 +149,7 @@ def status_lines(runs: dict, names: dict, counts: dict) -> None:
                        f"{r['config'].get('host', '?')}, {counts[i]} steps so far")
                 continue
             a.progress(min(1.0, counts[i] / total) if total else 0.0,
-                       text=f"{names[i]}: {r['status']}" + (f" {counts[i]}/{total} steps" if total else ""))
+                       text=plain(f"{names[i]}: {progress_line(store, r)}"))
             if b.button("Cancel", key=f"cancel-{i}"):
                 get_manager().cancel(i)
         elif r["status"] not in ("done",):
@@ -158,12 +176,14 @@ def step_frames(store, runs: dict) -> dict[str, pd.DataFrame]:
     return out
 
 
-def charts(store, runs: dict, names: dict, colors: dict) -> None:
+def charts(store, runs: dict, names: dict, colors: dict, seconds: str) -> None:
     ids = list(runs)
     frames, epochs = step_frames(store, runs), store.epochs(*ids)
     eframes = {i: epochs[epochs["run_id"] == i].assign(epoch=lambda d: d["epoch"] + 1) for i in ids}
     x = "epoch" if x_axis == "epoch" else x_axis
     sx = "step" if x_axis == "epoch" else x_axis  # step records have fractional epochs only via step
+    if x_axis == "time":
+        st.caption(f"Time axis: {seconds}.")
     sched = [{"frames": frames, "x": sx, "y": "lr", "title": "Learning rate"},
              {"frames": frames, "x": sx, "y": "momentum", "title": "Momentum μ"},
              {"frames": frames, "x": sx, "y": "zeta", "title": "Damping ratio ζ (assuming λ = 1)", "log_y": True,
@@ -171,8 +191,12 @@ def charts(store, runs: dict, names: dict, colors: dict) -> None:
     perf = [{"frames": frames, "x": sx, "y": "loss", "title": "Training loss", "log_y": log_y, "window": window},
             {"frames": frames, "x": sx, "y": "acc", "title": "Training accuracy (batch)", "window": window},
             {"frames": eframes, "x": x, "y": "test_acc", "title": "Test accuracy", "mode": "lines+markers"}]
+    if x_axis == "time":
+        for p in sched + perf:
+            p["x_title"] = "wall-clock s on this machine"
     st.plotly_chart(panel_figure(sched, names, colors), width="stretch", key="live-schedule")
     st.plotly_chart(panel_figure(perf, names, colors), width="stretch", key="live-performance")
+    mean_by_method(runs, epochs)
     curv = {i: f.assign(**{k: [e.get(k) for e in f["extra"]] for k in ("lam_max", "stability_margin", "zeta_measured")})
             for i, f in eframes.items() if len(f) and any(e.get("lam_max") for e in f["extra"])}
     if curv:
@@ -188,18 +212,40 @@ def charts(store, runs: dict, names: dict, colors: dict) -> None:
                    "Adam: the preconditioned sharpness; its margin uses (2+2β₁)/((1−β₁)·lr); no ζ.")
 
 
-def time_to_accuracy(runs: dict, names: dict) -> None:
+def mean_by_method(runs: dict, epochs: pd.DataFrame) -> None:
+    """With several seeds of a method shown: its mean test accuracy per epoch and 95% band."""
+    method = {i: r["method"] for i, r in runs.items() if r["status"] == "done"}
+    if max(pd.Series(list(method.values())).value_counts(), default=0) < 2:
+        return
+    if st.checkbox("Mean per method over seeds (95% band)", key="tr_mean", bind="query-params",
+                   help=term("interval")):
+        curves = mean_curves(epochs, method).assign(epoch=lambda d: d["epoch"] + 1)
+        x = {"epoch": "epoch", "time": "time"}.get(x_axis, "step")
+        fig = mean_curve_figure(curves, x, "Test accuracy: mean per method over seeds, 95% band")
+        st.plotly_chart(fig, width="stretch", key="live-mean")
+
+
+REGIME = {"underdamped": "under", "critical": "crit", "overdamped": "over"}  # short, whole words in a cell
+
+
+def time_to_accuracy(runs: dict, names: dict, seconds: str) -> None:
+    st.subheader("Time to accuracy", help=term("time_to_acc", "step", "wall_clock"))
+    with_seconds = st.checkbox("Also show wall-clock seconds", key="tr_secs", bind="query-params",
+                               help=term("wall_clock"))
     rows = []
     for i, r in runs.items():
         s = r["summary"]
-        row = {"run": names[i], "status": r["status"], "final test acc": s.get("final_test_acc"),
-               "regimes (λ = 1)": " ".join("n/a" if x and x.startswith("n/a") else (x or "-")[:5]
-                                           for x in s.get("regimes", []))}
+        acc = s.get("final_test_acc")
+        row = {"run": names[i], "lr": f"{r['config'].get('lr', 0):g}", "status": r["status"],
+               "final test acc": "-" if acc is None else f"{acc:.1%}",
+               "regime per epoch (λ = 1)": " ".join("n/a" if x and x.startswith("n/a") else REGIME.get(x, x or "-")
+                                                    for x in s.get("regimes", []))}
         for t, v in (s.get("time_to_accuracy") or {}).items():
-            row[f"≥{t}"] = format_hit(v)
+            row[f"≥{float(t):.0%}"] = format_hit(v, seconds=with_seconds)
         rows.append(row)
-    st.subheader("Time to accuracy")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption("Steps first: a step costs the same for every SGD method. "
+               + (f"Seconds: {seconds}." if with_seconds else "Tick the box for seconds."))
 
 
 @st.fragment(run_every=poll if any_active else None)
@@ -207,9 +253,12 @@ def live(ids: list[str]) -> None:
     store = get_store()
     runs = {i: store.get_run(i) for i in ids}
     names = {i: run_name(r) for i, r in runs.items()}
-    status_lines(runs, names, store.step_counts(*ids))
-    charts(store, runs, names, run_colors(ids))
-    time_to_accuracy(runs, names)
+    st.markdown(training_outcome(list(runs.values())))  # the outcome in words, before any chart
+    times = store.step_times(*ids)
+    status_lines(store, runs, names, {i: n for i, (n, _) in times.items()})
+    seconds = timing_note(list(runs.values()), {i: t for i, (_, t) in times.items()})
+    charts(store, runs, names, run_colors(ids), seconds)
+    time_to_accuracy(runs, names, seconds)
     if any_active and all(r["status"] not in ACTIVE for r in runs.values()):
         st.rerun()  # everything finished: a full rerun stops the polling
 
