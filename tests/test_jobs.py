@@ -166,3 +166,30 @@ def test_a_bad_job_on_a_warm_worker_fails_and_the_worker_goes_on(tmp_path):
             if line.startswith("worker ")}
     assert len(pids) == 1  # the same worker took the next run
     jm.close()
+
+
+def test_a_running_job_records_its_phase_and_a_finished_one_how_long_it_took(store, tmp_path):
+    """What a page's progress line reads: the phase and total while training, the duration after."""
+    rid = store.create_run(tiny_config(epochs=1).to_dict())
+    seen = []
+
+    def look(rec):
+        if not seen:  # the first record: setup is over, training has begun
+            seen.append(store.get_run(rid)["summary"]["progress"])
+
+    assert execute_run(store, rid, str(tmp_path / "data"), on_record=look)["status"] == "done"
+    assert seen[0]["phase"] == "training" and seen[0]["unit"] == "steps" and seen[0]["total"] > 0
+    assert seen[0]["started"] <= time.time()
+    assert store.get_run(rid)["summary"]["job_seconds"] > 0
+
+
+def test_the_localisation_benchmark_reports_cases_done_of_total(store, tmp_path):
+    rid = store.create_run(tiny_config(epochs=1).to_dict())
+    execute_run(store, rid, str(tmp_path / "data"))
+    job = store.create_run({"method": "localise", "model": "small_cnn",
+                            "localise": {"severities": {"noise": [1.0], "bn_stats": [1.0]}, "scores": ["random"]}},
+                           kind="localise", parent=rid)
+    cases = []
+    execute_run(store, job, str(tmp_path / "data"), on_record=lambda c: cases.append(c))
+    assert cases and all(c["total"] == len(cases) for c in cases)
+    assert [c["done"] for c in cases] == list(range(1, len(cases) + 1))

@@ -34,3 +34,19 @@ def test_coincide_only_for_a_real_shared_stretch():
     assert coincide(f["b"], f["b"], "step", "momentum") is None  # identical all along: one line, no note
     assert coincide(f["b"], f["c"], "step", "momentum") is None
     assert line_style("adam")[0] == "solid" and line_style("sgd-onecycle s1")[0] == "dot"
+
+
+def test_every_axis_says_what_its_unit_is_and_log_ticks_are_written_out():
+    names = {"b": "sgd-beta s0", "h": "sgd-hybrid s0", "c": "sgd-constant s0"}
+    colors = {"b": "#1f77b4", "h": "#d62728", "c": "#2ca02c"}
+    frames = {r: f.assign(time=f["step"] * 0.1, epoch=f["step"] // 10 + 1, zeta=0.05 + f["step"] * 0.2)
+              for r, f in _frames().items()}
+    fig = panel_figure([{"frames": frames, "x": "time", "y": "momentum", "title": "Momentum"},
+                        {"frames": frames, "x": "epoch", "y": "momentum", "title": "Momentum"},
+                        {"frames": frames, "x": "step", "y": "zeta", "title": "ζ", "log_y": True}], names, colors)
+    assert fig.layout.xaxis.title.text == "seconds (wall clock on this machine)"
+    assert fig.layout.xaxis2.title.text == "epoch (from 1)" and fig.layout.xaxis3.title.text == "step"
+    assert list(fig.layout.yaxis3.ticktext) == ["0.05", "0.1", "0.2", "0.5", "1", "2", "5", "10", "20"]
+    own = panel_figure([{"frames": frames, "x": "time", "y": "momentum", "title": "M", "x_title": "wall-clock s"}],
+                       names, colors)
+    assert own.layout.xaxis.title.text == "wall-clock s"

@@ -55,3 +55,30 @@ def test_surgery_outcome_comes_first_in_words():
     assert text.startswith("The repair **hurt**: net -7 images (52 fixed, 59 broken), accuracy 58.4% → 58.1%.")
     assert "**worse than** a full fine-tune of every group (net +7)" in text and "random groups: net -2" in text
     assert reports.share(32 / 100000) == "<0.1%" and reports.share(0.76) == "76.0%"
+
+
+def _run(rid, method, acc, hit_step, updated=100.0, status="done"):
+    tta = {"0.5": {"epoch": 1, "step": hit_step, "time": 3.0} if hit_step else None}
+    return {"id": rid, "method": method, "status": status, "updated": updated,
+            "summary": {"final_test_acc": acc, "time_to_accuracy": tta} if status == "done" else {}}
+
+
+def test_training_outcome_says_who_ended_highest_who_was_first_and_how_much_it_means():
+    from beta_core.reports import training_outcome
+
+    text = training_outcome([_run("a", "sgd-beta", 0.574, 300), _run("b", "sgd-constant", 0.5645, 420),
+                             _run("c", "sgd-hybrid", 0.578, None)])
+    assert text.startswith("**sgd-hybrid** ended highest: final test accuracy 57.8% (sgd-beta 57.4%, "
+                           "sgd-constant 56.5%).")
+    assert "First to 50% test accuracy: **sgd-beta** at step 300 (sgd-hybrid never)." in text
+    assert "One seed per method" in text and "not a verdict" in text
+    assert training_outcome([_run("a", "sgd-beta", None, None, status="running")]).startswith("1 run(s) still")
+
+
+def test_timing_note_says_whether_seconds_compare():
+    from beta_core.reports import timing_note
+
+    after = [_run("a", "x", 0.5, 1, updated=100.0), _run("b", "y", 0.5, 1, updated=200.0)]
+    assert "one after another" in timing_note(after, {"a": 50.0, "b": 60.0})  # [50, 100], [140, 200]
+    assert "overlapped" in timing_note(after, {"a": 50.0, "b": 150.0})       # [50, 100], [50, 200]
+    assert timing_note(after[:1], {"a": 50.0}) == "wall-clock seconds on this machine"

@@ -233,21 +233,22 @@ def report_button(ids: list[str], key: str, label: str = "Download report (HTML,
 
 # Real runs shipped with the project (data/demo/record.py recorded them on the CIFAR-10 pack): a
 # lecture starts from results, not from a minute of training.
-DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "data" / "demo" / "demo.zip"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
 def demo_button(key: str) -> None:
     """On an empty store: "Load demo runs" unpacks the shipped bundle (a three-method comparison
     with attribution and surgery, and a small tuned sweep) and shows them at once."""
     store = get_store()
-    if not DEMO_BUNDLE.exists() or store.count_runs() > 0:
+    bundles = sorted(DEMO_DIR.glob("*.zip"))
+    if not bundles or store.count_runs() > 0:
         return
     if st.button("Load demo runs", key=f"demo-{key}", type="primary",
                  help="Real runs recorded on CIFAR-10 (2 CPU cores): sgd-constant, sgd-beta and sgd-hybrid on the "
                       "quick-cpu preset, attribution and surgery of the sgd-beta run, and the sweep-cpu tuned sweep. "
-                      "The same as `beta-core runs unpack data/demo/demo.zip`."):
+                      "The same as `beta-core runs unpack` of each bundle in data/demo/."):
         try:
-            added = unpack(store, DEMO_BUNDLE)["added"]
+            added = [i for b in bundles for i in unpack(store, b)["added"]]
         except (BundleError, StoreError, OSError) as e:
             show_error(e, "Cannot load the demo runs: ")
             return

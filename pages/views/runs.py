@@ -57,7 +57,8 @@ PAGE = 100  # rows of the table: filtered and paged in SQL, so 10,000 runs cost 
 def table_page(store) -> pd.DataFrame:
     """One page of the run table, newest first, with its filters."""
     c1, c2, c3, c4 = st.columns([2, 2, 3, 1])
-    kinds = c1.multiselect("Kind", ["train", "external", "surgery", "sweep", "attribution", "localise"], key="rk")
+    kinds = c1.multiselect("Kind", ["train", "external", "surgery", "sweep", "attribution", "localise"], key="rk",
+                           help=term("run", "job", "sweep"))
     statuses = c2.multiselect("Status", list(STATUSES), key="rs")
     search = c3.text_input("Search", placeholder="part of an id, method, model or label", key="rq") or None
     total = store.count_runs(tuple(kinds) or None, tuple(statuses) or None, search)
