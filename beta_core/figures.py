@@ -37,9 +37,12 @@ def run_colors(run_ids) -> dict[str, str]:
 
 
 def run_name(run: dict) -> str:
-    seed = run["config"].get("seed")
+    """``sgd-beta s0 lr 0.1 · 87e53e``: method, seed and LR tell a comparison's runs apart, the id's
+    tail tells reruns apart."""
+    seed, lr = run["config"].get("seed"), run["config"].get("lr")
     mark = " (your loop)" if run.get("kind") == "external" else ""
-    return f"{run['method']}" + (f" s{seed}" if seed is not None else "") + mark + f" · {run['id'][-6:]}"
+    return (f"{run['method']}" + (f" s{seed}" if seed is not None else "") + (f" lr {lr:g}" if isinstance(
+        lr, (int, float)) and run.get("kind") != "surgery" else "") + mark + f" · {run['id'][-6:]}")
 
 
 def smooth(y: pd.Series, window: int) -> pd.Series:

@@ -260,8 +260,8 @@ def timing_note(runs: list[dict], last_times: dict[str, float | None]) -> str:
 def surgery_rows(summary: dict) -> list[dict]:
     """One row per variant of a surgery (the repair, the full fine-tune, the controls)."""
     return [{"variant": v["name"], "fixed": v["fixed"], "broken": v["broken"], "net": v["net"],
-             "acc before": round(v["acc_before"], 4), "acc after": round(v["acc_after"], 4),
-             "params": share(v["param_fraction"]), "seconds": round(v["step_seconds"], 2)}
+             "acc before": pct(v["acc_before"], 2), "acc after": pct(v["acc_after"], 2),
+             "params": share(v["param_fraction"]), "wall-clock s": round(v["step_seconds"], 2)}
             for v in summary["report"].values()]
 
 

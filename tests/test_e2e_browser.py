@@ -157,7 +157,7 @@ def test_launch_watch_attribute_operate(app, page):
     with Step(page, tmp, "launch"):
         _nav(page, "Train & compare", "Train & compare")
         # The app's data folder is empty and BETA_DATA_PATH unset: "auto" means synthetic here.
-        page.get_by_text("synthetic (no CIFAR-10 found)").wait_for()
+        page.get_by_text("synthetic (no CIFAR-10 in data/)").wait_for()
         page.get_by_label("Epochs").fill("3")
         page.get_by_label("Training images (0 = all)").fill("2000")
         page.get_by_role("button", name="Launch").click()

@@ -42,7 +42,8 @@ def test_rows_drive_the_text_table():
                                       "acc_before": 0.584, "acc_after": 0.5805, "param_fraction": 0.76,
                                       "step_seconds": 1.234}}}
     rows = reports.surgery_rows(summary)
-    assert list(rows[0]) == ["variant", "fixed", "broken", "net", "acc before", "acc after", "params", "seconds"]
+    assert list(rows[0]) == ["variant", "fixed", "broken", "net", "acc before", "acc after", "params",
+                            "wall-clock s"]
     text = reports.text_table(rows)
     assert "surgery (flagged groups)" in text and "76.0%" in text and "-7" in text
     assert reports.text_table([]) == "(none)" and reports.pct(None) == "-" and reports.pct(0.5834) == "58.3%"

@@ -181,6 +181,9 @@ attributed = store.with_results("attribution")
 # Runs that already have an attribution come first, so the page opens on results.
 runs = sorted(recent_runs(store, "attr-runs", ("train", "surgery"), "done", keep=sorted(attributed, reverse=True)[:50]),
               key=lambda r: r["id"] not in attributed)
+# Attribution reads the weights: runs stored without them (a bundle packed --no-checkpoints) are left out
+# unless they already have a result to show.
+runs = [r for r in runs if r["id"] in attributed or store.checkpoint_path(r["id"]).exists()]
 opts = inputs()
 shown = []
 

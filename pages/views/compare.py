@@ -226,7 +226,10 @@ st.caption("Each method gets its own LR, chosen on a **validation** split over t
            "LRs then run on fresh seeds and are reported on the **test** split, with 95% intervals. "
            "\"No detectable difference\" is a result too.")
 SWEEP_PRESETS = [p for p in PRESETS if preset_sweep(p)]
-with launch_errors():
+store = get_store()
+sweeps = store.runs(kind="sweep", limit=RECENT)
+# The latest verdicts are the page's outcome: with sweeps in the store, planning a new one folds away.
+with st.expander("Plan and launch a sweep", expanded=not sweeps), launch_errors():
     plan, confirm = plan_form()
     if plan is not None:
         launch(plan, confirm)
@@ -263,8 +266,6 @@ def any_runs_verdict(store) -> None:
         verdicts(f"verdict-{'-'.join(sorted(chosen))[:40]}", {**rep, "runs_shown": chosen})
 
 
-store = get_store()
-sweeps = store.runs(kind="sweep", limit=RECENT)
 if st.session_state.get("sweep") and st.session_state["sweep"] not in {s["id"] for s in sweeps}:
     sweeps.insert(0, store.get_run(st.session_state["sweep"]))
 ids = [s["id"] for s in sweeps]
@@ -288,6 +289,9 @@ def show(sid: str) -> None:
     sweep, members = store.get_run(sid), sweep_members(store, sid)
     plan = SweepPlan.from_dict(sweep["config"]["sweep"])
     status(sweep, members, plan)
+    stored = store.results(sid, "sweep")
+    if stored:  # the verdicts first, in words and tables; how they came about below
+        verdicts(sid, stored[-1])
     for stage in ("tune", "test"):
         fig = grid_figure(members, stage)
         if fig is not None:
@@ -299,9 +303,6 @@ def show(sid: str) -> None:
     test = [(c, r) for c, r in members if c.stage == "test"]
     if test:
         curves(store, test, color)
-    stored = store.results(sid, "sweep")
-    if stored:
-        verdicts(sid, stored[-1])
     if ACTIVE_AT_START and sweep["status"] not in ACTIVE:
         st.rerun()  # finished: a full rerun stops the polling
 

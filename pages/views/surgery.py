@@ -79,12 +79,13 @@ repaired = {j["parent"] for j in store.runs(kind="surgery", limit=RECENT)}
 # Runs that already have a surgery come first, so the page opens on a result.
 runs = sorted(recent_runs(store, "surgery-runs", "train", "done", keep=sorted(repaired, reverse=True)[:50]),
               key=lambda r: r["id"] not in repaired)
+runs = [r for r in runs if r["id"] in repaired or store.checkpoint_path(r["id"]).exists()]  # surgery needs weights
 run = pick_run("Model to repair", runs, key="surgery-run")
 if run is None:
     st.stop()
 attributions = store.results(run["id"], "attribution")
-launch_form(run, attributions[-1]["flagged"] if attributions else [])
 jobs = store.runs(kind="surgery", parent=run["id"])
+# The outcome first: the latest surgery's result (or its progress), then the form for another.
 if not jobs:
     st.caption("No surgery on this run yet.")
 elif jobs[0]["status"] in ACTIVE:
@@ -93,3 +94,5 @@ elif jobs[0]["status"] != "done":
     show_error(jobs[0]["error"] or "", f"Surgery {jobs[0]['id']} {jobs[0]['status']}: ")
 else:
     results(jobs[0], run)
+with st.expander("Launch a surgery on this run", expanded=not jobs):
+    launch_form(run, attributions[-1]["flagged"] if attributions else [])

@@ -35,6 +35,7 @@ from pages.views.common import (
 )
 
 st.title("Train & compare")
+outcome = st.empty()  # the shown runs' outcome in words, first on the page (filled once they are known)
 
 # ------------------------------------------------------------------ launch form
 # The preset sits outside the form, so the form's defaults follow the preset picked.
@@ -120,9 +121,10 @@ if not runs:
     st.stop()
 by_id = {r["id"]: r for r in runs}
 default = [i for i in st.session_state.get("selected", []) if i in by_id]
-if not default:
-    latest = runs[0]["group_id"]
-    default = [r["id"] for r in runs if r["group_id"] == latest and latest][:10] or [runs[0]["id"]]
+if not default:  # the newest comparison launched here (a sweep's members are the Compare page's)
+    own = [r for r in runs if not r["parent"]] or runs
+    latest = own[0]["group_id"]
+    default = [r["id"] for r in own if r["group_id"] == latest and latest][:10] or [own[0]["id"]]
 chosen = st.multiselect("Runs shown", list(by_id), default=default, format_func=lambda i: run_name(by_id[i]))
 c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
 x_axis = c1.radio("x-axis", ["step", "epoch", "time"], horizontal=True, key="tr_x", bind="query-params",
@@ -253,7 +255,6 @@ def live(ids: list[str]) -> None:
     store = get_store()
     runs = {i: store.get_run(i) for i in ids}
     names = {i: run_name(r) for i, r in runs.items()}
-    st.markdown(training_outcome(list(runs.values())))  # the outcome in words, before any chart
     times = store.step_times(*ids)
     status_lines(store, runs, names, {i: n for i, (n, _) in times.items()})
     seconds = timing_note(list(runs.values()), {i: t for i, (_, t) in times.items()})
@@ -289,6 +290,7 @@ def launch_again(runs: dict, ids: list[str]) -> None:
 
 
 if chosen:
+    outcome.markdown(training_outcome([by_id[i] for i in chosen]))
     live(chosen)
     report_button(chosen, "report-train")
     launch_again(by_id, chosen)
