@@ -334,6 +334,11 @@ def _localise(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record,
                     "top1": {s: v["top1"]["rate"] for s, v in result["scores"].items()}}
 
 
+# What a job does from its start until it reports more (a page shows it instead of a bare "running").
+FIRST_PHASE = {"train": "decoding the data and building the model", "surgery": "loading the model and the data",
+               "attribution": "loading the model, then scoring each group on the errors (gradients, probe)",
+               "localise": "loading the model and the data", "sweep": "planning"}
+
 JOB_BODIES = {"train": _train, "surgery": _surgery, "attribution": _attribution, "sweep": _sweep,
               "localise": _localise}
 JOB_KINDS = tuple(JOB_BODIES)
@@ -354,8 +359,7 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
         raise StoreError(f"Run {run_id} is {run['status']} (expected a queued run)")
     store.claim(run_id)
     started = time.time()
-    store.update_summary(run_id, {"progress": {"phase": "planning" if run["kind"] == "sweep" else "loading data "
-                                               "and model", "started": started}})
+    store.update_summary(run_id, {"progress": {"phase": FIRST_PHASE.get(run["kind"], "starting"), "started": started}})
     stop = StopFlag(store, run_id, also=should_stop)
     if handle_signals:
         signal.signal(signal.SIGTERM, stop.on_signal)

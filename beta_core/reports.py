@@ -234,6 +234,10 @@ def training_outcome(runs: list[dict]) -> str:
             text += (f" First to {float(t):.0%} test accuracy: **{first}** at step {int(reached[first]):,}"
                      + (f" ({', '.join(never)} never)" if never else "") + ".")
             break
+    hits = [h for r in done for h in (r["summary"].get("time_to_accuracy") or {}).values()]
+    if hits and all(h is not None and h["epoch"] == 0 for h in hits):
+        text += (" Every target was reached in the first epoch, so time to accuracy cannot tell these runs apart: "
+                 "raise the thresholds (Advanced, or `--set thresholds=0.97,0.98`).")
     if len(order) > 1:
         text += (" One seed per method: differences of a point or two are within seed noise, so this is not a "
                  "verdict (a sweep on the Compare page gives one)." if seeds == 1 else

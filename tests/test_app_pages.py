@@ -342,6 +342,14 @@ def test_advanced_train_fields_reach_the_configs_only_when_changed(monkeypatch, 
     assert not at.exception, [e.value for e in at.exception]
     assert [c["batch_size"] for c in submitted] == [64, 64]
     assert [c["lr_schedule"] for c in submitted] == ["cosine", "onecycle"]  # onecycle keeps its own
+    assert [list(c["thresholds"]) for c in submitted] == [[0.5, 0.55, 0.6]] * 2  # untouched: the preset's
+    submitted.clear()
+    next(t for t in at.text_input if t.label.startswith("Time-to-accuracy targets")).set_value("0.9, 0.95")
+    next(b for b in at.button if b.label == "Launch").click().run()
+    assert [list(c["thresholds"]) for c in submitted] == [[0.9, 0.95]] * 2
+    next(t for t in at.text_input if t.label.startswith("Time-to-accuracy targets")).set_value("0.9, high")
+    next(b for b in at.button if b.label == "Launch").click().run()
+    assert any("Invalid targets" in e.value for e in at.error)
 
 
 def test_attribution_run_b_opens_on_the_other_optimizer_family(monkeypatch, populated):

@@ -50,3 +50,31 @@ def test_every_axis_says_what_its_unit_is_and_log_ticks_are_written_out():
     own = panel_figure([{"frames": frames, "x": "time", "y": "momentum", "title": "M", "x_title": "wall-clock s"}],
                        names, colors)
     assert own.layout.xaxis.title.text == "wall-clock s"
+
+
+def test_progress_lines_say_phase_rate_and_time_left_measured_here(tmp_path):
+    import os
+    import time
+
+    from helpers import tiny_config
+
+    from beta_core.store import Store
+    from pages.views.common import progress_line
+
+    store = Store(tmp_path / "runs")
+    job = {"method": "attribution", "model": "small_cnn"}
+    earlier = store.create_run(job, kind="attribution")
+    store.finish(earlier, "done", {"job_seconds": 30.0})
+    now = store.create_run(job, kind="attribution", status="running", pid=os.getpid())
+    store.update_summary(now, {"progress": {"phase": "scoring", "started": time.time() - 10}})
+    line = progress_line(store, store.get_run(now))
+    assert line.startswith("scoring · about 2") and line.endswith("s left (from 1 earlier here)"), line
+    queued = store.create_run(job, kind="attribution")
+    assert progress_line(store, store.get_run(queued)).startswith("queued: waiting for a free worker")
+    # a run whose steps fill its first epoch and no epoch record yet is evaluating
+    run = store.create_run(tiny_config(epochs=2).to_dict(), status="running", pid=os.getpid())
+    store.update_summary(run, {"progress": {"phase": "training", "total": 20, "unit": "steps",
+                                            "started": time.time() - 5}})
+    store.add_steps(run, [{"step": s, "epoch": 0, "lr": 0.1, "momentum": 0.9, "zeta": 1.0, "eff_lr": 1.0,
+                           "loss": 1.0, "acc": 0.5, "time": s / 4} for s in range(10)])
+    assert progress_line(store, store.get_run(run)).startswith("evaluating epoch 1: 10/20 steps · ")

@@ -74,6 +74,10 @@ def test_training_outcome_says_who_ended_highest_who_was_first_and_how_much_it_m
     assert "First to 50% test accuracy: **sgd-beta** at step 300 (sgd-hybrid never)." in text
     assert "One seed per method" in text and "not a verdict" in text
     assert training_outcome([_run("a", "sgd-beta", None, None, status="running")]).startswith("1 run(s) still")
+    easy = [_run("a", "sgd-beta", 0.99, 10), _run("b", "sgd-constant", 0.99, 12)]  # MNIST: every target in epoch 1
+    for r in easy:
+        r["summary"]["time_to_accuracy"]["0.5"]["epoch"] = 0
+    assert "Every target was reached in the first epoch" in training_outcome(easy)
 
 
 def test_timing_note_says_whether_seconds_compare():

@@ -71,6 +71,8 @@ with st.form("launch"):
         sched = a3.selectbox("LR schedule", schedules, index=schedules.index(preset_cfg["lr_schedule"])
                              if preset_cfg["lr_schedule"] in schedules else 0,
                              help="sgd-onecycle keeps its own one-cycle schedule")
+        targets = st.text_input("Time-to-accuracy targets (test accuracy, comma-separated)",
+                                value=",".join(f"{t:g}" for t in preset_cfg["thresholds"]), help=term("time_to_acc"))
     c10, c11 = st.columns(2)
     per_epoch = c10.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)",
                              help=term("attribution", "layer_group"))
@@ -86,8 +88,13 @@ if launched:
                 "attribution_every_epoch": per_epoch, "curvature_every_epoch": curvature}
         # Advanced fields only when changed from the preset's: a method's own fixed values (onecycle's
         # schedule, adam's beta1) are not overridden by a default nobody touched.
-        for name, value in (("mu", float(mu)), ("batch_size", int(batch)), ("lr_schedule", sched)):
-            if value != preset_cfg[name]:
+        try:
+            wanted = tuple(float(t) for t in targets.split(",") if t.strip())
+        except ValueError:
+            raise ValueError(f"Invalid targets: {targets!r} (expected test accuracies such as 0.5,0.6)") from None
+        for name, value in (("mu", float(mu)), ("batch_size", int(batch)), ("lr_schedule", sched),
+                            ("thresholds", wanted)):
+            if value != (tuple(preset_cfg[name]) if name == "thresholds" else preset_cfg[name]):
                 over[name] = value
         configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
         check_data(configs, data_dir())  # a bad path is refused here, before any run exists
@@ -245,7 +252,9 @@ def time_to_accuracy(runs: dict, names: dict, seconds: str) -> None:
         for t, v in (s.get("time_to_accuracy") or {}).items():
             row[f"≥{float(t):.0%}"] = format_hit(v, seconds=with_seconds)
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "regime per epoch (λ = 1)": st.column_config.TextColumn(help="under: underdamped, crit: critical, over: "
+                                                                     "overdamped.\n\n" + term("regime"))})
     st.caption("Steps first: a step costs the same for every SGD method. "
                + (f"Seconds: {seconds}." if with_seconds else "Tick the box for seconds."))
 
