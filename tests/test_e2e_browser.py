@@ -178,7 +178,7 @@ def test_launch_watch_attribute_operate(app, page):
         _no_exceptions(page)
     with Step(page, tmp, "finish"):
         page.locator('[data-testid="stProgress"]').first.wait_for(state="detached", timeout=240000)
-        page.get_by_text("Time to accuracy").first.wait_for()  # a fragment rerun may briefly show two
+        page.get_by_role("heading", name="Time to accuracy").first.wait_for()  # a fragment rerun may briefly show two
         table = page.locator('[data-testid="stDataFrame"]:visible').first  # the groups table sits in a closed expander
         table.wait_for()
         _no_exceptions(page)
@@ -208,12 +208,16 @@ def test_tiny_sweep_fills_the_grid_and_gives_verdicts(app, page):
     url, tmp = app
     with Step(page, tmp, "sweep-launch"):
         _nav(page, "Compare (sweeps)", "Compare")
-        page.get_by_label("LR grid (SGD methods)").fill("0.05,0.1")
-        page.get_by_label("Tuning seeds").fill("100")
-        page.get_by_label("Test seeds (fresh)").fill("0,1")
-        page.get_by_role("textbox", name="Target test accuracies").fill("0.2")
-        page.get_by_label("Epochs").fill("1")
-        page.get_by_label("Training images (0 = all)").fill("500")
+        # Not a form (the plan's size follows every change): each field applies with Enter and reruns.
+        box = lambda name: page.get_by_role("textbox", name=name)  # noqa: E731 - a `?` button shares the label
+        number = lambda name: page.get_by_role("spinbutton", name=name)  # noqa: E731
+        for field, value in ((box("LR grid (SGD methods)"), "0.05,0.1"), (box("Tuning seeds"), "100"),
+                             (box("Test seeds (fresh)"), "0,1"), (box("Target test accuracies"), "0.2"),
+                             (number("Epochs"), "1"), (number("Training images (0 = all)"), "500")):
+            field.fill(value)
+            field.press("Enter")
+            _wait_idle(page)
+        page.get_by_text("This sweep plans 12 runs (6 to tune on validation").wait_for()
         page.get_by_role("button", name="Launch sweep").click()
         page.get_by_text("Launched sweep").wait_for(timeout=30000)
         _no_exceptions(page)
