@@ -21,8 +21,8 @@ from plotly.subplots import make_subplots
 from .damping import DEFAULT_TOL
 
 __all__ = ["PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name", "smooth", "metric_figure", "line_style",
-           "coincide", "panel_figure", "AXIS_TITLES", "log_ticks", "heatmap", "save_figure", "FigureExportError",
-           "mean_curve_figure"]
+           "coincide", "coincide_from", "panel_figure", "AXIS_TITLES", "log_ticks", "ticks_between", "heatmap",
+           "save_figure", "FigureExportError", "mean_curve_figure"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
@@ -66,7 +66,7 @@ def metric_figure(frames: dict[str, pd.DataFrame], names: dict[str, str], colors
 
 # Methods that coincide for most of a run (hybrid is beta until its switch) must both stay
 # visible: the paper's beta is drawn last, thin and solid; the others under it, wider, dashed.
-_STYLES = (("hybrid", "dash", 4, 0), ("exact", "dashdot", 3, 1), ("onecycle", "dot", 3, 1), ("constant", "solid", 3, 1),
+_STYLES = (("hybrid", "dash", 5, 0), ("exact", "dashdot", 4, 1), ("onecycle", "dot", 4, 1), ("constant", "solid", 3, 1),
            ("beta", "solid", 2, 2))
 
 
@@ -86,12 +86,25 @@ def coincide(a: pd.DataFrame, b: pd.DataFrame, x: str, y: str) -> float | None:
     return float(a[x].iloc[k - 1]) if 0.1 * n < k < n else None
 
 
+def coincide_from(a: pd.DataFrame, b: pd.DataFrame, x: str, y: str) -> float | None:
+    """The first x from which two runs' y are equal to the end (hybrid = constant after its
+    switch), when that is a real share of the run (> 10% of its points) but not all of it; else None."""
+    n = min(len(a), len(b))
+    if n < 2 or not np.array_equal(a[x].to_numpy()[:n], b[x].to_numpy()[:n]):
+        return None
+    same = np.isclose(a[y].to_numpy(dtype=float)[:n], b[y].to_numpy(dtype=float)[:n], rtol=1e-9, equal_nan=True)
+    if same.all() or not same[-1]:
+        return None
+    k = n - int(np.argmin(same[::-1]))  # where the equal tail starts
+    return float(a[x].iloc[k]) if n - k > 0.1 * n else None
+
+
 def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, str], height: int = 320) -> go.Figure:
     """Side-by-side charts in one figure (one redraw per refresh instead of one per chart).
 
     Each panel: ``frames`` (run id -> records), ``x``, ``y``, ``title`` and optionally
     ``log_y``, ``window`` (smoothing), ``bands`` (zeta regimes), ``mode``, ``x_title`` (default
-    :data:`AXIS_TITLES`). Lines are smoothed,
+    :data:`AXIS_TITLES`), ``percent`` (a fraction shown as %). Lines are smoothed,
     then thinned to MAX_POINTS; a run keeps its colour in every panel and appears once in the legend.
     """
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[_titled(p, names) for p in panels],
@@ -112,6 +125,8 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
             shown.add(rid)
         if p.get("log_y"):
             fig.update_yaxes(type="log", row=1, col=col, **log_ticks(p["frames"], y))
+        if p.get("percent"):  # accuracies read as the tables and sentences write them
+            fig.update_yaxes(tickformat=".0%", row=1, col=col)
         if p.get("bands"):
             _regime_bands(fig, p["frames"], y, p.get("log_y", False), col)
         fig.update_xaxes(title_text=p.get("x_title", AXIS_TITLES.get(x, x)), row=1, col=col)
@@ -127,10 +142,10 @@ def log_ticks(frames: dict, y: str) -> dict:
     vals = vals[vals > 0]
     if vals.empty:
         return {}
-    return _ticks_between(float(vals.min()) / 2, float(vals.max()) * 2)
+    return ticks_between(float(vals.min()) / 2, float(vals.max()) * 2)
 
 
-def _ticks_between(lo: float, hi: float) -> dict:
+def ticks_between(lo: float, hi: float) -> dict:
     """tickvals/ticktext at 1, 2, 5 of each decade from ``lo`` to ``hi``, labelled in full."""
     ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
              for m in (1, 2, 5)]
@@ -142,16 +157,26 @@ def _titled(panel: dict, names: dict[str, str]) -> str:
     """A panel's title, with a note where two runs coincide ("hybrid = beta until step 899")."""
     frames = {r: f for r, f in panel["frames"].items() if not f.empty and panel["y"] in f}
     method = {r: names[r].split(" ")[0] for r in frames}  # "sgd-beta s0 · a66ab7" -> "sgd-beta"
-    shared: dict[tuple, float] = {}  # (method, method) -> the earliest end of a shared stretch over seeds
+    shared: dict[tuple, float] = {}  # (method, method) -> the earliest end of a shared start over seeds
+    tails: dict[tuple, float] = {}   # (method, method) -> the latest start of a shared end over seeds
     for a, b in itertools.combinations(sorted(frames, key=lambda r: names[r]), 2):
-        upto = coincide(frames[a], frames[b], panel["x"], panel["y"]) if method[a] != method[b] else None
+        if method[a] == method[b]:
+            continue
+        key = tuple(sorted((method[a], method[b])))
+        upto = coincide(frames[a], frames[b], panel["x"], panel["y"])
         if upto is not None:
-            key = tuple(sorted((method[a], method[b])))
             shared[key] = min(upto, shared.get(key, upto))
-    if not shared:
-        return panel["title"]
-    (m1, m2), upto = min(shared.items(), key=lambda kv: kv[1])  # one short note: a panel title is narrow
-    return f"{panel['title']}<br><sup>{m1} = {m2} until {panel['x']} {upto:g}</sup>"
+        since = coincide_from(frames[a], frames[b], panel["x"], panel["y"])
+        if since is not None:
+            tails[key] = max(since, tails.get(key, since))
+    notes = []  # at most one of each kind: a panel title is narrow
+    if shared:
+        (m1, m2), upto = min(shared.items(), key=lambda kv: kv[1])
+        notes.append(f"{m1} = {m2} until {panel['x']} {upto:g}")
+    if tails:
+        (m1, m2), since = max(tails.items(), key=lambda kv: kv[1])
+        notes.append(f"{m1} = {m2} from {panel['x']} {since:g}")
+    return panel["title"] + (f"<br><sup>{'; '.join(notes)}</sup>" if notes else "")
 
 
 def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool, col: int = 1) -> None:
@@ -173,7 +198,7 @@ def _regime_bands(fig: go.Figure, frames: dict, y: str, log_y: bool, col: int = 
                            xanchor="left", font={"size": 10, "color": "#666"})
     fig.update_yaxes(range=[tr(lo), tr(hi)], row=1, col=col)
     if log_y:  # plotly labels minor log ticks as bare digits ("2, 5, 2"): name the ticks instead
-        fig.update_yaxes(row=1, col=col, **_ticks_between(lo, hi))
+        fig.update_yaxes(row=1, col=col, **ticks_between(lo, hi))
 
 
 def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscale="Viridis",

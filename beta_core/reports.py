@@ -19,7 +19,8 @@ from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
            "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows", "run_groups",
-           "config_diff", "text_table", "pct", "share", "surgery_outcome", "training_outcome", "timing_note"]
+           "config_diff", "text_table", "pct", "share", "surgery_outcome", "training_outcome", "timing_note",
+           "verdict_summary"]
 
 # One row per run: identity, the config that tells runs apart, the outcome.
 RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
@@ -131,8 +132,27 @@ def method_rows(rep: dict) -> list[dict]:
         rows.append({"method": m, "n": r["n"], "final test acc": pct(f["mean"], 2),
                      "95% CI": f"[{pct(f['ci_low'], 2)}, {pct(f['ci_high'], 2)}]",
                      "best test acc": pct(r["best_test_acc"]["mean"], 2), "diverged": r["diverged"],
-                     "missing": r["missing"], **{f"never ≥{t}": k for t, k in r["censored"].items()}})
+                     "missing": r["missing"], **{f"never ≥{100 * float(t):.3g}%": k for t, k in r["censored"].items()}})
     return rows
+
+
+def verdict_summary(rep: dict) -> str:
+    """A sweep's or verdict report's claims in one or two sentences (Markdown bold), the Holm
+    verdict where the family has one: the definite results named, "no detectable difference" said
+    as plainly as a win."""
+    claims = rep["claims"]
+    if not claims:
+        return "No claims: too few counted runs to compare."
+    final = {c["claim"]: (c.get("verdict_holm") or c["verdict"]).split(";")[0] for c in claims}
+    definite = [c for c in claims if not final[c["claim"]].startswith(("no detectable", "undetermined"))]
+    n = min(c["n"] for c in claims)
+    if not definite:
+        return (f"**No detectable difference** in any of the {len(claims)} claims at n = {n} seeds per method "
+                "(Holm over the family). Each row says the smallest difference these seeds could have detected.")
+    rest = len(claims) - len(definite)
+    return (f"At n = {n} seeds per method (Holm over the family): "
+            + "; ".join(f"{c['claim']}: **{final[c['claim']]}** ({c['figure']})" for c in definite) + "."
+            + (f" The other {rest} claim{'s' if rest > 1 else ''}: no detectable difference." if rest else ""))
 
 
 def verdict_rows(rep: dict) -> list[dict]:
@@ -201,7 +221,11 @@ def surgery_outcome(s: dict) -> str:
         text += f" It did **{better}** a full fine-tune of every group (net {full['net']:+d})."
     for key in ("random", "per_parameter"):
         if key in s["report"]:
-            text += f" Control {s['report'][key]['name']}: net {s['report'][key]['net']:+d}."
+            c = s["report"][key]
+            than = "better than" if s["net"] > c["net"] else "no better than"
+            text += f" It did **{than}** the control {c['name']} (net {c['net']:+d})."
+    if "random" in s["report"] and s["net"] <= s["report"]["random"]["net"]:
+        text += " So the flagged groups were no better a choice than random ones here."
     return text
 
 
@@ -221,18 +245,24 @@ def training_outcome(runs: list[dict]) -> str:
     order = sorted(accs, key=accs.get, reverse=True)
     seeds = min(len(rs) for rs in by_method.values())
     mean = "mean " if seeds > 1 else ""
-    text = (f"**{order[0]}** ended highest: {mean}final test accuracy {pct(accs[order[0]])}"
-            + (" (" + ", ".join(f"{m} {pct(accs[m])}" for m in order[1:]) + ")" if len(order) > 1 else "") + ".")
+    if len(order) == 1:  # nothing to rank against: say what it did, not that it "won"
+        text = f"**{order[0]}**: {mean}final test accuracy {pct(accs[order[0]])}."
+    else:
+        text = (f"**{order[0]}** ended highest: {mean}final test accuracy {pct(accs[order[0]])} ("
+                + ", ".join(f"{m} {pct(accs[m])}" for m in order[1:]) + ").")
     targets = sorted({t for r in done for t in (r["summary"].get("time_to_accuracy") or {})}, key=float)
     for t in reversed(targets):  # the highest target someone reached
         hits = {m: min((r["summary"]["time_to_accuracy"].get(t) or {}).get("step", float("inf")) for r in rs)
                 for m, rs in by_method.items()}
         reached = {m: v for m, v in hits.items() if v != float("inf")}
         if reached:
-            first = min(reached, key=reached.get)
+            best = min(reached.values())
+            first = [m for m, v in reached.items() if v == best]  # a tie is named as one
             never = [m for m in hits if m not in reached]
-            text += (f" First to {float(t):.0%} test accuracy: **{first}** at step {int(reached[first]):,}"
-                     + (f" ({', '.join(never)} never)" if never else "") + ".")
+            who = " and ".join(f"**{m}**" for m in first)
+            text += (f" It reached {100 * float(t):g}% test accuracy at step {int(best):,}" if len(order) == 1
+                     else f" First to {100 * float(t):g}% test accuracy: {who}" + (" (tied)" if len(first) > 1 else "")
+                     + f" at step {int(best):,}") + (f" ({', '.join(never)} never)" if never else "") + "."
             break
     hits = [h for r in done for h in (r["summary"].get("time_to_accuracy") or {}).values()]
     if hits and all(h is not None and h["epoch"] == 0 for h in hits):
@@ -264,8 +294,8 @@ def timing_note(runs: list[dict], last_times: dict[str, float | None]) -> str:
 def surgery_rows(summary: dict) -> list[dict]:
     """One row per variant of a surgery (the repair, the full fine-tune, the controls)."""
     return [{"variant": v["name"], "fixed": v["fixed"], "broken": v["broken"], "net": v["net"],
-             "acc before": pct(v["acc_before"], 2), "acc after": pct(v["acc_after"], 2),
-             "params": share(v["param_fraction"]), "wall-clock s": round(v["step_seconds"], 2)}
+             "acc before": pct(v["acc_before"]), "acc after": pct(v["acc_after"]),
+             "params": share(v["param_fraction"]), "wall-clock s": f"{v['step_seconds']:.2f}"}
             for v in summary["report"].values()]
 
 

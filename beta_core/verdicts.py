@@ -123,7 +123,7 @@ def compare_arms(arms: dict[str, dict[int, dict]], baseline: str, tta: dict, end
             sp = comp["speedup"][k]["steps"]
             at, paper = PAPER_CLAIMS.get((m, "speed"), (None, None))
             paper = paper if at is not None and abs(t - at) < 1e-9 else None
-            claims.append({"claim": f"{m} reaches {t:.0%} test accuracy in fewer steps than {base}", "method": m,
+            claims.append({"claim": f"{m} reaches {100 * t:.3g}% test accuracy in fewer steps than {base}", "method": m,
                            "kind": "speed", "target": t, "paper": paper if base == "sgd-constant" else None,
                            "figure": (f"{_fmt(sp['ratio'])}x [{_fmt(sp['ci_low'])}, {_fmt(sp['ci_high'])}]"
                                       if sp["ratio"] is not None else "not computable")

@@ -120,7 +120,11 @@ def test_attribution_shows_heatmaps_and_overlap(monkeypatch, populated):
 def test_surgery_shows_before_after(monkeypatch, populated):
     at = _app(monkeypatch, populated[0], "surgery")  # opens on the run that has a surgery, not the newest
     assert at.selectbox(key="surgery-run").value == populated[1][0]
-    assert any("Savings" in m.label for m in at.metric) and len(at.dataframe) >= 1
+    # savings are headline figures only when the repair was worth it; otherwise a note says why not
+    net = Store(populated[0] / "runs").get_run(populated[2])["summary"]
+    worth = net["net"] > 0 and net["net"] >= net["report"]["full"]["net"]
+    assert (any("Savings" in m.label for m in at.metric) if worth else
+            any("No savings to claim" in w.value for w in at.warning)) and len(at.dataframe) >= 1
     assert at.markdown[0].value.startswith("The repair **")  # the outcome in words comes first
     at.selectbox(key="surgery-run").set_value(populated[1][1]).run()
     assert any("No surgery on this run yet" in c.value for c in at.caption)

@@ -193,7 +193,7 @@ def test_launch_watch_attribute_operate(app, page):
     with Step(page, tmp, "surgery"):
         _nav(page, "Surgery", "Layer surgery")
         page.get_by_role("button", name="Launch surgery").click()
-        page.get_by_text("Savings, parameter proxy").wait_for(timeout=240000)
+        page.get_by_text("Repaired model: run").wait_for(timeout=240000)
         assert page.get_by_text("Repaired model: run").count() == 1
         assert page.locator('[data-testid="stDataFrame"]').count() >= 1  # the before/after table
         _no_exceptions(page)

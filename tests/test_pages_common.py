@@ -25,7 +25,8 @@ def test_the_papers_line_is_drawn_on_top_and_every_line_has_its_own_style():
     # the line underneath is wider than the paper's on top, so it shows at both edges
     assert styles["sgd-hybrid s0"][1] > styles["sgd-beta s0"][1]
     title = fig.layout.annotations[0].text
-    assert title.endswith("<sup>sgd-beta = sgd-hybrid until step 79</sup>")
+    # hybrid is beta until its switch and the constant after it: both stretches are named
+    assert title.endswith("<sup>sgd-beta = sgd-hybrid until step 79; sgd-constant = sgd-hybrid from step 80</sup>")
 
 
 def test_coincide_only_for_a_real_shared_stretch():
@@ -70,7 +71,7 @@ def test_progress_lines_say_phase_rate_and_time_left_measured_here(tmp_path):
     line = progress_line(store, store.get_run(now))
     assert line.startswith("scoring · about 2") and line.endswith("s left (from 1 earlier here)"), line
     queued = store.create_run(job, kind="attribution")
-    assert progress_line(store, store.get_run(queued)).startswith("queued: waiting for a free worker")
+    assert progress_line(store, store.get_run(queued)).startswith("queued behind 1 running job(s)")
     # a run whose steps fill its first epoch and no epoch record yet is evaluating
     run = store.create_run(tiny_config(epochs=2).to_dict(), status="running", pid=os.getpid())
     store.update_summary(run, {"progress": {"phase": "training", "total": 20, "unit": "steps",

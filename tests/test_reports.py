@@ -54,7 +54,8 @@ def test_surgery_outcome_comes_first_in_words():
          "report": {"full": {"net": 7}, "random": {"name": "random groups", "net": -2}}}
     text = reports.surgery_outcome(s)
     assert text.startswith("The repair **hurt**: net -7 images (52 fixed, 59 broken), accuracy 58.4% → 58.1%.")
-    assert "**worse than** a full fine-tune of every group (net +7)" in text and "random groups: net -2" in text
+    assert "**worse than** a full fine-tune of every group (net +7)" in text
+    assert "**no better than** the control random groups (net -2)" in text and "no better a choice than random" in text
     assert reports.share(32 / 100000) == "<0.1%" and reports.share(0.76) == "76.0%"
 
 
@@ -72,6 +73,10 @@ def test_training_outcome_says_who_ended_highest_who_was_first_and_how_much_it_m
     assert text.startswith("**sgd-hybrid** ended highest: final test accuracy 57.8% (sgd-beta 57.4%, "
                            "sgd-constant 56.5%).")
     assert "First to 50% test accuracy: **sgd-beta** at step 300 (sgd-hybrid never)." in text
+    tie = training_outcome([_run("a", "sgd-beta", 0.57, 188), _run("b", "sgd-hybrid", 0.58, 188)])
+    assert "First to 50% test accuracy: **sgd-beta** and **sgd-hybrid** (tied) at step 188." in tie
+    one = training_outcome([_run("a", "sgd-beta", 0.442, 141)])
+    assert one == "**sgd-beta**: final test accuracy 44.2%. It reached 50% test accuracy at step 141."
     assert "One seed per method" in text and "not a verdict" in text
     assert training_outcome([_run("a", "sgd-beta", None, None, status="running")]).startswith("1 run(s) still")
     easy = [_run("a", "sgd-beta", 0.99, 10), _run("b", "sgd-constant", 0.99, 12)]  # MNIST: every target in epoch 1
@@ -87,3 +92,14 @@ def test_timing_note_says_whether_seconds_compare():
     assert "one after another" in timing_note(after, {"a": 50.0, "b": 60.0})  # [50, 100], [140, 200]
     assert "overlapped" in timing_note(after, {"a": 50.0, "b": 150.0})       # [50, 100], [50, 200]
     assert timing_note(after[:1], {"a": 50.0}) == "wall-clock seconds on this machine"
+
+
+def test_verdict_summary_names_the_definite_results_and_says_no_difference_plainly():
+    def claim(name, verdict, holm=None):
+        return {"claim": name, "figure": "1.3x [1.1, 1.5]", "verdict": verdict, "verdict_holm": holm, "n": 3}
+
+    none = {"claims": [claim("a", "no detectable difference at n = 3; could detect ≥ 2.2 pts (80% power)")]}
+    assert reports.verdict_summary(none).startswith("**No detectable difference** in any of the 1 claims at n = 3")
+    some = {"claims": [claim("b faster", "faster; 1.3x", "faster"), claim("a", "no detectable difference")]}
+    assert reports.verdict_summary(some) == ("At n = 3 seeds per method (Holm over the family): b faster: **faster** "
+                                             "(1.3x [1.1, 1.5]). The other 1 claim: no detectable difference.")

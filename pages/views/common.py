@@ -115,7 +115,9 @@ def progress_line(store: Store, run: dict) -> str:
     total, the rate and the time left, measured on this machine: ``training: 120/235 steps ·
     12 steps/s · about 9 s left``."""
     if run["status"] == "queued":
-        return "queued: waiting for a free worker (BETA_MAX_JOBS at a time)"
+        ahead = len(store.runs(status="running"))  # live rows only (a dead owner's run reads interrupted)
+        return (f"queued behind {ahead} running job(s) (one at a time unless BETA_MAX_JOBS says more)" if ahead
+                else "queued: a worker is starting")
     p = dict(run["summary"].get("progress") or {})
     done = None
     if run["kind"] in ("train", "surgery", "external"):

@@ -9,7 +9,7 @@ import streamlit as st
 from beta_core import reports
 from beta_core.config import METHODS, check_data, parse_seeds
 from beta_core.data import SOURCES
-from beta_core.figures import mean_curve_figure
+from beta_core.figures import mean_curve_figure, ticks_between
 from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import ACTIVE, format_seconds
@@ -54,8 +54,8 @@ def grid_figure(members, stage: str) -> go.Figure | None:
     fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, texttemplate="%{text}", colorscale="Viridis",
                                colorbar={"title": "val acc" if stage == "tune" else "test acc"}))
     what = "Stage 1: tuning (validation accuracy)" if stage == "tune" else "Reported stage (test accuracy)"
-    fig.update_layout(title=f"{what}"
-                      " — blank: not run yet", height=120 + 50 * len(ys), margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    blank = " — blank: not run yet" if np.isnan(z).any() else ""
+    fig.update_layout(title=f"{what}{blank}", height=120 + 50 * len(ys), margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 
 
@@ -112,7 +112,9 @@ def plan_size(plan: SweepPlan) -> str:
     stages = (f" ({len(plan.first_stage_cells())} to tune on validation, then "
               f"{plan.n_cells() - len(plan.first_stage_cells())} on fresh test seeds)" if plan.tune else "")
     secs = estimate_seconds(plan, get_store().runs(kind="train", status="done", limit=500))
-    when = (f", about {format_seconds(secs)} one at a time (measured: earlier runs of this model on this machine)"
+    rough = f"{max(1, round(secs / 60))} min" if secs and secs >= 90 else format_seconds(secs or 0)  # an estimate
+    when = (f", about {rough} one at a time (measured: the median speed of earlier runs of this model in this "
+            "store, per image and epoch)"
             if secs else ": no earlier run of this model here to time it from (launch one on Train to get an "
             "estimate)")
     return f"{plan.n_cells()} runs{stages}{when}"
@@ -164,7 +166,9 @@ def lr_sensitivity(choice: dict, color: dict) -> None:
                                      error_y={"type": "data", "array": err}, mode="lines+markers",
                                      line={"color": color.get(m), "dash": dash, "width": width}))
             seen.setdefault(tuple(p["mean"] for p in pts), []).append(m)
-    fig.update_xaxes(type="log", title_text="lr")
+    lrs = [p["values"]["lr"] for c in choice.values() for p in c["curve"] if "lr" in p["values"]]
+    ticks = ticks_between(min(lrs) / 1.5, max(lrs) * 1.5) if lrs else {}  # 0.02, 0.05, 0.1 written out
+    fig.update_xaxes(type="log", title_text="peak LR", **ticks)
     fig.update_yaxes(title_text="mean validation accuracy")
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 20, "b": 10})
     st.plotly_chart(fig, width="stretch", key="lr-sensitivity")
@@ -206,7 +210,8 @@ def seeds_curve(sid: str, rep: dict) -> None:
 
 def verdicts(sid: str, rep: dict) -> None:
     st.subheader("Verdicts", help=term("verdict", "interval", "mde", "holm", "censored", "speedup"))
-    st.markdown(plain(f"Setting: {reports.sweep_setting(rep)}."))
+    st.markdown(reports.verdict_summary(rep))  # the outcome in words, then its setting and the tables
+    st.caption(plain(f"Setting: {reports.sweep_setting(rep)}."))
     if rep["setting"].get("synthetic"):
         st.warning("Trained on SYNTHETIC data: these verdicts say nothing about CIFAR-10.")
     if rep.get("note"):

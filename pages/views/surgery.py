@@ -52,14 +52,17 @@ def results(job: dict, run: dict) -> None:
     # Savings only mean something when the outcome is at least as good as the full fine-tune's.
     full = s["report"].get("full")
     worth = s["net"] > 0 and (full is None or s["net"] >= full["net"])
-    c1, c2 = st.columns(2)
-    c1.metric("Savings, parameter proxy (paper)", f"{s['savings_param_proxy']:.0%}", help=term("savings"))
-    c2.metric("Savings, measured wall-clock vs full fine-tune",
-              "—" if s["savings_measured"] is None else f"{s['savings_measured']:.0%}", help=term("wall_clock"))
-    if not worth:
-        st.warning("These savings do not count: the repair " + ("made the model worse" if s["net"] < 0 else
+    proxy = f"{s['savings_param_proxy']:.0%}"
+    measured = "—" if s["savings_measured"] is None else f"{s['savings_measured']:.0%}"
+    if worth:
+        c1, c2 = st.columns(2)
+        c1.metric("Savings, parameter proxy (paper)", proxy, help=term("savings"))
+        c2.metric("Savings, measured wall-clock vs full fine-tune", measured, help=term("wall_clock"))
+    else:  # no headline figure for a saving that bought a worse model
+        st.warning("No savings to claim: the repair " + ("made the model worse" if s["net"] < 0 else
                    "changed nothing" if s["net"] == 0 else "did worse than the full fine-tune") +
-                   ", so a cheaper repair is not a saving.")
+                   f", so a cheaper repair is not a saving (it retrained {proxy} fewer parameters and took "
+                   f"{measured} less wall-clock time than the full fine-tune).", icon=":material/info:")
     main, classes = s["report"]["surgery"], s["classes"]
     # after − before on the diagonal (more correct) and before − after off it (fewer mistakes):
     # one colour means better everywhere
@@ -69,7 +72,9 @@ def results(job: dict, run: dict) -> None:
                             "mistakes removed; rows: true class)", colorscale="RdBu", zmid=0), width="stretch")
     per_class = pd.DataFrame({"class": classes, "before": main["class_acc_before"], "after": main["class_acc_after"]})
     per_class = per_class.assign(change=per_class["after"] - per_class["before"])
-    st.dataframe(per_class.style.format({"before": "{:.1%}", "after": "{:.1%}", "change": "{:+.1%}"}),
+    per_class = per_class.rename(columns={"change": "change (points)"})
+    per_class["change (points)"] *= 100
+    st.dataframe(per_class.style.format({"before": "{:.1%}", "after": "{:.1%}", "change (points)": "{:+.1f}"}),
                  hide_index=True)
 
 

@@ -198,8 +198,10 @@ def charts(store, runs: dict, names: dict, colors: dict, seconds: str) -> None:
              {"frames": frames, "x": sx, "y": "zeta", "title": "Damping ratio ζ (assuming λ = 1)", "log_y": True,
               "bands": True}]
     perf = [{"frames": frames, "x": sx, "y": "loss", "title": "Training loss", "log_y": log_y, "window": window},
-            {"frames": frames, "x": sx, "y": "acc", "title": "Training accuracy (batch)", "window": window},
-            {"frames": eframes, "x": x, "y": "test_acc", "title": "Test accuracy", "mode": "lines+markers"}]
+            {"frames": frames, "x": sx, "y": "acc", "title": "Training accuracy (batch)", "window": window,
+             "percent": True},
+            {"frames": eframes, "x": x, "y": "test_acc", "title": "Test accuracy", "mode": "lines+markers",
+             "percent": True}]
     if x_axis == "time":
         for p in sched + perf:
             p["x_title"] = "wall-clock s on this machine"
@@ -250,7 +252,9 @@ def time_to_accuracy(runs: dict, names: dict, seconds: str) -> None:
                "regime per epoch (λ = 1)": " ".join("n/a" if x and x.startswith("n/a") else REGIME.get(x, x or "-")
                                                     for x in s.get("regimes", []))}
         for t, v in (s.get("time_to_accuracy") or {}).items():
-            row[f"≥{float(t):.0%}"] = format_hit(v, seconds=with_seconds)
+            row[f"≥{100 * float(t):.3g}%"] = format_hit(v)
+            if with_seconds:  # its own column: a long cell would be cut
+                row[f"≥{100 * float(t):.3g}% wall-clock s"] = "—" if v is None else f"{v['time']:.1f}"
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
         "regime per epoch (λ = 1)": st.column_config.TextColumn(help="under: underdamped, crit: critical, over: "
