@@ -147,8 +147,9 @@ def log_ticks(frames: dict, y: str) -> dict:
 
 def ticks_between(lo: float, hi: float) -> dict:
     """tickvals/ticktext at 1, 2, 5 of each decade from ``lo`` to ``hi``, labelled in full."""
+    steps = (1,) if hi / lo > 1e4 else (1, 2, 5)  # over many decades, 2 and 5 would crowd the axis
     ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
-             for m in (1, 2, 5)]
+             for m in steps]
     ticks = [float(f"{t:.3g}") for t in ticks if lo <= t <= hi] or ticks
     return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 

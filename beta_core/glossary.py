@@ -50,7 +50,7 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
     "lam": (
         "curvature λ",
         "How sharply the loss bends along a direction (an eigenvalue of the Hessian). The paper's rule "
-        "assumes λ = 1; a real network's sharpness can be measured (Train page, 'Measure curvature', or "
+        "assumes λ = 1; a real network's sharpness can be measured (Train page, 'Curvature each epoch', or "
         "`beta-core curvature`).",
         'config `lam`'),
     "lam_hat": (

@@ -84,7 +84,7 @@ def test_critical_momentum_clamped_at_zero_says_so(monkeypatch, tmp_path):
     clamped = [c.value for c in at.caption if "clamped to 0" in c.value]
     assert clamped == ["μ = 1 − 2√(λ·lr) = −0.414 < 0: clamped to 0; ζ = 0.707, underdamped (no momentum "
                        "reaches ζ = 1 at this lr)."]
-    assert at.metric[-1].label == ":green[**critical** (μ = 0)]"
+    assert at.metric[-1].label == ":green[**beta rule, clamped** (μ = 0)]"  # not "critical": ζ = 1 is out of reach
 
 
 def test_a_diverging_setting_is_cut_labelled_and_keeps_finite_axes(monkeypatch, tmp_path):

@@ -64,15 +64,18 @@ def bars(r: dict, used: str, n: int) -> None:
                              marker_color="#bbbbbb"))
     bar.update_layout(title=f"The paper's gradient scores ({r['config']['normalization']})"
                       + ("; red: flagged" if used.startswith("grad") else ""), height=300, barmode="group",
+                      yaxis_title=f"gradient norm ({r['config']['normalization']})",
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     st.plotly_chart(bar, width="stretch", key=f"bar-{n}")
     if r.get("probe_scores"):
         pr = go.Figure(go.Bar(x=r["groups"], y=[r["probe_scores"][g] for g in r["groups"]],
                               marker_color=flagged_color))
-        pr.update_layout(title="Probe: held-out loss drop after retraining one group alone; red: flagged "
-                         "(below 0: retraining that group alone made the held-out loss worse)", height=260,
-                         margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        pr.update_layout(title="Probe: loss drop per group (red: flagged)", height=260,
+                         yaxis_title="held-out loss drop", margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        pr.add_hline(y=0, line_color="#888")
         st.plotly_chart(pr, width="stretch", key=f"probe-{n}")
+        st.caption("Each bar: retrain that group alone for a few steps, then the held-out loss before minus "
+                   "after. Above 0 helped; below 0 made the held-out loss worse.", help=term("probe"))
 
 
 def column(store, n: int, run: dict, opts: dict) -> dict | None:
@@ -121,7 +124,7 @@ def heatmaps(store, shown: list[tuple[dict, dict]]) -> None:
                                         "Group × epoch (scores on test errors)"), width="stretch",
                                 key=f"hm-epoch-{n}")
             else:
-                st.caption("Group × epoch: tick *Per-epoch attribution* when launching on the Train page "
+                st.caption("Group × epoch: tick *Attribution each epoch* when launching on the Train page "
                            "(CLI: `--set attribution_every_epoch=true`).")
     if len(shown) == 2:
         o = overlap(shown[0][0]["flagged"], shown[1][0]["flagged"])
@@ -193,8 +196,9 @@ def family(run: dict) -> str:
 
 
 shown_run = None  # Run A, once picked
+# Side by side by default only where two runs have a result to compare.
 for n, col in enumerate(st.columns(2 if st.checkbox("Two runs side by side (e.g. SGD vs Adam)",
-                                                    value=len(runs) > 1) else 1)):
+                                                    value=len(attributed & {r["id"] for r in runs}) > 1) else 1)):
     with col:
         # Run B opens on the other optimizer family than A (SGD vs Adam: the paper's comparison;
         # two runs of one family mostly flag the same groups), else on the next run.

@@ -81,8 +81,9 @@ df = table_page(store)
 show = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "seed", "best_test_acc",
         "time to accuracy", "wall_seconds", "parent", "error"]
 NUM = st.column_config.NumberColumn
-st.dataframe(df[show] if len(df) else pd.DataFrame(columns=show), hide_index=True, width="stretch",
-             column_config={"best_test_acc": NUM("best test acc", format="percent"),
+shown = df[show].assign(best_test_acc=df["best_test_acc"] * 100) if len(df) else pd.DataFrame(columns=show)
+st.dataframe(shown, hide_index=True, width="stretch",  # accuracy in percent with one decimal, like every page
+             column_config={"best_test_acc": NUM("best test acc", format="%.1f%%"),
                             "wall_seconds": NUM("wall-clock s", format="%.1f", help=term("wall_clock")),
                             "lr": NUM("lr", format="%g"), "momentum_rule": st.column_config.TextColumn(
                                 "momentum rule", help=term("beta_rule", "hybrid")),

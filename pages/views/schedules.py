@@ -23,7 +23,8 @@ base_lr = c2.number_input("Peak LR", min_value=1e-5, max_value=2.0, value=0.1, f
 total = c3.number_input("Steps", min_value=10, max_value=100000, value=1000, step=100, key="sc_steps",
                         bind="query-params", help=term("step"))
 warm = c4.number_input("Warm-up steps", min_value=0, max_value=int(total) - 1, value=0, key="sc_warmup",
-                       bind="query-params", help=term("warmup"))
+                       bind="query-params", disabled=name not in ("cosine", "linear"),
+                       help="Cosine and linear schedules only (one-cycle has its own ramp).\n\n" + term("warmup"))
 c5, c6, c7 = st.columns(3)
 lam = c5.number_input("Curvature λ", min_value=0.01, max_value=100.0, value=1.0, key="sc_lam", bind="query-params",
                       help=term("lam"))
@@ -33,7 +34,8 @@ mu_max = c7.slider("Clamp ceiling μ_max", 0.5, 0.999, 0.99, 0.001, key="sc_muma
                    help=term("mu_max"))
 
 try:
-    sched = LRSchedule(name, base_lr, int(total), int(warm), step_size=max(1, int(total) // 3))
+    sched = LRSchedule(name, base_lr, int(total), int(warm) if name in ("cosine", "linear") else 0,
+                       step_size=max(1, int(total) // 3))
 except ValueError as e:
     show_error(e)
     st.stop()
@@ -67,14 +69,16 @@ st.caption("Under the beta rule the effective step is √lr/2, far below 10·lr 
            "0.1): its μ = (1 − √(lr·λ))² comes from the discrete-time analysis, while ζ here is the beta rule's "
            "continuous one; the two agree only at small LRs.")
 low = next((s for s, v in enumerate(lrs) if 0 < v <= hybrid_switch_lr(mu_c)), None)
-st.caption("hybrid = beta " + (f"until about step {low:,} of {int(total):,}, where the LR falls to "
-                               f"{hybrid_switch_lr(mu_c):.4g} and beta's μ reaches {mu_c:g}" if low is not None
+st.caption("hybrid = beta " + (f"until step {max(0, low - 1):,} of {int(total):,}: at step {low:,} the LR falls to "
+                               f"{hybrid_switch_lr(mu_c):.4g}, beta's μ reaches {mu_c:g}, and hybrid holds μ there"
+                               if low is not None
                                else f"for the whole schedule (its LR never falls to {hybrid_switch_lr(mu_c):.4g})"))
 
 st.subheader("Damping regime through training", help=term("regime", "zeta"))
 tenth = max(1, int(total) // 10)
 table = {rule: [r.regime for r in epoch_regimes([(v, m) for v, m in zip(lrs, f["momentum"]) if v > 0], tenth, lam)]
          for rule, f in frames.items()}
-st.dataframe(pd.DataFrame(table, index=[f"part {i + 1}" for i in range(len(table["beta"]))]).T, width="stretch")
+spans = [f"steps {i * tenth:,}–{min((i + 1) * tenth, int(total)) - 1:,}" for i in range(len(table["beta"]))]
+st.dataframe(pd.DataFrame(table, index=spans), width="stretch")  # one row per stretch: every column fits
 st.caption(f"Regime of the median ζ over each tenth of the steps with LR > 0 (critical: |ζ − 1| ≤ {DEFAULT_TOL:g}), "
            f"λ = {lam:g}.")

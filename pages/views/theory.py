@@ -58,8 +58,11 @@ def span(*values: np.ndarray, least: float = 0.0) -> list[float]:
     return [lo - pad, hi + pad]
 
 
-def case_label(name: str, mu: float) -> str:
-    """``μ = 0.9`` names itself; ``critical`` and ``your μ`` add their value."""
+def case_label(name: str, mu: float, clamped: bool = False) -> str:
+    """``μ = 0.9`` names itself; ``critical`` and ``your μ`` add their value. A clamped rule is
+    not critical (no momentum in [0, 0.99] gives ζ = 1 there): it is called what it is."""
+    if name == "critical" and clamped:
+        return f"**beta rule, clamped** (μ = {g3(mu)})"
     return f"**{name}**" if name.startswith("μ") else f"**{name}** (μ = {g3(mu)})"
 
 
@@ -85,7 +88,7 @@ st.markdown("Momentum SGD on a quadratic of curvature λ is a damped spring with
             "**ζ = (1 − μ) / (2√(λ·lr))**. Critical damping, ζ = 1, gives the paper's rule **μ = 1 − 2√(λ·lr)**.")
 
 # A real model's curvature is far from 1: offer the sharpness measured in a run (Train page,
-# "Measure curvature each epoch", or `beta-core curvature RUN`).
+# "Curvature each epoch", or `beta-core curvature RUN`).
 try:
     measured = measured_sharpness(get_manager().store)
 except (StoreError, OSError):  # the theory page works without a run store
@@ -112,6 +115,7 @@ with left:
 
     raw = 1.0 - 2.0 * np.sqrt(lam * lr)  # the rule before beta_momentum clamps it to [0, 0.99]
     crit = beta_momentum(lr, lam)
+    clamped = not np.isclose(crit, raw)
     if raw < 0:
         z = zeta(lr, crit, lam)
         st.caption(f"μ = 1 − 2√(λ·lr) = {g3(raw)} < 0: clamped to 0; ζ = {g3(z)}, {classify(z)} (no momentum "
@@ -135,7 +139,7 @@ with right:
     at = min(at, steps)  # the Steps slider may just have shrunk under it
     # The key to both plots, in the lines' colours: one line of text costs less height than a
     # legend inside each narrow plot.
-    st.markdown(" &nbsp; ".join(f":{COLORS[name][0]}[━━ {case_label(name, mu)}, ζ = {g3(zetas[name])}]"
+    st.markdown(" &nbsp; ".join(f":{COLORS[name][0]}[━━ {case_label(name, mu, clamped)}, ζ = {g3(zetas[name])}]"
                                 for name, mu in cases.items()))
     pos, phase = go.Figure(), go.Figure()
     ends = []  # (name, step, x, v, colour) where a diverging trajectory was cut
@@ -172,7 +176,7 @@ with right:
     for col, (name, (traj, k)) in zip(st.columns(len(cases)), runs.items()):
         mu, (cname, _) = cases[name], COLORS[name]
         z = zetas[name]
-        col.metric(f":{cname}[{case_label(name, mu)}]", f"ζ = {g3(z)}", classify(z), delta_color=cname,
+        col.metric(f":{cname}[{case_label(name, mu, clamped)}]", f"ζ = {g3(z)}", classify(z), delta_color=cname,
                    delta_arrow="off", help=term("zeta") + "\n\n" + term("regime"))
         if k is not None:
             end = diverges_label(k)

@@ -74,10 +74,10 @@ with st.form("launch"):
         targets = st.text_input("Time-to-accuracy targets (test accuracy, comma-separated)",
                                 value=",".join(f"{t:g}" for t in preset_cfg["thresholds"]), help=term("time_to_acc"))
     c10, c11 = st.columns(2)
-    per_epoch = c10.checkbox("Per-epoch attribution (group × epoch heatmap; ~4% of an epoch on the small CNN)",
-                             help=term("attribution", "layer_group"))
-    curvature = c11.checkbox("Measure curvature each epoch (top Hessian eigenvalue: real damping ratio)",
-                             help=term("sharpness", "zeta"))
+    per_epoch = c10.checkbox("Attribution each epoch", help="A group × epoch heatmap on the Attribution page; "
+                             "costs about 4% of an epoch on the small CNN.\n\n" + term("attribution", "layer_group"))
+    curvature = c11.checkbox("Curvature each epoch", help="The top Hessian eigenvalue each epoch, so ζ uses the "
+                             "measured curvature instead of λ = 1.\n\n" + term("sharpness", "zeta"))
     launched = st.form_submit_button("Launch", type="primary")
 
 if launched:
