@@ -8,73 +8,30 @@ screenshot of the page when a step fails (in the test's tmp folder, path printed
 Needs Debian's Chromium (/usr/bin/chromium); skips without it unless BETA_REQUIRE_BROWSER=1
 (set by CI), where a missing browser is a failure.
 """
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import CHROMIUM, CHROMIUM_ARGS, require_chromium, served_app, wait_idle
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("BETA_REQUIRE_BROWSER") == "1":
-        raise RuntimeError("BETA_REQUIRE_BROWSER=1 but no Chromium found (apt-get install chromium)")
-    pytest.skip("Chromium not installed (apt-get install chromium); end-to-end tests skipped",
-                allow_module_level=True)
-
+require_chromium("end-to-end tests")
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
-    env = {**os.environ, "BETA_RUNS_DIR": str(tmp / "runs"), "BETA_DATA_DIR": str(tmp / "data"),
-           "BETA_MAX_JOBS": "2", "BETA_POLL_SECONDS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("BETA_DATA_PATH", None)
-    log = open(tmp / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start; log: {(tmp / 'streamlit.log').read_text()[-2000:]}")
-    yield url, tmp
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with served_app(tmp, BETA_MAX_JOBS="2", BETA_POLL_SECONDS="1") as url:
+        yield url, tmp
 
 
 @pytest.fixture(scope="module")
 def page(app):
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
         # The first session after a server start should enter through the app's root: Streamlit
         # only knows the st.navigation routes once some session has run app.py.
@@ -107,7 +64,7 @@ def _open(page, url: str) -> None:
     # st.navigation has routed it (the page itself is right underneath): dismiss it.
     if page.get_by_text("Page not found").count():
         page.keyboard.press("Escape")
-    _wait_idle(page)
+    wait_idle(page)
 
 
 def _nav(page, title: str, heading: str) -> None:
@@ -122,17 +79,7 @@ def _nav(page, title: str, heading: str) -> None:
         except Exception:  # playwright's TimeoutError; the second attempt raises it
             if attempt:
                 raise
-    _wait_idle(page)
-
-
-def _wait_idle(page, timeout: float = 60) -> None:
-    """Wait until Streamlit reports no running script."""
-    end = time.time() + timeout
-    time.sleep(0.3)
-    while time.time() < end:
-        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
-            return
-        time.sleep(0.2)
+    wait_idle(page)
 
 
 def _no_exceptions(page) -> None:
@@ -216,7 +163,7 @@ def test_tiny_sweep_fills_the_grid_and_gives_verdicts(app, page):
                              (number("Epochs"), "1"), (number("Training images (0 = all)"), "500")):
             field.fill(value)
             field.press("Enter")
-            _wait_idle(page)
+            wait_idle(page)
         page.get_by_text("This sweep plans 12 runs (6 to tune on validation").wait_for()
         page.get_by_role("button", name="Launch sweep").click()
         page.get_by_text("Launched sweep").wait_for(timeout=30000)

@@ -8,73 +8,30 @@ diverging setting) for a person to look at.
 Needs Debian's Chromium (/usr/bin/chromium); skips without it unless BETA_REQUIRE_BROWSER=1
 (set by CI), where a missing browser is a failure (the same rule as test_e2e_browser.py).
 """
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from helpers import CHROMIUM, CHROMIUM_ARGS, require_chromium, served_app, wait_idle
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREEN = {"width": 1280, "height": 720}
 pytestmark = pytest.mark.browser
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("BETA_REQUIRE_BROWSER") == "1":
-        raise RuntimeError("BETA_REQUIRE_BROWSER=1 but no Chromium found (apt-get install chromium)")
-    pytest.skip("Chromium not installed (apt-get install chromium); browser tests skipped", allow_module_level=True)
-
+require_chromium("browser tests")
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("theory")
-    port = _free_port()
-    env = {**os.environ, "BETA_RUNS_DIR": str(tmp / "runs"), "BETA_DATA_DIR": str(tmp / "data"),
-           "PYTHONUNBUFFERED": "1"}
-    env.pop("BETA_DATA_PATH", None)
-    log = open(tmp / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start; log: {(tmp / 'streamlit.log').read_text()[-2000:]}")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with served_app(tmp) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(app):
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser.new_page(viewport=SCREEN)
         browser.close()
 
@@ -88,13 +45,7 @@ def _open(page, url: str) -> None:
 
 
 def _wait_idle(page, timeout: float = 60) -> None:
-    """Wait until Streamlit reports no running script."""
-    end = time.time() + timeout
-    time.sleep(0.3)
-    while time.time() < end:
-        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
-            break
-        time.sleep(0.2)
+    wait_idle(page, timeout)
     time.sleep(0.5)  # plotly lays out after the script ends
 
 
