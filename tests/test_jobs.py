@@ -193,3 +193,17 @@ def test_the_localisation_benchmark_reports_cases_done_of_total(store, tmp_path)
     execute_run(store, job, str(tmp_path / "data"), on_record=lambda c: cases.append(c))
     assert cases and all(c["total"] == len(cases) for c in cases)
     assert [c["done"] for c in cases] == list(range(1, len(cases) + 1))
+
+
+def test_a_worker_reports_a_finished_or_crashed_job_at_once(tmp_path):
+    """The next run is handed over when the worker reports (its pipe), not on a poll: with a
+    30 s poll, a finish or a crash is still followed by the next run within seconds."""
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=30.0)
+    crash = jm.submit(tiny_config(model=f"{FACTORIES}:exits", width=None).to_dict())
+    ids = [crash, *(jm.submit(tiny_config(seed=s).to_dict()) for s in (1, 2))]
+    start = time.monotonic()
+    while any(jm.store.get_run(i)["status"] in ("queued", "running") for i in ids):  # no pump from here
+        time.sleep(0.2)
+        assert time.monotonic() - start < 60, [jm.store.get_run(i)["status"] for i in ids]
+    assert [jm.store.get_run(i)["status"] for i in ids] == ["interrupted", "done", "done"]
+    jm.close()

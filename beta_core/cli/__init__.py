@@ -363,8 +363,11 @@ def cmd_worker(args, store: Store) -> int:
     if not args.serve:
         run = execute(store, args.run_id, args.data_dir)
         return 0 if run["status"] in ("done", "cancelled") else 1
-    # Warm: torch is imported once, recently used datasets stay decoded; one run at a time.
+    # Warm: torch is imported once, recently used datasets stay decoded; one run at a time. Each
+    # finished job is reported on the manager's pipe (BETA_WORKER_FD), which hands over the next.
     cache: dict = {}
+    fd = os.environ.pop("BETA_WORKER_FD", None)
+    report = os.fdopen(int(fd), "w", buffering=1) if fd else None
     for line in sys.stdin:
         rid = line.strip()
         if not rid:
@@ -385,6 +388,11 @@ def cmd_worker(args, store: Store) -> int:
             execute(store, rid, args.data_dir, splits=splits)
         except StoreError as e:  # a run deleted or taken meanwhile: nothing of it to record
             print(f"worker {os.getpid()}: {rid}: {e}", flush=True)
+        if report is not None:
+            try:
+                report.write(f"{rid}\n")
+            except OSError:  # the manager is gone: this worker's stdin ends too
+                report = None
         if INTERRUPTS():  # cancelled by a signal: this worker ends, the manager starts another
             return INTERRUPTS.exit_code
     return 0
