@@ -36,7 +36,7 @@ except (StoreError, OSError):
 
 
 
-@st.fragment(run_every=2.0)  # one indexed query of active rows: cheap enough to follow a launch closely
+@st.fragment(run_every=5.0)  # every 2 s, the open page cost 43% of training on 2 cores (bench_app_polling)
 def active_jobs() -> None:
     """The sidebar's count, refreshed on its own: a page's charts poll, the sidebar did not."""
     try:
