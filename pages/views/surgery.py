@@ -61,8 +61,9 @@ def results(job: dict, run: dict) -> None:
     else:  # no headline figure for a saving that bought a worse model
         st.warning("No savings to claim: the repair " + ("made the model worse" if s["net"] < 0 else
                    "changed nothing" if s["net"] == 0 else "did worse than the full fine-tune") +
-                   f", so a cheaper repair is not a saving (it retrained {proxy} fewer parameters and took "
-                   f"{measured} less wall-clock time than the full fine-tune).", icon=":material/info:")
+                   f", so a cheaper repair is not a saving (it retrained {reports.share(s['param_fraction'])} of "
+                   f"the parameters; savings against the full fine-tune: {proxy} by parameters, {measured} "
+                   "measured wall-clock).", icon=":material/info:")
     main, classes = s["report"]["surgery"], s["classes"]
     # after − before on the diagonal (more correct) and before − after off it (fewer mistakes):
     # one colour means better everywhere
