@@ -2,7 +2,7 @@
 import streamlit as st
 
 from beta_core.env import EnvError, settings
-from beta_core.glossary import GLOSSARY
+from beta_core.glossary import GLOSSARY, term
 from beta_core.ray_backend import RayBackendError
 from beta_core.store import StoreError
 from pages.views.common import data_source_label, device_label, get_manager, plain, show_error
@@ -53,6 +53,6 @@ with st.sidebar:
     st.caption(f"Data: **{data_source_label(st.session_state.get('data_path') or None)}**")
     active_jobs()
     with st.expander("Glossary: every term in plain words"):  # the same text as each `?` and the README
-        st.markdown("\n\n".join(f"**{name}**: {text}" for name, text, _ in GLOSSARY.values()))
+        st.markdown(term(*GLOSSARY))
 
 nav.run()

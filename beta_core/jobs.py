@@ -456,10 +456,11 @@ class JobManager:
                 self._drop_report(f)
 
     def _drop_report(self, f) -> None:
+        """A worker's pipe reached end of file (it died): stop listening to it."""
         with self._lock:
             for p in (*self.procs.values(), *(p for p, _ in self.idle)):
                 if getattr(p, "report", None) is f:
-                    p.report = None
+                    self._close_report(p)
         f.close()
 
     def _loop(self) -> None:

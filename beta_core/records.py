@@ -19,7 +19,7 @@ __all__ = ["STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS", "ST
            "time_to_accuracy", "accuracy_series", "crossing_times", "format_hit", "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
            "SweepSummary", "AttributionResult", "train_config_of", "Progress", "progress_of", "format_progress",
-           "format_seconds"]
+           "format_seconds", "format_target"]
 
 STEP, EPOCH = "step", "epoch"
 MEMBER = "member"  # a sweep's progress: one member run finished (not stored; the run is)
@@ -118,19 +118,23 @@ def crossing_times(series: list[tuple[int, float, float]], thresholds) -> dict[s
     return out
 
 
-def format_hit(hit: dict | None, seconds: bool = False) -> str:
+def format_hit(hit: dict | None) -> str:
     """One threshold's time-to-accuracy for people, steps first (a step costs the same for every
-    SGD method; seconds depend on what else the machine did): ``step 705 (ep 3)``, with
-    ``seconds`` ``step 705 (ep 3) · 147.0 s wall-clock``; ``—`` if never reached. Epochs 1-based."""
+    SGD method; seconds depend on what else the machine did): ``step 705 (ep 3)``, ``—`` if never
+    reached. Epochs 1-based; a page that shows seconds gives them their own labelled column."""
     if hit is None:
         return "—"
-    text = f"step {int(hit['step']):,} (ep {hit['epoch'] + 1})"
-    return text + (f" · {hit['time']:.1f} s wall-clock" if seconds else "")
+    return f"step {int(hit['step']):,} (ep {hit['epoch'] + 1})"
 
 
-def format_time_to_accuracy(tta: dict | None, seconds: bool = False) -> str:
+def format_time_to_accuracy(tta: dict | None) -> str:
     """All thresholds of a summary's ``time_to_accuracy``: ``0.5: step 470 (ep 2), 0.6: —``."""
-    return ", ".join(f"{k}: {format_hit(v, seconds)}" for k, v in (tta or {}).items())
+    return ", ".join(f"{k}: {format_hit(v)}" for k, v in (tta or {}).items())
+
+
+def format_target(t) -> str:
+    """An accuracy target as people write it: ``0.575`` -> ``57.5%``, ``0.6`` -> ``60%``."""
+    return f"{100 * float(t):.3g}%"
 
 
 class Progress(TypedDict, total=False):

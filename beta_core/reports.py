@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .models import ModelConfig, build_model, layer_groups
-from .records import format_time_to_accuracy, train_config_of
+from .records import format_target, format_time_to_accuracy, train_config_of
 from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
@@ -132,7 +132,7 @@ def method_rows(rep: dict) -> list[dict]:
         rows.append({"method": m, "n": r["n"], "final test acc": pct(f["mean"], 2),
                      "95% CI": f"[{pct(f['ci_low'], 2)}, {pct(f['ci_high'], 2)}]",
                      "best test acc": pct(r["best_test_acc"]["mean"], 2), "diverged": r["diverged"],
-                     "missing": r["missing"], **{f"never ≥{100 * float(t):.3g}%": k for t, k in r["censored"].items()}})
+                     "missing": r["missing"], **{f"never ≥{format_target(t)}": k for t, k in r["censored"].items()}})
     return rows
 
 
@@ -260,8 +260,8 @@ def training_outcome(runs: list[dict]) -> str:
             first = [m for m, v in reached.items() if v == best]  # a tie is named as one
             never = [m for m in hits if m not in reached]
             who = " and ".join(f"**{m}**" for m in first)
-            text += (f" It reached {100 * float(t):g}% test accuracy at step {int(best):,}" if len(order) == 1
-                     else f" First to {100 * float(t):g}% test accuracy: {who}" + (" (tied)" if len(first) > 1 else "")
+            text += (f" It reached {format_target(t)} test accuracy at step {int(best):,}" if len(order) == 1
+                     else f" First to {format_target(t)} test accuracy: {who}" + (" (tied)" if len(first) > 1 else "")
                      + f" at step {int(best):,}") + (f" ({', '.join(never)} never)" if never else "") + "."
             break
     hits = [h for r in done for h in (r["summary"].get("time_to_accuracy") or {}).values()]

@@ -399,15 +399,10 @@ class Store:
 
     def step_counts(self, *run_ids: str) -> dict[str, int]:
         """Number of step records per run (cheap: no rows are read)."""
-        ids = [validate_run_id(r) for r in run_ids]
-        with self._db() as db:
-            rows = db.execute(f"SELECT run_id, COUNT(*) AS n FROM steps WHERE run_id IN ({', '.join('?' * len(ids))}) "
-                              "GROUP BY run_id", ids).fetchall()
-        return {**{i: 0 for i in ids}, **{r["run_id"]: r["n"] for r in rows}}
+        return {i: n for i, (n, _) in self.step_times(*run_ids).items()}
 
     def step_times(self, *run_ids: str) -> dict[str, tuple[int, float | None]]:
-        """Per run: (step records, ``time`` of the newest), one indexed query; a progress line's
-        rate reads these instead of the records."""
+        """Per run: (step records, ``time`` of the newest), one indexed query (no rows read)."""
         ids = [validate_run_id(r) for r in run_ids]
         with self._db() as db:
             rows = db.execute(f"SELECT run_id, COUNT(*) AS n, MAX(time) AS t FROM steps WHERE run_id IN "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .records import accuracy_series, crossing_times
+from .records import accuracy_series, crossing_times, format_target
 from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
 
 __all__ = ["compare_arms", "analyse_runs", "PAPER_CLAIMS", "EQUIVALENCE", "EQUIVALENCE_SPEED", "TARGET_FRACTIONS",
@@ -123,8 +123,9 @@ def compare_arms(arms: dict[str, dict[int, dict]], baseline: str, tta: dict, end
             sp = comp["speedup"][k]["steps"]
             at, paper = PAPER_CLAIMS.get((m, "speed"), (None, None))
             paper = paper if at is not None and abs(t - at) < 1e-9 else None
-            claims.append({"claim": f"{m} reaches {100 * t:.3g}% test accuracy in fewer steps than {base}", "method": m,
-                           "kind": "speed", "target": t, "paper": paper if base == "sgd-constant" else None,
+            claims.append({"claim": f"{m} reaches {format_target(t)} test accuracy in fewer steps than {base}",
+                           "method": m, "kind": "speed", "target": t,
+                           "paper": paper if base == "sgd-constant" else None,
                            "figure": (f"{_fmt(sp['ratio'])}x [{_fmt(sp['ci_low'])}, {_fmt(sp['ci_high'])}]"
                                       if sp["ratio"] is not None else "not computable")
                                      + (f"; never reached: {sp['censored_method']} of {m}, "

@@ -14,7 +14,8 @@ def test_one_formatter_for_time_to_accuracy():
     assert format_hit(None) == "—"
     # steps first, epochs 1-based; seconds only when asked, and then labelled as wall clock
     assert format_hit({"epoch": 2, "step": 3030, "time": 3.04}) == "step 3,030 (ep 3)"
-    assert format_hit({"epoch": 2, "step": 30, "time": 3.04}, seconds=True) == "step 30 (ep 3) · 3.0 s wall-clock"
+    from beta_core.records import format_target
+    assert format_target("0.575") == "57.5%" and format_target(0.6) == "60%"
     assert format_time_to_accuracy({"0.5": {"epoch": 0, "step": 1, "time": 1.0}, "0.9": None}) == \
         "0.5: step 1 (ep 1), 0.9: —"
     assert format_time_to_accuracy(None) == ""

@@ -110,10 +110,10 @@ def _earlier_seconds(store: Store, run: dict) -> tuple[float, int] | None:
     return (statistics.median(took), len(took)) if took else None
 
 
-def progress_line(store: Store, run: dict) -> str:
+def progress_line(store: Store, run: dict, steps: int | None = None) -> str:
     """One line for an active job: its phase (loading data, training, evaluating, ...), done of
     total, the rate and the time left, measured on this machine: ``training: 120/235 steps ·
-    12 steps/s · about 9 s left``."""
+    12 steps/s · about 9 s left``. ``steps``: the run's step records, when the caller has counted them."""
     if run["status"] == "queued":
         ahead = len(store.runs(status="running"))  # live rows only (a dead owner's run reads interrupted)
         return (f"queued behind {ahead} running job(s) (one at a time unless BETA_MAX_JOBS says more)" if ahead
@@ -121,7 +121,7 @@ def progress_line(store: Store, run: dict) -> str:
     p = dict(run["summary"].get("progress") or {})
     done = None
     if run["kind"] in ("train", "surgery", "external"):
-        done = store.step_times(run["id"])[run["id"]][0]
+        done = store.step_counts(run["id"])[run["id"]] if steps is None else steps
         total = p.get("total")
         epochs = run["config"].get("epochs") if run["kind"] == "train" else None
         if total and epochs and done:

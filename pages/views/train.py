@@ -10,7 +10,7 @@ from beta_core.config import METHODS, TrainConfig, check_data, parse_seeds, plan
 from beta_core.data import SOURCES
 from beta_core.env import settings
 from beta_core.presets import PRESETS, preset_config, preset_methods
-from beta_core.records import ACTIVE, format_hit
+from beta_core.records import ACTIVE, format_hit, format_target
 from beta_core.reports import timing_note, training_outcome
 from beta_core.store import StoreError
 from beta_core.sweeps import mean_curves
@@ -158,7 +158,7 @@ def status_lines(store, runs: dict, names: dict, counts: dict) -> None:
                        f"{r['config'].get('host', '?')}, {counts[i]} steps so far")
                 continue
             a.progress(min(1.0, counts[i] / total) if total else 0.0,
-                       text=plain(f"{names[i]}: {progress_line(store, r)}"))
+                       text=plain(f"{names[i]}: {progress_line(store, r, counts[i])}"))
             if b.button("Cancel", key=f"cancel-{i}"):
                 get_manager().cancel(i)
         elif r["status"] not in ("done",):
@@ -252,9 +252,9 @@ def time_to_accuracy(runs: dict, names: dict, seconds: str) -> None:
                "regime per epoch (λ = 1)": " ".join("n/a" if x and x.startswith("n/a") else REGIME.get(x, x or "-")
                                                     for x in s.get("regimes", []))}
         for t, v in (s.get("time_to_accuracy") or {}).items():
-            row[f"≥{100 * float(t):.3g}%"] = format_hit(v)
+            row[f"≥{format_target(t)}"] = format_hit(v)
             if with_seconds:  # its own column: a long cell would be cut
-                row[f"≥{100 * float(t):.3g}% wall-clock s"] = "—" if v is None else f"{v['time']:.1f}"
+                row[f"≥{format_target(t)} wall-clock s"] = "—" if v is None else f"{v['time']:.1f}"
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
         "regime per epoch (λ = 1)": st.column_config.TextColumn(help="under: underdamped, crit: critical, over: "
