@@ -276,7 +276,9 @@ def cmd_runs(args, store: Store) -> int:
             return 0
         cols = ["id", "status", "kind", "method", "model", "data", "lr", "seed", "best_test_acc", "wall_seconds",
                 "parent"]
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        df = df.astype({"seed": "Int64"})  # a seed is a whole number ("2", not "2.0000"); sweeps have none
+        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}",
+                                 formatters={"lr": lambda v: f"{v:g}", "wall_seconds": lambda v: f"{v:.1f}"}))
     elif args.runs_command == "show":
         run = store.get_run(args.run_id)
         print(json.dumps({k: run[k] for k in ("id", "status", "kind", "method", "parent", "error", "summary",

@@ -187,7 +187,10 @@ runs = sorted(recent_runs(store, "attr-runs", ("train", "surgery"), "done", keep
 # Attribution reads the weights: runs stored without them (a bundle packed --no-checkpoints) are left out
 # unless they already have a result to show.
 runs = [r for r in runs if r["id"] in attributed or store.checkpoint_path(r["id"]).exists()]
-opts = inputs()
+# The settings are for a new attribution: with results on the page they fold away, so the flagged
+# groups are what it says first.
+with st.expander("Settings of a new attribution: score, normalization, k, probe steps", expanded=not attributed):
+    opts = inputs()
 shown = []
 
 
