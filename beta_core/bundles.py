@@ -6,30 +6,47 @@ sweep's report) and, unless ``checkpoints=False``, its final weights; a sweep br
 runs. Ids are kept, so a sweep still finds its members. Unpacking is idempotent (a run already
 there is skipped) and refuses a different run under an existing id before writing anything.
 
-A bundle is data only, checked like a dataset archive: members must be the bundle's own names
-(no absolute paths, no ``..``), each within a size cap read from the zip's header and enforced
-while reading, and checkpoints are loaded ``weights_only`` (a pickle with code is refused).
+A bundle is data only, and what it says is never run. Unpacking checks before it writes:
+members must be the bundle's own names (no absolute paths, no ``..``); each is inflated to disk
+in 1 MB chunks inside a temporary folder of the store, refused when its header says more than
+its cap or more than ``MAX_RATIO`` times its compressed size (a zip bomb is refused from the
+header, in milliseconds, "too large" with its size), and a header that lies about the size fails
+its CRC ("corrupt"); every ``run.json`` goes through one schema (``schemas``); a checkpoint
+must be a weights-only state_dict no larger than the model its config names (built on the meta
+device for built-in and torchvision models; code is never imported) and is opened memory-mapped.
+A model spec that names code (a file or module) arrives as text: it is shown, never imported,
+until the user trusts it here (``zoo``). Any refusal is one :class:`BundleError` naming the
+member and the field, and nothing is written.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
 import re
+import shutil
+import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import torch
 
+from . import zoo
+from .config import TrainConfig
+from .models import build_model
+from .records import train_config_of
+from .schemas import RecordError, check_manifest, check_run_data
 from .store import Store, StoreError
 
 __all__ = ["pack", "unpack", "BundleError", "FORMAT", "MAX_JSON_BYTES", "MAX_CHECKPOINT_BYTES"]
 
 FORMAT, VERSION = "beta-core-bundle", 1
-MAX_JSON_BYTES = 1 << 30          # 1 GB of records per run: far past any run of ours (a 100-epoch run: ~20 MB)
-MAX_CHECKPOINT_BYTES = 8 << 30    # 8 GB of weights: a ViT-H is 2.5 GB
+MAX_JSON_BYTES = 256 << 20        # one run's records: a 90-epoch ImageNet run logs ~450,000 steps (~110 MB)
+MAX_CHECKPOINT_BYTES = 8 << 30    # weights of a model whose size cannot be known here (your own factory)
+MAX_RATIO = 200                   # inflated / compressed: records ~5-15x, weights ~1.1x; a bomb ~1000x
+CHUNK = 1 << 20
 _MEMBER = re.compile(r"^runs/([A-Za-z0-9][A-Za-z0-9._-]{0,99})/(run\.json|final\.pt)$")
 
 
@@ -75,23 +92,63 @@ def pack(store: Store, ids: list[str], out: str | os.PathLike, checkpoints: bool
     return {"runs": len(runs), "checkpoints": n_ckpt, "bytes": out.stat().st_size}
 
 
-def _read(z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, path: str) -> bytes:
-    """A member's bytes, refused when its header says more than ``cap`` or it inflates past it."""
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _inflate(z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, dest: Path, path: str) -> Path:
+    """The member ``info`` written to ``dest`` in chunks; refused from its header when it says more
+    than ``cap`` bytes or ``MAX_RATIO`` times its compressed size, and when its data disagree."""
+    name = info.filename
     if info.file_size > cap:
-        raise BundleError(f"Bundle member too large in {path}: {info.filename} is {info.file_size / 1e6:,.0f} MB "
-                          f"(expected at most {cap / 1e6:,.0f} MB)")
-    with z.open(info) as f:
-        data = f.read(cap + 1)
-    if len(data) > cap:
-        raise BundleError(f"Bundle member too large in {path}: {info.filename} inflates past {cap / 1e6:,.0f} MB")
-    return data
+        raise BundleError(f"Refused bundle {path!r}: {name} is too large: it inflates to {_mb(info.file_size)} "
+                          f"(expected at most {_mb(cap)})")
+    if info.file_size > CHUNK and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise BundleError(f"Refused bundle {path!r}: {name} is too large for its size in the zip: "
+                          f"{_mb(info.compress_size)} inflates to {_mb(info.file_size)} ("
+                          f"{info.file_size / max(info.compress_size, 1):,.0f}:1; expected at most {MAX_RATIO}:1)")
+    out = dest / name.replace("/", "__")
+    n = 0
+    try:
+        with z.open(info) as src, open(out, "wb") as f:
+            while chunk := src.read(CHUNK):
+                n += len(chunk)
+                if n > info.file_size:  # zipfile stops at the header's size; this is belt and braces
+                    raise BundleError(f"Refused bundle {path!r}: {name} inflates past the {_mb(info.file_size)} "
+                                      "its header says")
+                f.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+        raise BundleError(f"Refused bundle {path!r}: {name} is corrupt ({e}; expected a zip written by "
+                          "`beta-core runs pack`)") from None
+    return out
 
 
-def _checked_weights(data: bytes, name: str, path: str) -> None:
+def _model_bytes(data: dict) -> int | None:
+    """Bytes of the state_dict of the model a run's config names, built on the meta device
+    (no memory, no code: None for a spec that names code, an external run or anything unbuildable)."""
+    row = data["run"]
+    if row["kind"] not in ("train", "surgery"):
+        return None
+    try:
+        cfg = TrainConfig.from_dict(train_config_of({"kind": row["kind"], "config": json.loads(row["config"])}))
+        if zoo.is_spec(cfg.model) and not zoo.parse_spec(cfg.model).kind in ("torchvision", "timm"):
+            return None
+        with torch.device("meta"):
+            model = build_model(cfg.model_config(), pretrained=False)
+    except Exception:  # noqa: BLE001 - a config we cannot build a model from: the generic cap applies
+        return None
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def _checked_weights(file: Path, name: str, path: str, expected: int | None) -> None:
+    size = file.stat().st_size
+    if expected is not None and size > 2 * expected + (4 << 20):  # fp32 weights + pickle's per-tensor overhead
+        raise BundleError(f"Refused checkpoint {name} in {path}: too large for its model: {_mb(size)} (the model "
+                          f"its config names holds {_mb(expected)} of weights)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError:
         raise BundleError(f"Refused checkpoint {name} in {path}: it holds objects other than tensors (expected "
                           "weights only)") from None
@@ -104,15 +161,25 @@ def _checked_weights(data: bytes, name: str, path: str) -> None:
                           "mapped to tensors)")
 
 
+def _json(file: Path, name: str, path: str):
+    try:
+        return json.loads(file.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BundleError(f"Refused bundle {path!r}: {name} is not JSON") from None
+
+
+def _open(path: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise BundleError(f"Not a bundle: {path!r} ({e}; expected a zip written by `beta-core runs pack`)") from None
+
+
 def unpack(store: Store, path: str | os.PathLike) -> dict:
     """Add the bundle's runs to ``store``; returns ``{"added": [...], "skipped": [...]}``.
-    Everything is read and checked first, then written: a bad bundle adds nothing."""
+    Everything is inflated to disk and checked first, then written: a bad bundle adds nothing."""
     path = str(path)
-    try:
-        z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise BundleError(f"Not a bundle: {path!r} ({e}; expected a zip written by `beta-core runs pack`)") from None
-    with z:
+    with _open(path) as z, tempfile.TemporaryDirectory(dir=store.dir, prefix=".unpack-") as tmp:
         infos = {i.filename: i for i in z.infolist()}
         if "manifest.json" not in infos:
             raise BundleError(f"Not a bundle: {path!r} has no manifest.json (expected a zip written by "
@@ -121,32 +188,48 @@ def unpack(store: Store, path: str | os.PathLike) -> dict:
         if bad:
             raise BundleError(f"Refused bundle {path!r}: unexpected member {bad[0]!r} (expected only "
                               "manifest.json and runs/ID/run.json, runs/ID/final.pt)")
+        need = sum(i.file_size for i in infos.values())
+        free = shutil.disk_usage(tmp).free
+        if need > free:
+            raise BundleError(f"Refused bundle {path!r}: too large for this disk: it inflates to {_mb(need)}, "
+                              f"{_mb(free)} free in {str(store.dir)!r}")
+        dest = Path(tmp)
+        raw = _json(_inflate(z, infos["manifest.json"], 1 << 20, dest, path), "manifest.json", path)
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT or raw.get("version") != VERSION:
+            what = raw if not isinstance(raw, dict) else f"{raw.get('format')!r} version {raw.get('version')!r}"
+            raise BundleError(f"Not a bundle of this version: {path!r} says {str(what)[:80]} (expected {FORMAT} "
+                              f"version {VERSION})")
         try:
-            manifest = json.loads(_read(z, infos["manifest.json"], MAX_JSON_BYTES, path))
-        except json.JSONDecodeError:
-            raise BundleError(f"Refused bundle {path!r}: manifest.json is not JSON") from None
-        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise BundleError(f"Not a bundle of this version: {path!r} says {manifest.get('format')!r} version "
-                              f"{manifest.get('version')!r} (expected {FORMAT} version {VERSION})")
-        runs = []
-        for rid in manifest.get("runs", []):
+            manifest = check_manifest(raw)
+        except RecordError as e:
+            raise BundleError(f"Refused bundle {path!r}: {e}") from None
+        runs = []  # (run.json on disk, row, checkpoint on disk): one run's records in memory at a time
+        for rid in dict.fromkeys(manifest.runs):
             name = f"runs/{rid}/run.json"
-            if not isinstance(rid, str) or name not in infos:
+            if name not in infos:
                 raise BundleError(f"Refused bundle {path!r}: the manifest lists {rid!r} but it has no {name}")
+            file = _inflate(z, infos[name], MAX_JSON_BYTES, dest, path)
             try:
-                data = json.loads(_read(z, infos[name], MAX_JSON_BYTES, path))
-            except json.JSONDecodeError:
-                raise BundleError(f"Refused bundle {path!r}: {name} is not JSON") from None
-            if not isinstance(data, dict) or data.get("run", {}).get("id") != rid:
+                data = check_run_data(_json(file, name, path), name).model_dump()
+            except RecordError as e:
+                raise BundleError(f"Refused bundle {path!r}: {e}") from None
+            if data["run"]["id"] != rid:
                 raise BundleError(f"Refused bundle {path!r}: {name} does not hold run {rid}")
             ckpt = None
             if f"runs/{rid}/final.pt" in infos:
-                ckpt = _read(z, infos[f"runs/{rid}/final.pt"], MAX_CHECKPOINT_BYTES, path)
-                _checked_weights(ckpt, f"runs/{rid}/final.pt", path)
-            runs.append((data, ckpt))
-    for data, _ in runs:  # conflicts first (a StoreError), so a refused bundle writes nothing
-        store.holds(data["run"])
-    added, skipped = [], []
-    for data, ckpt in runs:
-        (added if store.import_run(data, ckpt) else skipped).append(data["run"]["id"])
+                cname = f"runs/{rid}/final.pt"
+                expected = _model_bytes(data)
+                cap = MAX_CHECKPOINT_BYTES if expected is None else min(MAX_CHECKPOINT_BYTES, 2 * expected + (4 << 20))
+                ckpt = _inflate(z, infos[cname], cap, dest, path)
+                _checked_weights(ckpt, cname, path, expected)
+            runs.append((file, data["run"], ckpt))
+        try:
+            for _, row, _ in runs:  # conflicts first (a StoreError), so a refused bundle writes nothing
+                store.holds(row)
+        except ValueError as e:
+            raise BundleError(f"Refused bundle {path!r}: {e}") from None
+        added, skipped = [], []
+        for file, row, ckpt in runs:
+            data = check_run_data(json.loads(file.read_bytes()), file.name).model_dump()
+            (added if store.import_run(data, ckpt) else skipped).append(row["id"])
     return {"added": added, "skipped": skipped}

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from . import zoo
 from .attribution import SCORES, AttributionConfig, attribute
 from .config import TrainConfig, config_fields
 from .data import eval_loaders, load_splits
@@ -296,6 +297,8 @@ def _sweep(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     summary: SweepSummary = {"coverage": cov, "members": total}
     if not counted:
         return status, summary
+    if all(r["status"] == "diverged" for _, r in counted):  # chance accuracy everywhere: nothing to compare
+        return "diverged", {**summary, "note": f"no verdict: every run diverged ({len(counted)} runs)"}
     report = {**analyse(plan, test, store.epoch_records(*[r["id"] for _, r in test]), choice), "coverage": cov}
     if cov["missing"]:
         report["note"] = "; ".join(filter(None, [report["note"], (
@@ -540,8 +543,9 @@ class JobManager:
         # The worker reports each finished job on its own pipe (BETA_WORKER_FD): the manager wakes
         # at once to hand it the next, instead of finding out on a poll.
         read_end, write_end = os.pipe()
+        # Code specs trusted here (zoo.trust) are trusted by the worker: it runs what this process was asked to.
         env = {**os.environ, "BETA_THREADS": str(self._threads_per_worker()), "PYTHONUNBUFFERED": "1",
-               "BETA_WORKER_FD": str(write_end)}
+               "BETA_WORKER_FD": str(write_end), "BETA_MODELS": ",".join(zoo.trusted())}
         cmd = [sys.executable, "-m", "beta_core", "--runs-dir", self.runs_dir, "--data-dir", self.data_dir,
                "worker", "--serve"]
         log = open(Path(self.runs_dir) / "workers.log", "ab")

@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 
+from . import zoo
 from .config import TrainConfig
 from .engine import Training
 from .records import EPOCH
@@ -119,9 +120,10 @@ def _remote_classes():
         def is_cancelled(self, run_id: str) -> bool:
             return run_id in self.cancelled
 
-    def train(run_id: str, config: dict, data_dir: str, splits, relay, threads: int | None):
+    def train(run_id: str, config: dict, data_dir: str, splits, relay, threads: int | None, trusted: tuple):
         import torch
 
+        zoo.trust(*trusted)  # what the submitting process trusts, and nothing a stored config says
         if threads:
             torch.set_num_threads(threads)
         relay.put.remote(run_id, "pid", os.getpid())
@@ -185,7 +187,7 @@ class RayRunner:
         self.store.claim(run_id)  # owned by the submitter: if it dies, the run reads interrupted
         data = self.shared.get(cfg.data_config())
         self.refs[run_id] = self.task.options(**opts).remote(run_id, run["config"], self.data_dir, data, self.relay,
-                                                             self.threads)
+                                                             self.threads, zoo.trusted())
 
     def cancel(self, run_id: str) -> None:
         with self._lock:

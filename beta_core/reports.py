@@ -33,6 +33,12 @@ def pct(v, digits: int = 1) -> str:
     return "-" if v is None else f"{100 * v:.{digits}f}%"
 
 
+def _seed(v):
+    """A stored seed as a table shows it: a whole number an integer column holds, else empty
+    (an older store may hold ``2**70`` or ``True`` from a loop's config)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 63 else None
+
+
 def run_table(store: Store, runs: list[dict] | None = None) -> pd.DataFrame:
     """One row per run (newest first), columns :data:`RUN_COLUMNS`."""
     rows = []
@@ -41,7 +47,7 @@ def run_table(store: Store, runs: list[dict] | None = None) -> pd.DataFrame:
         rows.append({"id": r["id"], "status": r["status"], "kind": r["kind"], "method": r["method"],
                      "model": r["model"], "data": s.get("data", r["dataset"]), "lr": c.get("lr"),
                      "momentum_rule": c.get("momentum_rule"), "batch_size": c.get("batch_size"),
-                     "seed": c.get("seed"), "epochs": c.get("epochs"),
+                     "seed": _seed(c.get("seed")), "epochs": c.get("epochs"),
                      "best_test_acc": s.get("best_test_acc", s.get("acc_after")),
                      # a surgery run's outcome is its accuracy after the repair
                      "final_test_acc": s.get("final_test_acc", s.get("acc_after")),

@@ -199,9 +199,10 @@ class Store:
         d["summary"] = json.loads(d["summary"]) if d["summary"] else {}
         if d["status"] in ACTIVE and not _alive(d["pid"], d["pid_start"]):
             d["status"] = "interrupted"
-            d["error"] = d["error"] or ("the process that owned this run exited before it started"
-                                        if d["summary"].get("total_steps") is None else
-                                        "the process that owned this run exited without finishing it")
+            n = db.execute("SELECT COUNT(*) FROM steps WHERE run_id = ?", (d["id"],)).fetchone()[0]
+            d["error"] = d["error"] or ("the process that owned this run exited before it started" if not n else
+                                        f"the process that owned this run exited after {n:,} step"
+                                        f"{'s' if n != 1 else ''}, without finishing it")
             d["summary"].update(self._accuracy_so_far(db, d["id"]))
         return d
 
@@ -523,7 +524,7 @@ class Store:
         raise StoreError(f"Run {row['id']} is already in {str(self.dir)!r} with other contents (expected a new id, "
                          "or the same run: unpack into another store, or delete that run first)")
 
-    def import_run(self, data: dict, checkpoint: bytes | None = None) -> bool:
+    def import_run(self, data: dict, checkpoint: bytes | os.PathLike | None = None) -> bool:
         """Add a run exported by :meth:`export_run` with its id kept. Returns False (and writes
         nothing) when the store already holds the same run; a different run under that id is
         a StoreError. One transaction: a failure leaves no half run."""
@@ -550,8 +551,10 @@ class Store:
             try:  # files last, inside the transaction: a failure here rolls the rows back too
                 folder.mkdir(exist_ok=True)
                 (folder / "config.json").write_text(json.dumps(json.loads(row["config"]), indent=2, sort_keys=True))
-                if checkpoint is not None:
+                if isinstance(checkpoint, bytes):
                     (folder / "final.pt").write_bytes(checkpoint)
+                elif checkpoint is not None:  # a file already checked (bundles): moved, never held in memory
+                    shutil.copyfile(checkpoint, folder / "final.pt")
             except OSError as e:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise StoreError(f"Cannot write run {run_id} into {str(self.dir)!r}: {e}") from None

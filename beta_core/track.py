@@ -13,7 +13,14 @@ training loop")::
 
 A tracked run is kind ``external`` and uses the same record schemas as an engine run
 (``records``), so Runs, the Train page's live charts, time-to-accuracy, damping regimes and
-verdicts read it like ours. Records are buffered and written once per ~0.5 s (the engine's
+verdicts read it like ours.
+
+Every record is kept or refused, never silently changed: ``step`` is the global optimizer step
+and must increase over the whole run (a loop that restarts ``enumerate(loader)`` each epoch logs
+``step=epoch * len(loader) + i``); a repeated or smaller step, a negative one, an LR that is not
+a finite number >= 0, a momentum outside [0, 1), a seed outside [0, 2**32 - 1] or a bool are a
+``ValueError`` naming the value. A non-finite loss ends the run ``diverged`` (as the engine's
+runs) and raises :class:`Diverged`; a finished run refuses further records. Records are buffered and written once per ~0.5 s (the engine's
 writer); the store is safe from several processes. A run ends ``done`` on ``finish()`` or a
 clean exit of the ``with`` block, ``cancelled`` on Ctrl-C, ``failed`` with the message on an
 exception; a process killed outright reads ``interrupted``, as ours do. Under DDP only rank 0
@@ -22,6 +29,7 @@ Nothing here imports the engine or a UI.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -31,6 +39,8 @@ from pathlib import Path
 
 import torch
 
+from . import zoo
+from .config import NUMBER_LIMITS, SEED_MAX
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
 from .provenance import environment
@@ -38,9 +48,31 @@ from .records import EPOCH, STEP, TrainSummary, time_to_accuracy
 from .schedules import effective_lr
 from .store import MetricWriter, Store
 
-__all__ = ["start", "Run", "optimizer_state"]
+__all__ = ["start", "Run", "optimizer_state", "Diverged"]
 
 KIND = "external"
+MAX_STEP = 10 ** 9  # optimizer steps: ImageNet for 90 epochs is ~450,000; a larger step is a bug in the loop
+
+
+_BOUNDED = {"lr": (0, NUMBER_LIMITS["lr"]), "momentum": (0, 1), "mu": (0, 1), "weight_decay": (0, 1e6)}
+
+
+class Diverged(ValueError):
+    """The loss logged was not finite: the run was ended ``diverged``."""
+
+
+def _number(name: str, v, low: float, high: float, high_open: bool = False, what: str = "a finite number") -> float:
+    """A finite real number in [low, high] (or [low, high)): not a bool, a string, NaN or inf."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+    if not ok or (high_open and v >= high):
+        raise ValueError(f"Invalid {name}: {v!r} (expected {what} in [{low:g}, {high:g}{')' if high_open else ']'})")
+    return float(v)
+
+
+def _int(name: str, v, low: int, high: int) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+        raise ValueError(f"Invalid {name}: {v!r} (expected an integer in [{low}, {high:,}])")
+    return v
 
 
 def optimizer_state(optimizer) -> tuple[float, float, bool]:
@@ -66,23 +98,42 @@ class Run:
         self.epochs: list[dict] = []
         self.steps_in_epoch, self.steps_per_epoch = 0, None
         self.last_step = -1
-        self.ended = False
+        self.ended, self.status = False, "running"
 
     # ------------------------------------------------------------------ logging
     def log_step(self, step: int, loss: float, optimizer=None, lr: float | None = None,
                  momentum: float | None = None, acc: float | None = None, **extra) -> None:
         """One optimizer step. ``optimizer``: lr and momentum (SGD) or beta1 (Adam) are read from
         it; or give ``lr`` and ``momentum`` yourself. ``loss`` may be a float or a 0-d tensor."""
+        self._open("log_step")
         if optimizer is not None:
             lr, momentum, self.adam = optimizer_state(optimizer)
         if lr is None or momentum is None:
             raise ValueError("log_step needs optimizer= or both lr= and momentum= (expected the step's LR and "
                              "momentum, which the damping ratio is made of)")
-        loss = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        z = damping_zeta(lr, momentum, self.lam) if lr > 0 and not self.adam and 0 <= momentum < 1 else None
+        step = _int("step", step, 0, MAX_STEP)
+        if step <= self.last_step:
+            raise ValueError(f"Invalid step: {step} after step {self.last_step} (expected the global step, "
+                             "increasing over the whole run: step=epoch * len(loader) + i when enumerate(loader) "
+                             "starts again each epoch)")
+        lr, momentum = _number("lr", lr, 0, 1e6), _number("momentum", momentum, 0, 1, high_open=True)
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            loss = float(loss.detach())
+        elif isinstance(loss, bool) or not isinstance(loss, (int, float)):
+            raise ValueError(f"Invalid loss: {loss!r} (expected a number or a one-element tensor)")
+        loss = float(loss)
+        if acc is not None:
+            acc = _number("acc", acc, 0, 1, what="an accuracy")
+        if not math.isfinite(loss):
+            self.writer.flush()
+            self.finish("diverged", f"the loss was {loss} at step {step} (the engine's rule: a loss that is not "
+                                    "finite ends the run diverged)")
+            raise Diverged(f"Run {self.id} diverged: the loss was {loss} at step {step}; it is recorded as diverged "
+                           "and takes no more records")
+        z = damping_zeta(lr, momentum, self.lam) if lr > 0 and not self.adam else None
         self.pairs.append((lr, momentum))
         self.steps_in_epoch += 1
-        self.last_step = int(step)
+        self.last_step = step
         self.writer.add({"kind": STEP, "step": int(step), "epoch": self.epoch, "lr": lr, "momentum": momentum,
                          "zeta": z, "eff_lr": effective_lr(lr, momentum) if lr > 0 and momentum < 1 else 0.0,
                          "loss": loss, "acc": None if acc is None else float(acc),
@@ -94,8 +145,14 @@ class Run:
         """One epoch's evaluation (0-based ``epoch``, as the engine's); its damping regime is the
         median zeta of the steps logged since the previous epoch (lam = 1 unless the config
         says otherwise; ``n/a (Adam)`` for Adam)."""
-        if not 0 <= test_acc <= 1:
-            raise ValueError(f"Invalid test_acc: {test_acc!r} (expected an accuracy in [0, 1])")
+        self._open("log_epoch")
+        epoch = _int("epoch", epoch, 0, MAX_STEP)
+        if self.epochs and epoch <= self.epochs[-1]["epoch"]:
+            raise ValueError(f"Invalid epoch: {epoch} after epoch {self.epochs[-1]['epoch']} (expected 0-based "
+                             "epochs, increasing)")
+        test_acc = _number("test_acc", test_acc, 0, 1, what="an accuracy")
+        val_acc, train_acc = (None if v is None else _number(n, v, 0, 1, what="an accuracy")
+                              for n, v in (("val_acc", val_acc), ("train_acc", train_acc)))
         valid = [(lr, mu) for lr, mu in self.pairs if lr > 0 and 0 <= mu < 1]
         zmed, regime, _ = regime_summary(valid, self.lam) if valid and not self.adam else (None, None, None)
         if self.adam:
@@ -104,7 +161,7 @@ class Run:
         rec = {"kind": EPOCH, "epoch": int(epoch), "step": self.last_step + 1, "train_loss": train_loss,
                "train_acc": train_acc, "test_loss": test_loss, "test_acc": float(test_acc), "regime": regime,
                "zeta_median": zmed, "lr": last[0], "momentum": last[1],
-               "val_loss": val_loss, "val_acc": None if val_acc is None else float(val_acc),
+               "val_loss": val_loss, "val_acc": val_acc,
                "time": time.perf_counter() - self.t0, **extra}
         self.writer.add(rec)
         self.epochs.append(rec)
@@ -116,17 +173,25 @@ class Run:
     def save_model(self, model, factory: str | None = None) -> None:
         """Store ``model``'s weights (a state_dict, loaded weights-only) as the run's checkpoint;
         ``factory`` (a model spec, e.g. ``my_models.py:net``) says how to rebuild it, so
-        attribution, surgery and curvature can load it."""
+        attribution, surgery and curvature can load it (trusted in this process: you named it)."""
+        self._open("save_model")
+        if factory is not None:
+            zoo.trust(factory)  # a spec that cannot be parsed is refused before anything is written
         self.store.save_checkpoint(self.id, model.state_dict())
         if factory is not None:
             self.store.update_summary(self.id, {"model_spec": factory})
+
+    def _open(self, what: str) -> None:
+        if self.ended:
+            raise ValueError(f"Run {self.id} is finished ({self.status}): {what} after finish() is refused (expected "
+                             "a new track.start(...) for more records)")
 
     # ------------------------------------------------------------------ ending
     def finish(self, status: str = "done", error: str | None = None) -> None:
         """End the run (idempotent): flush, then the summary an engine run has."""
         if self.ended:
             return
-        self.ended = True
+        self.ended, self.status = True, status
         self.writer.flush()
         eps = self.epochs
         vals = [e["val_acc"] for e in eps if e["val_acc"] is not None]
@@ -189,14 +254,23 @@ def start(method: str, seed: int = 0, config: dict | None = None, runs_dir: str 
         return _Silent()
     if not isinstance(method, str) or not method:
         raise ValueError(f"Invalid method: {method!r} (expected a non-empty name, e.g. sgd-beta)")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"Invalid seed: {seed!r} (expected an integer >= 0)")
+    seed = _int("seed", seed, 0, SEED_MAX)
     config = dict(config or {})
-    lam = float(config.get("lam", 1.0))
-    thresholds = tuple(float(t) for t in config.get("thresholds", (0.9, 0.95)))
-    if not (math.isfinite(lam) and lam > 0) or not all(0 < t <= 1 for t in thresholds):
-        raise ValueError(f"Invalid lam/thresholds in config: {lam!r}/{thresholds!r} (expected lam > 0 and "
-                         "accuracies in (0, 1])")
+    for name, (low, high) in _BOUNDED.items():  # hyperparameters bounded like TrainConfig's
+        if config.get(name) is not None:
+            _number(f"{name} in config", config[name], low, high, high_open=name in ("momentum", "mu"))
+    if "seed" in config:
+        _int("seed in config", config["seed"], 0, SEED_MAX)
+    lam = _number("lam in config", config.get("lam", 1.0), 1e-12, 1e12)
+    thresholds = config.get("thresholds", (0.9, 0.95))
+    if not isinstance(thresholds, (list, tuple)) or not thresholds or \
+            any(_number("thresholds in config", t, 0, 1) == 0 for t in thresholds):
+        raise ValueError(f"Invalid thresholds in config: {thresholds!r} (expected accuracies in (0, 1])")
+    thresholds = tuple(float(t) for t in thresholds)
+    try:
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Invalid config: {e} (expected JSON values: numbers, strings, lists, dicts)") from None
     script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
     full = {**config, "method": method, "seed": seed, "lam": lam, "thresholds": list(thresholds),
             "script": str(script) if script else "(interactive)", "host": socket.gethostname(), "rank": rank}

@@ -164,6 +164,24 @@ def run_arms(runs: list[dict], group_by: str | Callable[[dict], str] = "method")
     return arms
 
 
+def _refuse_degenerate(arms: dict[str, dict[int, dict]]) -> None:
+    """Questions with no answer: a run on both sides, an unfinished run, an arm that only diverged."""
+    where: dict[str, str] = {}
+    for m, seeds in arms.items():
+        for r in seeds.values():
+            if r["id"] in where:
+                raise ValueError(f"Run {r['id']} is in both arms ({where[r['id']]} and {m}): no verdict (expected "
+                                 "different runs on each side; a run compared with itself says nothing)")
+            where[r["id"]] = m
+        bad = [r for r in seeds.values() if r["status"] not in ("done", "diverged")]
+        if bad:
+            raise ValueError(f"Run {bad[0]['id']} of {m} is {bad[0]['status']} (expected finished runs: done or "
+                             "diverged)")
+        if all(r["status"] == "diverged" for r in seeds.values()):
+            raise ValueError(f"No verdict: every run of {m} diverged ({len(seeds)} run{'s' if len(seeds) != 1 else ''};"
+                             " expected at least one that trained to its end)")
+
+
 def analyse_runs(arms: dict[str, dict[int, dict]], epochs: dict[str, list[dict]], baseline: str,
                  targets=None, margin: float = EQUIVALENCE, equivalence_speed: float = EQUIVALENCE_SPEED) -> dict:
     """A verdict report over any finished runs, the shape of a sweep's (``methods``,
@@ -176,11 +194,7 @@ def analyse_runs(arms: dict[str, dict[int, dict]], epochs: dict[str, list[dict]]
     if len(arms) < 2:
         raise ValueError(f"One arm ({', '.join(arms)}): a verdict needs at least two (expected runs of a "
                          "baseline and of at least one other method)")
-    for m, seeds in arms.items():
-        bad = [r for r in seeds.values() if r["status"] not in ("done", "diverged")]
-        if bad:
-            raise ValueError(f"Run {bad[0]['id']} of {m} is {bad[0]['status']} (expected finished runs: done or "
-                             "diverged)")
+    _refuse_degenerate(arms)
     why = "given"
     if not targets:
         vals = [r["summary"].get("final_val_acc") for r in arms[baseline].values()]

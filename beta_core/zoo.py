@@ -13,7 +13,16 @@ spec                                   the model
 =====================================  ============================================================
 
 A spec is parsed (``parse_spec``) when a config is made, which imports nothing; the model is
-built (``build``) where a run trains. ``check`` builds it once before any run exists and runs
+built (``build``) where a run trains.
+
+Trust follows origin. A spec that names code (a file or ``package.module:factory``) is built only
+when it is trusted in this process: given on this command line (``--model``, ``--trust-model``),
+listed in ``BETA_MODELS``, named by ``track``'s ``save_model(factory=...)``, or passed to
+:func:`trust` by the caller. One that arrived in a bundle or a stored config is shown, never
+imported, until then. Even a trusted spec must name your own factory: a Python function or an
+``nn.Module`` class outside the standard library (``os:system``, ``sys:exit``,
+``builtins:input`` are refused before anything is imported), and a factory that calls
+``sys.exit`` is an error, not the end of the process. ``check`` builds it once before any run exists and runs
 two images through it, so an import error, a factory that raises, weights that cannot be had
 or an input too small for the model is one line at launch, not a failed run.
 """
@@ -25,6 +34,7 @@ import importlib
 import importlib.util
 import inspect
 import io
+import os
 import re
 import socket
 import sys
@@ -35,7 +45,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["Spec", "parse_spec", "is_spec", "build", "check", "torchvision_names", "ModelSpecError"]
+__all__ = ["Spec", "parse_spec", "is_spec", "build", "check", "torchvision_names", "ModelSpecError", "trust",
+           "is_trusted", "trusted", "untrust_all"]
 
 KINDS = ("torchvision", "timm", "file", "module")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -112,11 +123,71 @@ def torchvision_names() -> tuple[str, ...]:
     return tuple(torchvision.models.list_models(module=torchvision.models))
 
 
+# ------------------------------------------------------------------ trust
+_TRUSTED: set[str] = set()
+
+
+def _code(spec: Spec) -> bool:
+    return spec.kind in ("file", "module")
+
+
+def trust(*texts: str) -> None:
+    """Trust the code specs ``texts`` in this process (the user gave them here); other kinds need
+    no trust. A spec that cannot be parsed is a :class:`ModelSpecError`."""
+    for t in texts:
+        spec = parse_spec(t)
+        if _code(spec):
+            _TRUSTED.add(spec.text)
+
+
+def untrust_all() -> None:
+    """Forget what :func:`trust` was given (``BETA_MODELS`` stays trusted)."""
+    _TRUSTED.clear()
+
+
+def trusted() -> tuple[str, ...]:
+    """The code specs trusted here: :func:`trust`'s and ``BETA_MODELS``'s (what a worker
+    process started from here is handed)."""
+    env = []
+    for t in (os.environ.get("BETA_MODELS") or "").split(","):
+        try:
+            env.append(parse_spec(t.strip()).text)
+        except ModelSpecError:  # env.settings() says what is wrong with the variable
+            continue
+    return tuple(sorted(_TRUSTED | {t for t in env if _code(parse_spec(t))}))
+
+
+def is_trusted(text: str) -> bool:
+    """Whether the model ``text`` names may be built here: a built-in, torchvision or timm
+    model, or code this process was told to trust."""
+    spec = parse_spec(text) if is_spec(text) else None
+    return spec is None or not _code(spec) or spec.text in trusted()
+
+
+def _refuse_untrusted(spec: Spec) -> None:
+    if not is_trusted(spec.text):
+        raise ModelSpecError(
+            f"Model {spec.text!r} names code (a {'file' if spec.kind == 'file' else 'module'}) that was not given "
+            f"here: it is shown, never imported, until you trust it (expected --trust-model '{spec.text}' on this "
+            f"command, the spec in BETA_MODELS, or zoo.trust('{spec.text}') in Python)")
+
+
+def _refuse_non_factory(spec: Spec) -> None:
+    """Before importing: a module spec must not name the standard library (``os:system``)."""
+    if spec.kind == "module":
+        top = spec.target.partition(".")[0]
+        if top in sys.stdlib_module_names or top in sys.builtin_module_names or top == "__main__":
+            raise ModelSpecError(f"Model {spec.text!r} names the standard library's {top} (expected your own "
+                                 "factory: a function or nn.Module class that returns an nn.Module)")
+
+
 # ------------------------------------------------------------------ building
 _FILE_MODULES: dict[str, object] = {}
 
 
 def _factory(spec: Spec):
+    _refuse_untrusted(spec)
+    _refuse_non_factory(spec)
     try:
         if spec.kind == "file":
             path = Path(spec.target)
@@ -133,11 +204,11 @@ def _factory(spec: Spec):
         else:
             module = importlib.import_module(spec.target)
         fn = getattr(module, spec.factory)
-    except Exception as e:  # noqa: BLE001 - any import failure is the user's code: one line naming it
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any import failure is the user's code: one line naming it
         raise ModelSpecError(f"Model {spec.text!r} could not be imported: {type(e).__name__}: {e}") from None
-    if not callable(fn):
-        raise ModelSpecError(f"Model {spec.text!r}: {spec.factory} is not callable (expected "
-                             "factory(num_classes) -> nn.Module)")
+    if not (inspect.isfunction(fn) or (inspect.isclass(fn) and issubclass(fn, nn.Module))):
+        raise ModelSpecError(f"Model {spec.text!r}: {spec.factory} is a {type(fn).__name__} (expected a Python "
+                             "function or nn.Module class: factory(num_classes) -> nn.Module)")
     return fn
 
 
@@ -215,7 +286,7 @@ def build(spec: Spec, num_classes: int, image_size: int = 32, in_channels: int =
         takes = lambda k: k in params or any(p.kind is p.VAR_KEYWORD for p in params.values())  # noqa: E731
         kw = {k: v for k, v in (("in_channels", in_channels), ("image_size", image_size)) if takes(k)}
         model = fn(num_classes, **kw)
-    except Exception as e:  # noqa: BLE001 - the factory is the user's code: one line naming it
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the factory is the user's code: one line naming it
         raise ModelSpecError(f"Model {spec.text!r} could not be built: {type(e).__name__}: {e}") from None
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"Model {spec.text!r}: the factory returned {type(model).__name__} (expected "

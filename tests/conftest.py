@@ -1,4 +1,6 @@
 """Shared fixtures: tiny synthetic data so the suite stays fast on 2 CPU cores."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -18,3 +20,20 @@ def store(tmp_path):
     from beta_core.store import Store
 
     return Store(tmp_path / "runs")
+
+
+FACTORIES = Path(__file__).resolve().parent / "data" / "user_models.py"
+
+
+@pytest.fixture
+def trust_factories():
+    """The test factories (tests/data/user_models.py) trusted in this process, as a user who typed
+    them would; forgotten afterwards, so tests of the trust rule start from nothing trusted."""
+    import ast
+
+    from beta_core import zoo
+
+    names = [n.name for n in ast.parse(FACTORIES.read_text()).body if isinstance(n, ast.FunctionDef)]
+    zoo.trust(*(f"{FACTORIES}:{n}" for n in names))
+    yield FACTORIES
+    zoo.untrust_all()

@@ -127,7 +127,7 @@ def test_warm_worker_takes_runs_one_after_another(tmp_path):
     jm.close()
 
 
-def test_a_run_that_kills_its_worker_is_interrupted_and_the_next_runs(tmp_path):
+def test_a_run_that_kills_its_worker_is_interrupted_and_the_next_runs(tmp_path, trust_factories):
     jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=0.2)
     crash = jm.submit(tiny_config(model=f"{FACTORIES}:exits", width=None).to_dict())  # os._exit building its model
     after = jm.submit(tiny_config(seed=1).to_dict())
@@ -195,7 +195,7 @@ def test_the_localisation_benchmark_reports_cases_done_of_total(store, tmp_path)
     assert [c["done"] for c in cases] == list(range(1, len(cases) + 1))
 
 
-def test_a_worker_reports_a_finished_or_crashed_job_at_once(tmp_path):
+def test_a_worker_reports_a_finished_or_crashed_job_at_once(tmp_path, trust_factories):
     """The next run is handed over when the worker reports (its pipe), not on a poll: with a
     30 s poll, a finish or a crash is still followed by the next run within seconds."""
     jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=1, poll=30.0)

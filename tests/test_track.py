@@ -133,7 +133,7 @@ def test_two_processes_log_at_once_and_a_killed_one_reads_interrupted(tmp_path):
         runs["killed"]["id"]] == 100
 
 
-def test_a_saved_model_is_diagnosed_like_ours(tmp_path):
+def test_a_saved_model_is_diagnosed_like_ours(tmp_path, trust_factories):
     from pathlib import Path
 
     from beta_core.attribution import AttributionConfig
@@ -154,3 +154,97 @@ def test_a_saved_model_is_diagnosed_like_ours(tmp_path):
     result = attribute_run(Store(tmp_path / "runs"), run.id, AttributionConfig(probe_steps=2, max_samples=40),
                            str(tmp_path / "data"))
     assert result["groups"] == ["front", "head", "other"]
+
+
+# ------------------------------------------------------------------ every record kept or refused (issue 29)
+def test_a_restarted_step_count_is_refused_not_overwritten(tmp_path):
+    with track.start("sgd-beta", runs_dir=tmp_path) as run:
+        for epoch in range(2):
+            for i in range(3):
+                if epoch == 1 and i == 0:
+                    with pytest.raises(ValueError, match=r"Invalid step: 0 after step 2 .*step=epoch \* len\(loader\) \+ i"):
+                        run.log_step(i, loss=1.0, lr=0.1, momentum=0.9)
+                run.log_step(epoch * 3 + i, loss=1.0, lr=0.1, momentum=0.9)
+            run.log_epoch(epoch, test_acc=0.5)
+    steps = Store(tmp_path).steps(run.id)
+    assert steps["step"].tolist() == [0, 1, 2, 3, 4, 5]  # the first epoch's records were kept
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda r: r.log_step(-1, loss=1.0, lr=0.1, momentum=0.9), r"Invalid step: -1"),
+    (lambda r: r.log_step(10 ** 12, loss=1.0, lr=0.1, momentum=0.9), r"Invalid step: 1000000000000"),
+    (lambda r: r.log_step(True, loss=1.0, lr=0.1, momentum=0.9), r"Invalid step: True"),
+    (lambda r: r.log_step(0, loss=1.0, lr=float("nan"), momentum=0.9), r"Invalid lr: nan"),
+    (lambda r: r.log_step(0, loss=1.0, lr=-1, momentum=0.9), r"Invalid lr: -1"),
+    (lambda r: r.log_step(0, loss=1.0, lr=0.1, momentum=5), r"Invalid momentum: 5 .*\[0, 1\)"),
+    (lambda r: r.log_step(0, loss="1.0", lr=0.1, momentum=0.9), r"Invalid loss: '1.0'"),
+    (lambda r: r.log_epoch(0, test_acc=float("inf")), r"Invalid test_acc: inf"),
+])
+def test_bad_records_are_refused_and_nothing_is_stored(tmp_path, call, fragment):
+    run = track.start("sgd-beta", runs_dir=tmp_path)
+    with pytest.raises(ValueError, match=fragment):
+        call(run)
+    run.finish()
+    assert Store(tmp_path).steps(run.id).empty and Store(tmp_path).get_run(run.id)["summary"]["total_steps"] == 0
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    ({"seed": 2 ** 70}, r"Invalid seed: 1180591620717411303424 \(expected an integer in \[0, 4,294,967,295\]\)"),
+    ({"seed": True}, r"Invalid seed: True"),
+    ({"config": {"lr": float("nan")}}, r"Invalid lr in config: nan"),
+    ({"config": {"lr": -1}}, r"Invalid lr in config: -1"),
+    ({"config": {"momentum": 5}}, r"Invalid momentum in config: 5"),
+    ({"config": {"seed": 2 ** 70}}, r"Invalid seed in config"),
+    ({"config": {"note": object()}}, r"Invalid config: .*expected JSON values"),
+])
+def test_seeds_and_hyperparameters_are_bounded_like_train_config(tmp_path, kw, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        track.start("sgd-beta", runs_dir=tmp_path, **kw)
+    assert Store(tmp_path).runs() == []
+
+
+def test_a_finished_run_refuses_more_records(tmp_path):
+    with track.start("sgd-beta", runs_dir=tmp_path) as run:
+        run.log_step(0, loss=1.0, lr=0.1, momentum=0.9)
+        run.log_epoch(0, test_acc=0.5)
+    for call in (lambda: run.log_step(1, loss=1.0, lr=0.1, momentum=0.9), lambda: run.log_epoch(1, test_acc=0.6),
+                 lambda: run.save_model(torch.nn.Linear(2, 2))):
+        with pytest.raises(ValueError, match=r"is finished \(done\).* after finish\(\) is refused"):
+            call()
+    store = Store(tmp_path)
+    assert len(store.steps(run.id)) == 1 and len(store.epochs(run.id)) == 1
+    assert store.get_run(run.id)["summary"]["final_test_acc"] == 0.5 and not store.checkpoint_path(run.id).exists()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), torch.tensor(float("nan"))])
+def test_a_non_finite_loss_ends_the_run_diverged(tmp_path, bad):
+    with pytest.raises(track.Diverged, match="diverged: the loss was"):
+        with track.start("sgd-beta", runs_dir=tmp_path) as run:
+            run.log_step(0, loss=1.0, lr=0.1, momentum=0.9)
+            run.log_step(1, loss=bad, lr=0.1, momentum=0.9)
+    r = Store(tmp_path).get_run(run.id)
+    assert r["status"] == "diverged" and "at step 1" in r["error"] and len(Store(tmp_path).steps(run.id)) == 1
+
+
+def test_a_killed_loop_says_how_many_steps_it_logged(tmp_path):
+    code = textwrap.dedent(f"""
+        import os
+        from beta_core import track
+        run = track.start("sgd-beta", runs_dir={str(tmp_path)!r})
+        for i in range(449):
+            run.log_step(i, loss=1.0, lr=0.1, momentum=0.9)
+        run.writer.flush()
+        os._exit(9)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=False, timeout=120)
+    (r,) = Store(tmp_path).runs()
+    assert r["status"] == "interrupted" and "exited after 449 steps" in r["error"]
+
+
+def test_runs_list_survives_a_huge_seed_in_an_older_store(tmp_path, capsys):
+    from beta_core.cli import main
+    store = Store(tmp_path)
+    rid = store.create_run({"method": "mine", "seed": 2 ** 70}, kind="external", status="running")
+    store.finish(rid, "done", {})
+    assert main(["--runs-dir", str(tmp_path), "runs", "list"]) == 0
+    assert rid in capsys.readouterr().out

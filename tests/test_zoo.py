@@ -23,6 +23,7 @@ from beta_core.surgery import SurgeryConfig, surgery_run_config
 
 FACTORIES = Path(__file__).resolve().parent / "data" / "user_models.py"
 TINY_VIT = f"{FACTORIES}:tiny_vit"
+pytestmark = pytest.mark.usefixtures("trust_factories")  # the user gave these factories (the trust rule: test_trust)
 
 
 def names(spec: str, **kw) -> list[str]:
@@ -94,6 +95,7 @@ def test_factory_path_is_stored_absolute(tmp_path, monkeypatch):
     ("missing_fn", "could not be imported: AttributeError"),
 ])
 def test_a_factory_that_fails_is_one_line_naming_it(factory, fragment):
+    zoo.trust(f"{FACTORIES}:{factory}")
     with pytest.raises(zoo.ModelSpecError, match=fragment) as e:
         check_model(ModelConfig(f"{FACTORIES}:{factory}"))
     assert str(FACTORIES) in str(e.value) and "\n" not in str(e.value)
@@ -221,6 +223,7 @@ def test_planted_faults_on_a_batchnorm_free_model():
 def test_a_run_whose_factory_is_gone_says_so_in_one_line(tmp_path):
     src = tmp_path / "mine.py"
     src.write_text(FACTORIES.read_text())
+    zoo.trust(f"{src}:two_part")
     store, data = Store(tmp_path / "runs"), str(tmp_path / "data")
     rid = store.create_run(_tiny(f"{src}:two_part", epochs=1).to_dict())
     assert execute_run(store, rid, data)["status"] == "done"

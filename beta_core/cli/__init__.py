@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .. import bundles, reports
+from .. import bundles, reports, zoo
 from ..config import (
     METHODS,
     TrainConfig,
@@ -47,7 +47,6 @@ from ..ray_backend import RayBackendError
 from ..records import train_config_of
 from ..report import build_report, report_figures
 from ..store import Store, StoreError
-from ..zoo import torchvision_names
 from . import diagnostics, sweep, verdict
 from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
 
@@ -115,6 +114,8 @@ def config_overrides(args) -> dict:
             over[key] = coerce_field(key, value)
         except ValueError as e:
             raise CLIError(f"Invalid --set {item!r}: {e}") from None
+    if zoo.is_spec(over.get("model", "")):
+        zoo.trust(over["model"])  # typed on this command line: the user's own code
     return over
 
 
@@ -179,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     diagnostics.add_parsers(sub)
     verdict.add_parser(sub)
     sweep.add_parser(sub, _add_config_flags, _add_backend_flags)
+    for name, p in sub.choices.items():
+        if name not in ("runs", "report", "verdict"):  # the commands that may build a model
+            p.add_argument("--trust-model", dest="trust_model", action="append", default=[], metavar="SPEC",
+                           help="build this code spec (file.py:factory, package.module:factory) although it came "
+                                "from a stored run or a bundle; repeatable")
     return ap
 
 
@@ -340,6 +346,8 @@ def cmd_report(args, store: Store) -> int:
 
 def cmd_models(args, store: Store) -> int:
     if args.models_command == "show":
+        if zoo.is_spec(args.name):
+            zoo.trust(args.name)  # typed here
         mc = ModelConfig(args.name, num_classes=args.classes, resize=args.resize)
         model = build_model(mc, pretrained=False)
         groups = layer_groups(model)
@@ -349,7 +357,7 @@ def cmd_models(args, store: Store) -> int:
         print(reports.text_table([{"group": g.name, "parameters": f"{g.n_params:,}", "share": reports.share(g.fraction)}
                                   for g in groups]))
         return 0
-    rows = catalogue([*MODELS, *settings().models, *(f"torchvision:{n}" for n in torchvision_names())])
+    rows = catalogue([*MODELS, *settings().models, *(f"torchvision:{n}" for n in zoo.torchvision_names())])
     runs = {True: "yes", False: "no: --resize (e.g. 224)", None: "? (checked at launch)"}
     print(reports.text_table([{"model": r["name"], "parameters": "?" if r["params"] is None else f"{r['params']:,}",
                                "runs at 32x32": runs[r["runs_at"]]} for r in rows]))
@@ -412,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         args.data_dir = args.data_dir or env.data_dir
         if args.command in _RUNS_JOBS:
             INTERRUPTS.install()
+        zoo.trust(*getattr(args, "trust_model", []))
         store = Store(args.runs_dir)
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
