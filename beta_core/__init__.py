@@ -5,11 +5,11 @@ data the pages draw and reports write), and only the CLI prints. Modules, bottom
 layer first (README "Architecture"; tests/test_architecture.py checks this list)::
 
     L0  records, schedules, presets, env, stats, hooks, zoo, provenance, glossary
-    L1  damping, data, models, store
-    L2  config, attribution, curvature, reports, track, verdicts, bundles, figures
+    L1  damping, data, models, store, schemas
+    L2  config, attribution, curvature, reports, track, verdicts, figures
     L3  engine, sweeps, localise, integrations, integrations.lightning
     L4  surgery, ray_backend
-    L5  jobs
+    L5  jobs, bundles
     L6  cli.common, report
     L7  cli.diagnostics, cli.sweep, cli.verdict
     L8  cli

@@ -34,11 +34,14 @@ from pathlib import Path
 import torch
 
 from . import zoo
+from .attribution import AttributionConfig
 from .config import TrainConfig
 from .models import build_model
 from .records import train_config_of
-from .schemas import RecordError, check_manifest, check_run_data
+from .schemas import SEED_MAX, RecordError, check_manifest, check_run_data
 from .store import Store, StoreError
+from .surgery import SurgeryConfig
+from .sweeps import SweepPlan
 
 __all__ = ["pack", "unpack", "BundleError", "FORMAT", "MAX_JSON_BYTES", "MAX_CHECKPOINT_BYTES"]
 
@@ -96,9 +99,12 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
-def _inflate(z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, dest: Path, path: str) -> Path:
-    """The member ``info`` written to ``dest`` in chunks; refused from its header when it says more
-    than ``cap`` bytes or ``MAX_RATIO`` times its compressed size, and when its data disagree."""
+def _cap(name: str) -> int:
+    return 1 << 20 if name == "manifest.json" else MAX_CHECKPOINT_BYTES if name.endswith(".pt") else MAX_JSON_BYTES
+
+
+def _sized(info: zipfile.ZipInfo, cap: int, path: str) -> None:
+    """Refused from its header: more than ``cap`` bytes, or ``MAX_RATIO`` times its compressed size."""
     name = info.filename
     if info.file_size > cap:
         raise BundleError(f"Refused bundle {path!r}: {name} is too large: it inflates to {_mb(info.file_size)} "
@@ -107,6 +113,13 @@ def _inflate(z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, dest: Path, pa
         raise BundleError(f"Refused bundle {path!r}: {name} is too large for its size in the zip: "
                           f"{_mb(info.compress_size)} inflates to {_mb(info.file_size)} ("
                           f"{info.file_size / max(info.compress_size, 1):,.0f}:1; expected at most {MAX_RATIO}:1)")
+
+
+def _inflate(z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, dest: Path, path: str) -> Path:
+    """The member ``info`` written to ``dest`` in chunks (its header checked first: :func:`_sized`);
+    refused when its data disagree with its header."""
+    name = info.filename
+    _sized(info, cap, path)
     out = dest / name.replace("/", "__")
     n = 0
     try:
@@ -123,6 +136,45 @@ def _inflate(z: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, dest: Path, pa
     return out
 
 
+def _check_kind(kind: str, config: dict, summary: dict) -> None:
+    """The config a kind's job body reads, built here so a forged kind fails now, not in a job."""
+    if kind == "train":
+        TrainConfig.from_dict(config)
+    elif kind == "surgery":
+        TrainConfig.from_dict(config["train"])
+        SurgeryConfig(**config["surgery"])
+    elif kind == "sweep":
+        SweepPlan.from_dict(config["sweep"])
+    elif kind == "attribution":
+        AttributionConfig(**config.get("attribution", {}))
+    elif kind == "localise" and not isinstance(config.get("localise", {}), dict):
+        raise ValueError("localise: expected a JSON object")
+    elif kind == "external":
+        seed = config.get("seed")
+        if not isinstance(config.get("method"), str) or not (
+                isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= SEED_MAX):
+            raise ValueError(f"expected a method name and a seed in [0, {SEED_MAX}] "
+                             f"(got {config.get('method')!r}, {seed!r})")
+        if summary.get("model_spec") is not None and not isinstance(summary["model_spec"], str):
+            raise ValueError("model_spec: expected a model spec string")
+
+
+def _checked_run(value, name: str, path: str) -> dict:
+    """A run.json's data through the schema, then its config by its kind; one BundleError line."""
+    try:
+        data = check_run_data(value, name).model_dump()
+        row = data["run"]
+        try:
+            _check_kind(row["kind"], json.loads(row["config"]), json.loads(row["summary"] or "{}"))
+        except KeyError as e:
+            raise RecordError(f"{name}: run.config: a {row['kind']} run's config has no {e.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as e:  # a config of the wrong shape: its class says how
+            raise RecordError(f"{name}: run.config of a {row['kind']} run: {str(e)[:300]}") from None
+    except RecordError as e:
+        raise BundleError(f"Refused bundle {path!r}: {e}") from None
+    return data
+
+
 def _model_bytes(data: dict) -> int | None:
     """Bytes of the state_dict of the model a run's config names, built on the meta device
     (no memory, no code: None for a spec that names code, an external run or anything unbuildable)."""
@@ -131,7 +183,7 @@ def _model_bytes(data: dict) -> int | None:
         return None
     try:
         cfg = TrainConfig.from_dict(train_config_of({"kind": row["kind"], "config": json.loads(row["config"])}))
-        if zoo.is_spec(cfg.model) and not zoo.parse_spec(cfg.model).kind in ("torchvision", "timm"):
+        if zoo.is_spec(cfg.model) and zoo.parse_spec(cfg.model).kind not in ("torchvision", "timm"):
             return None
         with torch.device("meta"):
             model = build_model(cfg.model_config(), pretrained=False)
@@ -188,13 +240,15 @@ def unpack(store: Store, path: str | os.PathLike) -> dict:
         if bad:
             raise BundleError(f"Refused bundle {path!r}: unexpected member {bad[0]!r} (expected only "
                               "manifest.json and runs/ID/run.json, runs/ID/final.pt)")
+        for info in infos.values():  # every header first: a bomb is refused before a byte is inflated
+            _sized(info, _cap(info.filename), path)
         need = sum(i.file_size for i in infos.values())
         free = shutil.disk_usage(tmp).free
         if need > free:
             raise BundleError(f"Refused bundle {path!r}: too large for this disk: it inflates to {_mb(need)}, "
                               f"{_mb(free)} free in {str(store.dir)!r}")
         dest = Path(tmp)
-        raw = _json(_inflate(z, infos["manifest.json"], 1 << 20, dest, path), "manifest.json", path)
+        raw = _json(_inflate(z, infos["manifest.json"], _cap("manifest.json"), dest, path), "manifest.json", path)
         if not isinstance(raw, dict) or raw.get("format") != FORMAT or raw.get("version") != VERSION:
             what = raw if not isinstance(raw, dict) else f"{raw.get('format')!r} version {raw.get('version')!r}"
             raise BundleError(f"Not a bundle of this version: {path!r} says {str(what)[:80]} (expected {FORMAT} "
@@ -209,10 +263,7 @@ def unpack(store: Store, path: str | os.PathLike) -> dict:
             if name not in infos:
                 raise BundleError(f"Refused bundle {path!r}: the manifest lists {rid!r} but it has no {name}")
             file = _inflate(z, infos[name], MAX_JSON_BYTES, dest, path)
-            try:
-                data = check_run_data(_json(file, name, path), name).model_dump()
-            except RecordError as e:
-                raise BundleError(f"Refused bundle {path!r}: {e}") from None
+            data = _checked_run(_json(file, name, path), name, path)
             if data["run"]["id"] != rid:
                 raise BundleError(f"Refused bundle {path!r}: {name} does not hold run {rid}")
             ckpt = None
@@ -230,6 +281,6 @@ def unpack(store: Store, path: str | os.PathLike) -> dict:
             raise BundleError(f"Refused bundle {path!r}: {e}") from None
         added, skipped = [], []
         for file, row, ckpt in runs:
-            data = check_run_data(json.loads(file.read_bytes()), file.name).model_dump()
+            data = check_run_data(json.loads(file.read_bytes()), file.name).model_dump()  # checked above: as read
             (added if store.import_run(data, ckpt) else skipped).append(row["id"])
     return {"added": added, "skipped": skipped}

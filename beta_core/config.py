@@ -28,10 +28,11 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from .data import DataConfig, check_source
+from .data import DataConfig, check_source, train_images
 from .models import ModelConfig, check_model
 from .presets import preset_config, preset_methods
 from .schedules import LRSchedule, MomentumRule
+from .schemas import LR_MAX, SEED_MAX
 
 __all__ = ["METHODS", "OPTIMIZERS", "DEVICES", "LIMITS", "TrainConfig", "resolve_config", "plan_runs",
            "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds", "check_data",
@@ -53,8 +54,7 @@ METHODS: dict[str, dict] = {
 LIMITS = {"epochs": 10_000, "batch_size": 65_536, "train_subset": 10_000_000, "test_subset": 10_000_000}
 # Rates and seeds torch can hold: an LR beyond float32 overflows inside the optimizer step
 # (every run would fail), and torch's generators refuse seeds past 64 bits (numpy's past 32).
-NUMBER_LIMITS = {"lr": 1e6, "weight_decay": 1e6, "min_lr": 1e6, "bias_lr_scale": 1e4, "lam": 1e12}
-SEED_MAX = 2 ** 32 - 1
+NUMBER_LIMITS = {"lr": LR_MAX, "weight_decay": 1e6, "min_lr": 1e6, "bias_lr_scale": 1e4, "lam": 1e12}
 
 
 def _f(default, help: str):
@@ -381,6 +381,11 @@ def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool
     that train on this machine, not on a Ray cluster), each device asked for exists here."""
     for dc in {c.data_config() for c in configs}:
         check_source(dc, data_dir)
+    for c in configs:  # as the engine would refuse it, but before the run exists
+        n = train_images(c.data_config(), data_dir)
+        if c.batch_size > n:
+            raise ValueError(f"Invalid batch_size: {c.batch_size} (expected at most the {n:,} training images this "
+                             "data gives after the validation split; no run was created)")
     for mc in {c.model_config() for c in configs}:
         check_model(mc)
     for d in {c.device for c in configs} if devices else ():

@@ -40,7 +40,7 @@ from .env import settings
 
 __all__ = ["SOURCES", "DataConfig", "Splits", "DataSourceError", "load_splits", "DeviceLoader",
            "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset", "eval_loaders", "check_source",
-           "val_size"]
+           "val_size", "train_images"]
 
 SOURCES = ("auto", "synthetic", "cifar10", "folder")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -405,6 +405,23 @@ def check_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> str:
     st = p.stat()
     _cached(Path(data_dir), f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
     return source
+
+
+def train_images(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> int:
+    """How many training images a run of ``cfg`` gets (validation taken out, subset applied),
+    known before a run exists; a folder must have passed :func:`check_source` (it is cached)."""
+    source, path = resolve_source(cfg, data_dir)
+    if source == "synthetic":
+        pool = cfg.synthetic_train
+    elif source == "cifar10":
+        pool = 50_000
+    else:
+        p = Path(path).expanduser().resolve()
+        st = p.stat()
+        pool = len(_cached(Path(data_dir), f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
+                   .train_y)
+    rest = pool - val_size(cfg, pool)
+    return min(cfg.train_subset, rest) if cfg.train_subset else rest
 
 
 def balanced_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:

@@ -20,7 +20,9 @@ and must increase over the whole run (a loop that restarts ``enumerate(loader)``
 ``step=epoch * len(loader) + i``); a repeated or smaller step, a negative one, an LR that is not
 a finite number >= 0, a momentum outside [0, 1), a seed outside [0, 2**32 - 1] or a bool are a
 ``ValueError`` naming the value. A non-finite loss ends the run ``diverged`` (as the engine's
-runs) and raises :class:`Diverged`; a finished run refuses further records. Records are buffered and written once per ~0.5 s (the engine's
+runs) and raises :class:`Diverged`; a finished run refuses further records.
+
+Records are buffered and written once per ~0.5 s (the engine's
 writer); the store is safe from several processes. A run ends ``done`` on ``finish()`` or a
 clean exit of the ``with`` block, ``cancelled`` on Ctrl-C, ``failed`` with the message on an
 exception; a process killed outright reads ``interrupted``, as ours do. Under DDP only rank 0
@@ -40,21 +42,20 @@ from pathlib import Path
 import torch
 
 from . import zoo
-from .config import NUMBER_LIMITS, SEED_MAX
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
 from .provenance import environment
 from .records import EPOCH, STEP, TrainSummary, time_to_accuracy
 from .schedules import effective_lr
+from .schemas import LR_MAX, MAX_STEP, SEED_MAX
 from .store import MetricWriter, Store
 
 __all__ = ["start", "Run", "optimizer_state", "Diverged"]
 
 KIND = "external"
-MAX_STEP = 10 ** 9  # optimizer steps: ImageNet for 90 epochs is ~450,000; a larger step is a bug in the loop
 
 
-_BOUNDED = {"lr": (0, NUMBER_LIMITS["lr"]), "momentum": (0, 1), "mu": (0, 1), "weight_decay": (0, 1e6)}
+_BOUNDED = {"lr": (0, LR_MAX), "momentum": (0, 1), "mu": (0, 1), "weight_decay": (0, 1e6)}
 
 
 class Diverged(ValueError):
@@ -116,7 +117,7 @@ class Run:
             raise ValueError(f"Invalid step: {step} after step {self.last_step} (expected the global step, "
                              "increasing over the whole run: step=epoch * len(loader) + i when enumerate(loader) "
                              "starts again each epoch)")
-        lr, momentum = _number("lr", lr, 0, 1e6), _number("momentum", momentum, 0, 1, high_open=True)
+        lr, momentum = _number("lr", lr, 0, LR_MAX), _number("momentum", momentum, 0, 1, high_open=True)
         if isinstance(loss, torch.Tensor) and loss.numel() == 1:
             loss = float(loss.detach())
         elif isinstance(loss, bool) or not isinstance(loss, (int, float)):

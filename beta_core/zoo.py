@@ -232,7 +232,8 @@ def _fetch_weights(name: str, weights: str) -> None:
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub's "Downloading: ..." line: ours says it
+        # torch.hub's "Downloading: ..." line (on stdout): our one line says what happened
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             torch.hub.load_state_dict_from_url(entry.url, progress=False, check_hash=True)
     except Exception as e:  # noqa: BLE001 - no network, proxy, hash: all mean "not available here"
         raise ModelSpecError(

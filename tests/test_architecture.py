@@ -17,13 +17,15 @@ PKG = ROOT / "beta_core"
 LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo",  # schemas; rules; presets; env; stats;
         "provenance", "glossary"),                    # hooks; models by spec; the environment a run used; words
-    1: ("damping", "data", "models", "store"),        # damping ratio; datasets, loaders; nets, evaluation; run store
+    1: ("damping", "data", "models", "store",         # damping ratio; datasets, loaders; nets, evaluation; run store
+        "schemas"),                                   # what arrives from outside, validated once (pydantic)
     2: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
-        "verdicts", "bundles", "figures"),            # spectra; tables; your own loop; verdicts; bundles; charts
+        "verdicts", "figures"),                       # spectra; tables; your own loop; verdicts; charts
     3: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
         "integrations", "integrations.lightning"),    # the Lightning callback (an optional extra)
     4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks
-    5: ("jobs",),                                     # joins the store and the computation; worker processes
+    5: ("jobs", "bundles"),                           # joins the store and the computation; worker processes;
+                                                      # bundles: checked against every job kind's config
     6: ("cli.common", "report"),                      # CLI errors, progress, running a job; offline HTML reports
     7: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict
     8: ("cli",),                                      # the command line (the package's __init__)

@@ -357,12 +357,18 @@ def trained(capsys, tmp_path):
     (["train", *TINY, "--set", "device=cuda"], "no CUDA device here"),
     (["train", *TINY, "--lr", "1e300"], "Invalid lr: 1e+300"),
     (["train", *TINY, "--set", "data_seed=99999999999999999999"], "Invalid data_seed"),
+    # issue 29: what only a run found out, now found before it exists
+    (["train", *TINY, "--batch-size", "5000"], "Invalid batch_size: 5000 (expected at most the"),
+    (["train", "--from", "SWEEP", "--quiet"], "is a sweep run, not a training run"),
+    (["train", "--from", "EXT", "--quiet"], "is an external run, not a training run"),
 ])
 def test_refused_before_any_run_exists(capsys, tmp_path, trained, argv, fragment):
     store = Store(tmp_path / "runs")
     sweep = store.create_run({"method": "sweep", "sweep": {}}, kind="sweep", status="done")
+    ext = store.create_run({"method": "mine", "seed": 0, "host": "h", "rank": 0, "script": "x.py"}, kind="external",
+                           status="done")
     before = {r["id"] for r in store.runs()}
-    code, out, err = run(capsys, tmp_path, *[{"RUN": trained, "SWEEP": sweep}.get(a, a) for a in argv])
+    code, out, err = run(capsys, tmp_path, *[{"RUN": trained, "SWEEP": sweep, "EXT": ext}.get(a, a) for a in argv])
     assert code == 2 and fragment in err and one_line(err), err
     assert {r["id"] for r in store.runs()} == before
 

@@ -450,3 +450,17 @@ def test_plan_n_from_a_pilot(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "pilot sweep" in out and "to detect 1 pts with 80% power:" in out and "seeds per method" in out
     assert store.runs(kind="sweep")[0]["status"] == "done" and len(store.runs(kind="sweep")) == 1  # ran nothing
+
+
+def test_a_sweep_whose_every_run_diverged_ends_diverged_without_verdicts(tmp_path, capsys):
+    from beta_core.cli import main
+    from beta_core.store import Store
+    tiny = ["--dataset", "synthetic", "--synthetic-train", "200", "--synthetic-test", "100", "--model", "small_cnn",
+            "--width", "4", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--quiet"]
+    main(["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "sweep", "--methods",
+          "sgd-constant,sgd-beta", "--seeds", "0,1", "--grid", "lr=100000", "--no-tune", "--target", "0.2", *tiny])
+    store = Store(tmp_path / "runs")
+    (sweep,) = store.runs(kind="sweep")
+    assert {r["status"] for r in store.runs(kind="train")} == {"diverged"}
+    assert sweep["status"] == "diverged" and "no verdict: every run diverged" in sweep["summary"]["note"]
+    assert store.results(sweep["id"], "sweep") == []

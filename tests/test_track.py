@@ -162,7 +162,8 @@ def test_a_restarted_step_count_is_refused_not_overwritten(tmp_path):
         for epoch in range(2):
             for i in range(3):
                 if epoch == 1 and i == 0:
-                    with pytest.raises(ValueError, match=r"Invalid step: 0 after step 2 .*step=epoch \* len\(loader\) \+ i"):
+                    fix = r"Invalid step: 0 after step 2 .*step=epoch \* len\(loader\) \+ i"
+                    with pytest.raises(ValueError, match=fix):
                         run.log_step(i, loss=1.0, lr=0.1, momentum=0.9)
                 run.log_step(epoch * 3 + i, loss=1.0, lr=0.1, momentum=0.9)
             run.log_epoch(epoch, test_acc=0.5)

@@ -89,3 +89,28 @@ def test_one_arm_with_two_runs_of_a_seed_is_refused(tmp_path):
     runs = [r for _, r in members] + [members[0][1]]
     with pytest.raises(ValueError, match="expected one run per seed in each arm"):
         run_arms(runs)
+
+
+# ------------------------------------------------------------------ questions that were not asked (issue 29)
+def test_the_same_runs_on_both_sides_get_no_verdict(tmp_path, capsys):
+    store = Store(tmp_path)
+    members = _hand_made(store)
+    a = ",".join(r["id"] for c, r in members if c.method == "sgd-beta")
+    b = ",".join(r["id"] for c, r in members if c.method == "sgd-constant")
+    assert main(["--runs-dir", str(tmp_path), "verdict", "--runs", a, "--against", a]) == 2
+    err = capsys.readouterr().err
+    assert "is in both arms" in err and "no verdict" in err and "1.00x" not in err
+    # overlapping: one run of each side on the other
+    a2 = ",".join(r["id"] for c, r in members if (c.method == "sgd-beta") != (c.seed == 0))
+    assert main(["--runs-dir", str(tmp_path), "verdict", "--runs", a2, "--against", b]) == 2
+    assert "is in both arms" in capsys.readouterr().err
+    assert main(["--runs-dir", str(tmp_path), "verdict", "--runs", a, "--against", b]) == 0  # the real question
+
+
+def test_an_arm_that_only_diverged_gets_no_verdict(tmp_path):
+    store = Store(tmp_path)
+    members = _hand_made(store)
+    runs = [{**r, "status": "diverged" if c.method == "sgd-beta" else r["status"]} for c, r in members]
+    arms = run_arms(runs)
+    with pytest.raises(ValueError, match=r"No verdict: every run of sgd-beta diverged \(3 runs"):
+        analyse_runs(arms, store.epoch_records(*[r["id"] for r in runs]), "sgd-constant", [0.5])

@@ -233,3 +233,73 @@ def test_a_run_whose_factory_is_gone_says_so_in_one_line(tmp_path):
     with pytest.raises((StoreError, ValueError), match=r"mine.py:two_part' could not be imported") as e:
         load_trained(store, rid, data)
     assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------ trust follows origin (issue 29)
+@pytest.mark.parametrize("spec", ["os:system", "subprocess:getoutput", "sys:exit", "builtins:input",
+                                  "importlib:import_module", "os.path:join"])
+def test_standard_library_callables_are_refused_before_import(tmp_path, capsys, spec):
+    code = main(["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "train",
+                 "--dataset", "synthetic", "--model", spec, "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "names the standard library's" in err, err
+    assert Store(tmp_path / "runs").runs() == []
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("beta_core.models:MODELS", "MODELS is a tuple (expected a Python function or nn.Module class"),
+    ("beta_core.models:ModelConfig", "ModelConfig is a type (expected a Python function or nn.Module class"),
+])
+def test_a_module_spec_must_name_a_factory(spec, fragment):
+    zoo.trust(spec)
+    with pytest.raises(zoo.ModelSpecError) as e:
+        build_model(ModelConfig(spec))
+    assert "\n" not in str(e.value) and fragment in str(e.value)
+
+
+def test_a_factory_that_calls_sys_exit_is_an_error_not_an_exit(tmp_path):
+    src = tmp_path / "quits.py"
+    src.write_text("import sys\ndef net(num_classes):\n    sys.exit(10)\n")
+    zoo.trust(f"{src}:net")
+    with pytest.raises(zoo.ModelSpecError, match=r"could not be built: SystemExit: 10"):
+        build_model(ModelConfig(f"{src}:net"))
+
+
+def test_untrusted_code_is_not_imported_and_trust_is_per_spec(tmp_path):
+    marker, src = tmp_path / "ran", tmp_path / "side.py"
+    src.write_text(f"open({str(marker)!r}, 'w').close()\nimport torch\ndef net(num_classes):\n"
+                   "    return torch.nn.Linear(2, num_classes)\n")
+    zoo.trust(f"{src}:other")  # another factory of the same file is not this one
+    with pytest.raises(zoo.ModelSpecError, match="never imported, until you trust it"):
+        build_model(ModelConfig(f"{src}:net"))
+    assert not marker.exists() and not zoo.is_trusted(f"{src}:net") and zoo.is_trusted("torchvision:resnet18")
+    zoo.trust(f"{src}:net")
+    assert isinstance(build_model(ModelConfig(f"{src}:net")), torch.nn.Module) and marker.exists()
+
+
+def test_beta_models_is_trusted_and_handed_to_workers(tmp_path, monkeypatch):
+    src = tmp_path / "mine.py"
+    src.write_text(FACTORIES.read_text())
+    zoo.untrust_all()
+    monkeypatch.setenv("BETA_MODELS", f"{src}:two_part")
+    assert zoo.is_trusted(f"{src}:two_part") and f"{src}:two_part" in zoo.trusted()
+    from helpers import tiny_config
+
+    from beta_core.jobs import JobManager
+    jm = JobManager(tmp_path / "runs", str(tmp_path / "data"))
+    rid = jm.submit(tiny_config(model=f"{src}:two_part", width=None).to_dict())
+    assert jm.wait([rid], timeout=120)[0]["status"] == "done"
+    jm.close()
+
+
+def test_an_offline_download_prints_only_our_line(tmp_path, monkeypatch, capsys):
+    """torch.hub writes "Downloading: ..." to stdout before it fails: that line is not shown."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(*a, **kw):
+        raise urllib.error.URLError("Name or service not known")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    code = main(["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "train",
+                 "--dataset", "synthetic", "--model", "torchvision:resnet18?weights=DEFAULT", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Downloading" not in err and len(err.strip().splitlines()) == 1

@@ -198,7 +198,15 @@ def _relaunch(args, store: Store) -> TrainConfig:
     """``--from RUN``: the run's stored training config with the fields given on the command line."""
     if args.preset:
         raise CLIError("Invalid flags: --from with --preset (expected one starting config: the run's)")
-    base = TrainConfig.from_dict(train_config_of(store.get_run(args.from_run))).to_dict()
+    run = store.get_run(args.from_run)
+    if run["kind"] not in ("train", "surgery"):
+        how = {"sweep": f"run it again with `beta-core sweep --resume {run['id']}`",
+               "external": "it was logged from your own loop: run your script again"}.get(
+            run["kind"], f"relaunch the training run it diagnosed ({run['parent']})")
+        article = "an" if run["kind"][0] in "aeiou" else "a"
+        raise CLIError(f"Run {run['id']} is {article} {run['kind']} run, not a training run (expected a run of "
+                       f"`train`, `compare` or a sweep's member to relaunch; {how})")
+    base = TrainConfig.from_dict(train_config_of(run)).to_dict()
     over = {**config_overrides(args), **({"method": args.method} if args.method else {})}
     changed = {k: v for k, v in over.items() if base.get(k) != v}
     if not args.quiet:
