@@ -2,6 +2,7 @@
 import pytest
 
 from beta_core.cli import main
+from beta_core.store import Store
 
 TINY = ["--dataset", "synthetic", "--set", "synthetic_train=400", "--set", "synthetic_test=200", "--model",
         "small_cnn", "--width", "4", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--quiet"]
@@ -68,8 +69,10 @@ def test_bad_data_path_creates_no_run(capsys, tmp_path):
 
 
 def test_batch_larger_than_data(capsys, tmp_path):
-    code, out, _ = run(capsys, tmp_path, "train", *TINY[:-3], "--batch-size", "5000", "--quiet")
-    assert code == 1 and "batch_size: 5000" in out
+    """Refused before a run exists (issue 29), not a failed run."""
+    code, out, err = run(capsys, tmp_path, "train", *TINY[:-3], "--batch-size", "5000", "--quiet")
+    assert code == 2 and "Invalid batch_size: 5000 (expected at most the" in err
+    assert Store(tmp_path / "runs").runs() == []
 
 
 def test_diagnostic_commands(capsys, tmp_path):

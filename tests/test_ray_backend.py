@@ -137,3 +137,25 @@ def test_a_port_that_is_not_ray_is_refused_at_once(tmp_path, capsys):
         srv.shutdown()
         silent.server_close()
     assert Store(tmp_path / "runs").runs() == []
+
+
+def test_one_config_gives_the_same_numbers_in_process_in_a_worker_and_on_ray(tmp_path):
+    """Issue 30: one execution path. The same config and seed give bit-identical step losses,
+    final accuracy and summary keys wherever the run executes (its thread count is in its config)."""
+    cfg = tiny_config(epochs=2, threads=1).to_dict()
+    store = Store(tmp_path / "runs")
+    here = store.create_run(cfg)
+    runs = {"in-process": execute_run(store, here, str(tmp_path / "data"))}
+    for backend in ("local", "ray"):
+        jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), backend=backend)
+        rid = jm.submit(cfg)
+        runs[backend] = jm.wait([rid], timeout=300)[0]
+        jm.close()
+    losses = {k: store.steps(r["id"])["loss"].tolist() for k, r in runs.items()}
+    assert all(r["status"] == "done" for r in runs.values()), {k: r["error"] for k, r in runs.items()}
+    assert losses["in-process"] == losses["local"] == losses["ray"] and len(losses["ray"]) == 16
+    accs = {k: r["summary"]["final_test_acc"] for k, r in runs.items()}
+    assert len(set(accs.values())) == 1, accs
+    keys = {k: sorted(r["summary"]) for k, r in runs.items()}
+    assert keys["in-process"] == keys["local"] == keys["ray"], keys
+    assert {r["summary"]["environment"]["threads"] for r in runs.values()} == {1}

@@ -231,11 +231,13 @@ def reference(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("how,parallel", [("sigint", 1), pytest.param("sigint", 2, marks=pytest.mark.slow),
-                                          pytest.param("kill", 1, marks=pytest.mark.slow), ("kill", 2)])
-def test_interrupted_sweep_resumes_to_the_uninterrupted_report(tmp_path, reference, how, parallel):
-    """Ctrl-C or kill -9, then the command the CLI advises: every cell counts, the report is the
-    uninterrupted one field by field (wall-clock seconds aside), the last line says so."""
+@pytest.mark.parametrize("how,parallel,resume", [
+    ("sigint", 1, 1), pytest.param("sigint", 2, 2, marks=pytest.mark.slow),
+    pytest.param("kill", 1, 1, marks=pytest.mark.slow), pytest.param("kill", 2, 2, marks=pytest.mark.slow),
+    ("kill", 2, 1)])  # issue 30: resumed in this process, its cells give the workers' numbers (threads in the plan)
+def test_interrupted_sweep_resumes_to_the_uninterrupted_report(tmp_path, reference, how, parallel, resume):
+    """Ctrl-C or kill -9, then the command the CLI advises (with or without --parallel): every
+    cell counts, the report is the uninterrupted one field by field (wall-clock seconds aside)."""
     p = subprocess.Popen(_cli(tmp_path, "sweep", *SMALL, "--parallel", str(parallel)), cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_first_step(tmp_path, p)
@@ -246,7 +248,7 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_report(tmp_path, referen
     if how == "sigint":
         assert p.returncode == 130 and f"beta-core sweep --resume {sid}" in out, (out, err)
     assert st.get_run(sid)["status"] in ("cancelled", "interrupted")
-    res = subprocess.run(_cli(tmp_path, "sweep", "--resume", sid, "--parallel", str(parallel), "--json",
+    res = subprocess.run(_cli(tmp_path, "sweep", "--resume", sid, "--parallel", str(resume), "--json",
                               str(tmp_path / "r.json"), "--quiet"), cwd=ROOT, capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0, res.stderr
@@ -464,3 +466,33 @@ def test_a_sweep_whose_every_run_diverged_ends_diverged_without_verdicts(tmp_pat
     assert {r["status"] for r in store.runs(kind="train")} == {"diverged"}
     assert sweep["status"] == "diverged" and "no verdict: every run diverged" in sweep["summary"]["note"]
     assert store.results(sweep["id"], "sweep") == []
+
+
+def _workers_of(runs_dir: Path) -> list[int]:
+    """Live `beta-core worker` processes serving ``runs_dir`` (from /proc)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in cmd and str(runs_dir).encode() in cmd:
+            pids.append(int(d.name))
+    return pids
+
+
+def test_workers_end_within_seconds_of_a_killed_sweep(tmp_path):
+    """Issue 30: after kill -9 of a --parallel 2 sweep, no worker goes on training (they did for ~10 min)."""
+    long = [a if a != "3" else "200" for a in SMALL]  # 200 epochs: still training when killed
+    p = subprocess.Popen(_cli(tmp_path, "sweep", *long, "--parallel", "2", "--yes"), cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_first_step(tmp_path, p)
+    assert len(_workers_of(tmp_path / "runs")) == 2
+    p.kill()
+    p.wait()
+    killed = time.monotonic()
+    while _workers_of(tmp_path / "runs") and time.monotonic() - killed < 30:
+        time.sleep(0.1)
+    assert not _workers_of(tmp_path / "runs") and time.monotonic() - killed <= 5
+    st = Store(tmp_path / "runs")
+    assert {r["status"] for r in st.runs(kind="train")} <= {"cancelled", "interrupted", "queued"}
