@@ -106,6 +106,8 @@ class TrainConfig:
     # run
     seed: int = _f(0, "weights, data order, augmentation: paired across methods")
     device: str = _f("auto", "auto (cuda, mps, cpu) | cuda | mps | cpu")
+    threads: int | None = _f(None, "CPU threads of the run's math (torch.set_num_threads): the same value gives the "
+                                   "same numbers in-process, in a worker or on Ray; none = the launcher's share")
     thresholds: tuple = _f((0.9, 0.95), "test accuracies for time-to-accuracy, in (0, 1], comma-separated")
     attribution_every_epoch: bool = _f(False, "record per-group error-gradient scores each epoch")
     curvature_every_epoch: bool = _f(False, "measure the top Hessian eigenvalue (sharpness) each epoch: lam_max, "
@@ -146,6 +148,8 @@ class TrainConfig:
         for name in ("seed", "data_seed"):
             if not 0 <= getattr(self, name) <= SEED_MAX:
                 raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected an integer in [0, {SEED_MAX}])")
+        if self.threads is not None and (not isinstance(self.threads, int) or not 1 <= self.threads <= 1024):
+            raise ValueError(f"Invalid threads: {self.threads!r} (expected an integer in [1, 1024])")
         if self.device not in DEVICES:
             raise ValueError(f"Unknown device: {self.device!r} (expected auto, cuda, mps or cpu)")
         if self.weight_decay < 0:

@@ -28,7 +28,8 @@ from .damping import regime_summary
 from .damping import zeta as damping_zeta
 from .data import DeviceLoader, Splits, balanced_subset, load_splits
 from .hooks import Hook
-from .models import build_model, evaluate, loss_fn
+from .models import build_model, evaluate, layer_groups, loss_fn
+from .provenance import environment
 from .records import EPOCH, STEP, EpochRecord, StepRecord, TrainSummary, time_to_accuracy
 from .schedules import MomentumScheduler, effective_lr
 
@@ -82,6 +83,8 @@ def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = No
             init_state: dict | None = None) -> Prepared:
     """Device, data (loaded unless given), loaders and the model (seeded; ``init_state`` loaded)."""
     device = pick_device(cfg.device)
+    if cfg.threads:  # float reductions split by thread: the count is part of the run, not of the launcher
+        torch.set_num_threads(cfg.threads)
     if splits is None:
         splits = load_splits(cfg.data_config(), data_dir)
     if cfg.batch_size > len(splits.train_y):
@@ -227,6 +230,13 @@ class Training:
         self.steps_per_epoch, self.total_steps = p.steps_per_epoch, p.total_steps
         for h in self.hooks:
             h.setup(self)
+
+    def start_summary(self) -> dict:
+        """What is known once the run is set up: what a live page reads, kept in the final summary
+        (every launcher writes this, so a run's summary has the same keys wherever it ran)."""
+        return {"total_steps": self.total_steps, "data": self.splits.name, "synthetic": self.splits.synthetic,
+                "device": str(self.device), "groups": [[g.name, g.n_params] for g in layer_groups(self.model)],
+                "environment": environment(self.device)}
 
     def trainable_parameters(self):
         return [p for p in self.model.parameters() if p.requires_grad]

@@ -30,8 +30,6 @@ from .config import TrainConfig, config_fields
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
 from .localise import QUICK_SEVERITIES, localisation_benchmark
-from .models import layer_groups
-from .provenance import environment
 from .ray_backend import RayRunner
 from .records import ACTIVE, CASE, MEMBER, MemberRecord, SweepSummary, train_config_of
 from .store import MetricWriter, Store, StoreError
@@ -126,10 +124,7 @@ def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str 
 def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
     training = Training(TrainConfig.from_dict(run["config"]), data_dir, splits=splits, should_stop=stop)
     training.setup()
-    known = {"total_steps": training.total_steps, "data": training.splits.name,
-             "synthetic": training.splits.synthetic, "device": str(training.device),
-             "groups": [[g.name, g.n_params] for g in layer_groups(training.model)],
-             "environment": environment(training.device)}
+    known = training.start_summary()
     # what a live page reads while the run trains; done steps are its step records
     store.update_summary(run["id"], {**known, "progress": {"phase": "training", "total": training.total_steps,
                                                            "unit": "steps", "started": time.time()}})
@@ -365,6 +360,7 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
     started = time.time()
     store.update_summary(run_id, {"progress": {"phase": FIRST_PHASE.get(run["kind"], "starting"), "started": started}})
     stop = StopFlag(store, run_id, also=should_stop)
+    threads = torch.get_num_threads()  # a run sets its own (config.threads); the process keeps its own
     if handle_signals:
         signal.signal(signal.SIGTERM, stop.on_signal)
         signal.signal(signal.SIGINT, stop.on_signal)
@@ -382,6 +378,8 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
         except StoreError as e2:
             raise StoreError(f"Run {run_id} failed ({cause}); recording that failed too, so the store will show "
                              f"it as interrupted: {e2}") from None
+    finally:
+        torch.set_num_threads(threads)
     return store.get_run(run_id)
 
 
@@ -421,6 +419,9 @@ class JobManager:
         """Queue a job (owned by this process until a worker claims it) and start what fits."""
         if kind not in JOB_KINDS:
             raise ValueError(f"Unknown job kind: {kind!r} (expected one of {JOB_KINDS})")
+        if kind == "train" and config.get("threads") is None:  # the run's numbers must not depend on where it runs
+            config = {**config, "threads": (self.ray.threads or 1) if self.ray is not None
+                      else self._threads_per_worker()}
         with self._lock:  # created and handed to Ray at once: the pump never sees it queued
             run_id = self.store.create_run(config, kind=kind, status="queued", parent=parent,
                                            group_id=group_id, label=label)

@@ -51,4 +51,5 @@ def environment(device: str | torch.device | None = None) -> dict:
         name = platform.processor() or platform.machine()
     return {"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cuda": torch.version.cuda if dev.type == "cuda" else None, "device": str(dev), "device_name": name,
-            "platform": platform.platform(), "beta_core": project_version(), "git_commit": git_commit()}
+            "platform": platform.platform(), "beta_core": project_version(), "git_commit": git_commit(),
+            "threads": torch.get_num_threads()}

@@ -138,10 +138,12 @@ def _remote_classes():
             return stop.value
         stop.value = False
 
+        started = time.time()
         t = Training(TrainConfig.from_dict(config), data_dir, splits=splits, should_stop=stop)
         t.setup()
-        relay.put.remote(run_id, "summary", {"total_steps": t.total_steps, "data": t.splits.name,
-                                             "synthetic": t.splits.synthetic, "device": str(t.device)})
+        known = t.start_summary()  # as a local run's (jobs._train): the same keys wherever a run executes
+        relay.put.remote(run_id, "summary", {**known, "progress": {"phase": "training", "total": t.total_steps,
+                                                                   "unit": "steps", "started": started}})
         buf, flushed = [], time.monotonic()
         for rec in t.run():
             buf.append(rec)
@@ -151,7 +153,7 @@ def _remote_classes():
         if buf:
             relay.put.remote(run_id, "records", buf)
         state = {k: v.detach().cpu() for k, v in t.model.state_dict().items()} if t.status == "done" else None
-        return t.status, t.summary, state
+        return t.status, {**known, **t.summary, "job_seconds": round(time.time() - started, 2)}, state
 
     return Relay, ray.remote(max_retries=0)(train)
 

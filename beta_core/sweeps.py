@@ -26,12 +26,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 from scipy.stats import t as t_dist
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
+from .env import settings
 from .records import Coverage
 from .stats import LEVEL, detectable_difference, mean_ci, seeds_needed
 from .verdicts import PAPER_CLAIMS, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
@@ -356,7 +358,12 @@ def estimate_seconds(plan: SweepPlan, past: list[dict]) -> float | None:
 
 
 def sweep_run_config(plan: SweepPlan, parallel: int = 1, retry_failed: bool = False) -> dict:
-    """What a sweep stores as its config: the plan and how to run it."""
+    """What a sweep stores as its config: the plan and how to run it. Every cell's thread count is
+    fixed here, in the plan (BETA_THREADS, else the cores shared by ``parallel`` runs), so a cell
+    gives the same numbers whether it runs in a worker or, resumed, in this process."""
+    if plan.overrides.get("threads") is None:
+        threads = settings().threads or max(1, (os.cpu_count() or 1) // parallel)
+        plan = replace(plan, overrides={**plan.overrides, "threads": threads})
     first = plan.config(plan.first_stage_cells()[0])
     return {"method": "sweep", "model": first.model, "dataset": first.dataset, "sweep": plan.to_dict(),
             "options": {"parallel": parallel, "retry_failed": retry_failed}}

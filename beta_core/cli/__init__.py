@@ -18,8 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -189,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_one(store: Store, cfg: TrainConfig, args, group_id=None, label=None) -> dict:
+    if cfg.threads is None:  # this process's threads, written into the run: it gives these numbers anywhere
+        cfg = replace(cfg, threads=settings().threads or torch.get_num_threads())
     run_id = store.create_run(cfg.to_dict(), group_id=group_id, label=label)
     prog = Progress(f"{cfg.method} seed {cfg.seed}", cfg.epochs, args.quiet)
     return execute(store, run_id, args.data_dir, prog)
@@ -374,6 +380,18 @@ def cmd_models(args, store: Store) -> int:
     return 0
 
 
+def _end_with_parent(parent: int, grace: float = 3.0) -> None:
+    """A warm worker whose manager died (kill -9: no end of input while a run trains) stops within
+    seconds: its run is cancelled (SIGTERM, as a cancel), and if it has not ended ``grace`` s later
+    (a dataset still decoding), the process exits and the run reads interrupted. Either way a
+    resumed sweep runs that cell again; no orphan goes on training into it."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace)
+    os._exit(1)
+
+
 def cmd_worker(args, store: Store) -> int:
     threads = settings().threads
     if threads:
@@ -384,6 +402,7 @@ def cmd_worker(args, store: Store) -> int:
     # Warm: torch is imported once, recently used datasets stay decoded; one run at a time. Each
     # finished job is reported on the manager's pipe (BETA_WORKER_FD), which hands over the next.
     cache: dict = {}
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     fd = os.environ.pop("BETA_WORKER_FD", None)
     report = os.fdopen(int(fd), "w", buffering=1) if fd else None
     for line in sys.stdin:

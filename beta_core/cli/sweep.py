@@ -168,7 +168,7 @@ def cmd_sweep(args, store: Store, overrides: dict, backend: str = "local", ray_a
         _confirm_size(plan, store, args.yes)
         check_data([plan.config(c) for c in plan.first_stage_cells()], args.data_dir,
                    devices=backend == "local")  # before any run exists
-        rid = store.create_run({**sweep_run_config(plan), "options": run_opts}, kind="sweep")
+        rid = store.create_run({**sweep_run_config(plan, args.parallel), "options": run_opts}, kind="sweep")
     print(f"sweep {rid}", file=sys.stderr)
     run = execute(store, rid, args.data_dir, _Progress(args.quiet))
     results = store.results(rid, "sweep")
