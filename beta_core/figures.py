@@ -20,10 +20,11 @@ from plotly.subplots import make_subplots
 
 from .damping import DEFAULT_TOL
 
-__all__ = ["PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name", "smooth", "metric_figure", "line_style",
-           "coincide", "coincide_from", "panel_figure", "AXIS_TITLES", "log_ticks", "ticks_between", "heatmap",
-           "save_figure", "FigureExportError", "mean_curve_figure"]
+__all__ = ["group_scores_figure", "probe_figure", "PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name",
+           "smooth", "metric_figure", "line_style", "coincide", "coincide_from", "panel_figure", "AXIS_TITLES",
+           "log_ticks", "ticks_between", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure"]
 
+FLAGGED, PLAIN = "#d62728", "#1f77b4"  # a flagged layer group; any other
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
 REGIME_BANDS = [(1 - DEFAULT_TOL, "rgba(214,39,40,0.08)", "underdamped"),
@@ -208,7 +209,36 @@ def heatmap(matrix, rows, cols, title: str, zmax: float | None = None, colorscal
     kw = {"zmid": zmid} if zmid is not None else {"zmin": 0, "zmax": zmax}
     fig = go.Figure(go.Heatmap(z=z, x=cols, y=rows, colorscale=colorscale, **kw))
     fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    fig.update_yaxes(autorange="reversed")
+    # Names, not numbers: an nn.Sequential's groups "0", "1", "4" on a numeric axis read as 0/5/10.
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(autorange="reversed", type="category")
+    return fig
+
+
+def group_scores_figure(r: dict, red_flagged: bool) -> go.Figure:
+    """An attribution's per-group gradient scores on the errors (and on correct images), flagged
+    groups in red when they were flagged by this score; groups on a categorical axis."""
+    colors = [FLAGGED if g in r["flagged"] else PLAIN for g in r["groups"]] if red_flagged else PLAIN
+    fig = go.Figure(go.Bar(x=r["groups"], y=[r["scores"][g] for g in r["groups"]], name="errors", marker_color=colors))
+    if r.get("correct_scores"):
+        fig.add_trace(go.Bar(x=r["groups"], y=[r["correct_scores"][g] for g in r["groups"]], name="correct",
+                             marker_color="#bbbbbb"))
+    norm = r["config"]["normalization"]
+    fig.update_layout(title=f"The paper's gradient scores ({norm})" + ("; red: flagged" if red_flagged else ""),
+                      height=300, barmode="group", yaxis_title=f"gradient norm ({norm})",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_xaxes(type="category", title="layer group")
+    return fig
+
+
+def probe_figure(r: dict) -> go.Figure:
+    """The probe's held-out loss drop per group (flagged in red), zero marked; categorical groups."""
+    fig = go.Figure(go.Bar(x=r["groups"], y=[r["probe_scores"][g] for g in r["groups"]],
+                           marker_color=[FLAGGED if g in r["flagged"] else PLAIN for g in r["groups"]]))
+    fig.update_layout(title="Probe: loss drop per group (red: flagged)", height=260, yaxis_title="held-out loss drop",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_xaxes(type="category", title="layer group")
+    fig.add_hline(y=0, line_color="#888")
     return fig
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import platform
+import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -52,4 +53,4 @@ def environment(device: str | torch.device | None = None) -> dict:
     return {"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cuda": torch.version.cuda if dev.type == "cuda" else None, "device": str(dev), "device_name": name,
             "platform": platform.platform(), "beta_core": project_version(), "git_commit": git_commit(),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "host": socket.gethostname()}

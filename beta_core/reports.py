@@ -150,15 +150,25 @@ def verdict_summary(rep: dict) -> str:
     if not claims:
         return "No claims: too few counted runs to compare."
     final = {c["claim"]: (c.get("verdict_holm") or c["verdict"]).split(";")[0] for c in claims}
+    untestable = [c for c in claims if final[c["claim"]].startswith("not testable")]
+    targets = ", ".join(sorted({format_target(c["target"]) for c in untestable}))
+    not_tested = (f" **Not testable**: {len(untestable)} claim{'s' if len(untestable) > 1 else ''} at {targets}, "
+                  "which no run of either arm reached (left out of the family; choose a target the runs reach)."
+                  if untestable else "")
+    claims = [c for c in claims if c not in untestable]
+    if not claims:
+        return not_tested.strip()
     definite = [c for c in claims if not final[c["claim"]].startswith(("no detectable", "undetermined"))]
     n = min(c["n"] for c in claims)
     if not definite:
-        return (f"**No detectable difference** in any of the {len(claims)} claims at n = {n} seeds per method "
-                "(Holm over the family). Each row says the smallest difference these seeds could have detected.")
+        return (f"**No detectable difference** in any of the {len(claims)} claims at n = {n} seeds per "
+                "method (Holm over the family). Each row says the smallest difference these seeds could have "
+                "detected." + not_tested)
     rest = len(claims) - len(definite)
     return (f"At n = {n} seeds per method (Holm over the family): "
             + "; ".join(f"{c['claim']}: **{final[c['claim']]}** ({c['figure']})" for c in definite) + "."
-            + (f" The other {rest} claim{'s' if rest > 1 else ''}: no detectable difference." if rest else ""))
+            + (f" The other {rest} claim{'s' if rest > 1 else ''}: no detectable difference." if rest else "")
+            + not_tested)
 
 
 def verdict_rows(rep: dict) -> list[dict]:
@@ -235,6 +245,33 @@ def surgery_outcome(s: dict) -> str:
     return text
 
 
+# Config fields that differ between runs of one arm by design (seeds pair runs; threads, host and
+# script say where a run executed, not what it trained).
+_NOT_ARM = {"seed", "threads", "host", "rank", "script"}
+
+
+def config_arms(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by method and, where runs of one method differ in their config, by the fields
+    that differ: "sgd-beta (epochs=1)" and "sgd-beta (epochs=5)" are two arms, never one mean.
+
+    >>> mk = lambda e, s: {"kind": "train", "method": "m", "config": {"epochs": e, "seed": s}}
+    >>> {k: len(v) for k, v in config_arms([mk(1, 0), mk(5, 0), mk(5, 1)]).items()}
+    {'m (epochs=1)': 1, 'm (epochs=5)': 2}
+    """
+    by_method: dict[str, list[dict]] = {}
+    for r in runs:
+        by_method.setdefault(r["method"], []).append(r)
+    arms: dict[str, list[dict]] = {}
+    for m, rs in by_method.items():
+        cfgs = [train_config_of(r) for r in rs]
+        keys = sorted({k for c in cfgs for k in c} - _NOT_ARM)
+        differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in cfgs}) > 1]
+        for r, c in zip(rs, cfgs):
+            name = m + (" (" + ", ".join(f"{k}={c.get(k)}" for k in differ) + ")" if differ else "")
+            arms.setdefault(name, []).append(r)
+    return arms
+
+
 def training_outcome(runs: list[dict]) -> str:
     """What a set of training runs shows, in words, before any chart (Markdown bold): the best
     final test accuracy per method, who reached the highest target first in steps, and how much
@@ -244,9 +281,7 @@ def training_outcome(runs: list[dict]) -> str:
     if not done:
         return f"{waiting} run(s) still training: the outcome appears when one finishes." if waiting else \
             "None of these runs finished (see their status below)."
-    by_method: dict[str, list[dict]] = {}
-    for r in done:
-        by_method.setdefault(r["method"], []).append(r)
+    by_method = config_arms(done)
     accs = {m: sum(r["summary"]["final_test_acc"] for r in rs) / len(rs) for m, rs in by_method.items()}
     order = sorted(accs, key=accs.get, reverse=True)
     seeds = min(len(rs) for rs in by_method.values())

@@ -45,15 +45,23 @@ def _clean(values) -> np.ndarray:
     return np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
 
 
-def mean_ci(values, level: float = LEVEL) -> dict:
-    """n, mean, std and the t interval of the mean (None where n < 2)."""
+def mean_ci(values, level: float = LEVEL, bounds: tuple[float, float] | None = None) -> dict:
+    """n, mean, std and the t interval of the mean (None where n < 2). ``bounds``: the range the
+    quantity cannot leave (an accuracy: 0 and 1); the interval is cut there and ``clipped`` says so.
+
+    >>> mean_ci([0.02, 0.30], bounds=(0, 1))["ci_low"], mean_ci([0.02, 0.30], bounds=(0, 1))["clipped"]
+    (0.0, True)
+    """
     x = _clean(values)
     n = len(x)
     out = {"n": n, "mean": float(x.mean()) if n else None, "std": float(x.std(ddof=1)) if n > 1 else None,
-           "ci_low": None, "ci_high": None}
+           "ci_low": None, "ci_high": None, "clipped": False}
     if n > 1:
         sem = stats.sem(x)
         lo, hi = (x.mean(), x.mean()) if sem == 0 else stats.t.interval(level, n - 1, loc=x.mean(), scale=sem)
+        if bounds is not None:
+            out["clipped"] = bool(lo < bounds[0] or hi > bounds[1])
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
         out.update(ci_low=float(lo), ci_high=float(hi))
     return out
 

@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import os
+import socket
 from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
@@ -36,7 +37,7 @@ from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .env import settings
 from .records import Coverage
 from .stats import LEVEL, detectable_difference, mean_ci, seeds_needed
-from .verdicts import PAPER_CLAIMS, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
+from .verdicts import MEAN_INTERVAL, PAPER_CLAIMS, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
 
 __all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "RESUMED",
            "sweep_run_config", "mean_curves", "PAPER_CLAIMS", "coverage", "estimate_seconds", "CONFIRM_ABOVE",
@@ -310,7 +311,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
     note = None if comparable else ("no verdicts: several grid points per method in one stage (use --tune to "
                                     "choose one per method on validation first)")
     return {"setting": setting, "methods": per_method, "comparisons": comparisons, "claims": claims, "note": note,
-            "choice": choice, "statistics": {"interval": "95%", "mean": "Student t over seeds",
+            "choice": choice, "statistics": {"interval": "95%", "mean": MEAN_INTERVAL,
                                              "time_to_target": (
                                                  f"interpolated linearly between evaluations: {plan.evals_per_epoch} "
                                                  f"per epoch on a fixed subset of {cfg0.eval_images} test images"
@@ -342,9 +343,13 @@ CONFIRM_ABOVE = 200  # runs: a larger sweep states its size and duration and wai
 
 def estimate_seconds(plan: SweepPlan, past: list[dict]) -> float | None:
     """Seconds the whole sweep would take one run at a time, from earlier finished runs of the
-    same model in the store (median seconds per training image and epoch); None without any."""
+    same model *on this machine* (their recorded environment names this host; imported runs of
+    another machine said 9 s for a sweep that took 4 min): the median seconds per training image
+    and epoch; None without any."""
     cfgs = [plan.config(c) for c in plan.first_stage_cells()]
     model = cfgs[0].model
+    host = socket.gethostname()
+    past = [r for r in past if (r["summary"].get("environment") or {}).get("host") == host]
     rates = sorted(r["summary"]["wall_seconds"] / (r["summary"]["n_train"] * r["config"]["epochs"])
                    for r in past if r["config"].get("model") == model and r["summary"].get("wall_seconds")
                    and r["summary"].get("n_train") and r["config"].get("epochs"))
@@ -377,7 +382,7 @@ def mean_curves(epochs: pd.DataFrame, arm_of_run: dict[str, str], metric: str = 
         return pd.DataFrame(columns=["arm", "epoch", "step", "time", "mean", "ci_low", "ci_high", "n"])
     df = epochs[epochs["run_id"].isin(list(arm_of_run))].assign(arm=lambda d: d["run_id"].map(arm_of_run))
     for (arm, epoch), g in df.groupby(["arm", "epoch"]):
-        st = mean_ci(g[metric].tolist())
+        st = mean_ci(g[metric].tolist(), bounds=(0, 1) if metric.endswith("acc") else None)
         rows.append({"arm": arm, "epoch": int(epoch), "step": float(g["step"].mean()), "time": float(g["time"].mean()),
                      "mean": st["mean"], "ci_low": st["ci_low"], "ci_high": st["ci_high"], "n": st["n"]})
     return pd.DataFrame(rows)

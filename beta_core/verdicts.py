@@ -15,10 +15,12 @@ from collections.abc import Callable
 from .records import accuracy_series, crossing_times, format_target
 from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
 
-__all__ = ["compare_arms", "analyse_runs", "PAPER_CLAIMS", "EQUIVALENCE", "EQUIVALENCE_SPEED", "TARGET_FRACTIONS",
-           "run_arms", "time_to_targets",
+__all__ = ["MEAN_INTERVAL", "compare_arms", "analyse_runs", "PAPER_CLAIMS", "EQUIVALENCE", "EQUIVALENCE_SPEED",
+           "TARGET_FRACTIONS", "run_arms", "time_to_targets",
            "arm_summary", "qualified"]
 
+# How an arm's mean accuracy interval is made (said in every report's statistics).
+MEAN_INTERVAL = "Student t over seeds, cut at 0% and 100% (an accuracy cannot leave them)"
 EQUIVALENCE, EQUIVALENCE_SPEED = 0.005, 0.10  # default margins: half a point of accuracy, 10% of time (as sweeps)
 # Targets fitted to the data: these fractions of the baseline's mean validation accuracy.
 TARGET_FRACTIONS = (0.90, 0.95, 0.99)
@@ -70,8 +72,8 @@ def arm_summary(seeds: dict[int, dict], tta: dict, targets, method: str, missing
     seed's time to each target, and how many never reached it."""
     rs = list(seeds.values())
     return {"method": method, "n": len(rs), "missing": missing, "diverged": sum(r["status"] == "diverged" for r in rs),
-            "final_test_acc": mean_ci([r["summary"].get("final_test_acc") for r in rs]),
-            "best_test_acc": mean_ci([r["summary"].get("best_test_acc") for r in rs]),
+            "final_test_acc": mean_ci([r["summary"].get("final_test_acc") for r in rs], bounds=(0, 1)),
+            "best_test_acc": mean_ci([r["summary"].get("best_test_acc") for r in rs], bounds=(0, 1)),
             "time_to_target": {f"{t:g}": [{"seed": s, **(h[f"{t:g}"] or {"step": None, "time": None})}
                                           for s, h in sorted(tta.items())] for t in targets},
             "censored": {f"{t:g}": sum(h[f"{t:g}"] is None for h in tta.values()) for t in targets},
@@ -121,13 +123,18 @@ def compare_arms(arms: dict[str, dict[int, dict]], baseline: str, tta: dict, end
                                            f"±{100 * equivalence_speed:g}%")
                 comp["speedup"].setdefault(k, {})["steps" if unit == "step" else "seconds"] = sp
             sp = comp["speedup"][k]["steps"]
+            if shared and sp["censored_baseline"] == sp["censored_method"] == len(shared):
+                for u in comp["speedup"][k].values():  # nothing was measured: no ratio, no p, no verdict
+                    u.update(verdict=f"not testable: no run reached {format_target(t)}", p=None, ratio=None,
+                             ci_low=None, ci_high=None, testable=False)
             at, paper = PAPER_CLAIMS.get((m, "speed"), (None, None))
             paper = paper if at is not None and abs(t - at) < 1e-9 else None
             claims.append({"claim": f"{m} reaches {format_target(t)} test accuracy in fewer steps than {base}",
                            "method": m, "kind": "speed", "target": t,
                            "paper": paper if base == "sgd-constant" else None,
                            "figure": (f"{_fmt(sp['ratio'])}x [{_fmt(sp['ci_low'])}, {_fmt(sp['ci_high'])}]"
-                                      if sp["ratio"] is not None else "not computable")
+                                      if sp["ratio"] is not None else "—" if sp.get("testable") is False
+                                      else "not computable")
                                      + (f"; never reached: {sp['censored_method']} of {m}, "
                                         f"{sp['censored_baseline']} of {base}"
                                         if sp["censored_method"] or sp["censored_baseline"] else ""),
@@ -225,7 +232,7 @@ def analyse_runs(arms: dict[str, dict[int, dict]], epochs: dict[str, list[dict]]
                "device": any_run["summary"].get("device"), "preset": None,
                "kinds": sorted({r["kind"] for a in arms.values() for r in a.values()})}
     return {"setting": setting, "methods": per_method, "comparisons": comparisons, "claims": claims, "note": None,
-            "choice": None, "statistics": {"interval": "95%", "mean": "Student t over seeds",
+            "choice": None, "statistics": {"interval": "95%", "mean": MEAN_INTERVAL,
                                            "difference": "paired t over shared seeds",
                                            "time_to_target": "interpolated linearly between the runs' evaluations",
                                            "power": "80% detectable difference from the paired spread (noncentral t)",

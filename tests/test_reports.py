@@ -61,7 +61,7 @@ def test_surgery_outcome_comes_first_in_words():
 
 def _run(rid, method, acc, hit_step, updated=100.0, status="done"):
     tta = {"0.5": {"epoch": 1, "step": hit_step, "time": 3.0} if hit_step else None}
-    return {"id": rid, "method": method, "status": status, "updated": updated,
+    return {"id": rid, "kind": "train", "method": method, "status": status, "updated": updated, "config": {},
             "summary": {"final_test_acc": acc, "time_to_accuracy": tta} if status == "done" else {}}
 
 
@@ -103,3 +103,16 @@ def test_verdict_summary_names_the_definite_results_and_says_no_difference_plain
     some = {"claims": [claim("b faster", "faster; 1.3x", "faster"), claim("a", "no detectable difference")]}
     assert reports.verdict_summary(some) == ("At n = 3 seeds per method (Holm over the family): b faster: **faster** "
                                              "(1.3x [1.1, 1.5]). The other 1 claim: no detectable difference.")
+
+
+def test_the_train_headline_never_averages_runs_of_different_configs():
+    """Issue 31: "sgd-beta 50.1%" averaged a 5-epoch and a 1-epoch run."""
+    from beta_core.reports import training_outcome
+
+    def run(method, epochs, seed, acc):
+        return {"kind": "train", "method": method, "status": "done", "config": {"epochs": epochs, "seed": seed},
+                "summary": {"final_test_acc": acc, "time_to_accuracy": {}}}
+    text = training_outcome([run("sgd-hybrid", 5, 0, 0.584), run("sgd-beta", 5, 0, 0.58), run("sgd-beta", 1, 0, 0.42)])
+    assert "sgd-beta (epochs=5) 58.0%" in text and "sgd-beta (epochs=1) 42.0%" in text and "50.0%" not in text
+    same = training_outcome([run("sgd-beta", 5, s, a) for s, a in ((0, 0.5), (1, 0.6))])
+    assert "**sgd-beta**: mean final test accuracy 55.0%" in same  # seeds are not a config difference

@@ -496,3 +496,18 @@ def test_workers_end_within_seconds_of_a_killed_sweep(tmp_path):
     assert not _workers_of(tmp_path / "runs") and time.monotonic() - killed <= 5
     st = Store(tmp_path / "runs")
     assert {r["status"] for r in st.runs(kind="train")} <= {"cancelled", "interrupted", "queued"}
+
+
+def test_the_sweep_estimate_counts_only_runs_of_this_machine():
+    """Issue 31: imported runs of another machine said 9 s for a sweep that took 4 min."""
+    import socket
+
+    from beta_core.sweeps import estimate_seconds
+    plan = tiny_plan()
+    cfg = plan.config(plan.first_stage_cells()[0]).to_dict()
+
+    def past(host):
+        return [{"config": cfg, "summary": {"wall_seconds": 10.0, "n_train": 400,
+                                            "environment": {"host": host} if host else {}}}]
+    assert estimate_seconds(plan, past("another-box")) is None and estimate_seconds(plan, past(None)) is None
+    assert estimate_seconds(plan, past(socket.gethostname())) > 0

@@ -114,3 +114,29 @@ def test_an_arm_that_only_diverged_gets_no_verdict(tmp_path):
     arms = run_arms(runs)
     with pytest.raises(ValueError, match=r"No verdict: every run of sgd-beta diverged \(3 runs"):
         analyse_runs(arms, store.epoch_records(*[r["id"] for r in runs]), "sgd-constant", [0.5])
+
+
+# ------------------------------------------------------------------ numbers a careful reader would sign (issue 31)
+def test_a_target_no_run_reached_is_not_testable_and_not_in_the_family(tmp_path):
+    store = Store(tmp_path)
+    runs = [r for _, r in _hand_made(store)]
+    arms = run_arms(runs)
+    rep = analyse_runs(arms, store.epoch_records(*[r["id"] for r in runs]), "sgd-constant", [0.5, 0.99])
+    speed = {c["target"]: c for c in rep["claims"] if c["kind"] == "speed"}
+    assert speed[0.99]["verdict"] == "not testable: no run reached 99%" and speed[0.99]["p"] is None
+    assert speed[0.99]["figure"].startswith("—") and "1.00x" not in speed[0.99]["figure"]
+    assert speed[0.99]["p_holm"] is None and speed[0.5]["p"] is not None
+    sp = rep["comparisons"]["sgd-beta"]["speedup"]["0.99"]
+    assert sp["steps"]["ratio"] is None and sp["seconds"]["verdict"].startswith("not testable")
+    from beta_core.reports import verdict_summary
+    text = verdict_summary(rep)
+    assert "**Not testable**: 2 claims at 99%" not in text and "**Not testable**: 1 claim at 99%" in text
+
+
+def test_accuracy_intervals_stay_in_zero_to_one(tmp_path):
+    from beta_core.verdicts import arm_summary
+    runs = {s: {"status": "done", "summary": {"final_test_acc": a, "best_test_acc": a}} for s, a in
+            enumerate([0.02, 0.30])}
+    row = arm_summary(runs, {0: {}, 1: {}}, [], "m")
+    assert row["final_test_acc"]["ci_low"] == 0.0 and row["final_test_acc"]["clipped"]
+    assert row["final_test_acc"]["ci_high"] <= 1.0

@@ -5,6 +5,7 @@ import streamlit as st
 
 from beta_core import reports
 from beta_core.attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORE_MEANING, SCORES, overlap
+from beta_core.figures import group_scores_figure, probe_figure
 from beta_core.jobs import latest_localisation
 from beta_core.localise import QUICK_SEVERITIES
 from beta_core.records import ACTIVE, train_config_of
@@ -56,24 +57,9 @@ def evidence(store, run: dict, used: str) -> str:
 
 
 def bars(r: dict, used: str, n: int) -> None:
-    flagged_color = ["#d62728" if g in r["flagged"] else "#1f77b4" for g in r["groups"]]
-    bar = go.Figure(go.Bar(x=r["groups"], y=[r["scores"][g] for g in r["groups"]], name="errors",
-                           marker_color=flagged_color if used.startswith("grad") else "#1f77b4"))
-    if r.get("correct_scores"):
-        bar.add_trace(go.Bar(x=r["groups"], y=[r["correct_scores"][g] for g in r["groups"]], name="correct",
-                             marker_color="#bbbbbb"))
-    bar.update_layout(title=f"The paper's gradient scores ({r['config']['normalization']})"
-                      + ("; red: flagged" if used.startswith("grad") else ""), height=300, barmode="group",
-                      yaxis_title=f"gradient norm ({r['config']['normalization']})",
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    st.plotly_chart(bar, width="stretch", key=f"bar-{n}")
+    st.plotly_chart(group_scores_figure(r, red_flagged=used.startswith("grad")), width="stretch", key=f"bar-{n}")
     if r.get("probe_scores"):
-        pr = go.Figure(go.Bar(x=r["groups"], y=[r["probe_scores"][g] for g in r["groups"]],
-                              marker_color=flagged_color))
-        pr.update_layout(title="Probe: loss drop per group (red: flagged)", height=260,
-                         yaxis_title="held-out loss drop", margin={"l": 10, "r": 10, "t": 40, "b": 10})
-        pr.add_hline(y=0, line_color="#888")
-        st.plotly_chart(pr, width="stretch", key=f"probe-{n}")
+        st.plotly_chart(probe_figure(r), width="stretch", key=f"probe-{n}")
         st.caption("Each bar: retrain that group alone for a few steps, then the held-out loss before minus "
                    "after. Above 0 helped; below 0 made the held-out loss worse.", help=term("probe"))
 

@@ -113,10 +113,10 @@ def plan_size(plan: SweepPlan) -> str:
               f"{plan.n_cells() - len(plan.first_stage_cells())} on fresh test seeds)" if plan.tune else "")
     secs = estimate_seconds(plan, get_store().runs(kind="train", status="done", limit=500))
     rough = f"{max(1, round(secs / 60))} min" if secs and secs >= 90 else format_seconds(secs or 0)  # an estimate
-    when = (f", about {rough} one at a time (measured: the median speed of earlier runs of this model in this "
-            "store, per image and epoch)"
-            if secs else ": no earlier run of this model here to time it from (launch one on Train to get an "
-            "estimate)")
+    when = (f", about {rough} one at a time (measured: the median speed of earlier runs of this model on this "
+            "machine, per image and epoch)"
+            if secs else ": no earlier run of this model on this machine to time it from (imported runs do not "
+            "count; launch one on Train to get an estimate)")
     return f"{plan.n_cells()} runs{stages}{when}"
 
 

@@ -1,0 +1,20 @@
+"""beta_core.figures: charts as data (issue 31: group axes are names, not numbers)."""
+from beta_core.figures import group_scores_figure, heatmap, probe_figure
+
+# an nn.Sequential's groups: named by index, which a numeric axis would space as 0, 1, 4, 8, 13
+R = {"groups": ["0", "1", "4", "8", "13"], "flagged": ["4"], "scores": dict.fromkeys(["0", "1", "4", "8", "13"], 1.0),
+     "probe_scores": {"0": -0.1, "1": 0.0, "4": 0.3, "8": -0.2, "13": 0.1}, "config": {"normalization": "relative"}}
+
+
+def test_group_axes_are_categorical():
+    for fig in (group_scores_figure(R, red_flagged=True), probe_figure(R)):
+        assert fig.layout.xaxis.type == "category" and list(fig.data[0].x) == R["groups"]
+    hm = heatmap([[0.1, 0.2]] * 5, R["groups"], ["cat", "dog"], "groups x classes", 1.0)
+    assert hm.layout.xaxis.type == "category" and hm.layout.yaxis.type == "category"
+
+
+def test_flagged_groups_are_red_only_when_this_score_flagged_them():
+    colors = list(group_scores_figure(R, red_flagged=True).data[0].marker.color)
+    assert colors[2] != colors[0] and colors[0] == colors[1]
+    assert isinstance(group_scores_figure(R, red_flagged=False).data[0].marker.color, str)
+    assert list(probe_figure(R).data[0].marker.color)[2] == colors[2]
