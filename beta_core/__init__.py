@@ -8,9 +8,9 @@ layer first (README "Architecture"; tests/test_architecture.py checks this list)
     L1  damping, data, models, store, schemas
     L2  config, attribution, curvature, reports, track, verdicts, figures
     L3  engine, sweeps, localise, integrations, integrations.lightning
-    L4  surgery, ray_backend
+    L4  surgery, ray_backend, queries
     L5  jobs, bundles
-    L6  cli.common, report
+    L6  cli.common, report, worker
     L7  cli.diagnostics, cli.sweep, cli.verdict
     L8  cli
 """

@@ -30,6 +30,7 @@ from .config import TrainConfig, config_fields
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
 from .localise import QUICK_SEVERITIES, localisation_benchmark
+from .queries import latest_members
 from .ray_backend import RayRunner
 from .records import ACTIVE, CASE, MEMBER, MemberRecord, SweepSummary, train_config_of
 from .store import MetricWriter, Store, StoreError
@@ -43,7 +44,7 @@ REUSED = ("done", "failed", "diverged")
 GPU_FREE_BYTES = 2 * 2 ** 30  # free GPU memory needed before another local worker starts
 
 __all__ = ["BACKENDS", "execute_run", "JobManager", "JOB_KINDS", "JOB_BODIES", "StopFlag", "external_config",
-           "load_trained", "sweep_members", "latest_localisation", "attribute_run"]
+           "load_trained", "attribute_run"]
 
 
 class StopFlag:
@@ -66,28 +67,6 @@ class StopFlag:
             self._next = now + self.interval
             self.stopped = self.store.cancel_requested(self.run_id)
         return self.stopped
-
-
-def _latest_members(store: Store, sweep_id: str) -> dict[str, dict]:
-    """The latest member run of each cell of a sweep (a cell run again keeps its old run too)."""
-    latest: dict[str, dict] = {}
-    for r in store.runs(kind="train", parent=sweep_id):  # newest first
-        latest.setdefault(r["label"], r)
-    return latest
-
-
-def sweep_members(store: Store, sweep_id: str) -> list[tuple[Cell, dict]]:
-    """(cell, latest run) of every member of a sweep, in order of creation."""
-    return [(Cell.from_key(k), r) for k, r in reversed(list(_latest_members(store, sweep_id).items()))]
-
-
-def latest_localisation(store: Store, model: str, width=None) -> dict | None:
-    """The newest finished localisation benchmark for this model family (name and width)."""
-    for job in store.runs(kind="localise", status="done"):
-        res = store.results(job["id"], "localisation")
-        if res and res[-1].get("model") == model and res[-1].get("width") == width:
-            return res[-1]
-    return None
 
 
 def external_config(run: dict) -> TrainConfig:
@@ -203,7 +182,7 @@ class _SweepRunner:
         self.done, self.started = 0, time.time()
 
     def members(self) -> dict[str, dict]:
-        return _latest_members(self.store, self.sweep["id"])
+        return latest_members(self.store, self.sweep["id"])
 
     def _rerun(self, r: dict | None) -> bool:
         return r is None or r["status"] in RESUMED or (r["status"] == "failed" and self.retry)

@@ -22,7 +22,7 @@ import plotly.offline
 from . import reports
 from .config import METHODS, TrainConfig, config_fields
 from .figures import heatmap, mean_curve_figure, panel_figure, run_colors, run_name
-from .jobs import sweep_members
+from .queries import sweep_members
 from .records import train_config_of
 from .store import Store
 from .sweeps import SweepPlan, mean_curves

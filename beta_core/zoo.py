@@ -168,8 +168,9 @@ def _refuse_untrusted(spec: Spec) -> None:
     if not is_trusted(spec.text):
         raise ModelSpecError(
             f"Model {spec.text!r} names code (a {'file' if spec.kind == 'file' else 'module'}) that was not given "
-            f"here: it is shown, never imported, until you trust it (expected --trust-model '{spec.text}' on this "
-            f"command, the spec in BETA_MODELS, or zoo.trust('{spec.text}') in Python)")
+            f"on this command: a stored or bundled spec is shown, never imported, until you trust it (expected "
+            f"--trust-model '{spec.text}' on this command, the spec in BETA_MODELS, or zoo.trust('{spec.text}') in "
+            "Python)")
 
 
 def _refuse_non_factory(spec: Spec) -> None:

@@ -23,10 +23,12 @@ LAYERS = {
         "verdicts", "figures"),                       # spectra; tables; your own loop; verdicts; charts
     3: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
         "integrations", "integrations.lightning"),    # the Lightning callback (an optional extra)
-    4: ("surgery", "ray_backend"),                    # retrain chosen groups, verify, controls; Ray tasks
+    4: ("surgery", "ray_backend", "queries"),         # retrain chosen groups, verify, controls; Ray tasks;
+                                                      # reading a sweep's members, the newest localisation
     5: ("jobs", "bundles"),                           # joins the store and the computation; worker processes;
                                                       # bundles: checked against every job kind's config
-    6: ("cli.common", "report"),                      # CLI errors, progress, running a job; offline HTML reports
+    6: ("cli.common", "report", "worker"),            # CLI errors, progress, running a job; offline HTML reports;
+                                                      # the warm worker process's loop
     7: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict
     8: ("cli",),                                      # the command line (the package's __init__)
     9: ("__main__", "__init__"),                      # python -m beta_core

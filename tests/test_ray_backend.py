@@ -12,7 +12,8 @@ ray = pytest.importorskip("ray", reason="ray is in requirements.txt; install it 
 
 from helpers import tiny_config  # noqa: E402
 
-from beta_core.jobs import JobManager, execute_run, sweep_members  # noqa: E402
+from beta_core.jobs import JobManager, execute_run  # noqa: E402
+from beta_core.queries import sweep_members  # noqa: E402
 from beta_core.ray_backend import connect  # noqa: E402
 from beta_core.store import Store  # noqa: E402
 from beta_core.sweeps import SweepPlan, sweep_run_config  # noqa: E402

@@ -11,7 +11,8 @@ import torch
 
 from beta_core.cli import main
 from beta_core.data import DataConfig, load_splits
-from beta_core.jobs import execute_run, sweep_members
+from beta_core.jobs import execute_run
+from beta_core.queries import sweep_members
 from beta_core.store import Store
 from beta_core.sweeps import SweepPlan, choose, parse_grid, sweep_run_config
 

@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .. import bundles, reports, zoo
+from .. import bundles, reports, worker, zoo
 from ..config import (
     METHODS,
     TrainConfig,
@@ -41,12 +38,12 @@ from ..config import (
     parse_seeds,
     plan_runs,
 )
-from ..data import load_splits
 from ..env import EnvError, check_ray_address, settings
 from ..figures import FigureExportError, save_figure
-from ..jobs import BACKENDS, JobManager, sweep_members
+from ..jobs import BACKENDS, JobManager
 from ..models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from ..presets import PRESETS
+from ..queries import sweep_members
 from ..ray_backend import RayBackendError
 from ..records import train_config_of
 from ..report import build_report, report_figures
@@ -380,18 +377,6 @@ def cmd_models(args, store: Store) -> int:
     return 0
 
 
-def _end_with_parent(parent: int, grace: float = 3.0) -> None:
-    """A warm worker whose manager died (kill -9: no end of input while a run trains) stops within
-    seconds: its run is cancelled (SIGTERM, as a cancel), and if it has not ended ``grace`` s later
-    (a dataset still decoding), the process exits and the run reads interrupted. Either way a
-    resumed sweep runs that cell again; no orphan goes on training into it."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(grace)
-    os._exit(1)
-
-
 def cmd_worker(args, store: Store) -> int:
     threads = settings().threads
     if threads:
@@ -399,40 +384,10 @@ def cmd_worker(args, store: Store) -> int:
     if not args.serve:
         run = execute(store, args.run_id, args.data_dir)
         return 0 if run["status"] in ("done", "cancelled") else 1
-    # Warm: torch is imported once, recently used datasets stay decoded; one run at a time. Each
-    # finished job is reported on the manager's pipe (BETA_WORKER_FD), which hands over the next.
-    cache: dict = {}
-    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     fd = os.environ.pop("BETA_WORKER_FD", None)
-    report = os.fdopen(int(fd), "w", buffering=1) if fd else None
-    for line in sys.stdin:
-        rid = line.strip()
-        if not rid:
-            continue
-        splits = None
-        try:
-            run = store.get_run(rid)
-            if run["kind"] == "train":
-                dc = TrainConfig.from_dict(run["config"]).data_config()
-                if dc not in cache:
-                    cache = {k: v for k, v in list(cache.items())[-1:]}  # the two most recent datasets
-                    cache[dc] = load_splits(dc, args.data_dir)
-                splits = cache[dc]
-        except (StoreError, ValueError, OSError):
-            pass  # the run itself says what is wrong: execute records it as failed, the worker goes on
-        print(f"worker {os.getpid()}: {rid}", flush=True)
-        try:
-            execute(store, rid, args.data_dir, splits=splits)
-        except StoreError as e:  # a run deleted or taken meanwhile: nothing of it to record
-            print(f"worker {os.getpid()}: {rid}: {e}", flush=True)
-        if report is not None:
-            try:
-                report.write(f"{rid}\n")
-            except OSError:  # the manager is gone: this worker's stdin ends too
-                report = None
-        if INTERRUPTS():  # cancelled by a signal: this worker ends, the manager starts another
-            return INTERRUPTS.exit_code
-    return 0
+    stopped = worker.serve(store, args.data_dir, sys.stdin, INTERRUPTS, lambda m: print(m, flush=True),
+                           int(fd) if fd else None)
+    return INTERRUPTS.exit_code if stopped else 0
 
 
 # Commands that run jobs in this process: a signal cancels the job and stops the command.

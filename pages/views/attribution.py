@@ -6,8 +6,8 @@ import streamlit as st
 from beta_core import reports
 from beta_core.attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORE_MEANING, SCORES, overlap
 from beta_core.figures import group_scores_figure, probe_figure
-from beta_core.jobs import latest_localisation
 from beta_core.localise import QUICK_SEVERITIES
+from beta_core.queries import latest_localisation
 from beta_core.records import ACTIVE, train_config_of
 from pages.views.common import (
     get_manager,

@@ -10,8 +10,8 @@ from beta_core import reports
 from beta_core.config import METHODS, check_data, parse_seeds
 from beta_core.data import SOURCES
 from beta_core.figures import mean_curve_figure, ticks_between
-from beta_core.jobs import sweep_members
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
+from beta_core.queries import sweep_members
 from beta_core.records import ACTIVE, format_seconds
 from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_curves, seeds_plan, sweep_run_config
 from beta_core.verdicts import analyse_runs, run_arms

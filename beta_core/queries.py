@@ -1,0 +1,33 @@
+"""Reading the store for pages and reports: a sweep's members, the newest localisation result.
+
+Nothing here runs a job, so a page or a report that only reads imports this, not the job
+system (``jobs``: processes, bodies, Ray).
+"""
+from __future__ import annotations
+
+from .store import Store
+from .sweeps import Cell
+
+__all__ = ["latest_members", "sweep_members", "latest_localisation"]
+
+
+def latest_members(store: Store, sweep_id: str) -> dict[str, dict]:
+    """The latest member run of each cell of a sweep (a cell run again keeps its old run too)."""
+    latest: dict[str, dict] = {}
+    for r in store.runs(kind="train", parent=sweep_id):  # newest first
+        latest.setdefault(r["label"], r)
+    return latest
+
+
+def sweep_members(store: Store, sweep_id: str) -> list[tuple[Cell, dict]]:
+    """(cell, latest run) of every member of a sweep, in order of creation."""
+    return [(Cell.from_key(k), r) for k, r in reversed(list(latest_members(store, sweep_id).items()))]
+
+
+def latest_localisation(store: Store, model: str, width=None) -> dict | None:
+    """The newest finished localisation benchmark for this model family (name and width)."""
+    for job in store.runs(kind="localise", status="done"):
+        res = store.results(job["id"], "localisation")
+        if res and res[-1].get("model") == model and res[-1].get("width") == width:
+            return res[-1]
+    return None

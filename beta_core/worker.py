@@ -1,0 +1,73 @@
+"""The warm worker: one process that runs the jobs a :class:`jobs.JobManager` hands it, one at a time.
+
+The manager starts ``python -m beta_core worker --serve`` and writes run ids to its stdin; the
+worker imports torch once, keeps the two most recently decoded datasets in memory, runs each job
+through ``jobs.execute_run`` (the one execution path: in-process runs and Ray tasks give the same
+numbers, ``config.threads``), and reports each finished job on the manager's pipe
+(``BETA_WORKER_FD``), which hands over the next at once. It ends at end of input, on a cancel
+(``should_stop``), or within seconds of its manager's death (:func:`end_with_parent`).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from .config import TrainConfig
+from .data import load_splits
+from .jobs import execute_run
+from .store import Store, StoreError
+
+__all__ = ["serve", "end_with_parent"]
+
+
+def end_with_parent(parent: int, grace: float = 3.0) -> None:
+    """A warm worker whose manager died (kill -9: no end of input while a run trains) stops within
+    seconds: its run is cancelled (SIGTERM, as a cancel), and if it has not ended ``grace`` s later
+    (a dataset still decoding), the process exits and the run reads interrupted. Either way a
+    resumed sweep runs that cell again; no orphan goes on training into it. (Not the Linux
+    parent-death signal: it fires when the *thread* that started the child ends.)"""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace)
+    os._exit(1)
+
+
+def serve(store: Store, data_dir: str, lines: Iterable[str], should_stop: Callable[[], bool],
+          log: Callable[[str], None], report_fd: int | None = None) -> bool:
+    """Run each run id of ``lines`` in turn; returns True when stopped by ``should_stop`` (the
+    worker then ends and the manager starts another), False at end of input."""
+    threading.Thread(target=end_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+    report = os.fdopen(report_fd, "w", buffering=1) if report_fd is not None else None
+    cache: dict = {}
+    for line in lines:
+        rid = line.strip()
+        if not rid:
+            continue
+        splits = None
+        try:
+            run = store.get_run(rid)
+            if run["kind"] == "train":
+                dc = TrainConfig.from_dict(run["config"]).data_config()
+                if dc not in cache:
+                    cache = {k: v for k, v in list(cache.items())[-1:]}  # the two most recent datasets
+                    cache[dc] = load_splits(dc, data_dir)
+                splits = cache[dc]
+        except (StoreError, ValueError, OSError):
+            pass  # the run itself says what is wrong: execute_run records it as failed, the worker goes on
+        log(f"worker {os.getpid()}: {rid}")
+        try:
+            execute_run(store, rid, data_dir, splits=splits, should_stop=should_stop)
+        except StoreError as e:  # a run deleted or taken meanwhile: nothing of it to record
+            log(f"worker {os.getpid()}: {rid}: {e}")
+        if report is not None:
+            try:
+                report.write(f"{rid}\n")
+            except OSError:  # the manager is gone: this worker's stdin ends too
+                report = None
+        if should_stop():
+            return True
+    return False
