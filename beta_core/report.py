@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import html
 import json
+import re
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -126,21 +127,31 @@ def _table(rows) -> str:
     return df.to_html(index=False, border=0, classes="t", na_rep="—", float_format=lambda v: f"{v:.4g}")
 
 
+def _md(text: str) -> str:
+    """The library's outcome sentences (Markdown: **bold**, `code`) as HTML, escaped first.
+
+    >>> _md("It **helped** (`a<b`)")
+    'It <b>helped</b> (<code>a&lt;b</code>)'
+    """
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text, quote=False))
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
 def _outcome(runs: list[dict], sweep_reports: dict[str, dict]) -> str:
-    lines = []
+    lines = [_md(reports.verdict_summary(rep)) for rep in sweep_reports.values()]
     for rep in sweep_reports.values():
         for c in rep["claims"]:
             lines.append(f"{c['claim']}: <b>{html.escape(c.get('verdict_holm') or c['verdict'])}</b> "
                          f"({html.escape(c['figure'])}, n = {c['n']})")
     trained = [r for r in runs if r["kind"] in ("train", "external") and r["summary"].get("final_test_acc") is not None]
-    if trained and not lines:
+    if trained and not sweep_reports:
         best = max(trained, key=lambda r: r["summary"]["final_test_acc"])
         lines.append(f"{len(trained)} training run(s); the highest final test accuracy is "
                      f"{best['summary']['final_test_acc']:.2%} ({html.escape(run_name(best))}). One run per method "
                      "is not a comparison: a sweep or `beta-core verdict` says what the difference is worth.")
     for r in runs:
         if r["kind"] == "surgery" and r["status"] == "done":
-            lines.append(html.escape(reports.surgery_outcome(r["summary"])))
+            lines.append(_md(reports.surgery_outcome(r["summary"])))
     return "".join(f"<li>{line}</li>" for line in lines) or "<li>No finished runs.</li>"
 
 

@@ -11,6 +11,7 @@ from beta_core.attribution import AttributionConfig
 from beta_core.cli import main
 from beta_core.jobs import attribute_run
 from beta_core.report import build_report, report_figures, reproduce_command
+from beta_core.store import Store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_BROWSER = Path(CHROMIUM).exists()
@@ -97,3 +98,15 @@ def test_figure_files_png_and_svg(sweep_store, tmp_path, capsys):
     assert files == ["performance.png", "performance.svg", "schedule.png", "schedule.svg"]
     assert all((tmp_path / "figs" / f).stat().st_size > 1000 for f in files)
     assert (tmp_path / "figs" / "schedule.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_outcome_is_words_first_without_raw_markdown(tmp_path):
+    """Issue 31: raw **helped** asterisks in the Outcome; the sweep's verdict summary now leads it."""
+    from beta_core import bundles
+    store = Store(tmp_path / "runs")
+    bundles.unpack(store, Path(__file__).resolve().parents[1] / "data" / "demo" / "demo.zip")
+    ids = [r["id"] for r in store.runs(kind="surgery")]
+    assert ids
+    html = build_report(store, ids)
+    outcome = html.split("<h2>Outcome</h2>", 1)[1].split("</ul>", 1)[0]
+    assert "**" not in outcome and "<b>" in outcome
