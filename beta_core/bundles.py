@@ -220,18 +220,19 @@ def _json(file: Path, name: str, path: str):
         raise BundleError(f"Refused bundle {path!r}: {name} is not JSON") from None
 
 
-def _open(path: str) -> zipfile.ZipFile:
+def _open(real: str, path: str) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(path)
+        return zipfile.ZipFile(real)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise BundleError(f"Not a bundle: {path!r} ({e}; expected a zip written by `beta-core runs pack`)") from None
 
 
-def unpack(store: Store, path: str | os.PathLike) -> dict:
+def unpack(store: Store, path: str | os.PathLike, shown: str | None = None) -> dict:
     """Add the bundle's runs to ``store``; returns ``{"added": [...], "skipped": [...]}``.
-    Everything is inflated to disk and checked first, then written: a bad bundle adds nothing."""
-    path = str(path)
-    with _open(path) as z, tempfile.TemporaryDirectory(dir=store.dir, prefix=".unpack-") as tmp:
+    Everything is inflated to disk and checked first, then written: a bad bundle adds nothing.
+    ``shown``: the bundle's name in messages (an upload's own name, not its temporary file)."""
+    real, path = str(path), shown or str(path)
+    with _open(real, path) as z, tempfile.TemporaryDirectory(dir=store.dir, prefix=".unpack-") as tmp:
         infos = {i.filename: i for i in z.infolist()}
         if "manifest.json" not in infos:
             raise BundleError(f"Not a bundle: {path!r} has no manifest.json (expected a zip written by "

@@ -136,8 +136,11 @@ class RunData(BaseModel):
 def _first(e: ValidationError) -> str:
     err = e.errors(include_url=False)[0]
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    got = repr(err.get("input"))[:60] if err["type"] not in ("missing",) else "nothing"
-    return f"{where}: {err['msg']} (got {got})"
+    msg = err["msg"].removeprefix("Value error, ")  # our own validators already say what they got
+    if err["type"] == "value_error":
+        return f"{where}: {msg}"
+    got = repr(err.get("input"))[:60] if err["type"] != "missing" else "nothing"
+    return f"{where}: {msg} (got {got})"
 
 
 def check_manifest(value, member: str = "manifest.json") -> Manifest:

@@ -177,3 +177,31 @@ def test_tiny_sweep_fills_the_grid_and_gives_verdicts(app, page):
         assert page.get_by_text("Reported stage (test accuracy)").count() >= 1
         _no_exceptions(page)
         page.screenshot(path=str(tmp / "compare.png"), full_page=True)
+
+
+def test_a_malformed_bundle_upload_is_one_line_and_adds_nothing(app, page, tmp_path):
+    """Issue 29: the Runs page's upload gave a JSONDecodeError traceback for a non-JSON config."""
+    import json
+    import zipfile
+
+    from beta_core.store import Store
+    src, bad = Path(__file__).resolve().parents[1] / "data" / "demo" / "demo.zip", tmp_path / "bad.zip"
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(bad, "w") as out:
+        for info in z.infolist():
+            data = z.read(info)
+            if info.filename.endswith("run.json"):
+                d = json.loads(data)
+                d["run"]["config"] = "{not json"
+                data = json.dumps(d).encode()
+            out.writestr(info.filename, data)
+    before = len(Store(app[1] / "runs").runs())
+    _open(page, f"{app[0]}/runs")
+    page.locator('input[type="file"]').first.set_input_files(str(bad))
+    wait_idle(page)
+    page.keyboard.press("Escape")  # the uploader's dialog holds the page inert until closed
+    page.get_by_role("button", name="Unpack").click()
+    alert = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Refused bundle 'bad.zip'")
+    alert.wait_for(timeout=30000)
+    assert "run.config: expected a JSON object" in alert.inner_text()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert len(Store(app[1] / "runs").runs()) == before

@@ -44,9 +44,9 @@ def unpack_form(store) -> None:
             path = Path(d) / "bundle.zip"
             path.write_bytes(up.getvalue())
             try:
-                info = bundles.unpack(store, path)
+                info = bundles.unpack(store, path, shown=up.name)
             except (bundles.BundleError, StoreError) as e:
-                show_error(e, "Refused: ")
+                show_error(e)
                 return
         st.success(f"{len(info['added'])} runs added, {len(info['skipped'])} already here.")
 
