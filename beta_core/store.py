@@ -553,7 +553,7 @@ class Store:
                 (folder / "config.json").write_text(json.dumps(json.loads(row["config"]), indent=2, sort_keys=True))
                 if isinstance(checkpoint, bytes):
                     (folder / "final.pt").write_bytes(checkpoint)
-                elif checkpoint is not None:  # a file already checked (bundles): moved, never held in memory
+                elif checkpoint is not None:  # a file already checked (bundles): copied, never held in memory
                     shutil.copyfile(checkpoint, folder / "final.pt")
             except OSError as e:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -103,7 +103,7 @@ class Run:
 
     # ------------------------------------------------------------------ logging
     def log_step(self, step: int, loss: float, optimizer=None, lr: float | None = None,
-                 momentum: float | None = None, acc: float | None = None, **extra) -> None:
+                 momentum: float | None = None, acc: float | None = None) -> None:
         """One optimizer step. ``optimizer``: lr and momentum (SGD) or beta1 (Adam) are read from
         it; or give ``lr`` and ``momentum`` yourself. ``loss`` may be a float or a 0-d tensor."""
         self._open("log_step")
@@ -138,7 +138,7 @@ class Run:
         self.writer.add({"kind": STEP, "step": int(step), "epoch": self.epoch, "lr": lr, "momentum": momentum,
                          "zeta": z, "eff_lr": effective_lr(lr, momentum) if lr > 0 and momentum < 1 else 0.0,
                          "loss": loss, "acc": None if acc is None else float(acc),
-                         "time": time.perf_counter() - self.t0, **extra})
+                         "time": time.perf_counter() - self.t0})
 
     def log_epoch(self, epoch: int, test_acc: float, val_acc: float | None = None, train_loss: float | None = None,
                   train_acc: float | None = None, test_loss: float | None = None, val_loss: float | None = None,
@@ -154,6 +154,9 @@ class Run:
         test_acc = _number("test_acc", test_acc, 0, 1, what="an accuracy")
         val_acc, train_acc = (None if v is None else _number(n, v, 0, 1, what="an accuracy")
                               for n, v in (("val_acc", val_acc), ("train_acc", train_acc)))
+        for n, v in (("train_loss", train_loss), ("test_loss", test_loss), ("val_loss", val_loss)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):  # NaN: a diverged epoch
+                raise ValueError(f"Invalid {n}: {v!r} (expected a number)")
         valid = [(lr, mu) for lr, mu in self.pairs if lr > 0 and 0 <= mu < 1]
         zmed, regime, _ = regime_summary(valid, self.lam) if valid and not self.adam else (None, None, None)
         if self.adam:

@@ -249,3 +249,14 @@ def test_runs_list_survives_a_huge_seed_in_an_older_store(tmp_path, capsys):
     store.finish(rid, "done", {})
     assert main(["--runs-dir", str(tmp_path), "runs", "list"]) == 0
     assert rid in capsys.readouterr().out
+
+
+def test_fields_the_store_would_drop_or_mangle_are_refused(tmp_path):
+    run = track.start("sgd-beta", runs_dir=tmp_path)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'grad_norm'"):
+        run.log_step(0, loss=1.0, lr=0.1, momentum=0.9, grad_norm=3.0)  # a step record has fixed fields
+    with pytest.raises(ValueError, match="Invalid val_loss: 'x'"):
+        run.log_epoch(0, test_acc=0.5, val_loss="x")
+    run.log_epoch(0, test_acc=0.5, train_loss=float("nan"), note="kept")  # an epoch's extras are kept
+    run.finish()
+    assert Store(tmp_path).epochs(run.id)["extra"].tolist() == [{"note": "kept"}]
