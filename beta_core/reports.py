@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .models import ModelConfig, build_model, layer_groups
-from .records import format_target, format_time_to_accuracy, train_config_of
+from .records import format_target, format_time_to_accuracy, paper_beside, train_config_of
 from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
@@ -172,10 +172,14 @@ def verdict_summary(rep: dict) -> str:
 
 
 def verdict_rows(rep: dict) -> list[dict]:
-    """One row per claim of a sweep report."""
+    """One row per claim of a sweep report; the paper's claim beside each speed claim it speaks to
+    (also in reports stored before the claims carried it)."""
+    against_constant = rep.get("setting", {}).get("baseline") == "sgd-constant"
     return [{"claim": c["claim"], "measured (95% CI)": c["figure"], "verdict": c["verdict"],
              "verdict, Holm over the family": c.get("verdict_holm", ""), "n": c["n"],
-             "paper's claim": c.get("paper") or ""} for c in rep["claims"]]
+             "paper's claim": c.get("paper") or (paper_beside(c["method"], c["target"]) if against_constant
+                                                 and c.get("kind") == "speed" else None) or ""}
+            for c in rep["claims"]]
 
 
 # ------------------------------------------------------------------ diagnostics

@@ -35,9 +35,9 @@ from scipy.stats import t as t_dist
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .env import settings
-from .records import Coverage
+from .records import PAPER_CLAIMS, Coverage
 from .stats import LEVEL, detectable_difference, mean_ci, seeds_needed
-from .verdicts import MEAN_INTERVAL, PAPER_CLAIMS, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
+from .verdicts import MEAN_INTERVAL, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
 
 __all__ = ["SweepPlan", "Cell", "parse_grid", "choose", "analyse", "member_score", "COUNTED", "RESUMED",
            "sweep_run_config", "mean_curves", "PAPER_CLAIMS", "coverage", "estimate_seconds", "CONFIRM_ABOVE",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .records import accuracy_series, crossing_times, format_target
+from .records import accuracy_series, crossing_times, format_target, paper_beside
 from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
 
-__all__ = ["paper_beside", "MEAN_INTERVAL", "compare_arms", "analyse_runs", "PAPER_CLAIMS", "EQUIVALENCE",
+__all__ = ["MEAN_INTERVAL", "compare_arms", "analyse_runs", "EQUIVALENCE",
            "EQUIVALENCE_SPEED", "TARGET_FRACTIONS", "run_arms", "time_to_targets", "arm_summary", "qualified"]
 
 # How an arm's mean accuracy interval is made (said in every report's statistics).
@@ -33,29 +33,6 @@ def qualified(raw: str, eq: dict, detectable, fmt, margin: str) -> str:
         return f"equivalent within {margin} at n = {eq['n']}"
     return raw + (f"; could detect ≥ {fmt(detectable)} (80% power)" if detectable is not None else "")
 
-
-
-# What the paper claims (ResNet-18 on CIFAR-10, one seed, every method at one LR) and at which
-# test accuracy. Every speed claim of that method against constant momentum shows it, with whether
-# the two can be compared (a 60% target says nothing about the paper's 90%).
-PAPER_CLAIMS = {("sgd-beta", "speed"): (0.90, "paper: beta reaches 90% 1.9x faster than constant momentum"),
-                ("sgd-hybrid", "speed"): (0.95, "paper: hybrid is fastest to 95%")}
-
-
-def paper_beside(method: str, target: float) -> str | None:
-    """The paper's claim about ``method``'s speed and whether a claim at ``target`` can test it.
-
-    >>> paper_beside("sgd-beta", 0.6).split("; ")[1]
-    "not comparable: this claim's target is 60%, the paper's 90%"
-    """
-    at, text = PAPER_CLAIMS.get((method, "speed"), (None, None))
-    if at is None:
-        return None
-    same = abs(target - at) < 1e-9
-    return (f"{text} (ResNet-18, one seed); " + ("same target: comparable in what is measured, not in model, "
-                                                 "recipe or seeds" if same else
-                                                 f"not comparable: this claim's target is {format_target(target)}, "
-                                                 f"the paper's {format_target(at)}"))
 
 
 def _fmt(v, pct=False) -> str:

@@ -116,3 +116,15 @@ def test_the_train_headline_never_averages_runs_of_different_configs():
     assert "sgd-beta (epochs=5) 58.0%" in text and "sgd-beta (epochs=1) 42.0%" in text and "50.0%" not in text
     same = training_outcome([run("sgd-beta", 5, s, a) for s, a in ((0, 0.5), (1, 0.6))])
     assert "**sgd-beta**: mean final test accuracy 55.0%" in same  # seeds are not a config difference
+
+
+def test_a_stored_report_without_paper_claims_shows_them_beside_its_speed_claims():
+    """Issue 31: the demo's sweep report was stored before claims carried the paper's; the column was empty."""
+    from beta_core.reports import verdict_rows
+    rep = {"setting": {"baseline": "sgd-constant"},
+           "claims": [{"claim": "c", "figure": "f", "verdict": "v", "n": 3, "kind": "speed", "method": "sgd-beta",
+                       "target": 0.575, "paper": None},
+                      {"claim": "a", "figure": "f", "verdict": "v", "n": 3, "kind": "accuracy", "method": "sgd-beta"}]}
+    speed, acc = verdict_rows(rep)
+    assert "1.9x" in speed["paper's claim"] and "not comparable: this claim's target is 57.5%" in speed["paper's claim"]
+    assert acc["paper's claim"] == ""
