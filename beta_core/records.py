@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import TypedDict
 
 __all__ = ["PAPER_CLAIMS", "paper_beside", "STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS",
-           "STATUSES", "ACTIVE", "time_to_accuracy", "accuracy_series", "crossing_times", "format_hit", "format_time_to_accuracy",
+           "STATUSES", "ACTIVE", "time_to_accuracy", "accuracy_series", "crossing_times", "format_hit",
+           "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
            "SweepSummary", "AttributionResult", "train_config_of", "Progress", "progress_of", "format_progress",
            "format_seconds", "format_target"]
