@@ -17,6 +17,7 @@ except EnvError as e:
 
 pages = [
     st.Page("pages/views/theory.py", title="Theory", icon=":material/school:", default=True),
+    st.Page("pages/views/findings.py", title="Findings", icon=":material/fact_check:"),
     st.Page("pages/views/schedules.py", title="Schedules", icon=":material/show_chart:"),
     st.Page("pages/views/train.py", title="Train & compare", icon=":material/play_arrow:"),
     st.Page("pages/views/compare.py", title="Compare (sweeps)", icon=":material/balance:"),

@@ -9,7 +9,7 @@ layer first (README "Architecture"; tests/test_architecture.py checks this list)
     L2  config, attribution, curvature, reports, track, verdicts, figures
     L3  engine, sweeps, localise, integrations, integrations.lightning
     L4  surgery, ray_backend, queries
-    L5  jobs, bundles
+    L5  jobs, bundles, findings
     L6  cli.common, report, worker
     L7  cli.diagnostics, cli.sweep, cli.verdict
     L8  cli

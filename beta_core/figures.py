@@ -22,7 +22,8 @@ from .damping import DEFAULT_TOL
 
 __all__ = ["group_scores_figure", "probe_figure", "PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name",
            "smooth", "metric_figure", "line_style", "coincide", "coincide_from", "panel_figure", "AXIS_TITLES",
-           "log_ticks", "ticks_between", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure"]
+           "log_ticks", "ticks_between", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure",
+           "seeds_figure"]
 
 FLAGGED, PLAIN = "#d62728", "#1f77b4"  # a flagged layer group; any other
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -239,6 +240,32 @@ def probe_figure(r: dict) -> go.Figure:
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_xaxes(type="category", title="layer group")
     fig.add_hline(y=0, line_color="#888")
+    return fig
+
+
+def seeds_figure(values: dict[str, list], title: str, y_title: str, paired: bool = False) -> go.Figure:
+    """One point per seed for each arm on a categorical axis, the arm's mean as a black bar; a
+    seed with no value (a run that never reached a target) is left out and counted in the
+    arm's label. ``paired``: a grey line joins each seed's points across arms."""
+    fig = go.Figure()
+    arms = list(values)
+    label = {a: a + (f" ({sum(v is None for v in values[a])} never)" if any(v is None for v in values[a]) else "")
+             for a in arms}
+    if paired:
+        for i in range(max(len(v) for v in values.values())):
+            fig.add_trace(go.Scatter(x=[label[a] for a in arms], y=[values[a][i] for a in arms], mode="lines",
+                                     line={"color": "#cccccc", "width": 1}, showlegend=False, hoverinfo="skip"))
+    for i, a in enumerate(arms):
+        got = [v for v in values[a] if v is not None]
+        fig.add_trace(go.Box(x=[label[a]] * len(got), y=got, boxpoints="all", jitter=0.3, pointpos=0, name=a,
+                             marker_color=PALETTE[i % len(PALETTE)], fillcolor="rgba(0,0,0,0)",
+                             line={"color": "rgba(0,0,0,0)"}, showlegend=False))
+        if got:
+            fig.add_trace(go.Scatter(x=[label[a]], y=[float(np.mean(got))], mode="markers", showlegend=False,
+                                     marker={"symbol": "line-ew-open", "size": 30, "color": "black"},
+                                     hovertemplate=f"{a}: mean %{{y:.4g}}<extra></extra>"))
+    fig.update_layout(title=title, height=320, yaxis_title=y_title, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_xaxes(type="category")
     return fig
 
 

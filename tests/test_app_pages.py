@@ -8,7 +8,7 @@ from beta_core.store import Store
 from beta_core.surgery import SurgeryConfig, surgery_run_config
 from beta_core.sweeps import SweepPlan, sweep_run_config
 
-PAGES = ["theory", "schedules", "train", "compare", "attribution", "surgery", "runs"]
+PAGES = ["theory", "findings", "schedules", "train", "compare", "attribution", "surgery", "runs"]
 
 
 @pytest.fixture(scope="module")

@@ -25,11 +25,13 @@ LAYERS = {
         "integrations", "integrations.lightning"),    # the Lightning callback (an optional extra)
     4: ("surgery", "ray_backend", "queries"),         # retrain chosen groups, verify, controls; Ray tasks;
                                                       # reading a sweep's members, the newest localisation
-    5: ("jobs", "bundles"),                           # joins the store and the computation; worker processes;
-                                                      # bundles: checked against every job kind's config
+    5: ("jobs", "bundles", "findings"),               # joins the store and the computation; worker processes;
+                                                      # bundles: checked against every job kind's config;
+                                                      # the paper's claims tested on stored runs
     6: ("cli.common", "report", "worker"),            # CLI errors, progress, running a job; offline HTML reports;
                                                       # the warm worker process's loop
-    7: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict
+    7: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict,
+                                                         # findings
     8: ("cli",),                                      # the command line (the package's __init__)
     9: ("__main__", "__init__"),                      # python -m beta_core
 }

@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
                     "models": cmd_models, "verdict": verdict.cmd_verdict, "report": cmd_report,
+                    "findings": verdict.cmd_findings,
                     "sweep": lambda a, s: sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
                     **diagnostics.HANDLERS}
         code = handlers[args.command](args, store)

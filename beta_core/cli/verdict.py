@@ -1,13 +1,16 @@
-"""CLI: ``beta-core verdict``: the sweep statistics over any finished runs, ours or external."""
+"""CLI: ``beta-core verdict``: the sweep statistics over any finished runs, ours or external;
+``beta-core findings``: the paper's four claims tested on the store's findings runs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from ..findings import findings, markdown
 from ..store import Store
 from ..verdicts import EQUIVALENCE, EQUIVALENCE_SPEED, analyse_runs, run_arms
 from .common import CLIError, print_report
 
-__all__ = ["add_parser", "cmd_verdict"]
+__all__ = ["add_parser", "cmd_verdict", "cmd_findings"]
 
 KINDS = ("train", "external")
 
@@ -27,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--equivalence-speed", dest="equivalence_speed", type=float, default=EQUIVALENCE_SPEED,
                    help="speedup margin of 'equivalent'")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON (the sweep report's shape)")
+    p = sub.add_parser("findings", help="the paper's four claims tested on this store's findings runs (Markdown)")
+    p.add_argument("--sweep", help="the findings sweep (default: the newest finished sweep)")
+    p.add_argument("--out", metavar="PATH", help="write the Markdown here (default: print it)")
 
 
 def _ids(text: str, flag: str) -> list[str]:
@@ -83,4 +89,14 @@ def cmd_verdict(args, store: Store) -> int:
         with open(args.json, "w") as f:
             json.dump(rep, f, indent=2, default=str)
         print(f"report written to {args.json}")
+    return 0
+
+
+def cmd_findings(args, store: Store) -> int:
+    text = markdown(findings(store, args.sweep))
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"findings written to {args.out}")
+    else:
+        print(text)
     return 0
