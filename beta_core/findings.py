@@ -297,7 +297,8 @@ def markdown(f: dict) -> str:
     else:
         L += ["Not measured: no seed has attribution of both its sgd-beta and its adam run.", ""]
     L += ["Reproduce: `beta-core attribute RUN` on the sgd-beta and adam run of each seed "
-          "(data/demo/record_findings.py does all seeds).", "", "## 3. Does surgery on the flagged groups fix errors?", ""]
+          "(data/demo/record_findings.py does all seeds).", "",
+          "## 3. Does surgery on the flagged groups fix errors?", ""]
     if c3["n"]:
         L += [f"**{_upper(_verdict_3(c3))}.** Surgery retrained the paper's groups (gradient top 3; "
               f"{_pct(c3['fraction']['mean'])} of parameters on average) for 2 epochs on the training split; "

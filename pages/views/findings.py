@@ -2,8 +2,8 @@
 detail folded under it. The text is docs/findings.md's, computed from the runs in this store."""
 import streamlit as st
 
-from beta_core.findings import COMMAND, findings, sections
 from beta_core.figures import seeds_figure
+from beta_core.findings import COMMAND, findings, sections
 from beta_core.records import format_target
 from pages.views.common import demo_button, get_store, show_error
 
