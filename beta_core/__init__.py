@@ -10,8 +10,10 @@ layer first (README "Architecture"; tests/test_architecture.py checks this list)
     L3  engine, sweeps, localise, integrations, integrations.lightning
     L4  surgery, ray_backend, queries
     L5  jobs, bundles, findings
-    L6  cli.common, report, worker
-    L7  cli.diagnostics, cli.sweep, cli.verdict
-    L8  cli
+    L6  cli.stored, report, worker
+    L7  cli.common
+    L8  cli.diagnostics, cli.sweep, cli.verdict
+    L9  cli.commands
+    L10 cli
 """
 __version__ = "0.1.0"

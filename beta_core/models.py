@@ -47,10 +47,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import zoo
+from .records import train_config_of
 
 __all__ = ["MODELS", "ModelConfig", "build_model", "layer_groups", "group_parameters", "group_param_counts",
            "group_modules", "LayerGroup", "SmallCNN", "ResNet", "AirNet", "eval_mode", "predict", "evaluate",
-           "loss_fn", "check_model", "catalogue", "runs_at"]
+           "loss_fn", "check_model", "catalogue", "runs_at", "run_groups"]
 
 MODELS = ("small_cnn", "small_resnet", "resnet18", "airnet")
 
@@ -450,3 +451,15 @@ def evaluate(model: nn.Module, loader, autocast: bool = False, tta: bool = False
     """(loss, accuracy) over one pass of ``loader``."""
     preds, loss = predict(model, loader, autocast, tta)
     return loss, (preds == loader.y).float().mean().item()
+
+
+def run_groups(run: dict) -> list[tuple[str, int]]:
+    """``[(group, parameters)]`` of a training run's model (or its parent's, for a surgery or an
+    attribution): as recorded when it trained, else built from its stored config without
+    pretrained weights."""
+    if run.get("summary", {}).get("groups"):
+        return [tuple(g) for g in run["summary"]["groups"]]
+    c = train_config_of(run)
+    widths = tuple(c["widths"]) if c.get("widths") else None
+    mc = ModelConfig(c.get("model", "small_cnn"), c.get("width"), widths=widths, resize=c.get("resize"))
+    return [(g.name, g.n_params) for g in layer_groups(build_model(mc, pretrained=False))]

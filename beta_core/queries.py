@@ -5,8 +5,8 @@ system (``jobs``: processes, bodies, Ray).
 """
 from __future__ import annotations
 
+from .records import Cell
 from .store import Store
-from .sweeps import Cell
 
 __all__ = ["latest_members", "sweep_members", "latest_localisation"]
 

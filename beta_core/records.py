@@ -13,9 +13,11 @@ still change.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import TypedDict
 
-__all__ = ["PAPER_CLAIMS", "paper_beside", "STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS",
+__all__ = ["Cell", "PAPER_CLAIMS", "paper_beside", "STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS",
            "STATUSES", "ACTIVE", "time_to_accuracy", "accuracy_series", "crossing_times", "format_hit",
            "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
@@ -211,3 +213,25 @@ def paper_beside(method: str, target: float) -> str | None:
                                                  "recipe or seeds" if same else
                                                  f"not comparable: this claim's target is {format_target(target)}, "
                                                  f"the paper's {format_target(at)}"))
+
+
+# A sweep member is one cell of its plan; the cell's key is stored as the run's label.
+@dataclass(frozen=True)
+class Cell:
+    stage: str          # "tune" or "test"
+    method: str
+    seed: int
+    values: tuple       # ((field, value), ...) sorted by field
+
+    def key(self) -> str:
+        return json.dumps({"stage": self.stage, "method": self.method, "seed": self.seed,
+                           "values": dict(self.values)}, sort_keys=True)
+
+    @classmethod
+    def from_key(cls, key: str) -> Cell:
+        d = json.loads(key)
+        return cls(d["stage"], d["method"], d["seed"], tuple(sorted(d["values"].items())))
+
+    def label(self) -> str:
+        vals = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.values)
+        return f"{self.method} {vals} seed {self.seed}".replace("  ", " ")

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .models import ModelConfig, build_model, layer_groups
 from .records import format_target, format_time_to_accuracy, paper_beside, train_config_of
 from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
-           "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows", "run_groups",
+           "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows",
            "config_diff", "text_table", "pct", "share", "surgery_outcome", "training_outcome", "timing_note",
            "verdict_summary"]
 
@@ -192,18 +191,6 @@ def localisation_rows(result: dict, paper_scores=()) -> list[dict]:
              "top-3 [95% CI]": rate(s["top3"]), "mean rank": round(s["mean_rank"]["mean"], 2),
              "seconds": round(s["seconds"] or 0, 2), "passes": int(s["passes"] or 0)}
             for name, s in sorted(result["scores"].items(), key=lambda kv: -(kv[1]["top1"]["rate"] or 0))]
-
-
-def run_groups(run: dict) -> list[tuple[str, int]]:
-    """``[(group, parameters)]`` of a training run's model (or its parent's, for a surgery or an
-    attribution): as recorded when it trained, else built from its stored config without
-    pretrained weights."""
-    if run.get("summary", {}).get("groups"):
-        return [tuple(g) for g in run["summary"]["groups"]]
-    c = train_config_of(run)
-    widths = tuple(c["widths"]) if c.get("widths") else None
-    mc = ModelConfig(c.get("model", "small_cnn"), c.get("width"), widths=widths, resize=c.get("resize"))
-    return [(g.name, g.n_params) for g in layer_groups(build_model(mc, pretrained=False))]
 
 
 def config_diff(a: dict, b: dict) -> list[dict]:

@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from .env import settings
 from .records import ACTIVE, EPOCH, EPOCH_FIELDS, STATUSES, STEP_FIELDS
@@ -450,6 +449,7 @@ class Store:
 
         Serialised in memory first, so a full disk surfaces as the OS's own "No space left on
         device" rather than a message from torch's zip writer."""
+        import torch  # here, not at the top: listing and reading runs never needs torch
         path = self.checkpoint_path(run_id)
         tmp = path.with_suffix(".tmp")
         buf = io.BytesIO()
@@ -466,6 +466,7 @@ class Store:
     def load_checkpoint(self, run_id: str) -> dict:
         """The run's final weights. Loaded with ``weights_only=True`` always: a checkpoint that
         holds anything but tensors is refused, never executed."""
+        import torch  # here, not at the top: listing and reading runs never needs torch
         path = self.checkpoint_path(run_id)
         if not path.exists():
             run = self.get_run(run_id)

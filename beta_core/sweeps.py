@@ -35,7 +35,7 @@ from scipy.stats import t as t_dist
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .env import settings
-from .records import PAPER_CLAIMS, Coverage
+from .records import PAPER_CLAIMS, Cell, Coverage
 from .stats import LEVEL, detectable_difference, mean_ci, seeds_needed
 from .verdicts import MEAN_INTERVAL, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
 
@@ -72,27 +72,6 @@ def parse_grid(items: list[str]) -> dict:
             raise ValueError(f"Invalid grid {item!r} (expected distinct values)")
         grid.setdefault(scope, {})[name] = vals
     return grid
-
-
-@dataclass(frozen=True)
-class Cell:
-    stage: str          # "tune" or "test"
-    method: str
-    seed: int
-    values: tuple       # ((field, value), ...) sorted by field
-
-    def key(self) -> str:
-        return json.dumps({"stage": self.stage, "method": self.method, "seed": self.seed,
-                           "values": dict(self.values)}, sort_keys=True)
-
-    @classmethod
-    def from_key(cls, key: str) -> Cell:
-        d = json.loads(key)
-        return cls(d["stage"], d["method"], d["seed"], tuple(sorted(d["values"].items())))
-
-    def label(self) -> str:
-        vals = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.values)
-        return f"{self.method} {vals} seed {self.seed}".replace("  ", " ")
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,29 @@ def test_every_subcommand_prints_its_help(capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", "--help"])
     assert e.value.code == 0 and "--eval-images" in capsys.readouterr().out
+
+
+def test_reading_stored_runs_imports_no_torch(tmp_path):
+    """`runs list|show|diff` read the store without torch (a listing took 9 s, 8.4 s of it torch)."""
+    import subprocess
+    import sys
+
+    from helpers import tiny_config
+
+    from beta_core.jobs import execute_run
+    store = Store(tmp_path / "runs")
+    ids = [store.create_run(tiny_config(method=m).to_dict()) for m in ("sgd-beta", "sgd-constant")]
+    for rid in ids:
+        execute_run(store, rid, str(tmp_path / "data"))
+    for argv in (["list"], ["show", ids[0]], ["diff", *ids]):
+        p = subprocess.run([sys.executable, "-X", "importtime", "-m", "beta_core", "--runs-dir", str(tmp_path / "runs"),
+                            "runs", *argv], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-500:]
+        assert ids[0] in p.stdout
+        imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time")}
+        assert "torch" not in imported and "torchvision" not in imported, argv
+        assert "beta_core.cli.stored" in imported  # the light path ran
+    # the light path still says what a bad id is, in one line
+    p = subprocess.run([sys.executable, "-m", "beta_core", "--runs-dir", str(tmp_path / "runs"), "runs", "show",
+                        "nope"], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.startswith("error: Unknown run: 'nope'")

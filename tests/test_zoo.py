@@ -15,9 +15,8 @@ from beta_core.curvature import group_eigenvalues
 from beta_core.env import EnvError, settings
 from beta_core.jobs import attribute_run, execute_run, load_trained
 from beta_core.localise import apply_fault, fault_applies
-from beta_core.models import ModelConfig, build_model, check_model, group_modules, layer_groups, loss_fn
+from beta_core.models import ModelConfig, build_model, check_model, group_modules, layer_groups, loss_fn, run_groups
 from beta_core.records import train_config_of
-from beta_core.reports import run_groups
 from beta_core.store import Store, StoreError
 from beta_core.surgery import SurgeryConfig, surgery_run_config
 

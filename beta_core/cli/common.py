@@ -9,15 +9,12 @@ from .. import reports
 from ..jobs import execute_run
 from ..records import EPOCH, format_time_to_accuracy
 from ..store import Store
+from .stored import CLIError
 
 __all__ = ["CLIError", "Progress", "execute", "print_summary", "SYNTHETIC_NOTE", "Interrupts", "INTERRUPTS",
            "print_report"]
 
 SYNTHETIC_NOTE = "note: trained on SYNTHETIC data (no CIFAR-10 here); pass --data-path for real images"
-
-
-class CLIError(Exception):
-    """A user error the CLI reports as one line (exit code 2)."""
 
 
 class Progress:

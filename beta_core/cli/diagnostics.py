@@ -10,7 +10,7 @@ from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from ..jobs import attribute_run, load_trained
 from ..localise import FAULTS, QUICK_SEVERITIES
-from ..models import loss_fn
+from ..models import loss_fn, run_groups
 from ..records import train_config_of
 from ..store import Store
 from ..surgery import SurgeryConfig, surgery_run_config
@@ -120,7 +120,7 @@ def cmd_surgery(args, store: Store) -> int:
     cfg = SurgeryConfig(groups=groups, epochs=args.epochs, lr=args.lr, oversample_errors=args.oversample_errors,
                         controls=args.controls, train_split=args.train_split, allow_leaky=args.allow_leaky)
     if groups != "auto":  # group names are known from the model alone: refuse a typo before a run exists
-        known = [g for g, _ in reports.run_groups(parent)]
+        known = [g for g, _ in run_groups(parent)]
         unknown = [g for g in groups if g not in known]
         if unknown:
             raise CLIError(f"Unknown layer groups: {unknown} in --groups (expected some of {known}, or auto)")

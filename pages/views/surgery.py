@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from beta_core import reports
+from beta_core.models import run_groups
 from beta_core.records import ACTIVE
 from beta_core.surgery import SurgeryConfig, surgery_run_config
 from pages.views.common import (
@@ -21,7 +22,7 @@ from pages.views.common import (
 
 
 def launch_form(run: dict, flagged: list[str]) -> None:
-    names = [g for g, _ in reports.run_groups(run)]
+    names = [g for g, _ in run_groups(run)]
     with st.form("surgery"):
         groups = st.multiselect("Layer groups to retrain (pre-filled with the flagged ones; empty = auto)", names,
                                 default=flagged, help=term("layer_group", "flagged"))

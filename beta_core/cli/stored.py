@@ -1,0 +1,154 @@
+"""The commands that only read stored runs (``runs list|show|diff|export|delete``), and how every
+command reports a failure: one line, a non-zero exit. Nothing here imports torch, so a listing
+starts in the time Python, pandas and SQLite take (``benchmarks/bench_cli_start.py``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .. import reports
+from ..env import EnvError, settings
+from ..queries import sweep_members
+from ..store import Store, StoreError
+
+__all__ = ["CLIError", "LIGHT", "add_global_flags", "add_runs_parser", "cmd_stored_runs", "err", "guarded",
+           "light_command", "main"]
+
+LIGHT = ("list", "show", "diff", "export", "delete")  # ``runs`` subcommands that need no model
+
+
+class CLIError(Exception):
+    """A user error the CLI reports as one line (exit code 2)."""
+
+
+def err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+def add_global_flags(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--runs-dir", help="the run store (default: BETA_RUNS_DIR, else runs)")
+    ap.add_argument("--data-dir", help="datasets and their cache (default: BETA_DATA_DIR, else data)")
+
+
+def add_runs_parser(sub) -> None:
+    p = sub.add_parser("runs", help="list, show, export or delete runs")
+    rs = p.add_subparsers(dest="runs_command", required=True)
+    rs.add_parser("list")
+    q = rs.add_parser("show")
+    q.add_argument("run_id")
+    q = rs.add_parser("export")
+    q.add_argument("run_ids", nargs="+")
+    q.add_argument("--out", default="export")
+    q = rs.add_parser("delete")
+    q.add_argument("run_ids", nargs="+")
+    q = rs.add_parser("pack", help="runs (a sweep with its members) into one zip for another store")
+    q.add_argument("run_ids", nargs="+")
+    q.add_argument("--out", required=True, help="the bundle to write, e.g. bundle.zip")
+    q.add_argument("--no-checkpoints", dest="checkpoints", action="store_false", help="leave the weights out")
+    q = rs.add_parser("unpack", help="a bundle's runs into this store (ids kept; twice adds nothing)")
+    q.add_argument("bundle")
+    q = rs.add_parser("diff", help="two runs' configs side by side, differing fields marked")
+    q.add_argument("run_a")
+    q.add_argument("run_b")
+
+
+def light_command(argv: list[str]) -> bool:
+    """Whether ``argv`` asks for a command this module answers (help and the rest go to the full CLI)."""
+    words, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--runs-dir", "--data-dir"):
+            skip = True
+        elif not a.startswith("-"):
+            words.append(a)
+        elif not a.startswith(("--runs-dir=", "--data-dir=")):
+            return False  # -h or a flag only the full parser knows
+    return len(words) >= 2 and words[0] == "runs" and words[1] in LIGHT
+
+
+def cmd_stored_runs(args, store: Store) -> int:
+    if args.runs_command == "list":
+        df = reports.run_table(store)
+        if df.empty:
+            print(f"no runs in {store.dir}")
+            return 0
+        cols = ["id", "status", "kind", "method", "model", "data", "lr", "seed", "best_test_acc", "wall_seconds",
+                "parent"]
+        df = df.astype({"seed": "Int64"})  # a seed is a whole number ("2", not "2.0000"); sweeps have none
+        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}",
+                                 formatters={"lr": lambda v: f"{v:g}", "wall_seconds": lambda v: f"{v:.1f}"}))
+    elif args.runs_command == "show":
+        run = store.get_run(args.run_id)
+        print(json.dumps({k: run[k] for k in ("id", "status", "kind", "method", "parent", "error", "summary",
+                                              "config")}, indent=2, default=str))
+        ep = store.epochs(args.run_id)
+        if not ep.empty:
+            print(ep.drop(columns=["run_id", "extra"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    elif args.runs_command == "diff":
+        a, b = store.get_run(args.run_a), store.get_run(args.run_b)
+        rows = reports.config_diff(a["config"], b["config"])
+        n = sum(r["differs"] for r in rows)
+        print(reports.text_table([{"": "*" if r["differs"] else "", "field": r["field"], args.run_a: r["a"],
+                                   args.run_b: r["b"]} for r in rows]))
+        print(f"{n} field{'s' if n != 1 else ''} differ (marked *)")
+    elif args.runs_command == "export":
+        ids = []
+        for rid in args.run_ids:  # a sweep exports as its members' records plus its report
+            run = store.get_run(rid)
+            ids += [r["id"] for _, r in sweep_members(store, rid)] if run["kind"] == "sweep" else [rid]
+        for f in reports.export_csv(store, ids, args.out):
+            print(f)
+        for rid in args.run_ids:
+            rep = store.results(rid, "sweep")
+            if rep:
+                out = Path(args.out)
+                (out / f"sweep-{rid}.json").write_text(json.dumps(rep[-1], indent=2, default=str))
+                pd.DataFrame(reports.verdict_rows(rep[-1])).to_csv(out / f"sweep-{rid}-verdicts.csv", index=False)
+                print(out / f"sweep-{rid}.json")
+                print(out / f"sweep-{rid}-verdicts.csv")
+    elif args.runs_command == "delete":
+        for rid in args.run_ids:
+            n = store.delete(rid)
+            print(f"deleted {rid}" + (f" and its {n - 1} member runs" if n > 1 else ""))
+    else:
+        raise CLIError(f"runs {args.runs_command} needs the full command line")
+    return 0
+
+
+def guarded(body, extra_errors: tuple = ()) -> int:
+    """Run ``body()`` (an exit code); every failure a user can cause is one line on stderr."""
+    try:
+        code = body()
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
+        return code
+    except BrokenPipeError:  # ``beta-core runs show X | head``: the reader left; stop quietly (Python's advice)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (CLIError, StoreError, EnvError, ValueError, TypeError, FileNotFoundError, *extra_errors) as e:
+        err(str(e))
+        return 2
+    except OSError as e:  # a file system refusal we did not foresee: still one line
+        err(f"{e.strerror or e}: {e.filename or ''}".strip(": "))
+        return 2
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="beta-core")
+    add_global_flags(ap)
+    add_runs_parser(ap.add_subparsers(dest="command", required=True))
+    args = ap.parse_args(argv)
+
+    def body() -> int:
+        store = Store(args.runs_dir or settings().runs_dir)
+        store.reap()  # runs whose process died are recorded as interrupted before anything reads them
+        return cmd_stored_runs(args, store)
+    return guarded(body)
