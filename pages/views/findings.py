@@ -5,9 +5,9 @@ import streamlit as st
 from beta_core.figures import seeds_figure
 from beta_core.findings import COMMAND, findings, sections
 from beta_core.records import format_target
-from pages.views.common import demo_button, get_store, show_error
+from pages.views.common import demo_button, get_store, show_error, term
 
-st.title("Findings: the paper's claims, tested")
+st.title("Findings: the paper's claims, tested", help=term("verdict", "interval", "mde", "holm", "speedup"))
 store = get_store()
 try:
     f = findings(store)

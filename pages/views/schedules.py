@@ -14,6 +14,8 @@ from beta_core.schedules import (
 from pages.views.common import metric_figure, run_colors, show_error, term
 
 st.title("LR schedules and momentum rules")
+plots = st.container()  # the page opens on its plots; the settings that draw them sit below
+st.markdown("**Settings**")
 # Every setting is kept in the URL (bind): a link opens the same schedules.
 c1, c2, c3, c4 = st.columns(4)
 name = c1.selectbox("LR schedule", LR_SCHEDULES, index=LR_SCHEDULES.index("cosine"), key="sc_schedule",
@@ -56,19 +58,24 @@ for rule_name, rule in rules.items():
         "eff_lr": [effective_lr(lr, mu) if lr > 0 else None for lr, mu in zip(lrs, mus)]})
 colors = run_colors(frames)
 names = {k: k for k in frames}
+low = next((s for s, v in enumerate(lrs) if 0 < v <= hybrid_switch_lr(mu_c)), None)
+with plots:
+    st.markdown(f"With a {name} schedule from LR {base_lr:g}, the beta rule starts at μ = "
+                f"{frames['beta']['momentum'].iloc[0]:.3f} (ζ = 1 at λ = {lam:g}) and rises as the LR falls; hybrid = "
+                + (f"beta until step {max(0, low - 1):,} of {int(total):,}, then holds μ = {mu_c:g}." if low is not None
+                   else f"beta for the whole schedule (its LR never falls to {hybrid_switch_lr(mu_c):.4g})."))
+    a, b = st.columns(2)
+    a.plotly_chart(metric_figure(frames, names, colors, "step", "momentum", "Momentum μ"), width="stretch")
+    b.plotly_chart(metric_figure(frames, names, colors, "step", "zeta", "Damping ratio ζ (log)", log_y=True,
+                                 bands=True), width="stretch")
 st.plotly_chart(metric_figure({"lr": frames["beta"]}, {"lr": "lr"}, {"lr": "#444"}, "step", "lr", "Learning rate"),
                 width="stretch")
-a, b = st.columns(2)
-a.plotly_chart(metric_figure(frames, names, colors, "step", "momentum", "Momentum μ"), width="stretch")
-b.plotly_chart(metric_figure(frames, names, colors, "step", "zeta", "Damping ratio ζ (log)", log_y=True, bands=True),
-               width="stretch")
 st.plotly_chart(metric_figure(frames, names, colors, "step", "eff_lr", "Effective step lr/(1−μ) (log)", log_y=True),
                 width="stretch")
 st.caption("Under the beta rule the effective step is √lr/2, far below 10·lr with μ = 0.9: comparisons at the "
            "same LR are not comparisons at the same step size. The exact rule's ζ sits below 1 (about 0.84 at lr "
            "0.1): its μ = (1 − √(lr·λ))² comes from the discrete-time analysis, while ζ here is the beta rule's "
            "continuous one; the two agree only at small LRs.")
-low = next((s for s, v in enumerate(lrs) if 0 < v <= hybrid_switch_lr(mu_c)), None)
 st.caption("hybrid = beta " + (f"until step {max(0, low - 1):,} of {int(total):,}: at step {low:,} the LR falls to "
                                f"{hybrid_switch_lr(mu_c):.4g}, beta's μ reaches {mu_c:g}, and hybrid holds μ there"
                                if low is not None

@@ -37,73 +37,78 @@ from pages.views.common import (
 st.title("Train & compare")
 outcome = st.empty()  # the shown runs' outcome in words, first on the page (filled once they are known)
 
-# ------------------------------------------------------------------ launch form
-# The preset sits outside the form, so the form's defaults follow the preset picked.
-# Settings outside the form are kept in the URL (bind): a teacher's link opens the same view.
-preset = st.selectbox("Preset", list(PRESETS), index=0, key="tr_preset", bind="query-params",
-                      help="quick-cpu: three methods, 6,000 images, 5 epochs: 31 s of training for all three on "
-                           "2 CPU cores (measured, CIFAR-10 pack)")
-model, resize = model_picker(PRESETS[preset]["config"]["model"], key="train-model")
-with st.form("launch"):
-    c2, c3 = st.columns([1, 2])
-    dataset = c2.selectbox("Dataset", SOURCES, index=SOURCES.index(PRESETS[preset]["config"].get("dataset", "auto")),
-                           help="auto: a data path if given, else CIFAR-10 in data/, else synthetic")
-    data_path = c3.text_input("Data path (ImageFolder tree or .tar.gz)", value="", key="data_path",
-                              help="kept for this session: the sidebar's Data line names what it resolves to")
-    c5, c6 = st.columns(2)
-    methods = c5.multiselect("Methods", list(METHODS), default=preset_methods(preset),
-                             help=term("constant", "beta_rule", "hybrid", "onecycle"))
-    seeds_text = c6.text_input("Seeds (comma-separated)", value="0")
-    c7, c8, c9 = st.columns(3)
-    epochs = c7.number_input("Epochs", min_value=1, max_value=500, value=PRESETS[preset]["config"]["epochs"])
-    subset = c8.number_input("Training images (0 = all)", min_value=0, max_value=50000,
-                             value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
-    lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0,
-                         value=float(PRESETS[preset]["config"].get("lr", 0.1)), format="%.4f", help=term("eff_lr"))
-    with st.expander("Advanced: momentum, batch size, LR schedule"):
-        preset_cfg = {**TrainConfig().to_dict(), **preset_config(preset)}
-        a1, a2, a3 = st.columns(3)
-        mu = a1.number_input("Momentum μ (constant; hybrid after its switch)", min_value=0.0, max_value=0.999,
-                             value=float(preset_cfg["mu"]), format="%.3f",
-                             help="The beta rule sets μ itself: μ = 1 − 2√lr.\n\n" + term("momentum"))
-        batch = a2.number_input("Batch size", min_value=1, max_value=65536, value=int(preset_cfg["batch_size"]))
-        schedules = ["cosine", "constant", "step", "linear"]
-        sched = a3.selectbox("LR schedule", schedules, index=schedules.index(preset_cfg["lr_schedule"])
-                             if preset_cfg["lr_schedule"] in schedules else 0,
-                             help="sgd-onecycle keeps its own one-cycle schedule")
-        targets = st.text_input("Time-to-accuracy targets (test accuracy, comma-separated)",
-                                value=",".join(f"{t:g}" for t in preset_cfg["thresholds"]), help=term("time_to_acc"))
-    c10, c11 = st.columns(2)
-    per_epoch = c10.checkbox("Attribution each epoch", help="A group × epoch heatmap on the Attribution page; "
-                             "costs about 4% of an epoch on the small CNN.\n\n" + term("attribution", "layer_group"))
-    curvature = c11.checkbox("Curvature each epoch", help="The top Hessian eigenvalue each epoch, so ζ uses the "
-                             "measured curvature instead of λ = 1.\n\n" + term("sharpness", "zeta"))
-    launched = st.form_submit_button("Launch", type="primary")
-
-if launched:
-    with launch_errors():
-        seeds = parse_seeds(seeds_text)
-        over = {"model": model, "resize": resize, "dataset": dataset, "epochs": int(epochs),
-                "train_subset": int(subset) or None, "data_path": data_path or None,
-                "attribution_every_epoch": per_epoch, "curvature_every_epoch": curvature}
-        # Advanced fields only when changed from the preset's: a method's own fixed values (onecycle's
-        # schedule, adam's beta1) are not overridden by a default nobody touched.
-        try:
-            wanted = tuple(float(t) for t in targets.split(",") if t.strip())
-        except ValueError:
-            raise ValueError(f"Invalid targets: {targets!r} (expected test accuracies such as 0.5,0.6)") from None
-        for name, value in (("mu", float(mu)), ("batch_size", int(batch)), ("lr_schedule", sched),
-                            ("thresholds", wanted)):
-            if value != (tuple(preset_cfg[name]) if name == "thresholds" else preset_cfg[name]):
-                over[name] = value
-        configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
-        check_data(configs, data_dir())  # a bad path is refused here, before any run exists
-        jm = get_manager()
-        group = f"ui-{uuid.uuid4().hex[:8]}"
-        st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
-        st.success(f"Launched {len(configs)} run(s) on {data_source_label(data_path or None)}.")
-
 store = get_store()
+# ------------------------------------------------------------------ launch form
+# Folded once runs exist: the outcome and the charts come first. The preset sits outside the
+# form, so the form's defaults follow the preset picked. Settings outside the form are kept in
+# the URL (bind): a teacher's link opens the same view.
+with st.expander("Launch a comparison", expanded=store.count_runs(("train", "external")) == 0,
+                 icon=":material/play_arrow:"):
+    preset = st.selectbox("Preset", list(PRESETS), index=0, key="tr_preset", bind="query-params",
+                          help="quick-cpu: three methods, 6,000 images, 5 epochs: 31 s of training for all three on "
+                               "2 CPU cores (measured, CIFAR-10 pack)")
+    model, resize = model_picker(PRESETS[preset]["config"]["model"], key="train-model")
+    with st.form("launch"):
+        c2, c3 = st.columns([1, 2])
+        dataset = c2.selectbox("Dataset", SOURCES,
+                               index=SOURCES.index(PRESETS[preset]["config"].get("dataset", "auto")),
+                               help="auto: a data path if given, else CIFAR-10 in data/, else synthetic")
+        data_path = c3.text_input("Data path (ImageFolder tree or .tar.gz)", value="", key="data_path",
+                                  help="kept for this session: the sidebar's Data line names what it resolves to")
+        c5, c6 = st.columns(2)
+        methods = c5.multiselect("Methods", list(METHODS), default=preset_methods(preset),
+                                 help=term("constant", "beta_rule", "hybrid", "onecycle"))
+        seeds_text = c6.text_input("Seeds (comma-separated)", value="0")
+        c7, c8, c9 = st.columns(3)
+        epochs = c7.number_input("Epochs", min_value=1, max_value=500, value=PRESETS[preset]["config"]["epochs"])
+        subset = c8.number_input("Training images (0 = all)", min_value=0, max_value=50000,
+                                 value=PRESETS[preset]["config"]["train_subset"] or 0, step=500)
+        lr = c9.number_input("Peak LR (SGD)", min_value=1e-5, max_value=2.0,
+                             value=float(PRESETS[preset]["config"].get("lr", 0.1)), format="%.4f", help=term("eff_lr"))
+        with st.expander("Advanced: momentum, batch size, LR schedule"):
+            preset_cfg = {**TrainConfig().to_dict(), **preset_config(preset)}
+            a1, a2, a3 = st.columns(3)
+            mu = a1.number_input("Momentum μ (constant; hybrid after its switch)", min_value=0.0, max_value=0.999,
+                                 value=float(preset_cfg["mu"]), format="%.3f",
+                                 help="The beta rule sets μ itself: μ = 1 − 2√lr.\n\n" + term("momentum"))
+            batch = a2.number_input("Batch size", min_value=1, max_value=65536, value=int(preset_cfg["batch_size"]))
+            schedules = ["cosine", "constant", "step", "linear"]
+            sched = a3.selectbox("LR schedule", schedules, index=schedules.index(preset_cfg["lr_schedule"])
+                                 if preset_cfg["lr_schedule"] in schedules else 0,
+                                 help="sgd-onecycle keeps its own one-cycle schedule")
+            targets = st.text_input("Time-to-accuracy targets (test accuracy, comma-separated)",
+                                    value=",".join(f"{t:g}" for t in preset_cfg["thresholds"]),
+                                    help=term("time_to_acc"))
+        c10, c11 = st.columns(2)
+        per_epoch = c10.checkbox("Attribution each epoch", help="A group × epoch heatmap on the Attribution page; "
+                                 "costs about 4% of an epoch on the small CNN.\n\n"
+                                 + term("attribution", "layer_group"))
+        curvature = c11.checkbox("Curvature each epoch", help="The top Hessian eigenvalue each epoch, so ζ uses the "
+                                 "measured curvature instead of λ = 1.\n\n" + term("sharpness", "zeta"))
+        launched = st.form_submit_button("Launch", type="primary")
+
+    if launched:
+        with launch_errors():
+            seeds = parse_seeds(seeds_text)
+            over = {"model": model, "resize": resize, "dataset": dataset, "epochs": int(epochs),
+                    "train_subset": int(subset) or None, "data_path": data_path or None,
+                    "attribution_every_epoch": per_epoch, "curvature_every_epoch": curvature}
+            # Advanced fields only when changed from the preset's: a method's own fixed values (onecycle's
+            # schedule, adam's beta1) are not overridden by a default nobody touched.
+            try:
+                wanted = tuple(float(t) for t in targets.split(",") if t.strip())
+            except ValueError:
+                raise ValueError(f"Invalid targets: {targets!r} (expected test accuracies such as 0.5,0.6)") from None
+            for name, value in (("mu", float(mu)), ("batch_size", int(batch)), ("lr_schedule", sched),
+                                ("thresholds", wanted)):
+                if value != (tuple(preset_cfg[name]) if name == "thresholds" else preset_cfg[name]):
+                    over[name] = value
+            configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
+            check_data(configs, data_dir())  # a bad path is refused here, before any run exists
+            jm = get_manager()
+            group = f"ui-{uuid.uuid4().hex[:8]}"
+            st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
+            st.success(f"Launched {len(configs)} run(s) on {data_source_label(data_path or None)}.")
 # ------------------------------------------------------------------ runs an earlier app never started
 stale = store.never_started()
 if stale:
