@@ -7,10 +7,16 @@ from beta_core.findings import COMMAND, findings, sections
 from beta_core.records import format_target
 from pages.views.common import demo_button, get_store, show_error, term
 
-st.title("Findings: the paper's claims, tested", help=term("verdict", "interval", "mde", "holm", "speedup"))
+st.title("Findings: the paper's claims, tested")
 store = get_store()
+sweeps = [r for r in store.runs(kind="sweep", status=("done", "incomplete")) if store.results(r["id"], "sweep")]
+sweeps.sort(key=lambda r: -len(r["config"]["sweep"].get("seeds", [])))  # as findings() chooses: the most seeds
+n_seeds = {r["id"]: len(r["config"]["sweep"].get("seeds", [])) for r in sweeps}
+chosen = st.selectbox("Sweep the claims are tested on", list(n_seeds),
+                      format_func=lambda i: f"{i} ({n_seeds[i]} seeds per method)",
+                      help=term("sweep", "verdict", "interval", "mde", "holm")) if sweeps else None
 try:
-    f = findings(store)
+    f = findings(store, chosen)
 except ValueError as e:
     st.info("No findings runs in this store yet. **Load demo runs** adds the recorded ones (a tuned sweep of five "
             "methods on 12 seeds each, with attribution and surgery); `python data/demo/record_findings.py "
