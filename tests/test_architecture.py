@@ -16,32 +16,36 @@ PKG = ROOT / "beta_core"
 
 LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo",  # schemas; rules; presets; env; stats;
-        "provenance", "glossary"),                    # hooks; models by spec; the environment a run used; words
-    1: ("damping", "data", "models", "store",         # damping ratio; datasets, loaders; nets, evaluation; run store
-        "schemas"),                                   # what arrives from outside, validated once (pydantic)
-    2: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
+        "provenance", "glossary", "storebase"),       # hooks; models by spec; the environment a run used; words;
+                                                      # the store's error, run ids, owners, connection
+    1: ("damping", "data", "models", "schemas",       # damping ratio; datasets, loaders; nets, evaluation; what
+                                                      # arrives from outside, validated once (pydantic);
+        "lifecycle", "metrics", "checkpoints", "transfer"),  # the store's parts: status changes, records, weights,
+                                                      # runs between stores
+    2: ("store",),                                    # the run store: the facade over its parts, listing runs
+    3: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
         "verdicts", "figures"),                       # spectra; tables; your own loop; verdicts; charts
-    3: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
+    4: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
         "integrations", "integrations.lightning"),    # the Lightning callback (an optional extra)
-    4: ("surgery", "ray_backend", "queries"),         # retrain chosen groups, verify, controls; Ray tasks;
+    5: ("surgery", "ray_backend", "queries"),         # retrain chosen groups, verify, controls; Ray tasks;
                                                       # reading a sweep's members, the newest localisation
-    5: ("jobs", "bundles", "findings"),               # joins the store and the computation; worker processes;
+    6: ("jobs", "bundles", "findings"),               # joins the store and the computation; worker processes;
                                                       # bundles: checked against every job kind's config;
                                                       # the paper's claims tested on stored runs
-    6: ("cli.stored", "report", "worker"),            # reading stored runs, one-line errors; offline HTML reports;
+    7: ("cli.stored", "report", "worker"),            # reading stored runs, one-line errors; offline HTML reports;
                                                       # the warm worker process's loop
-    7: ("cli.common",),                               # progress, running a job in-process, printing a report
-    8: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict,
+    8: ("cli.common",),                               # progress, running a job in-process, printing a report
+    9: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict,
                                                          # findings
-    9: ("cli.commands",),                             # every command's parser and handler
-    10: ("cli",),                                     # the command line: reading stored runs without torch, the
+    10: ("cli.commands",),                            # every command's parser and handler
+    11: ("cli",),                                     # the command line: reading stored runs without torch, the
                                                       # rest through cli.commands (loaded by name)
-    11: ("__main__", "__init__"),                     # python -m beta_core
+    12: ("__main__", "__init__"),                     # python -m beta_core
 }
 LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}
 # Imports allowed inside functions: optional or heavy third-party dependencies only.
 LAZY_OK = {("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("ray_backend", "torch"),
-           ("store", "torch"),  # checkpoints only: listing and reading runs starts without torch
+           ("checkpoints", "torch"),  # weights only: listing and reading runs starts without torch
            ("zoo", "torchvision"), ("zoo", "timm"),
            # a guarded import of the optional extra, so its absence is one line naming it
            ("integrations.lightning", "lightning"), ("integrations.lightning", "pytorch_lightning")}
