@@ -1,18 +1,5 @@
-"""Every command (``cli.main`` sends the commands that only read stored runs to ``cli.stored``).
-
-    train      one run                        beta-core train --method sgd-beta --preset quick-cpu
-    compare    methods x seeds, paired        beta-core compare --preset quick-cpu --seeds 0,1
-    runs       list | show | export | delete  beta-core runs list
-    attribute  per-group error attribution    beta-core attribute RUN
-    surgery    retrain flagged groups         beta-core surgery RUN --groups auto --controls
-    overlap    compare two diagnoses          beta-core overlap RUN_A RUN_B
-    plant-fault  damage a group, re-diagnose  beta-core plant-fault RUN --group block2
-    curvature  top Hessian eigenvalues        beta-core curvature RUN -k 3
-    localise-bench  which score finds damage   beta-core localise-bench RUN
-    sweep      tuned comparison, verdicts     beta-core sweep --preset sweep-cpu --data-path X
-
-Every failure prints one clear line to stderr and exits non-zero.
-"""
+"""Every command's parser and handler (the list is in ``beta_core.cli``'s docstring); ``cli.main``
+sends the commands that only read stored runs to ``cli.stored`` and the rest here."""
 from __future__ import annotations
 
 import argparse

@@ -13,28 +13,36 @@ from beta_core.bundles import pack
 from beta_core.cli import main
 from beta_core.store import Store
 
-archive = sys.argv[1]
-store_dir = Path(tempfile.mkdtemp())
-common = ["--runs-dir", str(store_dir / "runs"), "--data-dir", str(store_dir / "data")]
+
+def cli_for(store_dir: Path):
+    """``cli(*argv)``: beta-core on the store in ``store_dir``, timed; a failure ends the script."""
+    common = ["--runs-dir", str(store_dir / "runs"), "--data-dir", str(store_dir / "data")]
+
+    def cli(*argv: str) -> None:
+        t = time.perf_counter()
+        if main([*common, *argv]) != 0:
+            sys.exit(f"failed: beta-core {' '.join(argv)}")
+        print(f"# {time.perf_counter() - t:.0f} s: beta-core {' '.join(argv)}", flush=True)
+    return cli
 
 
-def cli(*argv: str) -> None:
-    t = time.perf_counter()
-    if main([*common, *argv]) != 0:
-        sys.exit(f"failed: beta-core {' '.join(argv)}")
-    print(f"# {time.perf_counter() - t:.0f} s: beta-core {' '.join(argv)}", flush=True)
+def record(archive: str) -> None:
+    store_dir = Path(tempfile.mkdtemp())
+    cli = cli_for(store_dir)
+    cli("compare", "--preset", "quick-cpu", "--data-path", archive, "--quiet")
+    store = Store(store_dir / "runs")
+    beta = next(r["id"] for r in store.runs(kind="train") if r["method"] == "sgd-beta")
+    cli("attribute", beta)
+    cli("surgery", beta, "--controls", "--quiet")
+    cli("sweep", "--preset", "sweep-cpu", "--data-path", archive, "--parallel", "2", "--yes", "--quiet")
+    # Two bundles, so the demo stays small (2.2 MB): the comparison and its surgery with their weights (a
+    # user can attribute or repair them again), the sweep's 33 runs without (its pages read records only).
+    runs = store.runs()
+    sweeps = [r["id"] for r in runs if r["kind"] == "sweep"]
+    here = Path(__file__).parent
+    print(pack(store, [r["id"] for r in runs if r["kind"] != "sweep" and r["parent"] not in sweeps], here / "demo.zip"))
+    print(pack(store, sweeps, here / "demo-sweep.zip", checkpoints=False))
 
 
-cli("compare", "--preset", "quick-cpu", "--data-path", archive, "--quiet")
-store = Store(store_dir / "runs")
-beta = next(r["id"] for r in store.runs(kind="train") if r["method"] == "sgd-beta")
-cli("attribute", beta)
-cli("surgery", beta, "--controls", "--quiet")
-cli("sweep", "--preset", "sweep-cpu", "--data-path", archive, "--parallel", "2", "--yes", "--quiet")
-# Two bundles, so the demo stays small (2.2 MB): the comparison and its surgery with their weights (a
-# user can attribute or repair them again), the sweep's 33 runs without (its pages read records only).
-runs = store.runs()
-sweeps = [r["id"] for r in runs if r["kind"] == "sweep"]
-here = Path(__file__).parent
-print(pack(store, [r["id"] for r in runs if r["kind"] != "sweep" and r["parent"] not in sweeps], here / "demo.zip"))
-print(pack(store, sweeps, here / "demo-sweep.zip", checkpoints=False))
+if __name__ == "__main__":
+    record(sys.argv[1])

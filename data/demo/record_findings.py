@@ -13,27 +13,18 @@ Usage: python data/demo/record_findings.py PATH/TO/cifar10-jpeg.tar.gz
 """
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from record import cli_for  # data/demo/record.py, beside this script
+
 from beta_core.bundles import pack
-from beta_core.cli import main
 from beta_core.findings import FINDINGS_SWEEP, gradient_top
 from beta_core.queries import sweep_members
 from beta_core.store import Store
 
 archive = sys.argv[1]
 store_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(tempfile.mkdtemp())
-common = ["--runs-dir", str(store_dir / "runs"), "--data-dir", str(store_dir / "data")]
-
-
-def cli(*argv: str) -> None:
-    t = time.perf_counter()
-    if main([*common, *argv]) != 0:
-        sys.exit(f"failed: beta-core {' '.join(argv)}")
-    print(f"# {time.perf_counter() - t:.0f} s: beta-core {' '.join(argv)}", flush=True)
-
-
+cli = cli_for(store_dir)
 store = Store(store_dir / "runs")
 if not store.runs(kind="sweep"):
     cli("sweep", *FINDINGS_SWEEP, "--data-path", archive, "--parallel", "2", "--yes", "--quiet")
