@@ -8,8 +8,8 @@ from .. import reports
 from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORES, AttributionConfig, overlap, plant_fault
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
-from ..jobs import attribute_run, load_trained
-from ..localise import FAULTS, QUICK_SEVERITIES
+from ..jobs import attribute_run, load_trained, localise_job
+from ..localise import FAULTS
 from ..models import loss_fn, run_groups
 from ..records import train_config_of
 from ..store import Store
@@ -195,14 +195,7 @@ def cmd_localise_bench(args, store: Store) -> int:
     parent = _trained_parent(store, args.run_id)
     scores = [x for x in args.scores.split(",") if x] if args.scores else list(SCORES)
     faults = [x for x in args.faults.split(",") if x] if args.faults else list(FAULTS)
-    bad = [x for x in scores if x not in SCORES] + [x for x in faults if x not in FAULTS]
-    if bad:
-        raise ValueError(f"Unknown score or fault: {bad[0]!r} (expected scores {SCORES}, faults {FAULTS})")
-    if args.probe_steps < 1:
-        raise ValueError(f"Invalid --probe-steps: {args.probe_steps} (expected an integer >= 1)")
-    opts = {"scores": scores, "severities": {f: QUICK_SEVERITIES[f] for f in faults}, "seeds": parse_seeds(args.seeds),
-            "probe_steps": args.probe_steps}
-    rid = store.create_run({"method": "localise", "model": parent["config"].get("model"), "localise": opts},
+    rid = store.create_run(localise_job(parent, scores, faults, parse_seeds(args.seeds), args.probe_steps),
                            kind="localise", parent=args.run_id)
 
     def progress(c):

@@ -4,9 +4,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from beta_core import reports
-from beta_core.attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORE_MEANING, SCORES, overlap
+from beta_core.attribution import (
+    DEFAULT_SCORE,
+    NORMALIZATIONS,
+    PAPER_SCORES,
+    SCORE_MEANING,
+    SCORES,
+    AttributionConfig,
+    overlap,
+)
 from beta_core.figures import group_scores_figure, probe_figure
-from beta_core.localise import QUICK_SEVERITIES
+from beta_core.jobs import attribution_job, localise_job
 from beta_core.queries import latest_localisation
 from beta_core.records import ACTIVE, train_config_of
 from pages.views.common import (
@@ -14,6 +22,7 @@ from pages.views.common import (
     get_store,
     heatmap,
     job_status,
+    launch_errors,
     pick_run,
     recent_runs,
     report_button,
@@ -71,8 +80,9 @@ def column(store, n: int, run: dict, opts: dict) -> dict | None:
     if active:
         job_status(tuple(active), "Attribution")
     elif st.button("Run attribution", key=f"attr-go-{n}", type="primary"):
-        get_manager().submit({"method": "attribution", "model": run["config"].get("model"), "attribution": opts},
-                             kind="attribution", parent=run["id"])
+        with launch_errors():
+            get_manager().submit(attribution_job(run, AttributionConfig(**opts)), kind="attribution",
+                                 parent=run["id"])
         st.rerun()
     if jobs and not active and jobs[0]["status"] == "failed":
         show_error(jobs[0]["error"], "Last attribution failed: ")
@@ -132,9 +142,7 @@ def benchmark(store, runs: list[dict]) -> None:
     if active:
         job_status(tuple(active), "Benchmark")
     elif st.button("Run the benchmark (quick)", key="bench-go"):
-        get_manager().submit({"method": "localise", "model": target["config"].get("model"),
-                              "localise": {"severities": {f: list(v) for f, v in QUICK_SEVERITIES.items()}}},
-                             kind="localise", parent=target["id"])
+        get_manager().submit(localise_job(target), kind="localise", parent=target["id"])
         st.rerun()
     if bjobs and bjobs[0]["status"] == "failed":
         show_error(bjobs[0]["error"] or "", "Last benchmark failed: ")
