@@ -22,7 +22,7 @@ __all__ = ["Cell", "PAPER_CLAIMS", "paper_beside", "STEP", "EPOCH", "MEMBER", "C
            "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
            "SweepSummary", "AttributionResult", "train_config_of", "Progress", "progress_of", "format_progress",
-           "format_seconds", "format_target"]
+           "format_seconds", "format_target", "counted"]
 
 STEP, EPOCH = "step", "epoch"
 MEMBER = "member"  # a sweep's progress: one member run finished (not stored; the run is)
@@ -165,6 +165,11 @@ def progress_of(p: Progress | None, now: float, done: int | None = None) -> dict
     eta = (total - done) / rate if rate and total else None
     return {"phase": p.get("phase", "starting"), "done": done, "total": total, "unit": p.get("unit", ""),
             "rate": rate, "eta": eta}
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``1,024 runs``: a count with its noun in the right number."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def format_seconds(s: float) -> str:

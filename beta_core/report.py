@@ -24,7 +24,7 @@ from . import reports
 from .config import METHODS, TrainConfig, config_fields
 from .figures import heatmap, mean_curve_figure, panel_figure, run_colors, run_name
 from .queries import sweep_members
-from .records import train_config_of
+from .records import counted, train_config_of
 from .store import Store
 from .sweeps import SweepPlan, mean_curves
 
@@ -146,7 +146,7 @@ def _outcome(runs: list[dict], sweep_reports: dict[str, dict]) -> str:
     trained = [r for r in runs if r["kind"] in ("train", "external") and r["summary"].get("final_test_acc") is not None]
     if trained and not sweep_reports:
         best = max(trained, key=lambda r: r["summary"]["final_test_acc"])
-        lines.append(f"{len(trained)} training run(s); the highest final test accuracy is "
+        lines.append(f"{counted(len(trained), 'training run')}; the highest final test accuracy is "
                      f"{best['summary']['final_test_acc']:.2%} ({html.escape(run_name(best))}). One run per method "
                      "is not a comparison: a sweep or `beta-core verdict` says what the difference is worth.")
     for r in runs:

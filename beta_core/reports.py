@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .records import format_target, format_time_to_accuracy, paper_beside, train_config_of
+from .records import counted, format_target, format_time_to_accuracy, paper_beside, train_config_of
 from .store import Store, StoreError
 
 __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
@@ -270,7 +270,7 @@ def training_outcome(runs: list[dict]) -> str:
     done = [r for r in runs if r["status"] == "done" and r["summary"].get("final_test_acc") is not None]
     waiting = len([r for r in runs if r["status"] in ("queued", "running")])
     if not done:
-        return f"{waiting} run(s) still training: the outcome appears when one finishes." if waiting else \
+        return f"{counted(waiting, 'run')} still training: the outcome appears when one finishes." if waiting else \
             "None of these runs finished (see their status below)."
     by_method = config_arms(done)
     accs = {m: sum(r["summary"]["final_test_acc"] for r in rs) / len(rs) for m, rs in by_method.items()}

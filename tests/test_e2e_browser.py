@@ -108,7 +108,7 @@ def test_launch_watch_attribute_operate(app, page):
         page.get_by_label("Epochs").fill("3")
         page.get_by_label("Training images (0 = all)").fill("2000")
         page.get_by_role("button", name="Launch").click()
-        page.get_by_text("Launched 3 run(s)").wait_for(timeout=30000)
+        page.get_by_text("Launched 3 runs").wait_for(timeout=30000)
         _no_exceptions(page)
     with Step(page, tmp, "live"):
         # The live fragment's progress text moves while the jobs train.

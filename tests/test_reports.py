@@ -78,7 +78,7 @@ def test_training_outcome_says_who_ended_highest_who_was_first_and_how_much_it_m
     one = training_outcome([_run("a", "sgd-beta", 0.442, 141)])
     assert one == "**sgd-beta**: final test accuracy 44.2%. It reached 50% test accuracy at step 141."
     assert "One seed per method" in text and "not a verdict" in text
-    assert training_outcome([_run("a", "sgd-beta", None, None, status="running")]).startswith("1 run(s) still")
+    assert training_outcome([_run("a", "sgd-beta", None, None, status="running")]).startswith("1 run still")
     easy = [_run("a", "sgd-beta", 0.99, 10), _run("b", "sgd-constant", 0.99, 12)]  # MNIST: every target in epoch 1
     for r in easy:
         r["summary"]["time_to_accuracy"]["0.5"]["epoch"] = 0

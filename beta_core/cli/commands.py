@@ -29,7 +29,7 @@ from ..jobs import BACKENDS, JobManager
 from ..models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from ..presets import PRESETS
 from ..ray_backend import RayBackendError
-from ..records import train_config_of
+from ..records import counted, train_config_of
 from ..report import build_report, report_figures
 from ..store import Store
 from . import diagnostics, sweep, verdict
@@ -210,8 +210,8 @@ def _compare_in_workers(store: Store, configs: list, args, group: str) -> list[d
 
     def tick():
         if not args.quiet:
-            print(f"\r{len(finished)}/{len(ids)} runs finished" + (" (stopping)" if INTERRUPTS() else ""), end="",
-                  file=sys.stderr)
+            print(f"\r{len(finished)} of {counted(len(ids), 'run')} finished"
+                  + (" (stopping)" if INTERRUPTS() else ""), end="", file=sys.stderr)
 
     runs = jm.wait(ids, on_tick=tick, should_stop=INTERRUPTS, on_finished=finished.append)
     print(file=sys.stderr)
@@ -251,10 +251,12 @@ def cmd_runs(args, store: Store) -> int:
     """``runs pack|unpack`` (bundles check models, so they load torch); the rest reads the store only."""
     if args.runs_command == "pack":
         info = bundles.pack(store, args.run_ids, args.out, args.checkpoints)
-        print(f"{args.out}: {info['runs']} runs, {info['checkpoints']} checkpoints, {info['bytes'] / 1e6:.1f} MB")
+        print(f"{args.out}: {counted(info['runs'], 'run')}, {counted(info['checkpoints'], 'checkpoint')}, "
+              f"{info['bytes'] / 1e6:.1f} MB")
     elif args.runs_command == "unpack":
         info = bundles.unpack(store, args.bundle)
-        print(f"{args.bundle}: {len(info['added'])} runs added to {store.dir}, {len(info['skipped'])} already there")
+        print(f"{args.bundle}: {counted(len(info['added']), 'run')} added to {store.dir}, "
+              f"{len(info['skipped'])} already there")
     else:
         return cmd_stored_runs(args, store)
     return 0

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..findings import findings, markdown
+from ..records import counted
 from ..store import Store
 from ..verdicts import EQUIVALENCE, EQUIVALENCE_SPEED, analyse_runs, run_arms
 from .common import CLIError, print_report
@@ -83,7 +84,7 @@ def cmd_verdict(args, store: Store) -> int:
     targets = [float(t) for t in args.target.split(",") if t.strip()] if args.target else None
     epochs = store.epoch_records(*[r["id"] for a in arms.values() for r in a.values()])
     rep = analyse_runs(arms, epochs, baseline, targets, args.equivalence, args.equivalence_speed)
-    label = ", ".join(f"{m} ({len(a)} runs)" for m, a in arms.items())
+    label = ", ".join(f"{m} ({counted(len(a), 'run')})" for m, a in arms.items())
     print_report(rep, f"verdict over {label}")
     if args.json:
         with open(args.json, "w") as f:

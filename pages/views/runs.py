@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from beta_core import bundles, reports
-from beta_core.records import ACTIVE, STATUSES
+from beta_core.records import ACTIVE, STATUSES, counted
 from beta_core.store import StoreError
 from pages.views.common import (
     demo_button,
@@ -48,7 +48,7 @@ def unpack_form(store) -> None:
             except (bundles.BundleError, StoreError) as e:
                 show_error(e)
                 return
-        st.success(f"{len(info['added'])} runs added, {len(info['skipped'])} already here.")
+        st.success(f"{counted(len(info['added']), 'run')} added, {len(info['skipped']):,} already here.")
 
 
 PAGE = 100  # rows of the table: filtered and paged in SQL, so 10,000 runs cost what 100 do
@@ -66,7 +66,8 @@ def table_page(store) -> pd.DataFrame:
     page = int(c4.number_input("Page", min_value=1, max_value=pages, value=1, key="rp"))
     runs = store.runs(kind=tuple(kinds) or None, status=tuple(statuses) or None, search=search, limit=PAGE,
                       offset=(page - 1) * PAGE)
-    st.caption(f"{total:,} runs" + (f"; page {page} of {pages}, {PAGE} per page, newest first" if pages > 1 else ""))
+    st.caption(counted(total, "run")
+               + (f"; page {page} of {pages}, {PAGE} per page, newest first" if pages > 1 else ""))
     return reports.run_table(store, runs)
 
 
@@ -125,20 +126,22 @@ if ids:
                 show_error(e, "Cannot pack: ")
     packed = st.session_state.get("bundle")
     if packed and packed[0] == tuple(ids):
-        d2.download_button(f"Download the bundle ({packed[2]['runs']} runs, {packed[2]['bytes'] / 1e6:.1f} MB)",
+        d2.download_button(f"Download the bundle ({counted(packed[2]['runs'], 'run')}, "
+                           f"{packed[2]['bytes'] / 1e6:.1f} MB)",
                            packed[1], "runs-bundle.zip", "application/zip",
                            help=plain("Unpack with `beta-core runs unpack FILE` or on another app's Runs page"))
     c1, c2 = st.columns(2)
     active = [i for i in ids if runs[i]["status"] in ACTIVE]
     if c1.button("Delete selected", type="secondary"):
         if active:
-            st.error(f"Refused: {len(active)} selected run(s) are still {runs[active[0]]['status']}; "
+            st.error(f"Refused: {counted(len(active), 'selected run')} still {runs[active[0]]['status']}; "
                      "cancel them first.")
         else:
             st.session_state["confirm-delete"] = tuple(ids)
     if st.session_state.get("confirm-delete") == tuple(ids) and not active:
         members = sum(len(store.runs(parent=i)) for i in ids if runs[i]["kind"] == "sweep")
-        st.warning(f"Delete {len(ids)} run(s)" + (f" and {members} sweep member run(s)" if members else "")
+        st.warning(f"Delete {counted(len(ids), 'run')}"
+                   + (f" and {counted(members, 'sweep member run')}" if members else "")
                    + " with their records and checkpoints? This cannot be undone (a bundle keeps a copy).")
         y, n = st.columns(2)
         if n.button("Keep them", key="delete-no"):

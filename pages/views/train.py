@@ -10,7 +10,7 @@ from beta_core.config import METHODS, TrainConfig, check_data, parse_seeds, plan
 from beta_core.data import SOURCES
 from beta_core.env import settings
 from beta_core.presets import PRESETS, preset_config, preset_methods
-from beta_core.records import ACTIVE, format_hit, format_target
+from beta_core.records import ACTIVE, counted, format_hit, format_target
 from beta_core.reports import timing_note, training_outcome
 from beta_core.store import StoreError
 from beta_core.sweeps import mean_curves
@@ -108,12 +108,12 @@ with st.expander("Launch a comparison", expanded=store.count_runs(("train", "ext
             jm = get_manager()
             group = f"ui-{uuid.uuid4().hex[:8]}"
             st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
-            st.success(f"Launched {len(configs)} run(s) on {data_source_label(data_path or None)}.")
+            st.success(f"Launched {counted(len(configs), 'run')} on {data_source_label(data_path or None)}.")
 # ------------------------------------------------------------------ runs an earlier app never started
 stale = store.never_started()
 if stale:
     a, b = st.columns([5, 1])
-    a.warning(f"{len(stale)} run(s) were queued when the app stopped and never ran: "
+    a.warning(f"{counted(len(stale), 'run')} queued when the app stopped and never ran: "
               + ", ".join(run_name(r) for r in stale[:5]) + ("…" if len(stale) > 5 else ""))
     if b.button("Requeue them", key="requeue"):
         try:
