@@ -1,8 +1,11 @@
-"""How data/demo/*.zip were recorded; the dashboard's "Load demo runs" button unpacks them.
+"""How data/demo/demo.zip was recorded; the dashboard's "Load demo runs" button unpacks it
+with data/demo/findings.zip (recorded by record_findings.py: the tuned sweep behind
+docs/findings.md, with its attributions and surgeries).
 
 Real runs on the CIFAR-10 JPEG pack, on 2 CPU cores: the quick-cpu comparison (three methods),
-attribution and surgery (with controls) of its sgd-beta run, and the sweep-cpu tuned sweep.
-Usage: python data/demo/record.py PATH/TO/cifar10-jpeg.tar.gz   (about 10 minutes on 2 cores)
+attribution and surgery (with controls) of its sgd-beta run, with their weights (a user can
+attribute or repair them again).
+Usage: python data/demo/record.py PATH/TO/cifar10-jpeg.tar.gz   (about 3 minutes on 2 cores)
 """
 import sys
 import tempfile
@@ -34,14 +37,7 @@ def record(archive: str) -> None:
     beta = next(r["id"] for r in store.runs(kind="train") if r["method"] == "sgd-beta")
     cli("attribute", beta)
     cli("surgery", beta, "--controls", "--quiet")
-    cli("sweep", "--preset", "sweep-cpu", "--data-path", archive, "--parallel", "2", "--yes", "--quiet")
-    # Two bundles, so the demo stays small (2.2 MB): the comparison and its surgery with their weights (a
-    # user can attribute or repair them again), the sweep's 33 runs without (its pages read records only).
-    runs = store.runs()
-    sweeps = [r["id"] for r in runs if r["kind"] == "sweep"]
-    here = Path(__file__).parent
-    print(pack(store, [r["id"] for r in runs if r["kind"] != "sweep" and r["parent"] not in sweeps], here / "demo.zip"))
-    print(pack(store, sweeps, here / "demo-sweep.zip", checkpoints=False))
+    print(pack(store, [r["id"] for r in store.runs()], Path(__file__).parent / "demo.zip"))
 
 
 if __name__ == "__main__":
