@@ -36,15 +36,28 @@ except (StoreError, OSError):
     pass  # the page says what is wrong with the store, where it needs one
 
 
+SIDEBAR_JOBS = 8  # jobs the sidebar names (with an id and a cancel button); the Runs page lists them all
+
 
 @st.fragment(run_every=5.0)  # every 2 s, the open page cost 43% of training on 2 cores (bench_app_polling)
 def active_jobs() -> None:
     """The sidebar's count, refreshed on its own: a page's charts poll, the sidebar did not."""
     try:
-        active = get_manager().active()
+        active = get_manager().active()  # oldest first: the order the queue runs them
         st.caption(f"Active jobs: **{len(active)}**")
-        for r in active:
-            st.caption(f"- {r['method'] if r['kind'] == 'train' else r['kind']} ({r['status']})")
+        ahead = 0
+        for r in active[:SIDEBAR_JOBS]:
+            name = r["method"] if r["kind"] == "train" else r["kind"]
+            seed = r["config"].get("seed")
+            where = "running" if r["status"] == "running" else f"queued, {ahead} ahead"
+            ahead += 1
+            a, b = st.columns([5, 1], vertical_alignment="center")
+            a.caption(f"{name}{'' if seed is None else f' s{seed}'} · {r['id'][-6:]} ({where})")
+            if b.button("✕", key=f"sidebar-cancel-{r['id']}", help=f"Cancel {r['id']}", type="tertiary"):
+                get_manager().cancel(r["id"])
+                st.rerun(scope="fragment")
+        if len(active) > SIDEBAR_JOBS:
+            st.caption(f"… and {len(active) - SIDEBAR_JOBS} more (Runs page)")
     except Exception as e:  # noqa: BLE001 - the sidebar must not take the page down
         st.error(f"Run store unavailable: {plain(e)}")
 

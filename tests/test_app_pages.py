@@ -225,9 +225,16 @@ def test_sidebar_counts_jobs_run_by_any_process(monkeypatch, tmp_path):
     store = Store(tmp_path / "runs")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        store.create_run(tiny_config().to_dict(), status="running", pid=other.pid)
+        running = store.create_run(tiny_config().to_dict(), status="running", pid=other.pid)
+        queued = store.create_run(tiny_config(seed=3).to_dict(), pid=other.pid)
         at = _app(monkeypatch, tmp_path, "theory")
-        assert any(c.value == "Active jobs: **1**" for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
+        captions = [c.value for c in at.sidebar.caption]
+        assert "Active jobs: **2**" in captions, captions
+        # each job by name, seed, id and place in the queue, with its own cancel button
+        assert f"sgd-beta s0 · {running[-6:]} (running)" in captions
+        assert f"sgd-beta s3 · {queued[-6:]} (queued, 1 ahead)" in captions
+        next(b for b in at.sidebar.button if b.key == f"sidebar-cancel-{queued}").click().run()
+        assert store.get_run(queued)["status"] == "cancelled"
     finally:
         other.kill()
         other.wait()
