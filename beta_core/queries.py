@@ -5,10 +5,12 @@ system (``jobs``: processes, bodies, Ray).
 """
 from __future__ import annotations
 
-from .records import Cell
+import json
+
+from .records import ACTIVE, Cell
 from .store import Store
 
-__all__ = ["latest_members", "sweep_members", "latest_localisation"]
+__all__ = ["latest_members", "sweep_members", "latest_localisation", "active_duplicates"]
 
 
 def latest_members(store: Store, sweep_id: str) -> dict[str, dict]:
@@ -31,3 +33,12 @@ def latest_localisation(store: Store, model: str, width=None) -> dict | None:
         if res and res[-1].get("model") == model and res[-1].get("width") == width:
             return res[-1]
     return None
+
+
+def active_duplicates(store: Store, configs: list[dict]) -> list[dict]:
+    """Queued or running training runs whose config is one of ``configs`` (the thread count
+    aside: a launcher fills it in): launching those again would run the same comparison twice."""
+    def key(c: dict) -> str:
+        return json.dumps({k: v for k, v in c.items() if k != "threads"}, sort_keys=True)
+    wanted = {key(c) for c in configs}
+    return [r for r in store.runs(kind="train", status=ACTIVE) if key(r["config"]) in wanted]

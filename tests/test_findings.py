@@ -28,7 +28,8 @@ def test_overlap_is_tested_against_random_picks_of_the_same_size():
 
 
 def test_the_papers_flags_are_the_top_gradient_scores():
-    assert gradient_top({"scores": {"fc": 0.1, "bn1": 0.5, "block1": 0.3, "block2": 0.2}}) == ["bn1", "block1", "block2"]
+    scores = {"fc": 0.1, "bn1": 0.5, "block1": 0.3, "block2": 0.2}
+    assert gradient_top({"scores": scores}) == ["bn1", "block1", "block2"]
 
 
 @pytest.fixture(scope="module")

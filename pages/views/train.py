@@ -10,6 +10,7 @@ from beta_core.config import METHODS, TrainConfig, check_data, parse_seeds, plan
 from beta_core.data import SOURCES
 from beta_core.env import settings
 from beta_core.presets import PRESETS, preset_config, preset_methods
+from beta_core.queries import active_duplicates
 from beta_core.records import ACTIVE, counted, format_hit, format_target
 from beta_core.reports import timing_note, training_outcome
 from beta_core.store import StoreError
@@ -105,6 +106,12 @@ with st.expander("Launch a comparison", expanded=store.count_runs(("train", "ext
                     over[name] = value
             configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
             check_data(configs, data_dir())  # a bad path is refused here, before any run exists
+            same = active_duplicates(store, [c.to_dict() for c in configs])
+            if same:  # a second press of Launch, or a second tab: the same runs would train twice
+                raise ValueError(f"Already queued or running with the same config and seed: "
+                                 f"{', '.join(run_name(r) for r in same[:4])}{'…' if len(same) > 4 else ''} "
+                                 "(expected a new comparison: wait for them, cancel them in the sidebar, or change "
+                                 "the seeds)")
             jm = get_manager()
             group = f"ui-{uuid.uuid4().hex[:8]}"
             st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
