@@ -273,6 +273,11 @@ def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str
     """Per arm: the mean curve (``sweeps.mean_curves``) with its 95% band, beta drawn last."""
     fig = go.Figure()
     arms = sorted(curves.groupby("arm"), key=lambda mg: line_style(mg[0])[2]) if len(curves) else []
+    # an arm whose mean equals another's at every point (hybrid before its switch is beta) would
+    # hide under it: its legend entry says so
+    same = {m: next((o for o, h in arms if o != m and len(h) == len(g)
+                     and np.allclose(h["mean"].to_numpy(float), g["mean"].to_numpy(float), equal_nan=True)
+                     and line_style(o)[2] > line_style(m)[2]), None) for m, g in arms}
     for k, (m, g) in enumerate(arms):
         c = (colors or {}).get(m, PALETTE[k % len(PALETTE)])
         dash, width, _ = line_style(m)
@@ -281,8 +286,9 @@ def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str
             fig.add_trace(go.Scatter(x=list(band[x]) + list(band[x])[::-1],
                                      y=list(band["ci_high"]) + list(band["ci_low"])[::-1], fill="toself",
                                      line={"width": 0}, fillcolor=c, opacity=0.2, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=g[x], y=g["mean"], name=m, mode="lines+markers",
-                                 line={"color": c, "dash": dash, "width": width}))
+        fig.add_trace(go.Scatter(x=g[x], y=g["mean"], name=f"{m} (= {same[m]} throughout: under it)" if same[m] else m,
+                                 mode="lines" if same[m] else "lines+markers",
+                                 line={"color": c, "dash": dash, "width": width + 2 if same[m] else width}))
     fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_xaxes(title_text="steps" if x == "step" else
                      "seconds (mean; wall clock on the machine that ran them, runs one after another)")

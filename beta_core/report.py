@@ -88,7 +88,17 @@ def report_figures(store: Store, ids: list[str]) -> dict[str, go.Figure]:
     """Every figure of the report by a file-safe name (the same figures as its HTML)."""
     runs, sweeps = _expand(store, ids)
     out: dict[str, go.Figure] = {}
-    trained = [r for r in runs if r["kind"] in ("train", "external")][:MAX_RUNS_PLOTTED]
+    # A sweep is drawn as its mean curves (below) and, in the run panels, one test run per method
+    # (its first seed): 33 lines were a tangle
+    members_of = {s["id"] for s in sweeps}
+    trained = [r for r in runs if r["kind"] in ("train", "external") and r["parent"] not in members_of]
+    for s in sweeps:
+        first: dict[str, dict] = {}
+        for c, r in sorted(sweep_members(store, s["id"]), key=lambda cr: cr[0].seed):
+            if c.stage == "test":
+                first.setdefault(c.method, r)
+        trained += list(first.values())
+    trained = trained[:MAX_RUNS_PLOTTED]
     if trained:
         tids = [r["id"] for r in trained]
         names, colors = {r["id"]: run_name(r) for r in trained}, run_colors(tids)

@@ -18,3 +18,16 @@ def test_flagged_groups_are_red_only_when_this_score_flagged_them():
     assert colors[2] != colors[0] and colors[0] == colors[1]
     assert isinstance(group_scores_figure(R, red_flagged=False).data[0].marker.color, str)
     assert list(probe_figure(R).data[0].marker.color)[2] == colors[2]
+
+
+def test_a_mean_curve_equal_to_another_says_it_is_hidden_under_it():
+    import pandas as pd
+
+    from beta_core.figures import mean_curve_figure
+    rows = [{"arm": a, "epoch": e, "step": 10 * e, "time": e, "mean": m, "ci_low": m - 0.01, "ci_high": m + 0.01, "n": 3}
+            for a, ms in (("sgd-beta", (0.3, 0.5)), ("sgd-hybrid", (0.3, 0.5)), ("sgd-constant", (0.2, 0.4)))
+            for e, m in enumerate(ms)]
+    fig = mean_curve_figure(pd.DataFrame(rows), "step", "t")
+    names = [t.name for t in fig.data if t.showlegend is not False]
+    assert "sgd-hybrid (= sgd-beta throughout: under it)" in names and "sgd-constant" in names
+    assert names[-1] == "sgd-beta"  # beta on top, drawn last
