@@ -24,7 +24,8 @@ def test_a_mean_curve_equal_to_another_says_it_is_hidden_under_it():
     import pandas as pd
 
     from beta_core.figures import mean_curve_figure
-    rows = [{"arm": a, "epoch": e, "step": 10 * e, "time": e, "mean": m, "ci_low": m - 0.01, "ci_high": m + 0.01, "n": 3}
+    rows = [{"arm": a, "epoch": e, "step": 10 * e, "time": e, "mean": m, "ci_low": m - 0.01, "ci_high": m + 0.01,
+             "n": 3}
             for a, ms in (("sgd-beta", (0.3, 0.5)), ("sgd-hybrid", (0.3, 0.5)), ("sgd-constant", (0.2, 0.4)))
             for e, m in enumerate(ms)]
     fig = mean_curve_figure(pd.DataFrame(rows), "step", "t")
