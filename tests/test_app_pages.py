@@ -448,3 +448,25 @@ def test_an_active_job_has_one_status_box_with_phase_rate_and_time_left(monkeypa
     assert len(bars) == 1
     text = bars[0].proto.text
     assert "training: 20/100 steps" in text and "steps/s" in text and "left" in text, text
+
+
+def test_the_runs_shown_are_in_the_url_and_a_recent_comparison_opens_them(monkeypatch, tmp_path):
+    store = Store(tmp_path / "runs")
+    old = [store.create_run(tiny_config(seed=s).to_dict(), group_id="ui-old", status="done") for s in (0, 1)]
+    new = [store.create_run(tiny_config(seed=s, method="sgd-constant").to_dict(), group_id="ui-new", status="done")
+           for s in (0, 1)]
+    at = _app(monkeypatch, tmp_path, "train")
+    shown = next(m for m in at.multiselect if m.label == "Runs shown")
+    assert sorted(shown.value) == sorted(new)  # nothing asked for: the newest comparison
+    # a link (or a reload, or a new tab) with ?tr_runs=... opens those runs
+    monkeypatch.setenv("BETA_RUNS_DIR", str(tmp_path / "runs"))
+    linked = AppTest.from_file("../app.py", default_timeout=60)
+    linked.switch_page("pages/views/train.py")
+    linked.query_params["tr_runs"] = [old[1]]
+    linked.run()
+    assert next(m for m in linked.multiselect if m.label == "Runs shown").value == [old[1]]
+    # the picker of recent comparisons opens a whole comparison
+    picker = next(s for s in at.selectbox if s.label == "Recent comparisons")
+    assert picker.options[:2] == [picker.format_func("ui-new"), picker.format_func("ui-old")]
+    picker.set_value("ui-old").run()
+    assert sorted(next(m for m in at.multiselect if m.label == "Runs shown").value) == sorted(old)

@@ -254,7 +254,7 @@ def demo_button(key: str) -> None:
         except (BundleError, StoreError, OSError) as e:
             show_error(e, "Cannot load the demo runs: ")
             return
-        st.session_state["selected"] = []  # the Train page opens on the newest comparison
+        st.session_state.pop("tr_runs", None)  # the Train page opens on the newest comparison
         st.toast(f"Loaded {len(added)} demo runs.")
         st.rerun()
 

@@ -35,6 +35,8 @@ from pages.views.common import (
     term,
 )
 
+SHOWN = "tr_runs"  # the runs shown: session state and the URL's query parameter
+PENDING = "tr_pending"  # runs to show from the next rerun (set after the selector exists)
 st.title("Train & compare")
 outcome = st.empty()  # the shown runs' outcome in words, first on the page (filled once they are known)
 
@@ -114,7 +116,7 @@ with st.expander("Launch a comparison", expanded=store.count_runs(("train", "ext
                                  "the seeds)")
             jm = get_manager()
             group = f"ui-{uuid.uuid4().hex[:8]}"
-            st.session_state["selected"] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
+            st.session_state[SHOWN] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
             st.success(f"Launched {counted(len(configs), 'run')} on {data_source_label(data_path or None)}.")
 # ------------------------------------------------------------------ runs an earlier app never started
 stale = store.never_started()
@@ -125,26 +127,52 @@ if stale:
     if b.button("Requeue them", key="requeue"):
         try:
             get_manager().requeue([r["id"] for r in stale])
-            st.session_state["selected"] = [r["id"] for r in stale]
+            st.session_state[SHOWN] = [r["id"] for r in stale]
             st.rerun()
         except (StoreError, OSError) as e:
             show_error(e, "Cannot requeue: ")
 
 # ------------------------------------------------------------------ which runs to show
 # external: logged from your own loop (beta_core.track); the newest runs, or a search, and the selection
-runs = recent_runs(store, "train-runs", ("train", "external"), keep=st.session_state.get("selected", []))
+# The runs shown live in the URL (?tr_runs=ID&tr_runs=ID): a link, a reload or a new tab opens them.
+# Synced by hand: bound with bind="query-params", the multiselect did not take run ids from the
+# URL under AppTest (Streamlit 1.67), and ids deleted since a link was made must drop quietly.
+if PENDING in st.session_state:
+    st.session_state[SHOWN] = st.session_state.pop(PENDING)
+if SHOWN not in st.session_state and st.query_params.get_all(SHOWN):  # a link, a reload, a new tab
+    st.session_state[SHOWN] = st.query_params.get_all(SHOWN)
+wanted = st.session_state.get(SHOWN, [])
+runs = recent_runs(store, "train-runs", ("train", "external"), keep=wanted)
 if not runs:
     st.info("No runs yet. Press **Launch** to compare the preset's methods, or load the demo runs: real results "
             "on every page at once.")
     demo_button("train")
     st.stop()
 by_id = {r["id"]: r for r in runs}
-default = [i for i in st.session_state.get("selected", []) if i in by_id]
-if not default:  # the newest comparison launched here (a sweep's members are the Compare page's)
-    own = [r for r in runs if not r["parent"]] or runs
-    latest = own[0]["group_id"]
-    default = [r["id"] for r in own if r["group_id"] == latest and latest][:10] or [own[0]["id"]]
-chosen = st.multiselect("Runs shown", list(by_id), default=default, format_func=lambda i: run_name(by_id[i]))
+# Recent comparisons (runs launched together; a sweep's members are the Compare page's), newest first
+groups: dict[str, list[str]] = {}
+for r in runs:
+    if not r["parent"]:
+        groups.setdefault(r["group_id"] or r["id"], []).append(r["id"])
+if not [i for i in wanted if i in by_id]:  # nothing asked for: the newest comparison
+    st.session_state[SHOWN] = next(iter(groups.values()), [runs[0]["id"]])[:10]
+else:  # ids no longer in the store (deleted since the link was made) are dropped
+    st.session_state[SHOWN] = [i for i in wanted if i in by_id]
+
+
+def comparison_label(gid: str) -> str:
+    rs = [by_id[i] for i in groups[gid]]
+    seeds = sorted({r["config"].get("seed") for r in rs if r["config"].get("seed") is not None})
+    return (f"{', '.join(dict.fromkeys(r['method'] for r in rs))} · seeds {', '.join(map(str, seeds)) or '-'} · "
+            f"{counted(len(rs), 'run')} · {rs[0]['id'][:13]}")
+
+
+a, b = st.columns([2, 3])
+a.selectbox("Recent comparisons", list(groups), index=None, placeholder="Open a comparison…", key="tr_group",
+            format_func=comparison_label, on_change=lambda: st.session_state.update(
+                {SHOWN: groups.get(st.session_state["tr_group"], st.session_state.get(SHOWN, []))}))
+chosen = b.multiselect("Runs shown", list(by_id), key=SHOWN, format_func=lambda i: run_name(by_id[i]))
+st.query_params[SHOWN] = chosen  # ?tr_runs=ID&tr_runs=ID: the link to this view
 c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
 x_axis = c1.radio("x-axis", ["step", "epoch", "time"], horizontal=True, key="tr_x", bind="query-params",
                   format_func=lambda v: {"time": "wall-clock s"}.get(v, v), help=term("step", "wall_clock"))
@@ -310,7 +338,8 @@ def launch_again(runs: dict, ids: list[str]) -> None:
                 with launch_errors():
                     new = TrainConfig.from_fields({**cfg, "lr": float(lr), "epochs": int(epochs), "seed": int(seed)})
                     check_data([new], data_dir())
-                    st.session_state["selected"] = [get_manager().submit(new.to_dict(), group_id=runs[rid]["group_id"])]
+                    # shown from the next run on (the selector above already exists in this one)
+                    st.session_state[PENDING] = [get_manager().submit(new.to_dict(), group_id=runs[rid]["group_id"])]
                     st.rerun()
 
 
