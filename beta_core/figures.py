@@ -19,11 +19,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .damping import DEFAULT_TOL
+from .records import ACTIVE
 
 __all__ = ["group_scores_figure", "probe_figure", "PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name",
            "smooth", "metric_figure", "line_style", "coincide", "coincide_from", "panel_figure", "AXIS_TITLES",
            "log_ticks", "ticks_between", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure",
-           "seeds_figure"]
+           "seeds_figure", "sweep_grid_figure"]
 
 FLAGGED, PLAIN = "#d62728", "#1f77b4"  # a flagged layer group; any other
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -266,6 +267,33 @@ def seeds_figure(values: dict[str, list], title: str, y_title: str, paired: bool
                                      hovertemplate=f"{a}: mean %{{y:.4g}}<extra></extra>"))
     fig.update_layout(title=title, height=320, yaxis_title=y_title, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_xaxes(type="category")
+    return fig
+
+
+def sweep_grid_figure(members, stage: str) -> go.Figure | None:
+    """A sweep stage as a method x grid-point heatmap of final (validation or test) accuracy;
+    the title says what a blank cell is. ``members``: (cell, run) pairs (``queries.sweep_members``)."""
+    rows = [(c, r) for c, r in members if c.stage == stage]
+    if not rows:
+        return None
+    metric = "final_val_acc" if stage == "tune" else "final_test_acc"
+    ys = list(dict.fromkeys(c.method for c, _ in rows))
+    xs = list(dict.fromkeys(c.label().split(" ", 1)[1] for c, _ in rows))
+    z = np.full((len(ys), len(xs)), np.nan)
+    text = [["" for _ in xs] for _ in ys]
+    pending = any(r["status"] in ACTIVE for _, r in rows)
+    for c, r in rows:
+        i, j = ys.index(c.method), xs.index(c.label().split(" ", 1)[1])
+        v = r["summary"].get(metric)
+        z[i, j] = np.nan if v is None else v
+        text[i][j] = r["status"] if v is None else f"{v:.3f}"
+    fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, texttemplate="%{text}", colorscale="Viridis",
+                               colorbar={"title": "val acc" if stage == "tune" else "test acc"}))
+    what = "Stage 1: tuning (validation accuracy)" if stage == "tune" else "Reported stage (test accuracy)"
+    # a blank cell is a run still to finish, or a point outside that method's grid (Adam's LRs)
+    blank = (" — blank: not run yet" if pending else
+             " — blank: not in that method's grid" if np.isnan(z).any() else "")
+    fig.update_layout(title=f"{what}{blank}", height=120 + 50 * len(ys), margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 
 

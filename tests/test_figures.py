@@ -32,3 +32,17 @@ def test_a_mean_curve_equal_to_another_says_it_is_hidden_under_it():
     names = [t.name for t in fig.data if t.showlegend is not False]
     assert "sgd-hybrid (= sgd-beta throughout: under it)" in names and "sgd-constant" in names
     assert names[-1] == "sgd-beta"  # beta on top, drawn last
+
+
+def test_a_sweep_grid_says_what_its_blank_cells_are():
+    from beta_core.figures import sweep_grid_figure
+    from beta_core.records import Cell
+
+    def run(status, acc):
+        return {"status": status, "summary": {"final_test_acc": acc}}
+    done = [(Cell("test", "sgd-beta", 0, (("lr", 0.1),)), run("done", 0.5)),
+            (Cell("test", "adam", 0, (("lr", 0.001),)), run("done", 0.6))]  # Adam's own LR grid
+    assert sweep_grid_figure(done, "test").layout.title.text.endswith("blank: not in that method's grid")
+    running = done + [(Cell("test", "sgd-beta", 1, (("lr", 0.1),)), run("running", None))]
+    assert sweep_grid_figure(running, "test").layout.title.text.endswith("blank: not run yet")
+    assert sweep_grid_figure(done, "tune") is None

@@ -1,7 +1,6 @@
 """Compare: a tuned sweep (LR chosen per method on validation), then verdicts on fresh seeds."""
 import json
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -9,7 +8,7 @@ import streamlit as st
 from beta_core import reports
 from beta_core.config import METHODS, check_data, parse_seeds
 from beta_core.data import SOURCES
-from beta_core.figures import mean_curve_figure, ticks_between
+from beta_core.figures import mean_curve_figure, sweep_grid_figure, ticks_between
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.queries import sweep_members
 from beta_core.records import ACTIVE, format_seconds
@@ -35,29 +34,6 @@ from pages.views.common import (
     show_error,
     term,
 )
-
-
-def grid_figure(members, stage: str) -> go.Figure | None:
-    rows = [(c, r) for c, r in members if c.stage == stage]
-    if not rows:
-        return None
-    metric = "final_val_acc" if stage == "tune" else "final_test_acc"
-    ys = list(dict.fromkeys(c.method for c, _ in rows))
-    xs = list(dict.fromkeys(c.label().split(" ", 1)[1] for c, _ in rows))
-    z = np.full((len(ys), len(xs)), np.nan)
-    text = [["" for _ in xs] for _ in ys]
-    for c, r in rows:
-        i, j = ys.index(c.method), xs.index(c.label().split(" ", 1)[1])
-        v = r["summary"].get(metric)
-        z[i, j] = np.nan if v is None else v
-        text[i][j] = r["status"] if v is None else f"{v:.3f}"
-    fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, texttemplate="%{text}", colorscale="Viridis",
-                               colorbar={"title": "val acc" if stage == "tune" else "test acc"}))
-    what = "Stage 1: tuning (validation accuracy)" if stage == "tune" else "Reported stage (test accuracy)"
-    blank = " — blank: not run yet" if np.isnan(z).any() else ""
-    fig.update_layout(title=f"{what}{blank}", height=120 + 50 * len(ys), margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    return fig
-
 
 
 def plan_form() -> tuple[SweepPlan | None, bool]:
@@ -278,9 +254,8 @@ status_of = {s["id"]: s["status"] for s in sweeps}
 sid = None
 if sweeps:
     default = ids.index(st.session_state["sweep"]) if st.session_state.get("sweep") in ids else 0
-    # an active sweep's status lives in its progress box (a label read once would go stale)
-    sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: i if status_of[i] in ACTIVE
-                       else f"{i} ({status_of[i]})")
+    # the status as of this render (an active sweep's live progress is in its box below)
+    sid = st.selectbox("Sweep", ids, index=default, format_func=lambda i: f"{i} ({status_of[i]})")
 else:
     st.info("No sweeps yet. Press **Launch sweep**, compare finished runs below, or load the demo runs (a "
             "finished sweep among them).")
@@ -298,7 +273,7 @@ def show(sid: str) -> None:
     if stored:  # the verdicts first, in words and tables; how they came about below
         verdicts(sid, stored[-1])
     for stage in ("tune", "test"):
-        fig = grid_figure(members, stage)
+        fig = sweep_grid_figure(members, stage)
         if fig is not None:
             st.plotly_chart(fig, width="stretch", key=f"grid-{stage}")
     color = {m: PALETTE[k % len(PALETTE)] for k, m in enumerate(plan.methods)}  # one colour per method
