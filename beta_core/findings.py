@@ -113,7 +113,9 @@ def _claim_overlap(store: Store, arms: dict) -> dict:
     grad = [(set(gradient_top(a)), set(gradient_top(b))) for a, b in res.values()]
     probe = [(set(a["flagged"]), set(b["flagged"])) for a, b in res.values() if a["score"] == b["score"] == "probe"]
     both = [p for p in probe if p[0] and p[1]]
-    return {"n": len(res), "seeds": list(res), "n_groups": n_groups, "groups": next(iter(res.values()))[0]["groups"],
+    return {"n": len(res), "seeds": list(res), "n_groups": n_groups,
+            "distinct": len({tuple(sorted(s)) for pair in grad for s in pair}),
+            "groups": next(iter(res.values()))[0]["groups"],
             "gradient": {**overlap_test(grad, n_groups), "sets": [(sorted(a), sorted(b)) for a, b in grad]},
             "probe": {**overlap_test(both, n_groups), "sets": [(sorted(a), sorted(b)) for a, b in probe],
                       "empty": len(probe) - len(both)},
@@ -200,7 +202,9 @@ def _verdict_4(c4: dict) -> str:
     faster = [c["method"] for c in c4["claims"] if c["verdict_holm"] == "faster"]
     first = c4["ranking"][0]
     if faster:
-        return f"not supported: {', '.join(faster)} reached {format_target(c4['top'])} faster than sgd-hybrid"
+        figs = {c["method"]: c["figure"] for c in c4["claims"]}
+        return (f"not supported: {', '.join(f'{m} ({figs[m]})' for m in faster)} reached {format_target(c4['top'])} "
+                f"faster than sgd-hybrid; slower: {', '.join(c['method'] for c in slower) or 'none'}")
     if len(slower) == len(c4["claims"]):
         return f"supported: every other method was slower to {format_target(c4['top'])}"
     return (f"not shown: sgd-hybrid was faster than {len(slower)} of the {len(c4['claims'])} other methods after Holm;"
@@ -212,19 +216,29 @@ def _verdict_2(c2: dict) -> str:
         return "not measured in these runs"
     g = c2["gradient"]
     more = "more" if g["p"] < 0.05 else "no more"
-    return (f"{g['shared']} of {3 * c2['n']} flagged groups shared over {c2['n']} seeds ({_pct(g['fraction']['mean'])} "
+    text = (f"{g['shared']} of {3 * c2['n']} flagged groups shared over {c2['n']} seeds ({_pct(g['fraction']['mean'])} "
             f"per seed), {more} than chance ({g['expected']:.1f} expected at random, p = {g['p']:.3g})")
+    if c2["distinct"] == 1:  # every model got the same flags: the score did not look at what training did
+        text += (f"; but the gradient score flagged the same three groups on all {2 * c2['n']} models, so this "
+                 "agreement cannot be told from a score that picks those groups on this network whatever the training")
+    p = c2["probe"]
+    if p["pairs"]:
+        text += (f"; the probe (what retraining a group fixes) agreed on {p['shared']} group"
+                 f"{'' if p['shared'] == 1 else 's'} in the {len(p['pairs'])} seeds where both models flagged one")
+    return text
 
 
 def _verdict_3(c3: dict) -> str:
     if not c3["n"]:
         return "not measured in these runs"
     d = c3["vs_random"]["net"]
-    word = {"more": "surgery's net gain beats random groups of the same size",
-            "fewer": "random groups of the same size do better than surgery"}.get(
-        d["verdict"], f"no detectable difference from random groups of the same size at n = {d['n']}")
-    return (f"net {c3['surgery']['net']['mean']:+.1f} images (surgery) vs {c3['random']['net']['mean']:+.1f} (random "
-            f"groups): {word}")
+    rnd = c3["random"]["net"]["mean"]
+    word = {"more": f"more than random groups of the same size ({rnd:+.1f})",
+            "fewer": f"less than random groups of the same size ({rnd:+.1f})"}.get(
+        d["verdict"], f"no detectable difference from random groups of the same size ({rnd:+.1f})")
+    s, full = c3["surgery"], c3["full"]["net"]["mean"]
+    return (f"surgery fixed {s['fixed']['mean']:.1f} and broke {s['broken']['mean']:.1f} test images per model, net "
+            f"{s['net']['mean']:+.1f} {_ci(s['net'])}: {word} at n = {d['n']}; the full fine-tune nets {full:+.1f}")
 
 
 def _mean_steps(m: str, v: dict) -> str:
@@ -327,8 +341,10 @@ def markdown(f: dict) -> str:
               "| arm | fixed | broken | net |", "|---|---|---|---|"]
         for arm, name in (("surgery", "surgery (flagged groups)"), ("random", "random groups"),
                           ("full", "full fine-tune")):
-            L.append(f"| {name} | " + " | ".join(f"{c3[arm][k]['mean']:.1f} {_ci(c3[arm][k])}"
-                                               for k in ("fixed", "broken", "net")) + " |")
+            L.append(f"| {name} | " + " | ".join(
+                f"{c3[arm][k]['mean']:{'+' if k == 'net' else ''}.1f} "
+                f"{_ci(c3[arm][k], (lambda v: f'{v:+.1f}') if k == 'net' else (lambda v: f'{v:.1f}'))}"
+                for k in ("fixed", "broken", "net")) + " |")
         L += ["", "| paired difference (surgery − control) | fixed | broken | net |", "|---|---|---|---|"]
         for other in ("random", "full"):
             L.append(f"| vs {other} | " + " | ".join(

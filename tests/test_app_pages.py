@@ -421,6 +421,12 @@ def test_load_demo_runs_fills_every_page_from_the_shipped_bundles(monkeypatch, t
     for page in ("compare", "attribution", "surgery", "runs"):
         at.switch_page(f"pages/views/{page}.py").run()
         assert not at.exception and not at.error, page
+    # the Findings page answers the paper's four claims from the shipped runs, the verdicts first
+    at.switch_page("pages/views/findings.py").run()
+    assert not at.exception and not at.error
+    assert at.markdown[0].value.startswith("| # | the paper | here | verdict |")
+    labels = [e.label for e in at.expander]
+    assert labels[0] == "The methods at their tuned LR" and [x[:2] for x in labels[1:5]] == ["1.", "2.", "3.", "4."]
 
 
 def test_sweep_size_and_duration_are_shown_before_launch(monkeypatch, populated, tmp_path):

@@ -239,16 +239,19 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
 def demo_button(key: str) -> None:
-    """On an empty store: "Load demo runs" unpacks the shipped bundle (a three-method comparison
-    with attribution and surgery, and a small tuned sweep) and shows them at once."""
+    """On an empty store: "Load demo runs" unpacks the shipped bundles (a three-method comparison
+    with attribution and surgery, and the findings' tuned sweep with its attributions and
+    surgeries) and shows them at once."""
     store = get_store()
     bundles = sorted(DEMO_DIR.glob("*.zip"))
     if not bundles or store.count_runs() > 0:
         return
     if st.button("Load demo runs", key=f"demo-{key}", type="primary",
                  help="Real runs recorded on CIFAR-10 (2 CPU cores): sgd-constant, sgd-beta and sgd-hybrid on the "
-                      "quick-cpu preset, attribution and surgery of the sgd-beta run, and the sweep-cpu tuned sweep. "
-                      "The same as `beta-core runs unpack` of each bundle in data/demo/."):
+                      "quick-cpu preset with attribution and surgery of the sgd-beta run; and the findings: a tuned "
+                      "sweep of five methods at 12 seeds each, attribution of its sgd-beta and adam runs, surgery "
+                      "with controls (the Findings page). The same as `beta-core runs unpack` of each bundle in "
+                      "data/demo/."):
         try:
             added = [i for b in bundles for i in unpack(store, b)["added"]]
         except (BundleError, StoreError, OSError) as e:
