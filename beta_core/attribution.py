@@ -121,6 +121,9 @@ class AttributionConfig:
             raise ValueError(f"Invalid probe_steps: {self.probe_steps!r} (expected an integer >= 0)")
         if self.score not in SCORES:
             raise ValueError(f"Unknown score: {self.score!r} (expected one of {SCORES})")
+        if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
+            raise ValueError(f"Invalid max_samples: {self.max_samples!r} (expected an integer >= 1 images, or None "
+                             "for the whole split)")
 
 
 def _normalise(sq: dict[str, float], groups: dict, how: str) -> dict[str, float]:

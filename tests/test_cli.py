@@ -180,3 +180,16 @@ def test_reading_stored_runs_imports_no_torch(tmp_path):
     p = subprocess.run([sys.executable, "-m", "beta_core", "--runs-dir", str(tmp_path / "runs"), "runs", "show",
                         "nope"], capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.startswith("error: Unknown run: 'nope'")
+
+
+def test_attribute_says_what_it_will_do_and_takes_a_subset(capsys, tmp_path):
+    code, out, _ = run(capsys, tmp_path, "train", "--method", "sgd-beta", *TINY)
+    rid = out.split()[0]
+    code, out, err = run(capsys, tmp_path, "attribute", rid, "--images", "120", "--probe-steps", "2")
+    assert code == 0, err
+    assert err.startswith(f"attributing run {rid}: the errors among the first 120 test images") and "took " in err
+    assert "errors of 120 (test split)" in out
+    stored = Store(tmp_path / "runs").results(rid, "attribution")[-1]
+    assert stored["n_samples"] == 120 and stored["config"]["max_samples"] == 120
+    code, _, err = run(capsys, tmp_path, "attribute", rid, "--images", "0")
+    assert code == 2 and "Invalid max_samples: 0" in err

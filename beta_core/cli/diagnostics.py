@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from .. import reports
 from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORES, AttributionConfig, overlap, plant_fault
@@ -11,7 +12,7 @@ from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenva
 from ..jobs import attribute_run, load_trained, localise_job
 from ..localise import FAULTS
 from ..models import loss_fn, run_groups
-from ..records import train_config_of
+from ..records import format_seconds, train_config_of
 from ..store import Store
 from ..surgery import SurgeryConfig, surgery_run_config
 from .common import CLIError, Progress, execute
@@ -28,11 +29,13 @@ def _attr_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score", default=DEFAULT_SCORE, choices=SCORES,
                    help=f"which score flags groups (default {DEFAULT_SCORE}: the localisation benchmark's winner)")
     p.add_argument("--probe-steps", type=int, default=20, help="SGD steps per group of the probe score")
+    p.add_argument("--images", type=int, help="only the first N images of the split (default: all of it; a "
+                                               "10,000-image test split on 2 CPU cores takes minutes)")
 
 
 def _attr_cfg(args) -> AttributionConfig:
     return AttributionConfig(split=args.split, normalization=args.normalization, select=args.select, k=args.k,
-                             z=args.z, probe_steps=args.probe_steps, score=args.score)
+                             z=args.z, probe_steps=args.probe_steps, score=args.score, max_samples=args.images)
 
 
 def add_parsers(sub) -> None:
@@ -87,7 +90,15 @@ def _print_attribution(r: dict) -> None:
 
 
 def cmd_attribute(args, store: Store) -> int:
-    _print_attribution(attribute_run(store, args.run_id, _attr_cfg(args), args.data_dir))
+    cfg = _attr_cfg(args)
+    _trained_parent(store, args.run_id)  # a sweep id or a missing checkpoint is one line, before any work
+    images = f"the first {cfg.max_samples:,}" if cfg.max_samples else "all the"
+    probe = (f"; the probe retrains each layer group for 2 x {cfg.probe_steps} steps" if cfg.score == "probe" else "")
+    print(f"attributing run {args.run_id}: the errors among {images} {cfg.split} images, gradients per layer group"
+          f"{probe} (fewer with --images N)", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    _print_attribution(attribute_run(store, args.run_id, cfg, args.data_dir))
+    print(f"took {format_seconds(time.perf_counter() - t)}", file=sys.stderr)
     return 0
 
 

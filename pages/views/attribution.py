@@ -41,14 +41,17 @@ def inputs() -> dict:
                          format_func=score_label,
                          help="The localisation benchmark below measures how often each score finds a damaged "
                               "group.\n\n" + term("probe", "relative", "per_param"))
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     norm = c1.selectbox("Normalization (heatmaps)", NORMALIZATIONS, index=NORMALIZATIONS.index("relative"),
                         help=term("normalization", "relative", "per_param"))
     split = c2.selectbox("Errors from split", ["test", "train"])
     k = c3.number_input("Groups flagged (top-k)", min_value=1, max_value=10, value=3, help=term("flagged"))
     probe = c4.number_input("Probe steps per group", min_value=1, max_value=500, value=20,
                             help=term("probe"))
-    return {"split": split, "normalization": norm, "k": int(k), "probe_steps": int(probe), "score": score}
+    images = c5.number_input("Images (0 = the whole split)", min_value=0, max_value=1_000_000, value=0, step=1000,
+                             help="Only the first N images of the split: minutes become seconds on a CPU.")
+    return {"split": split, "normalization": norm, "k": int(k), "probe_steps": int(probe), "score": score,
+            "max_samples": int(images) or None}
 
 
 def evidence(store, run: dict, used: str) -> str:
