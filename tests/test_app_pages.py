@@ -421,6 +421,10 @@ def test_load_demo_runs_fills_every_page_from_the_shipped_bundles(monkeypatch, t
     for page in ("compare", "attribution", "surgery", "runs"):
         at.switch_page(f"pages/views/{page}.py").run()
         assert not at.exception and not at.error, page
+    # the demo model's localisation benchmark: how often the flagging score is right, beside the flag
+    at.switch_page("pages/views/attribution.py").run()
+    assert any("How often probe is right: it ranked a deliberately damaged group first in" in c.value
+               for c in at.caption)
     # the Findings page answers the paper's four claims from the shipped runs, the verdicts first
     at.switch_page("pages/views/findings.py").run()
     assert not at.exception and not at.error

@@ -3,9 +3,9 @@ with data/demo/findings.zip (recorded by record_findings.py: the tuned sweep beh
 docs/findings.md, with its attributions and surgeries).
 
 Real runs on the CIFAR-10 JPEG pack, on 2 CPU cores: the quick-cpu comparison (three methods),
-attribution and surgery (with controls) of its sgd-beta run, with their weights (a user can
-attribute or repair them again).
-Usage: python data/demo/record.py PATH/TO/cifar10-jpeg.tar.gz   (about 3 minutes on 2 cores)
+attribution, surgery (with controls) and the localisation benchmark of its sgd-beta run, with
+their weights (a user can attribute or repair them again).
+Usage: python data/demo/record.py PATH/TO/cifar10-jpeg.tar.gz   (about 10 minutes on 2 cores)
 """
 import sys
 import tempfile
@@ -37,6 +37,7 @@ def record(archive: str) -> None:
     beta = next(r["id"] for r in store.runs(kind="train") if r["method"] == "sgd-beta")
     cli("attribute", beta)
     cli("surgery", beta, "--controls", "--quiet")
+    cli("localise-bench", beta, "--quiet")  # how often each score finds a planted fault (about 7 minutes)
     print(pack(store, [r["id"] for r in store.runs()], Path(__file__).parent / "demo.zip"))
 
 
