@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from .. import reports
+from .. import reports, zoo
 from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORES, AttributionConfig, overlap, plant_fault
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
@@ -91,11 +91,14 @@ def _print_attribution(r: dict) -> None:
 
 def cmd_attribute(args, store: Store) -> int:
     cfg = _attr_cfg(args)
-    _trained_parent(store, args.run_id)  # a sweep id or a missing checkpoint is one line, before any work
-    images = f"the first {cfg.max_samples:,}" if cfg.max_samples else "all the"
-    probe = (f"; the probe retrains each layer group for 2 x {cfg.probe_steps} steps" if cfg.score == "probe" else "")
-    print(f"attributing run {args.run_id}: the errors among {images} {cfg.split} images, gradients per layer group"
-          f"{probe} (fewer with --images N)", file=sys.stderr, flush=True)
+    run = _trained_parent(store, args.run_id)  # a sweep id or a missing checkpoint is one line, before any work
+    spec = run["summary"].get("model_spec") or train_config_of(run).get("model", "")
+    if zoo.is_trusted(spec):  # an untrusted spec's refusal below is the only line
+        images = f"the first {cfg.max_samples:,}" if cfg.max_samples else "all the"
+        probe = (f"; the probe retrains each layer group for 2 x {cfg.probe_steps} steps" if cfg.score == "probe"
+                 else "")
+        print(f"attributing run {args.run_id}: the errors among {images} {cfg.split} images, gradients per layer "
+              f"group{probe} (fewer with --images N)", file=sys.stderr, flush=True)
     t = time.perf_counter()
     _print_attribution(attribute_run(store, args.run_id, cfg, args.data_dir))
     print(f"took {format_seconds(time.perf_counter() - t)}", file=sys.stderr)

@@ -148,7 +148,8 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
 
     def body() -> int:
-        store = Store(args.runs_dir or settings().runs_dir)
+        env = settings()  # every BETA_* variable checked once, as for every other command
+        store = Store(args.runs_dir or env.runs_dir)
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         return cmd_stored_runs(args, store)
     return guarded(body)
