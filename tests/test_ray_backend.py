@@ -40,6 +40,7 @@ def _sweep(tmp_path, backend: str) -> tuple[Store, str]:
     return store, sid
 
 
+@pytest.mark.slow  # ~35 s; the default suite keeps the one-config repro on Ray (in-process = worker = Ray)
 def test_sweep_on_ray_equals_local(tmp_path):
     stores = {b: _sweep(tmp_path, b) for b in ("ray", "local")}
     runs = {b: {c.key(): r for c, r in sweep_members(s, sid)} for b, (s, sid) in stores.items()}

@@ -259,6 +259,7 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_report(tmp_path, referen
     assert _untimed(resumed) == _untimed(reference(parallel))
 
 
+@pytest.mark.slow  # ~18 s; the default suite keeps test_resume_of_a_running_sweep_is_refused (below)
 def test_two_resumes_of_one_sweep_one_wins(tmp_path):
     """Claiming a sweep is one transaction: of two processes resuming it at once, exactly one runs it."""
     import multiprocessing as mp

@@ -77,7 +77,7 @@ def test_bad_specs_say_what_was_expected(text, fragment):
 
 def test_width_belongs_to_built_in_models_only():
     with pytest.raises(ValueError, match="only with a built-in model"):
-        ModelConfig("torchvision:resnet18", width=8)
+        ModelConfig(pytest.param("torchvision:resnet18", marks=pytest.mark.slow), width=8)
     # a preset's widths are its own model's: another model drops them
     cfg = resolve_config("sgd-beta", model="torchvision:resnet18")
     assert cfg.width is None and cfg.model == "torchvision:resnet18"
@@ -185,8 +185,10 @@ def _tiny(model: str, **kw):
     return resolve_config("sgd-beta", model=model, **{**base, **kw})
 
 
-# efficientnet_b0 takes ~47 s on 2 cores: under -m slow, so the default suite stays near 10 minutes
-@pytest.mark.parametrize("spec", ["torchvision:resnet18", "torchvision:mobilenet_v3_small",
+# efficientnet_b0 (~47 s) and resnet18 (~31 s) on 2 cores: under -m slow, so the default suite stays
+# near 10 minutes; mobilenet_v3_small keeps a torchvision model in it
+@pytest.mark.parametrize("spec", [pytest.param("torchvision:resnet18", marks=pytest.mark.slow),
+                                  "torchvision:mobilenet_v3_small",
                                   pytest.param("torchvision:efficientnet_b0", marks=pytest.mark.slow), TINY_VIT])
 def test_train_attribute_surgery_curvature_on(spec, tmp_path):
     store, data = Store(tmp_path / "runs"), str(tmp_path / "data")
