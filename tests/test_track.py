@@ -260,3 +260,32 @@ def test_fields_the_store_would_drop_or_mangle_are_refused(tmp_path):
     run.log_epoch(0, test_acc=0.5, train_loss=float("nan"), note="kept")  # an epoch's extras are kept
     run.finish()
     assert Store(tmp_path).epochs(run.id)["extra"].tolist() == [{"note": "kept"}]
+
+
+def test_the_readmes_loop_runs_as_pasted_and_is_diagnosed(tmp_path):
+    """The README's "Your training loop" script, copied as it stands: it trains on an image
+    tree, logs to the store, and `beta-core attribute --trust-model loop.py:net` diagnoses it."""
+    from pathlib import Path
+
+    from PIL import Image
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Your training loop", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "loop.py").write_text(code)
+    g = torch.Generator().manual_seed(0)
+    for split, per in (("train", 40), ("test", 20)):
+        for ci, c in enumerate(("cat", "dog")):
+            (tmp_path / "data" / split / c).mkdir(parents=True)
+            for i in range(per):  # two classes told apart by a colour shift; a quarter of the test images
+                shift = 60 * (1 - ci if split == "test" and i % 4 == 0 else ci)  # look like the other class
+                px = (torch.rand(32, 32, 3, generator=g) * 120 + shift).clamp(0, 255).to(torch.uint8)
+                Image.fromarray(px.numpy()).save(tmp_path / "data" / split / c / f"{i}.png")
+    env = {**os.environ, "BETA_RUNS_DIR": str(tmp_path / "runs"), "BETA_DATA_DIR": str(tmp_path / "cache")}
+    p = subprocess.run([sys.executable, "loop.py", "data"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    run = Store(tmp_path / "runs").runs()[0]
+    assert run["kind"] == "external" and run["status"] == "done" and run["summary"]["model_spec"] == "loop.py:net"
+    p = subprocess.run([sys.executable, "-m", "beta_core", "attribute", run["id"], "--trust-model", "loop.py:net",
+                        "--probe-steps", "2"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "errors of 40 (test split)" in p.stdout
