@@ -45,7 +45,9 @@ def run_table(store: Store, runs: list[dict] | None = None) -> pd.DataFrame:
         s, c = r["summary"], train_config_of(r)
         rows.append({"id": r["id"], "status": r["status"], "kind": r["kind"], "method": r["method"],
                      "model": r["model"], "data": s.get("data", r["dataset"]), "lr": c.get("lr"),
-                     "momentum_rule": c.get("momentum_rule"), "batch_size": c.get("batch_size"),
+                     # a loop logged with track has no rule of ours: its momentum is what each step logged
+                     "momentum_rule": c.get("momentum_rule") or ("as logged" if r["kind"] == "external" else None),
+                     "batch_size": c.get("batch_size"),
                      "seed": _seed(c.get("seed")), "epochs": c.get("epochs"),
                      "best_test_acc": s.get("best_test_acc", s.get("acc_after")),
                      # a surgery run's outcome is its accuracy after the repair

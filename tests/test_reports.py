@@ -128,3 +128,12 @@ def test_a_stored_report_without_paper_claims_shows_them_beside_its_speed_claims
     speed, acc = verdict_rows(rep)
     assert "1.9x" in speed["paper's claim"] and "not comparable: this claim's target is 57.5%" in speed["paper's claim"]
     assert acc["paper's claim"] == ""
+
+
+def test_a_logged_loops_momentum_rule_reads_as_logged(tmp_path):
+    from beta_core import track
+    from beta_core.store import Store
+    with track.start(method="my-sgd", seed=0, config={"lr": 0.1}, runs_dir=tmp_path / "runs") as run:
+        run.log_step(0, loss=1.0, lr=0.1, momentum=0.9)
+    row = reports.run_table(Store(tmp_path / "runs")).iloc[0]
+    assert row["kind"] == "external" and row["momentum_rule"] == "as logged"
