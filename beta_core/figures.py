@@ -285,14 +285,16 @@ def sweep_grid_figure(members, stage: str) -> go.Figure | None:
     for c, r in rows:
         i, j = ys.index(c.method), xs.index(c.label().split(" ", 1)[1])
         v = r["summary"].get(metric)
-        z[i, j] = np.nan if v is None else v
-        text[i][j] = r["status"] if v is None else f"{v:.3f}"
+        z[i, j] = np.nan if v is None else 100 * v  # accuracy in %, as on every page
+        text[i][j] = r["status"] if v is None else f"{100 * v:.1f}%"
     fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=text, texttemplate="%{text}", colorscale="Viridis",
-                               colorbar={"title": "val acc" if stage == "tune" else "test acc"}))
+                               colorbar={"title": "val acc, %" if stage == "tune" else "test acc, %"}))
     what = "Stage 1: tuning (validation accuracy)" if stage == "tune" else "Reported stage (test accuracy)"
     # a blank cell is a run still to finish, or a point outside that method's grid (Adam's LRs)
     blank = (" — blank: not run yet" if pending else
              " — blank: not in that method's grid" if np.isnan(z).any() else "")
+    if not np.isnan(z).all():  # the colours span these cells only: say so
+        what += f"; colours from {np.nanmin(z):.1f}% to {np.nanmax(z):.1f}%"
     fig.update_layout(title=f"{what}{blank}", height=120 + 50 * len(ys), margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 

@@ -126,7 +126,7 @@ def sweep_setting(rep: dict) -> str:
             + (("; LRs " + ", ".join(f"{m} {v:g}" for m, v in lrs.items())) if lrs else "")
             + f"; test seeds {s['seeds']}"
             + (f", tuned {', '.join(s['tuned'])} on seeds {s['tune_seeds']}" if s["tuned"] else "")
-            + f"; baseline {s['baseline']}; targets {', '.join(f'{t:g}' for t in s['targets'])}"
+            + f"; baseline {s['baseline']}; targets {', '.join(format_target(t) for t in s['targets'])}"
             + (f" ({s['targets_why']})" if s.get("targets_why") else "")
             + ("; includes runs logged from your own loop" if "external" in s.get("kinds", ()) else ""))
 

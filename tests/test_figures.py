@@ -46,3 +46,12 @@ def test_a_sweep_grid_says_what_its_blank_cells_are():
     running = done + [(Cell("test", "sgd-beta", 1, (("lr", 0.1),)), run("running", None))]
     assert sweep_grid_figure(running, "test").layout.title.text.endswith("blank: not run yet")
     assert sweep_grid_figure(done, "tune") is None
+
+
+def test_a_sweep_grid_is_in_percent_and_says_what_its_colours_span():
+    from beta_core.figures import sweep_grid_figure
+    from beta_core.records import Cell
+    rows = [(Cell("test", "sgd-beta", s, (("lr", 0.1),)), {"status": "done", "summary": {"final_test_acc": a}})
+            for s, a in ((0, 0.581), (1, 0.595))]
+    fig = sweep_grid_figure(rows, "test")
+    assert fig.data[0].text[0] == ["58.1%", "59.5%"] and "colours from 58.1% to 59.5%" in fig.layout.title.text
