@@ -64,7 +64,8 @@ def active_jobs() -> None:
 
 with st.sidebar:
     st.caption(f"Device: **{device_label()}**")
-    st.caption(f"Data: **{data_source_label(st.session_state.get('data_path') or None)}**")
+    # what a Launch would train on now (the runs shown carry their own data in their tables)
+    st.caption(f"Data for a new launch: **{data_source_label(st.session_state.get('data_path') or None)}**")
     active_jobs()
     with st.expander("Glossary: every term in plain words"):  # the same text as each `?` and the README
         st.markdown(term(*GLOSSARY))

@@ -36,7 +36,7 @@ from beta_core.glossary import term  # noqa: F401 - the pages' `?` texts, one ho
 from beta_core.jobs import JobManager
 from beta_core.models import MODELS, ModelConfig, build_model, layer_groups, runs_at
 from beta_core.ray_backend import RayBackendError
-from beta_core.records import ACTIVE, format_progress, format_seconds, progress_of
+from beta_core.records import ACTIVE, counted, format_progress, format_seconds, progress_of
 from beta_core.report import build_report
 from beta_core.store import Store, StoreError
 from beta_core.zoo import torchvision_names
@@ -222,7 +222,8 @@ def report_button(ids: list[str], key: str, label: str = "Download report (HTML,
     and reads every run), kept for the same runs until they change."""
     if not ids:
         return
-    if st.button(f"Prepare report of {len(ids)} run(s)" if len(ids) > 1 else "Prepare report", key=f"{key}-make",
+    if st.button(f"Prepare report of {counted(len(ids), 'run')}" if len(ids) > 1 else "Prepare report",
+                 key=f"{key}-make",
                  help="setting, figures, tables, verdicts, attribution and surgery, environment, reproduce command"):
         try:
             st.session_state[f"{key}-html"] = (tuple(ids), build_report(get_store(), list(ids)))
