@@ -25,7 +25,7 @@ from .queries import sweep_members
 from .records import format_seconds, format_target
 from .stats import mean_ci, paired_difference, verdict
 from .store import Store
-from .verdicts import analyse_runs
+from .verdicts import EQUIVALENCE, EQUIVALENCE_SPEED, analyse_runs
 
 __all__ = ["FINDINGS_SWEEP", "FINDINGS_SEEDS", "FINDINGS_TARGETS", "gradient_top", "overlap_test", "findings",
            "markdown", "sections", "COMMAND"]
@@ -84,13 +84,16 @@ def _members(store: Store, sweep_id: str) -> dict[str, dict[int, dict]]:
     return arms
 
 
-def _claim_speed(store: Store, arms: dict, report: dict) -> tuple[dict, dict]:
+def _claim_speed(store: Store, arms: dict, report: dict, plan: dict) -> tuple[dict, dict]:
+    """Claim 1 from the sweep's own claims (Holm over its family); claim 4: every method against
+    sgd-hybrid at the top target, with the sweep's margins of "equivalent"."""
     setting = report["setting"]
     beta = [c for c in report["claims"] if c["method"] == "sgd-beta"]
     top = max(setting["targets"])
     epochs = store.epoch_records(*[r["id"] for a in arms.values() for r in a.values()])
     hybrid = analyse_runs({"sgd-hybrid": arms["sgd-hybrid"], **{m: a for m, a in arms.items() if m != "sgd-hybrid"}},
-                          epochs, "sgd-hybrid", [top], report["setting"].get("equivalence", 0.01))
+                          epochs, "sgd-hybrid", [top], plan.get("equivalence", EQUIVALENCE),
+                          plan.get("equivalence_speed", EQUIVALENCE_SPEED))
     steps = {m: [h["step"] for h in s["time_to_target"][f"{top:g}"]] for m, s in hybrid["methods"].items()}
     rank = sorted(steps, key=lambda m: (sum(x is None for x in steps[m]),
                                         float(np.exp(np.mean(np.log([x for x in steps[m] if x] or [math.inf]))))))
@@ -165,7 +168,7 @@ def findings(store: Store, sweep_id: str | None = None) -> dict:
     if missing:
         raise ValueError(f"Sweep {sweep['id']} has no test runs of {missing} (expected the findings' sweep: "
                          f"beta-core sweep {' '.join(FINDINGS_SWEEP)})")
-    c1, c4 = _claim_speed(store, arms, report)
+    c1, c4 = _claim_speed(store, arms, report, sweep["config"]["sweep"])
     train_s = sum(r["summary"].get("wall_seconds") or 0 for _, r in sweep_members(store, sweep["id"]))
     return {"sweep": sweep["id"], "setting": report["setting"], "n": {m: len(a) for m, a in arms.items()},
             "methods": {m: report["methods"][m] for m in arms if m in report["methods"]},
