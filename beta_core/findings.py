@@ -28,7 +28,7 @@ from .store import Store
 from .verdicts import EQUIVALENCE, EQUIVALENCE_SPEED, analyse_runs
 
 __all__ = ["FINDINGS_SWEEP", "FINDINGS_SEEDS", "FINDINGS_TARGETS", "gradient_top", "overlap_test", "findings",
-           "markdown", "sections", "COMMAND"]
+           "markdown", "sections", "COMMAND", "findings_sweeps"]
 
 FINDINGS_SEEDS = tuple(range(12))
 FINDINGS_TARGETS = (0.45, 0.5, 0.55)
@@ -152,12 +152,28 @@ def _claim_surgery(store: Store, arms: dict) -> dict:
     return out
 
 
+def findings_sweeps(store: Store) -> list[dict]:
+    """Finished sweeps with a report, the one with the most test seeds first (the findings' 12,
+    not a 3-seed demo), newest first on a tie: what the findings test by default."""
+    sweeps = [s for s in store.runs(kind="sweep", status=("done", "incomplete")) if store.results(s["id"], "sweep")]
+    return sorted(sweeps, key=lambda s: -len(s["config"].get("sweep", {}).get("seeds", [])))
+
+
 def findings(store: Store, sweep_id: str | None = None) -> dict:
+    """Every number of the findings (see :func:`_findings`); stored records that lack what a
+    claim reads (a bundle from another version, or a forged one) are one ValueError naming the
+    sweep, never a traceback."""
+    try:
+        return _findings(store, sweep_id)
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise ValueError(f"The findings' runs in this store are incomplete or malformed ({type(e).__name__}: {e}; "
+                         "expected the runs of data/demo/findings.zip or of data/demo/record_findings.py)") from None
+
+
+def _findings(store: Store, sweep_id: str | None = None) -> dict:
     """Every number of the findings, from the store: the newest finished sweep (or ``sweep_id``)
     with its attributed and repaired members."""
-    sweeps = [s for s in store.runs(kind="sweep", status=("done", "incomplete")) if store.results(s["id"], "sweep")]
-    # the default: the sweep with the most test seeds (the findings' 12, not a 3-seed demo), newest on a tie
-    sweeps.sort(key=lambda s: -len(s["config"]["sweep"].get("seeds", [])))
+    sweeps = findings_sweeps(store)
     sweep = store.get_run(sweep_id) if sweep_id else (sweeps[0] if sweeps else None)
     if sweep is None:
         raise ValueError("No finished sweep in this store (expected the findings' runs: beta-core runs unpack "

@@ -90,13 +90,12 @@ def report_figures(store: Store, ids: list[str]) -> dict[str, go.Figure]:
     out: dict[str, go.Figure] = {}
     # A sweep is drawn as its mean curves (below) and, in the run panels, one test run per method
     # (its first seed): 33 lines were a tangle
-    members_of = {s["id"] for s in sweeps}
-    trained = [r for r in runs if r["kind"] in ("train", "external") and r["parent"] not in members_of]
-    for s in sweeps:
+    tests = {s["id"]: [(c, r) for c, r in sweep_members(store, s["id"]) if c.stage == "test"] for s in sweeps}
+    trained = [r for r in runs if r["kind"] in ("train", "external") and r["parent"] not in tests]
+    for test in tests.values():
         first: dict[str, dict] = {}
-        for c, r in sorted(sweep_members(store, s["id"]), key=lambda cr: cr[0].seed):
-            if c.stage == "test":
-                first.setdefault(c.method, r)
+        for c, r in sorted(test, key=lambda cr: cr[0].seed):
+            first.setdefault(c.method, r)
         trained += list(first.values())
     trained = trained[:MAX_RUNS_PLOTTED]
     if trained:
@@ -115,7 +114,7 @@ def report_figures(store: Store, ids: list[str]) -> dict[str, go.Figure]:
             {"frames": eframes, "x": "step", "y": "test_acc", "title": "Test accuracy (epoch ends)",
              "mode": "lines+markers"}], names, colors)
     for s in sweeps:
-        test = [(c, r) for c, r in sweep_members(store, s["id"]) if c.stage == "test"]
+        test = tests[s["id"]]
         if test:
             arm = {r["id"]: c.method for c, r in test}
             curves = mean_curves(store.epochs(*arm), arm, "test_acc")

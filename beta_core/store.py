@@ -23,10 +23,10 @@ from .env import settings
 from .lifecycle import Lifecycle
 from .metrics import Metrics, MetricWriter
 from .records import ACTIVE, EPOCH_FIELDS, STEP_FIELDS
-from .storebase import CORRUPT, StoreError, connect, validate_run_id
+from .storebase import CORRUPT, StoreError, connect, is_run_id, validate_run_id
 from .transfer import Transfer
 
-__all__ = ["Store", "StoreError", "validate_run_id", "default_runs_dir", "MetricWriter"]
+__all__ = ["Store", "StoreError", "validate_run_id", "is_run_id", "default_runs_dir", "MetricWriter"]
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (

@@ -9,7 +9,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["StoreError", "validate_run_id", "proc_start", "alive", "connect", "CORRUPT"]
+__all__ = ["StoreError", "validate_run_id", "is_run_id", "proc_start", "alive", "connect", "CORRUPT"]
 
 CORRUPT = re.compile(r"not a database|malformed|corrupt", re.I)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -19,9 +19,14 @@ class StoreError(RuntimeError):
     """The store could not do what was asked (unknown run, disk full, refused delete)."""
 
 
+def is_run_id(text) -> bool:
+    """Whether ``text`` can be a run id: letters, digits, '.', '_' and '-', no path traversal."""
+    return isinstance(text, str) and bool(_RUN_ID.match(text)) and ".." not in text
+
+
 def validate_run_id(run_id: str) -> str:
     """Run ids name folders: letters, digits, '.', '_' and '-' only, no path traversal."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
+    if not is_run_id(run_id):
         raise ValueError(f"Invalid run id: {run_id!r} (expected letters, digits, '.', '_', '-'; "
                          "no '/' or '..'; at most 100 characters)")
     return run_id

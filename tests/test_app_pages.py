@@ -473,7 +473,7 @@ def test_the_runs_shown_are_in_the_url_and_a_recent_comparison_opens_them(monkey
     monkeypatch.setenv("BETA_RUNS_DIR", str(tmp_path / "runs"))
     linked = AppTest.from_file("../app.py", default_timeout=60)
     linked.switch_page("pages/views/train.py")
-    linked.query_params["tr_runs"] = [old[1]]
+    linked.query_params["tr_runs"] = [old[1], "../../etc/passwd", "no-such-run"]  # a hand-edited link
     linked.run()
     assert next(m for m in linked.multiselect if m.label == "Runs shown").value == [old[1]]
     # the picker of recent comparisons opens a whole comparison

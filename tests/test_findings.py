@@ -62,3 +62,14 @@ def test_every_claim_is_answered_with_enough_seeds(bundled):
 def test_a_store_without_the_findings_sweep_says_how_to_get_it(tmp_path):
     with pytest.raises(ValueError, match="findings.zip"):
         findings(Store(tmp_path / "runs"))
+
+
+def test_malformed_findings_records_are_one_error_not_a_traceback(tmp_path):
+    import json
+    import sqlite3
+    store = Store(tmp_path / "runs")
+    bundles.unpack(store, BUNDLE)
+    with sqlite3.connect(store.dir / "runs.db") as db:  # a forged bundle's attribution: not the shape we store
+        db.execute("UPDATE results SET data = ? WHERE kind = 'attribution'", (json.dumps({"scores": 5}),))
+    with pytest.raises(ValueError, match="incomplete or malformed"):
+        findings(store)

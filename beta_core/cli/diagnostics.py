@@ -91,9 +91,9 @@ def _print_attribution(r: dict) -> None:
 
 def cmd_attribute(args, store: Store) -> int:
     cfg = _attr_cfg(args)
-    run = _trained_parent(store, args.run_id)  # a sweep id or a missing checkpoint is one line, before any work
+    run = store.get_run(args.run_id)  # an unknown id is one line; attribute_run reads the weights once
     spec = run["summary"].get("model_spec") or train_config_of(run).get("model", "")
-    if zoo.is_trusted(spec):  # an untrusted spec's refusal below is the only line
+    if run["kind"] in ("train", "surgery", "external") and zoo.is_trusted(spec):  # else its refusal is the one line
         images = f"the first {cfg.max_samples:,}" if cfg.max_samples else "all the"
         probe = (f"; the probe retrains each layer group for 2 x {cfg.probe_steps} steps" if cfg.score == "probe"
                  else "")

@@ -3,15 +3,14 @@ detail folded under it. The text is docs/findings.md's, computed from the runs i
 import streamlit as st
 
 from beta_core.figures import seeds_figure
-from beta_core.findings import COMMAND, findings, sections
+from beta_core.findings import COMMAND, findings, findings_sweeps, sections
 from beta_core.records import format_target
 from pages.views.common import demo_button, get_store, show_error, term
 
 st.title("Findings: the paper's claims, tested")
 store = get_store()
-sweeps = [r for r in store.runs(kind="sweep", status=("done", "incomplete")) if store.results(r["id"], "sweep")]
-sweeps.sort(key=lambda r: -len(r["config"]["sweep"].get("seeds", [])))  # as findings() chooses: the most seeds
-n_seeds = {r["id"]: len(r["config"]["sweep"].get("seeds", [])) for r in sweeps}
+sweeps = findings_sweeps(store)  # the default first
+n_seeds = {r["id"]: len(r["config"].get("sweep", {}).get("seeds", [])) for r in sweeps}
 chosen = st.selectbox("Sweep the claims are tested on", list(n_seeds),
                       format_func=lambda i: f"{i} ({n_seeds[i]} seeds per method)",
                       help=term("sweep", "verdict", "interval", "mde", "holm")) if sweeps else None

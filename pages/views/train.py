@@ -13,7 +13,7 @@ from beta_core.presets import PRESETS, preset_config, preset_methods
 from beta_core.queries import active_duplicates
 from beta_core.records import ACTIVE, counted, format_hit, format_target
 from beta_core.reports import timing_note, training_outcome
-from beta_core.store import StoreError
+from beta_core.store import StoreError, is_run_id
 from beta_core.sweeps import mean_curves
 from pages.views.common import (
     data_dir,
@@ -140,7 +140,7 @@ if stale:
 if PENDING in st.session_state:
     st.session_state[SHOWN] = st.session_state.pop(PENDING)
 if SHOWN not in st.session_state and st.query_params.get_all(SHOWN):  # a link, a reload, a new tab
-    st.session_state[SHOWN] = st.query_params.get_all(SHOWN)
+    st.session_state[SHOWN] = [i for i in st.query_params.get_all(SHOWN)[:50] if is_run_id(i)]  # data, not paths
 wanted = st.session_state.get(SHOWN, [])
 runs = recent_runs(store, "train-runs", ("train", "external"), keep=wanted)
 if not runs:
