@@ -93,7 +93,9 @@ def cmd_attribute(args, store: Store) -> int:
     cfg = _attr_cfg(args)
     run = store.get_run(args.run_id)  # an unknown id is one line; attribute_run reads the weights once
     spec = run["summary"].get("model_spec") or train_config_of(run).get("model", "")
-    if run["kind"] in ("train", "surgery", "external") and zoo.is_trusted(spec):  # else its refusal is the one line
+    # the start line only when the job will start: otherwise its refusal (a sweep, missing weights, an
+    # untrusted spec) is the one line
+    if store.checkpoint_path(args.run_id).exists() and zoo.is_trusted(spec):
         images = f"the first {cfg.max_samples:,}" if cfg.max_samples else "all the"
         probe = (f"; the probe retrains each layer group for 2 x {cfg.probe_steps} steps" if cfg.score == "probe"
                  else "")
