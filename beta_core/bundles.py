@@ -143,7 +143,9 @@ def _check_kind(kind: str, config: dict, summary: dict) -> None:
         AttributionConfig(**config.get("attribution", {}))
     elif kind == "localise" and not isinstance(config.get("localise", {}), dict):
         raise ValueError("localise: expected a JSON object")
-    elif kind == "external":
+    elif kind == "imported" and not isinstance(config.get("source"), dict):
+        raise ValueError("source: expected the tracker, store and run it was imported from")
+    if kind in ("external", "imported"):
         seed = config.get("seed")
         if not isinstance(config.get("method"), str) or not (
                 isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= SEED_MAX):

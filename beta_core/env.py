@@ -18,6 +18,8 @@ BETA_MODELS        model factories the app offers besides     comma-separated sp
                    the built-in and torchvision models (the   file.py:factory,
                    app never imports code typed into a page)  package.module:factory,
                                                               torchvision:NAME, timm:NAME
+BETA_MIRROR        every run our engine trains, also logged   tensorboard:DIR, mlflow or
+                   to your tracker (``mirror``)               mlflow:TRACKING_URI
 =================  =========================================  ===========================
 
 ``settings()`` reads them all and raises :class:`EnvError` for the first bad one, with one
@@ -31,11 +33,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EnvError", "Settings", "settings", "VARIABLES", "check_ray_address"]
+__all__ = ["EnvError", "Settings", "settings", "VARIABLES", "check_ray_address", "MIRROR_SPEC"]
 
 VARIABLES = ("BETA_RUNS_DIR", "BETA_DATA_DIR", "BETA_DATA_PATH", "BETA_MAX_JOBS", "BETA_POLL_SECONDS",
-             "BETA_THREADS", "BETA_BACKEND", "BETA_RAY_ADDRESS", "BETA_MAX_IMAGE_MB", "BETA_MODELS")
+             "BETA_THREADS", "BETA_BACKEND", "BETA_RAY_ADDRESS", "BETA_MAX_IMAGE_MB", "BETA_MODELS",
+             "BETA_MIRROR")
 MAX_IMAGE_MB = 64.0  # no real image of a classification dataset comes near; a bomb does
+MIRROR_SPEC = re.compile(r"^(tensorboard:.+|mlflow(:.+)?)$")  # mirror.Mirror's trackers
 _ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9.\-]+:\d{1,5})$")
 # The shape of a model spec (zoo.parse_spec has the full rules; whether it imports and builds
 # is checked at launch, like a data path's images).
@@ -58,6 +62,7 @@ class Settings:
     backend: str = "local"              # local | ray
     ray_address: str | None = None      # None: a local Ray instance
     max_image_mb: float = MAX_IMAGE_MB  # bytes read per image file, in MB (10^6 bytes)
+    mirror: str | None = None           # tensorboard:DIR, mlflow[:URI]: our runs also logged there
     models: tuple[str, ...] = ()        # model specs the app offers besides the built-in and torchvision ones
 
 
@@ -123,9 +128,12 @@ def settings(env: dict | None = None) -> Settings:
             raise _bad("BETA_MODELS", env["BETA_MODELS"], f"comma-separated model specs (file.py:factory, "
                                                           f"package.module:factory, torchvision:NAME, timm:NAME); "
                                                           f"{m!r} is none of these")
+    mirror = env.get("BETA_MIRROR") or None
+    if mirror is not None and not MIRROR_SPEC.match(mirror):
+        raise _bad("BETA_MIRROR", mirror, "tensorboard:DIR, mlflow or mlflow:TRACKING_URI")
     return Settings(runs_dir=_folder(env, "BETA_RUNS_DIR", "runs"), data_dir=_folder(env, "BETA_DATA_DIR", "data"),
                     data_path=data_path, max_jobs=_number(env, "BETA_MAX_JOBS", int, 1, 64) or 1,
                     poll_seconds=_number(env, "BETA_POLL_SECONDS", float, 0.2, 3600),
                     threads=_number(env, "BETA_THREADS", int, 1, 1024), backend=backend, ray_address=address,
                     max_image_mb=_number(env, "BETA_MAX_IMAGE_MB", float, 0.001, 4096) or MAX_IMAGE_MB,
-                    models=models)
+                    models=models, mirror=mirror)

@@ -43,7 +43,7 @@ def run_name(run: dict) -> str:
     """``sgd-beta s0 lr 0.1 · 87e53e``: method, seed and LR tell a comparison's runs apart, the id's
     tail tells reruns apart."""
     seed, lr = run["config"].get("seed"), run["config"].get("lr")
-    mark = " (your loop)" if run.get("kind") == "external" else ""
+    mark = {"external": " (your loop)", "imported": " (imported)"}.get(run.get("kind"), "")
     return (f"{run['method']}" + (f" s{seed}" if seed is not None else "") + (f" lr {lr:g}" if isinstance(
         lr, (int, float)) and run.get("kind") != "surgery" else "") + mark + f" · {run['id'][-6:]}")
 

@@ -29,7 +29,11 @@ from .attribution import SCORES, AttributionConfig, attribute
 from .config import TrainConfig, config_fields
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
+from .env import settings
+from .importer import KIND as KIND_IMPORTED
+from .importer import no_weights
 from .localise import QUICK_SEVERITIES, localisation_benchmark
+from .mirror import open_mirror
 from .queries import latest_members
 from .ray_backend import RayRunner
 from .records import ACTIVE, CASE, MEMBER, MemberRecord, SweepSummary, train_config_of
@@ -86,6 +90,8 @@ def external_config(run: dict) -> TrainConfig:
 def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str | None = None):
     """(model with the run's final weights in eval mode, its splits, eval loaders) for a finished run."""
     run = store.get_run(run_id)
+    if run["kind"] == KIND_IMPORTED:
+        raise StoreError(no_weights(run))
     if run["kind"] not in ("train", "surgery", "external"):
         raise StoreError(f"Run {run_id} is a {run['kind']} job (expected a training or surgery run)")
     state = store.load_checkpoint(run_id)  # clear error if the run has no checkpoint
@@ -107,12 +113,12 @@ def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     # what a live page reads while the run trains; done steps are its step records
     store.update_summary(run["id"], {**known, "progress": {"phase": "training", "total": training.total_steps,
                                                            "unit": "steps", "started": time.time()}})
-    writer = MetricWriter(store, run["id"])
+    writer = MetricWriter(store, run["id"], mirror=open_mirror(settings().mirror, run["id"], run["config"]))
     for rec in training.run():
         writer.add(rec)
         if on_record:
             on_record(rec)
-    writer.flush()
+    writer.close(training.status)
     if training.status == "done":
         store.save_checkpoint(run["id"], training.model.state_dict())
     return training.status, {**known, **training.summary}  # the final summary keeps what was known at the start

@@ -99,12 +99,15 @@ class MetricWriter:
     an epoch record flushes the steps before it and is written at once. The first step is
     written at once too, so a live chart shows a new run's first point without waiting."""
 
-    def __init__(self, store, run_id: str, interval: float = 0.5) -> None:
+    def __init__(self, store, run_id: str, interval: float = 0.5, mirror=None) -> None:
         self.store, self.run_id, self.interval = store, run_id, interval
+        self.mirror = mirror  # a mirror.Mirror: the same records to the user's tracker
         self.buf: list[dict] = []
         self.last = -math.inf  # the first record goes out at once
 
     def add(self, rec: dict) -> None:
+        if self.mirror is not None:
+            self.mirror.write(rec)
         if rec["kind"] == EPOCH:  # flush steps first so readers see them in order
             self.flush()
             self.store.add_epoch(self.run_id, rec)
@@ -116,3 +119,11 @@ class MetricWriter:
     def flush(self) -> None:
         self.store.add_steps(self.run_id, self.buf)
         self.buf, self.last = [], time.monotonic()
+        if self.mirror is not None:
+            self.mirror.flush()
+
+    def close(self, status: str = "done") -> None:
+        """The last records out, and the mirror's run ended with ``status``."""
+        self.flush()
+        if self.mirror is not None:
+            self.mirror.close(status)

@@ -24,7 +24,7 @@ from . import reports
 from .config import METHODS, TrainConfig, config_fields
 from .figures import heatmap, mean_curve_figure, panel_figure, run_colors, run_name
 from .queries import sweep_members
-from .records import counted, train_config_of
+from .records import TRAINED_KINDS, counted, train_config_of
 from .store import Store
 from .sweeps import SweepPlan, mean_curves
 
@@ -91,7 +91,7 @@ def report_figures(store: Store, ids: list[str]) -> dict[str, go.Figure]:
     # A sweep is drawn as its mean curves (below) and, in the run panels, one test run per method
     # (its first seed): 33 lines were a tangle
     tests = {s["id"]: [(c, r) for c, r in sweep_members(store, s["id"]) if c.stage == "test"] for s in sweeps}
-    trained = [r for r in runs if r["kind"] in ("train", "external") and r["parent"] not in tests]
+    trained = [r for r in runs if r["kind"] in TRAINED_KINDS and r["parent"] not in tests]
     for test in tests.values():
         first: dict[str, dict] = {}
         for c, r in sorted(test, key=lambda cr: cr[0].seed):
@@ -152,7 +152,7 @@ def _outcome(runs: list[dict], sweep_reports: dict[str, dict]) -> str:
         for c in rep["claims"]:
             lines.append(f"{c['claim']}: <b>{html.escape(c.get('verdict_holm') or c['verdict'])}</b> "
                          f"({html.escape(c['figure'])}, n = {c['n']})")
-    trained = [r for r in runs if r["kind"] in ("train", "external") and r["summary"].get("final_test_acc") is not None]
+    trained = [r for r in runs if r["kind"] in TRAINED_KINDS and r["summary"].get("final_test_acc") is not None]
     if trained and not sweep_reports:
         best = max(trained, key=lambda r: r["summary"]["final_test_acc"])
         lines.append(f"{counted(len(trained), 'training run')}; the highest final test accuracy is "

@@ -46,7 +46,8 @@ def run_table(store: Store, runs: list[dict] | None = None) -> pd.DataFrame:
         rows.append({"id": r["id"], "status": r["status"], "kind": r["kind"], "method": r["method"],
                      "model": r["model"], "data": s.get("data", r["dataset"]), "lr": c.get("lr"),
                      # a loop logged with track has no rule of ours: its momentum is what each step logged
-                     "momentum_rule": c.get("momentum_rule") or ("as logged" if r["kind"] == "external" else None),
+                     "momentum_rule": c.get("momentum_rule") or (
+                         "as logged" if r["kind"] in ("external", "imported") else None),
                      "batch_size": c.get("batch_size"),
                      "seed": _seed(c.get("seed")), "epochs": c.get("epochs"),
                      "best_test_acc": s.get("best_test_acc", s.get("acc_after")),
@@ -128,7 +129,8 @@ def sweep_setting(rep: dict) -> str:
             + (f", tuned {', '.join(s['tuned'])} on seeds {s['tune_seeds']}" if s["tuned"] else "")
             + f"; baseline {s['baseline']}; targets {', '.join(format_target(t) for t in s['targets'])}"
             + (f" ({s['targets_why']})" if s.get("targets_why") else "")
-            + ("; includes runs logged from your own loop" if "external" in s.get("kinds", ()) else ""))
+            + ("; includes runs logged from your own loop" if "external" in s.get("kinds", ()) else "")
+            + ("; includes runs imported from another tracker" if "imported" in s.get("kinds", ()) else ""))
 
 
 def method_rows(rep: dict) -> list[dict]:

@@ -44,6 +44,7 @@ import torch
 from . import zoo
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
+from .mirror import Mirror, check_spec, open_mirror
 from .provenance import environment
 from .records import EPOCH, STEP, TrainSummary, time_to_accuracy
 from .schedules import effective_lr
@@ -91,9 +92,9 @@ def optimizer_state(optimizer) -> tuple[float, float, bool]:
 class Run:
     """One tracked run; see the module docstring. ``id`` names it in the store."""
 
-    def __init__(self, store: Store, run_id: str, lam: float, thresholds: tuple) -> None:
+    def __init__(self, store: Store, run_id: str, lam: float, thresholds: tuple, mirror: Mirror | None = None) -> None:
         self.store, self.id, self.lam, self.thresholds = store, run_id, lam, thresholds
-        self.writer = MetricWriter(store, run_id)
+        self.writer = MetricWriter(store, run_id, mirror=mirror)
         self.t0 = time.perf_counter()
         self.epoch, self.pairs, self.adam = 0, [], False
         self.epochs: list[dict] = []
@@ -196,7 +197,7 @@ class Run:
         if self.ended:
             return
         self.ended, self.status = True, status
-        self.writer.flush()
+        self.writer.close(status)
         eps = self.epochs
         vals = [e["val_acc"] for e in eps if e["val_acc"] is not None]
         summary: TrainSummary = {
@@ -245,20 +246,23 @@ class _Silent(Run):
 
 
 def start(method: str, seed: int = 0, config: dict | None = None, runs_dir: str | os.PathLike | None = None,
-          label: str | None = None, group: str | None = None, all_ranks: bool = False) -> Run:
+          label: str | None = None, group: str | None = None, all_ranks: bool = False,
+          mirror: str | None = None) -> Run:
     """A new running ``external`` run in the store (``runs_dir``, default BETA_RUNS_DIR or runs).
 
     ``method`` names the arm it belongs to (``sgd-beta``, ``sgd-constant``, or any name of
     yours) and ``seed`` its seed: verdicts pair runs by seed. ``config`` is stored as given
     (JSON-serialisable values), with the script, host, rank and process added; ``lam`` in it
     sets the curvature of the damping ratio (default 1, the paper's), ``thresholds`` the
-    time-to-accuracy targets (default 0.9, 0.95)."""
+    time-to-accuracy targets (default 0.9, 0.95). ``mirror`` (``tensorboard:DIR``, ``mlflow``,
+    ``mlflow:URI``) also logs every record to your tracker (:mod:`beta_core.mirror`)."""
     rank = int(os.environ.get("RANK", "0") or 0)
     if rank != 0 and not all_ranks:
         return _Silent()
     if not isinstance(method, str) or not method:
         raise ValueError(f"Invalid method: {method!r} (expected a non-empty name, e.g. sgd-beta)")
     seed = _int("seed", seed, 0, SEED_MAX)
+    check_spec(mirror)
     config = dict(config or {})
     for name, (low, high) in _BOUNDED.items():  # hyperparameters bounded like TrainConfig's
         if config.get(name) is not None:
@@ -281,4 +285,9 @@ def start(method: str, seed: int = 0, config: dict | None = None, runs_dir: str 
     store = Store(runs_dir)
     run_id = store.create_run(full, kind=KIND, status="running", label=label, group_id=group)
     store.update_summary(run_id, {"environment": environment()})
-    return Run(store, run_id, lam, thresholds)
+    try:
+        to = open_mirror(mirror, run_id, full)
+    except Exception as e:  # a missing extra, a tracker that cannot be reached: nothing is left running
+        store.finish(run_id, "failed", error=f"the mirror {mirror} could not be opened: {str(e)[:300]}")
+        raise
+    return Run(store, run_id, lam, thresholds, to)

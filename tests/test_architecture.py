@@ -16,17 +16,20 @@ PKG = ROOT / "beta_core"
 
 LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo",  # schemas; rules; presets; env; stats;
-        "provenance", "glossary", "storebase"),       # hooks; models by spec; the environment a run used; words;
-                                                      # the store's error, run ids, owners, connection
+        "provenance", "glossary", "storebase",        # hooks; models by spec; the environment a run used; words;
+        "trackers"),                                  # the store's error, run ids, owners, connection; other
+                                                      # trackers' runs read by their own readers
     1: ("damping", "data", "models", "schemas",       # damping ratio; datasets, loaders; nets, evaluation; what
                                                       # arrives from outside, validated once (pydantic);
-        "lifecycle", "metrics", "checkpoints", "transfer"),  # the store's parts: status changes, records, weights,
-                                                      # runs between stores
+        "lifecycle", "metrics", "checkpoints", "transfer",  # the store's parts: status changes, records, weights,
+        "mirror"),                                    # runs between stores; records to the user's tracker
     2: ("store",),                                    # the run store: the facade over its parts, listing runs
     3: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
-        "verdicts", "figures"),                       # spectra; tables; your own loop; verdicts; charts
+        "verdicts", "figures", "importer"),           # spectra; tables; your own loop; verdicts; charts; other
+                                                      # trackers' runs as our records
     4: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
-        "integrations", "integrations.lightning"),    # the Lightning callback (an optional extra)
+        "integrations", "integrations.lightning",     # the Lightning and Hugging Face callbacks (optional extras)
+        "integrations.hf"),
     5: ("surgery", "ray_backend", "queries"),         # retrain chosen groups, verify, controls; Ray tasks;
                                                       # reading a sweep's members, the newest localisation
     6: ("jobs", "bundles", "findings"),               # joins the store and the computation; worker processes;
@@ -34,7 +37,8 @@ LAYERS = {
                                                       # the paper's claims tested on stored runs
     7: ("cli.stored", "report", "worker"),            # reading stored runs, one-line errors; offline HTML reports;
                                                       # the warm worker process's loop
-    8: ("cli.common",),                               # progress, running a job in-process, printing a report
+    8: ("cli.common", "cli.imports"),                 # progress, running a job in-process, printing a report;
+                                                      # import from TensorBoard, MLflow, CSV (no torch)
     9: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict,
                                                          # findings
     10: ("cli.commands",),                            # every command's parser and handler
@@ -44,11 +48,14 @@ LAYERS = {
 }
 LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}
 # Imports allowed inside functions: optional or heavy third-party dependencies only.
-LAZY_OK = {("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("ray_backend", "torch"),
+LAZY_OK = {("trackers", "pandas"),  # a CSV export is read when one is given
+           ("mirror", "torch"), ("mirror", "mlflow"),  # the user's tracker, an optional extra
+           ("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("ray_backend", "torch"),
            ("checkpoints", "torch"),  # weights only: listing and reading runs starts without torch
            ("zoo", "torchvision"), ("zoo", "timm"),
            # a guarded import of the optional extra, so its absence is one line naming it
-           ("integrations.lightning", "lightning"), ("integrations.lightning", "pytorch_lightning")}
+           ("integrations.lightning", "lightning"), ("integrations.lightning", "pytorch_lightning"),
+           ("integrations.hf", "transformers")}
 UI = ("streamlit",)
 # Plotly figures are data (a JSON spec), not UI: the charts have one home, drawn by the pages and
 # written into offline reports and figure files (docs/decisions.md). Only these modules build them.

@@ -11,18 +11,19 @@
     localise-bench  which score finds damage   beta-core localise-bench RUN
     sweep      tuned comparison, verdicts     beta-core sweep --preset sweep-cpu --data-path X
     findings   the paper's claims, tested     beta-core findings --out docs/findings.md
+    import     TensorBoard, MLflow, CSV runs  beta-core import tensorboard LOGDIR --map test_acc=val/acc
 
 Every failure prints one clear line to stderr and exits non-zero. Reading stored runs
-(``runs list|show|diff|export|delete``) loads ``cli.stored`` only, without torch; every other
-command loads the full command line (``cli.commands``) by name, so its imports are paid by
-the commands that build models.
+(``runs list|show|diff|export|delete``) loads ``cli.stored`` only and ``import`` loads
+``cli.imports``, both without torch; every other command loads the full command line
+(``cli.commands``) by name, so its imports are paid by the commands that build models.
 """
 from __future__ import annotations
 
 import importlib
 import sys
 
-from . import stored
+from . import imports, stored
 
 __all__ = ["main", "build_parser"]
 
@@ -33,7 +34,11 @@ def _full():
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    return stored.main(argv) if stored.light_command(argv) else _full().main(argv)
+    if stored.light_command(argv):
+        return stored.main(argv)
+    if stored.light_command(argv, ("import",)):
+        return imports.main(argv)
+    return _full().main(argv)
 
 
 def build_parser():

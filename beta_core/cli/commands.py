@@ -32,7 +32,7 @@ from ..ray_backend import RayBackendError
 from ..records import counted, train_config_of
 from ..report import build_report, report_figures
 from ..store import Store
-from . import diagnostics, sweep, verdict
+from . import diagnostics, imports, sweep, verdict
 from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
 from .stored import add_global_flags, add_runs_parser, cmd_stored_runs, err, guarded
 
@@ -142,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     diagnostics.add_parsers(sub)
     verdict.add_parser(sub)
+    imports.add_parser(sub)
     sweep.add_parser(sub, _add_config_flags, _add_backend_flags)
     for name, p in sub.choices.items():
-        if name not in ("runs", "report", "verdict"):  # the commands that may build a model
+        if name not in ("runs", "report", "verdict", "import"):  # the commands that may build a model
             p.add_argument("--trust-model", dest="trust_model", action="append", default=[], metavar="SPEC",
                            help="build this code spec (file.py:factory, package.module:factory) although it came "
                                 "from a stored run or a bundle; repeatable")
@@ -166,7 +167,8 @@ def _relaunch(args, store: Store) -> TrainConfig:
     run = store.get_run(args.from_run)
     if run["kind"] not in ("train", "surgery"):
         how = {"sweep": f"run it again with `beta-core sweep --resume {run['id']}`",
-               "external": "it was logged from your own loop: run your script again"}.get(
+               "external": "it was logged from your own loop: run your script again",
+               "imported": "it was imported from another tracker: its config is not ours to relaunch"}.get(
             run["kind"], f"relaunch the training run it diagnosed ({run['parent']})")
         article = "an" if run["kind"][0] in "aeiou" else "a"
         raise CLIError(f"Run {run['id']} is {article} {run['kind']} run, not a training run (expected a run of "
@@ -332,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
                     "models": cmd_models, "verdict": verdict.cmd_verdict, "report": cmd_report,
-                    "findings": verdict.cmd_findings,
+                    "findings": verdict.cmd_findings, "import": imports.cmd_import,
                     "sweep": lambda a, s: sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
                     **diagnostics.HANDLERS}
         return handlers[args.command](args, store)

@@ -9,6 +9,8 @@ from .. import reports, zoo
 from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORES, AttributionConfig, overlap, plant_fault
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
+from ..importer import KIND as KIND_IMPORTED
+from ..importer import no_weights
 from ..jobs import attribute_run, load_trained, localise_job
 from ..localise import FAULTS
 from ..models import loss_fn, run_groups
@@ -122,6 +124,8 @@ def _trained_parent(store: Store, run_id: str) -> dict:
     """The run a diagnostic works on: a training or surgery run with its checkpoint, checked
     before any job is created (a sweep id, a missing or unreadable checkpoint are one line)."""
     run = store.get_run(run_id)
+    if run["kind"] == KIND_IMPORTED:
+        raise CLIError(no_weights(run))
     if run["kind"] not in ("train", "surgery", "external"):
         what = (f"a sweep (its member runs are in `beta-core runs list`, parent {run_id})"
                 if run["kind"] == "sweep" else f"a {run['kind']} job")

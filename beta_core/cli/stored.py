@@ -57,19 +57,23 @@ def add_runs_parser(sub) -> None:
     q.add_argument("run_b")
 
 
-def light_command(argv: list[str]) -> bool:
-    """Whether ``argv`` asks for a command this module answers (help and the rest go to the full CLI)."""
-    words, skip = [], False
+def light_command(argv: list[str], commands: tuple = ("runs",)) -> bool:
+    """Whether ``argv`` asks for one of ``commands`` that loads no model (``runs`` LIGHT, or any
+    subcommand of another); help and the rest go to the full CLI."""
+    words, skip, flags = [], False, False
     for a in argv:
         if skip:
             skip = False
-        elif a in ("--runs-dir", "--data-dir"):
+        elif a in ("-h", "--help"):
+            return False
+        elif a in ("--runs-dir", "--data-dir") and not words:
             skip = True
         elif not a.startswith("-"):
             words.append(a)
         elif not a.startswith(("--runs-dir=", "--data-dir=")):
-            return False  # -h or a flag only the full parser knows
-    return len(words) >= 2 and words[0] == "runs" and words[1] in LIGHT
+            flags = True  # a flag of the subcommand: runs' light commands take none
+    light = words[0] != "runs" or (words[1] in LIGHT and not flags) if len(words) >= 2 else False
+    return len(words) >= 2 and words[0] in commands and light
 
 
 def cmd_stored_runs(args, store: Store) -> int:

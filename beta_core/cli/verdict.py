@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 from ..findings import findings, markdown
-from ..records import counted
+from ..records import TRAINED_KINDS, counted
 from ..store import Store
 from ..verdicts import EQUIVALENCE, EQUIVALENCE_SPEED, analyse_runs, run_arms
 from .common import CLIError, print_report
 
 __all__ = ["add_parser", "cmd_verdict", "cmd_findings"]
 
-KINDS = ("train", "external")
+KINDS = TRAINED_KINDS
 
 
 def add_parser(sub) -> None:

@@ -36,7 +36,7 @@ from beta_core.glossary import term  # noqa: F401 - the pages' `?` texts, one ho
 from beta_core.jobs import JobManager
 from beta_core.models import MODELS, ModelConfig, build_model, layer_groups, runs_at
 from beta_core.ray_backend import RayBackendError
-from beta_core.records import ACTIVE, counted, format_progress, format_seconds, progress_of
+from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_progress, format_seconds, progress_of
 from beta_core.report import build_report
 from beta_core.store import Store, StoreError
 from beta_core.zoo import torchvision_names
@@ -120,7 +120,7 @@ def progress_line(store: Store, run: dict, steps: int | None = None) -> str:
                 else "queued: a worker is starting")
     p = dict(run["summary"].get("progress") or {})
     done = None
-    if run["kind"] in ("train", "surgery", "external"):
+    if run["kind"] in ("surgery", *TRAINED_KINDS):
         done = store.step_counts(run["id"])[run["id"]] if steps is None else steps
         total = p.get("total")
         epochs = run["config"].get("epochs") if run["kind"] == "train" else None

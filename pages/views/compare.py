@@ -11,7 +11,7 @@ from beta_core.data import SOURCES
 from beta_core.figures import mean_curve_figure, sweep_grid_figure, ticks_between
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.queries import sweep_members
-from beta_core.records import ACTIVE, format_seconds
+from beta_core.records import ACTIVE, TRAINED_KINDS, format_seconds
 from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, mean_curves, seeds_plan, sweep_run_config
 from beta_core.verdicts import analyse_runs, run_arms
 from pages.views.common import (
@@ -221,7 +221,7 @@ def any_runs_verdict(store) -> None:
     st.subheader("Verdict over any runs")
     st.caption("Finished training runs and runs logged from your own loop (`beta_core.track`), grouped into arms "
                "and paired by seed, with the statistics of a sweep. CLI: `beta-core verdict`.")
-    runs = recent_runs(store, "any-runs", ("train", "external"), ("done", "diverged"))
+    runs = recent_runs(store, "any-runs", TRAINED_KINDS, ("done", "diverged"))
     if len(runs) < 2:
         st.info("At least two finished runs are needed: launch some on Train, or log your own loop.")
         return

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from beta_core import bundles, reports
-from beta_core.records import ACTIVE, STATUSES, counted
+from beta_core.records import ACTIVE, STATUSES, TRAINED_KINDS, counted
 from beta_core.store import StoreError
 from pages.views.common import (
     demo_button,
@@ -57,7 +57,7 @@ PAGE = 100  # rows of the table: filtered and paged in SQL, so 10,000 runs cost 
 def table_page(store) -> pd.DataFrame:
     """One page of the run table, newest first, with its filters."""
     c1, c2, c3, c4 = st.columns([2, 2, 3, 1])
-    kinds = c1.multiselect("Kind", ["train", "external", "surgery", "sweep", "attribution", "localise"], key="rk",
+    kinds = c1.multiselect("Kind", [*TRAINED_KINDS, "surgery", "sweep", "attribution", "localise"], key="rk",
                            help=term("run", "job", "sweep"))
     statuses = c2.multiselect("Status", list(STATUSES), key="rs")
     search = c3.text_input("Search", placeholder="part of an id, method, model or label", key="rq") or None

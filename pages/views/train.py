@@ -11,7 +11,7 @@ from beta_core.data import SOURCES
 from beta_core.env import settings
 from beta_core.presets import PRESETS, preset_config, preset_methods
 from beta_core.queries import active_duplicates
-from beta_core.records import ACTIVE, counted, format_hit, format_target
+from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_hit, format_target
 from beta_core.reports import timing_note, training_outcome
 from beta_core.store import StoreError, is_run_id
 from beta_core.sweeps import mean_curves
@@ -45,7 +45,7 @@ store = get_store()
 # Folded once runs exist: the outcome and the charts come first. The preset sits outside the
 # form, so the form's defaults follow the preset picked. Settings outside the form are kept in
 # the URL (bind): a teacher's link opens the same view.
-with st.expander("Launch a comparison", expanded=store.count_runs(("train", "external")) == 0,
+with st.expander("Launch a comparison", expanded=store.count_runs(TRAINED_KINDS) == 0,
                  icon=":material/play_arrow:"):
     preset = st.selectbox("Preset", list(PRESETS), index=0, key="tr_preset", bind="query-params",
                           help="quick-cpu: three methods, 6,000 images, 5 epochs: 31 s of training for all three on "
@@ -142,7 +142,7 @@ if PENDING in st.session_state:
 if SHOWN not in st.session_state and st.query_params.get_all(SHOWN):  # a link, a reload, a new tab
     st.session_state[SHOWN] = [i for i in st.query_params.get_all(SHOWN)[:50] if is_run_id(i)]  # data, not paths
 wanted = st.session_state.get(SHOWN, [])
-runs = recent_runs(store, "train-runs", ("train", "external"), keep=wanted)
+runs = recent_runs(store, "train-runs", TRAINED_KINDS, keep=wanted)
 if not runs:
     st.info("No runs yet. Press **Launch** to compare the preset's methods, or load the demo runs: real results "
             "on every page at once.")
