@@ -481,3 +481,29 @@ def test_the_runs_shown_are_in_the_url_and_a_recent_comparison_opens_them(monkey
     assert picker.options[:2] == [picker.format_func("ui-new"), picker.format_func("ui-old")]
     picker.set_value("ui-old").run()
     assert sorted(next(m for m in at.multiselect if m.label == "Runs shown").value) == sorted(old)
+
+
+def test_imported_runs_show_on_train_with_their_damping_and_report(monkeypatch, tmp_path):
+    from beta_core import importer
+    from beta_core.trackers import Source
+
+    planned = []
+    for seed in (0, 1):
+        scalars = {"train/lr": [(s, 0.1 * (1 - s / 40) + 1e-3, float(s)) for s in range(40)],
+                   "opt/momentum": [(s, 0.9, float(s)) for s in range(40)],
+                   "train/loss": [(s, 2 - s / 40, float(s)) for s in range(40)],
+                   "val/acc": [(10 * (e + 1), 0.3 + 0.1 * e + 0.01 * seed, 10.0 * (e + 1)) for e in range(4)]}
+        src = Source("tensorboard", "/logs", f"run{seed}", scalars)
+        planned.append(importer.plan(src, importer.guess_map(scalars), method="sgd-constant", seed=seed))
+    store = Store(tmp_path / "runs")
+    ids = [rid for _, rid in importer.import_sources(store, planned)]
+    at = _app(monkeypatch, tmp_path, "train")
+    shown = next(m for m in at.multiselect if m.label == "Runs shown")
+    assert sum("(imported)" in o for o in shown.options) == 2
+    shown.set_value(ids).run()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    assert at.get("plotly_chart")
+    at = _app(monkeypatch, tmp_path, "runs")
+    next(m for m in at.multiselect if m.label == "Select runs").set_value(ids).run()
+    at.button(key="report-runs-make").click().run()
+    assert not at.exception, [e.value for e in at.exception]
