@@ -36,6 +36,23 @@ except (StoreError, OSError):
     pass  # the page says what is wrong with the store, where it needs one
 
 
+def finished_toasts(active: set[str]) -> None:
+    """A toast on any page for each run that finished or failed since the last look."""
+    store = get_manager().store
+    for rid in st.session_state.get("watched", set()) - active:
+        try:
+            r = store.get_run(rid)
+        except StoreError:
+            continue  # deleted meanwhile
+        acc = r["summary"].get("final_test_acc")
+        what = f"{r['method'] if r['kind'] == 'train' else r['kind']} · {rid[-6:]}"
+        if r["status"] == "done":
+            st.toast(f"{what} finished" + (f": {acc:.1%} test accuracy" if acc is not None else ""), icon="✅")
+        else:
+            st.toast(f"{what} {r['status']}" + (f": {r['error'][:120]}" if r.get("error") else ""), icon="⚠️")
+    st.session_state["watched"] = active
+
+
 SIDEBAR_JOBS = 8  # jobs the sidebar names (with an id and a cancel button); the Runs page lists them all
 
 
@@ -58,6 +75,7 @@ def active_jobs() -> None:
                 st.rerun(scope="fragment")
         if len(active) > SIDEBAR_JOBS:
             st.caption(f"… and {len(active) - SIDEBAR_JOBS} more (Runs page)")
+        finished_toasts({r["id"] for r in active})
     except Exception as e:  # noqa: BLE001 - the sidebar must not take the page down
         st.error(f"Run store unavailable: {plain(e)}")
 

@@ -24,7 +24,7 @@ from .records import ACTIVE
 __all__ = ["group_scores_figure", "probe_figure", "PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name",
            "smooth", "metric_figure", "line_style", "coincide", "coincide_from", "panel_figure", "AXIS_TITLES",
            "log_ticks", "ticks_between", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure",
-           "seeds_figure", "sweep_grid_figure"]
+           "seeds_figure", "sweep_grid_figure", "parcoords_figure", "scatter_figure"]
 
 FLAGGED, PLAIN = "#d62728", "#1f77b4"  # a flagged layer group; any other
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -41,9 +41,11 @@ def run_colors(run_ids) -> dict[str, str]:
 
 def run_name(run: dict) -> str:
     """``sgd-beta s0 lr 0.1 · 87e53e``: method, seed and LR tell a comparison's runs apart, the id's
-    tail tells reruns apart."""
+    tail tells reruns apart; a run someone named goes by its name."""
     seed, lr = run["config"].get("seed"), run["config"].get("lr")
     mark = {"external": " (your loop)", "imported": " (imported)"}.get(run.get("kind"), "")
+    if run.get("name"):  # the name someone gave it (annotations)
+        return f"{run['name']}{mark} · {run['id'][-6:]}"
     return (f"{run['method']}" + (f" s{seed}" if seed is not None else "") + (f" lr {lr:g}" if isinstance(
         lr, (int, float)) and run.get("kind") != "surgery" else "") + mark + f" · {run['id'][-6:]}")
 
@@ -299,8 +301,10 @@ def sweep_grid_figure(members, stage: str) -> go.Figure | None:
     return fig
 
 
-def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str, str] | None = None) -> go.Figure:
-    """Per arm: the mean curve (``sweeps.mean_curves``) with its 95% band, beta drawn last."""
+def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str, str] | None = None,
+                      markers: bool = True) -> go.Figure:
+    """Per arm: the mean curve (``sweeps.mean_curves``) with its 95% band, beta drawn last;
+    ``markers`` off for curves of many points (steps)."""
     fig = go.Figure()
     arms = sorted(curves.groupby("arm"), key=lambda mg: line_style(mg[0])[2]) if len(curves) else []
     # an arm whose mean equals another's at every point (hybrid before its switch is beta) would
@@ -317,11 +321,54 @@ def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str
                                      y=list(band["ci_high"]) + list(band["ci_low"])[::-1], fill="toself",
                                      line={"width": 0}, fillcolor=c, opacity=0.2, showlegend=False, hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=g[x], y=g["mean"], name=f"{m} (= {same[m]} throughout: under it)" if same[m] else m,
-                                 mode="lines" if same[m] else "lines+markers",
+                                 mode="lines" if same[m] or not markers else "lines+markers",
                                  line={"color": c, "dash": dash, "width": width + 2 if same[m] else width}))
     fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    fig.update_xaxes(title_text="steps" if x == "step" else
-                     "seconds (mean; wall clock on the machine that ran them, runs one after another)")
+    fig.update_xaxes(title_text={"step": "steps", "epoch": "epoch (from 1)"}.get(
+        x, "seconds (mean; wall clock on the machine that ran them, runs one after another)"))
+    return fig
+
+
+def _axis(values: pd.Series, name: str) -> dict:
+    """One parallel-coordinates axis: numbers as they are, anything else as categories in order."""
+    num = pd.to_numeric(values, errors="coerce")
+    if num.notna().all():
+        return {"label": name, "values": num.tolist()}
+    cats = sorted(values.astype(str).unique())
+    code = {c: i for i, c in enumerate(cats)}
+    return {"label": name, "values": [code[v] for v in values.astype(str)], "tickvals": list(range(len(cats))),
+            "ticktext": cats}
+
+
+def parcoords_figure(runs: pd.DataFrame, dims: list[str], metric: str, title: str) -> go.Figure:
+    """Which setting mattered: one line per run through its config fields (``dims``), ending on
+    ``metric``, coloured by it; drag on an axis to keep a range. Fields with one value are left
+    out (they cannot have mattered here); runs without the metric are left out."""
+    df = runs.dropna(subset=[metric])
+    keep = [d for d in dims if d in df and df[d].astype(str).nunique() > 1]
+    fig = go.Figure(go.Parcoords(
+        line={"color": df[metric].astype(float).tolist(), "colorscale": "Viridis", "showscale": True,
+              "colorbar": {"title": {"text": metric}}},
+        dimensions=[_axis(df[d], d) for d in keep] + [_axis(df[metric].astype(float), metric)]))
+    fig.update_layout(title=f"{title} ({len(df):,} runs; fields with one value left out)", height=400,
+                      margin={"l": 80, "r": 110, "t": 100, "b": 30})
+    return fig
+
+
+def scatter_figure(runs: pd.DataFrame, x: str, y: str, title: str, color: str = "method") -> go.Figure:
+    """Any field against any metric, one point per run, coloured by ``color``; a categorical x
+    is a categorical axis."""
+    fig = go.Figure()
+    df = runs.dropna(subset=[y])
+    for i, (g, part) in enumerate(df.groupby(df[color].astype(str) if color in df else pd.Series("runs", df.index))):
+        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="markers", name=str(g),
+                                 marker={"color": PALETTE[i % len(PALETTE)], "size": 8, "opacity": 0.8},
+                                 text=part["id"] if "id" in part else None,
+                                 hovertemplate=f"{x} %{{x}}<br>{y} %{{y:.4g}}<br>%{{text}}<extra>{g}</extra>"))
+    fig.update_layout(title=f"{title} ({len(df):,} runs)", height=340, xaxis_title=x, yaxis_title=y,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    if len(df) and pd.to_numeric(df[x], errors="coerce").isna().any():
+        fig.update_xaxes(type="category")
     return fig
 
 

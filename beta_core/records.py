@@ -14,17 +14,21 @@ still change.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TypedDict
 
 __all__ = ["Cell", "PAPER_CLAIMS", "paper_beside", "STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS",
-           "STATUSES", "ACTIVE", "TRAINED_KINDS", "time_to_accuracy", "accuracy_series", "crossing_times", "format_hit",
+           "STATUSES", "ACTIVE", "TRAINED_KINDS", "TAG", "time_to_accuracy", "accuracy_series", "crossing_times",
+           "format_hit",
            "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
            "SweepSummary", "AttributionResult", "train_config_of", "Progress", "progress_of", "format_progress",
            "format_seconds", "format_target", "counted"]
 
 STEP, EPOCH = "step", "epoch"
+# A run's tag (annotations: a run's tags are a JSON list of these).
+TAG = re.compile(r"^[\w.:/+-]{1,40}$")
 # Run kinds whose records are a training run's curves: ours, your loop's (track), another tracker's (import).
 TRAINED_KINDS = ("train", "external", "imported")
 MEMBER = "member"  # a sweep's progress: one member run finished (not stored; the run is)

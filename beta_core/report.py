@@ -177,8 +177,9 @@ def build_report(store: Store, ids: list[str], title: str | None = None) -> str:
     for sid, rep in sweep_reports.items():
         parts.append(f"<p>Sweep {sid}: {html.escape(reports.sweep_setting(rep))}.</p>")
     table = reports.run_table(store, runs)
-    cols = [c for c in ("id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "seed", "epochs",
-                        "final_test_acc", "best_test_acc", "time to accuracy", "wall_seconds") if c in table]
+    cols = [c for c in ("id", "name", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "seed",
+                        "epochs", "final_test_acc", "best_test_acc", "time to accuracy", "wall_seconds", "tags", "note")
+            if c in table and (c not in ("name", "tags", "note") or table[c].fillna("").astype(bool).any())]
     parts.append(_table(table[cols]))
     parts.append("<p class=m>wall_seconds: wall clock on the machine that ran each run (evaluation included); runs "
                  "that shared a machine slow each other, so compare steps, not seconds, across runs.</p>")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .annotations import tags_of
 from .records import counted, format_target, format_time_to_accuracy, paper_beside, train_config_of
 from .store import Store, StoreError
 
@@ -24,7 +25,7 @@ __all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "expor
 # One row per run: identity, the config that tells runs apart, the outcome.
 RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
                "epochs", "best_test_acc", "final_test_acc", "time to accuracy", "wall_seconds", "parent", "group",
-               "label", "created", "error"]
+               "label", "name", "tags", "note", "created", "error"]
 
 
 def pct(v, digits: int = 1) -> str:
@@ -56,7 +57,8 @@ def run_table(store: Store, runs: list[dict] | None = None) -> pd.DataFrame:
                      "time to accuracy": format_time_to_accuracy(s.get("time_to_accuracy")),
                      # runs written before the rename stored wall time as train_seconds
                      "wall_seconds": s.get("wall_seconds", s.get("train_seconds")), "parent": r["parent"],
-                     "group": r["group_id"], "label": r["label"],
+                     "group": r["group_id"], "label": r["label"], "name": r.get("name"),
+                     "tags": ", ".join(tags_of(r)), "note": r.get("note"),
                      "created": pd.Timestamp(r["created"], unit="s"), "error": r["error"]})
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 

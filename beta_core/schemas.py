@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model, field_validator
 
-from .records import ACTIVE, EPOCH_FIELDS, STATUSES, STEP_FIELDS
+from .records import ACTIVE, EPOCH_FIELDS, STATUSES, STEP_FIELDS, TAG
 
 __all__ = ["RecordError", "Manifest", "RunData", "check_manifest", "check_run_data", "JOB_KINDS", "MAX_STEP",
            "SEED_MAX", "LR_MAX"]
@@ -79,6 +79,17 @@ class Row(BaseModel):
     parent: RunId | None
     group_id: Text | None
     error: Text | None
+    tags: Annotated[str, StringConstraints(max_length=4000)] | None = None  # a JSON list (annotations)
+    note: Text | None = None
+    name: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: str | None) -> str | None:
+        tags = json.loads(v) if v is not None else []
+        if not isinstance(tags, list) or not all(isinstance(t, str) and TAG.match(t) for t in tags):
+            raise ValueError("expected a JSON list of tags (letters, digits, _ . : / + -, up to 40 characters)")
+        return v
 
     @field_validator("created", "updated")
     @classmethod

@@ -1,7 +1,7 @@
 """Runs on disk: an SQLite index with metrics, and checkpoint files. ``Store`` is the facade:
 its lifecycle (``lifecycle``: the only code that writes a status), records (``metrics``),
-weights (``checkpoints``) and whole runs between stores (``transfer``) live in their own
-modules; here are the database, its schema and the queries that list runs.
+weights (``checkpoints``), whole runs between stores (``transfer``) and tags, notes and names
+(``annotations``) live in their own modules; here are the database, its schema and the queries that list runs.
 
 Layout under the runs directory (``runs/`` by default, ``BETA_RUNS_DIR`` or ``--runs-dir``)::
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .annotations import Annotations
 from .checkpoints import Checkpoints
 from .env import settings
 from .lifecycle import Lifecycle
@@ -32,7 +33,8 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, created REAL, updated REAL, status TEXT, kind TEXT, method TEXT,
     model TEXT, dataset TEXT, label TEXT, config TEXT, summary TEXT, parent TEXT, group_id TEXT,
-    pid INTEGER, pid_start TEXT, error TEXT, cancel_requested INTEGER DEFAULT 0);
+    pid INTEGER, pid_start TEXT, error TEXT, cancel_requested INTEGER DEFAULT 0, tags TEXT, note TEXT,
+    name TEXT);
 CREATE TABLE IF NOT EXISTS steps (run_id TEXT, {", ".join(f"{f} REAL" for f in STEP_FIELDS)},
     PRIMARY KEY (run_id, step));
 CREATE TABLE IF NOT EXISTS epochs (run_id TEXT,
@@ -50,19 +52,21 @@ CREATE INDEX IF NOT EXISTS runs_group ON runs (group_id);
 
 
 def _migrate(db) -> None:
-    """Columns added since a store was created (val_loss and val_acc: validation splits)."""
-    for table, fields in (("steps", STEP_FIELDS), ("epochs", EPOCH_FIELDS)):
+    """Columns added since a store was created (val_loss and val_acc: validation splits; a
+    run's tags, note and name)."""
+    for table, fields, kind in (("steps", STEP_FIELDS, "REAL"), ("epochs", EPOCH_FIELDS, "REAL"),
+                                ("runs", ("tags", "note", "name"), "TEXT")):
         have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
         for f in fields:
             if f not in have:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {f} REAL")
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {f} {kind}")
 
 
 def default_runs_dir() -> Path:
     return Path(settings().runs_dir)
 
 
-class Store(Lifecycle, Metrics, Checkpoints, Transfer):
+class Store(Lifecycle, Metrics, Checkpoints, Transfer, Annotations):
     """The run store. Every method opens its own short transaction; safe across processes.
 
     A store in a folder we cannot write (read-only media, another user's runs) opens
@@ -90,6 +94,11 @@ class Store(Lifecycle, Metrics, Checkpoints, Transfer):
 
     def _db(self):
         return connect(self.dir, self.read_only)
+
+    def reading(self):
+        """One transaction for reading, for queries built of whitelisted expressions and bound
+        values (``explorer``: filters, sorts and groups in SQL)."""
+        return self._db()
 
     @staticmethod
     def _where(kind=None, status=None, parent=None, group_id=None, search=None) -> tuple[str, list]:
@@ -140,6 +149,14 @@ class Store(Lifecycle, Metrics, Checkpoints, Transfer):
             wanted = (status,) if isinstance(status, str) else tuple(status)
             rows = [r for r in rows if r["status"] in wanted]
         return rows
+
+    def runs_by_id(self, ids: list[str]) -> list[dict]:
+        """The runs of ``ids`` that exist, in that order (a link's ids: unknown ones left out)."""
+        ids = [i for i in ids if is_run_id(i)]
+        with self._db() as db:
+            got = {r["id"]: self._reap(db, r) for r in db.execute(
+                f"SELECT * FROM runs WHERE id IN ({', '.join('?' * len(ids))})", ids)} if ids else {}
+        return [got[i] for i in ids if i in got]
 
     def count_runs(self, kind: str | tuple | None = None, status: str | tuple | None = None,
                    search: str | None = None) -> int:

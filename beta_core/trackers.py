@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["Source", "read_tensorboard", "read_mlflow", "read_csv", "MAX_POINTS", "MAX_TAGS", "MAX_CSV_BYTES",
            "MAX_EVENT_BYTES",
            "TRACKERS"]
@@ -93,7 +95,8 @@ def read_tensorboard(logdir: str | os.PathLike) -> list[Source]:
         for tag in tags.get("scalars", []):
             events = acc.Scalars(tag)
             _bounded(tag, len(events), folder)
-            scalars[tag] = _relative([(e.step, e.value, e.wall_time) for e in events])
+            # event files hold float32: the shortest decimal of that float32 (0.1, not 0.10000000149)
+            scalars[tag] = _relative([(e.step, float(repr(np.float32(e.value))), e.wall_time) for e in events])
         for tag in tags.get("tensors", []):
             events = acc.Tensors(tag)
             _bounded(tag, len(events), folder)

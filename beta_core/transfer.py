@@ -17,7 +17,7 @@ class Transfer:
     """Export and import of whole runs; mixed into :class:`beta_core.store.Store` (``self._db()``)."""
 
     _ROW = ("id", "created", "updated", "status", "kind", "method", "model", "dataset", "label", "config", "summary",
-            "parent", "group_id", "error")
+            "parent", "group_id", "error", "tags", "note", "name")
 
     def export_run(self, run_id: str) -> dict:
         """A finished run as plain data: its row (config and summary as JSON text, as stored),
@@ -58,7 +58,7 @@ class Transfer:
             return False
         with self._db() as db:
             db.execute(f"INSERT INTO runs ({', '.join(self._ROW)}, pid) VALUES ({', '.join('?' * len(self._ROW))}, "
-                       "NULL)", [row[k] for k in self._ROW])
+                       "NULL)", [row.get(k) for k in self._ROW])  # tags, note, name: not in older bundles
             for table, allowed in (("steps", STEP_FIELDS), ("epochs", (*EPOCH_FIELDS, "extra"))):
                 records = data[table]
                 if not records:

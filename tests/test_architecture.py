@@ -22,11 +22,12 @@ LAYERS = {
     1: ("damping", "data", "models", "schemas",       # damping ratio; datasets, loaders; nets, evaluation; what
                                                       # arrives from outside, validated once (pydantic);
         "lifecycle", "metrics", "checkpoints", "transfer",  # the store's parts: status changes, records, weights,
-        "mirror"),                                    # runs between stores; records to the user's tracker
+        "mirror", "annotations"),                     # runs between stores; records to the user's tracker; tags,
+                                                      # notes and names
     2: ("store",),                                    # the run store: the facade over its parts, listing runs
     3: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
-        "verdicts", "figures", "importer"),           # spectra; tables; your own loop; verdicts; charts; other
-                                                      # trackers' runs as our records
+        "verdicts", "figures", "importer", "explorer"),  # spectra; tables; your own loop; verdicts; charts; other
+                                                      # trackers' runs as our records; the runs explorer's SQL
     4: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
         "integrations", "integrations.lightning",     # the Lightning and Hugging Face callbacks (optional extras)
         "integrations.hf"),

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import reports
+from .. import explorer, reports
+from ..annotations import tags_of
 from ..env import EnvError, settings
 from ..queries import sweep_members
 from ..store import Store, StoreError
@@ -19,7 +20,7 @@ from ..store import Store, StoreError
 __all__ = ["CLIError", "LIGHT", "add_global_flags", "add_runs_parser", "cmd_stored_runs", "err", "guarded",
            "light_command", "main"]
 
-LIGHT = ("list", "show", "diff", "export", "delete")  # ``runs`` subcommands that need no model
+LIGHT = ("list", "show", "diff", "export", "delete", "tag", "note", "rename")  # ``runs`` subcommands that need no model
 
 
 class CLIError(Exception):
@@ -38,7 +39,22 @@ def add_global_flags(ap: argparse.ArgumentParser) -> None:
 def add_runs_parser(sub) -> None:
     p = sub.add_parser("runs", help="list, show, export or delete runs")
     rs = p.add_subparsers(dest="runs_command", required=True)
-    rs.add_parser("list")
+    q = rs.add_parser("list", help="the runs, newest first; --where and --sort as the Runs page's filter")
+    q.add_argument("--where", help="a filter: FIELD OP VALUE; ... e.g. 'lr > 0.05; tag = lecture' (OP: = != > >= < "
+                                   "<= ~ in, not in)")
+    q.add_argument("--sort", default="created", help="any field (default created)")
+    q.add_argument("--asc", action="store_true", help="smallest first (default: largest first)")
+    q.add_argument("--limit", type=int, help="at most this many runs (default: all)")
+    q = rs.add_parser("tag", help="add or remove tags of runs")
+    q.add_argument("run_ids", nargs="+")
+    q.add_argument("--add", default="", help="comma-separated tags to add")
+    q.add_argument("--remove", default="", help="comma-separated tags to remove")
+    q = rs.add_parser("note", help="a run's note (free text; '' removes it)")
+    q.add_argument("run_id")
+    q.add_argument("text")
+    q = rs.add_parser("rename", help="a run's name, shown in tables and legends ('' removes it)")
+    q.add_argument("run_id")
+    q.add_argument("name")
     q = rs.add_parser("show")
     q.add_argument("run_id")
     q = rs.add_parser("export")
@@ -60,7 +76,7 @@ def add_runs_parser(sub) -> None:
 def light_command(argv: list[str], commands: tuple = ("runs",)) -> bool:
     """Whether ``argv`` asks for one of ``commands`` that loads no model (``runs`` LIGHT, or any
     subcommand of another); help and the rest go to the full CLI."""
-    words, skip, flags = [], False, False
+    words, skip = [], False
     for a in argv:
         if skip:
             skip = False
@@ -70,17 +86,21 @@ def light_command(argv: list[str], commands: tuple = ("runs",)) -> bool:
             skip = True
         elif not a.startswith("-"):
             words.append(a)
-        elif not a.startswith(("--runs-dir=", "--data-dir=")):
-            flags = True  # a flag of the subcommand: runs' light commands take none
-    light = words[0] != "runs" or (words[1] in LIGHT and not flags) if len(words) >= 2 else False
-    return len(words) >= 2 and words[0] in commands and light
+
+    # a flag of a light command is the light parser's too (only -h/--help lists every command)
+    return len(words) >= 2 and words[0] in commands and (words[0] != "runs" or words[1] in LIGHT)
 
 
 def cmd_stored_runs(args, store: Store) -> int:
     if args.runs_command == "list":
-        df = reports.run_table(store)
+        if args.where or args.sort != "created" or args.asc:
+            page = explorer.query(store, args.where, args.sort, not args.asc, limit=args.limit or -1,
+                                  known=explorer.fields(store))
+            df = reports.run_table(store, store.runs_by_id(page.frame["id"].tolist()))
+        else:
+            df = reports.run_table(store, store.runs(limit=args.limit))
         if df.empty:
-            print(f"no runs in {store.dir}")
+            print(f"no runs in {store.dir}" + (f" match {args.where!r}" if args.where else ""))
             return 0
         cols = ["id", "status", "kind", "method", "model", "data", "lr", "seed", "best_test_acc", "wall_seconds",
                 "parent"]
@@ -89,8 +109,8 @@ def cmd_stored_runs(args, store: Store) -> int:
                                  formatters={"lr": lambda v: f"{v:g}", "wall_seconds": lambda v: f"{v:.1f}"}))
     elif args.runs_command == "show":
         run = store.get_run(args.run_id)
-        print(json.dumps({k: run[k] for k in ("id", "status", "kind", "method", "parent", "error", "summary",
-                                              "config")}, indent=2, default=str))
+        print(json.dumps({k: run[k] for k in ("id", "name", "status", "kind", "method", "parent", "error", "note",
+                                              "summary", "config")} | {"tags": tags_of(run)}, indent=2, default=str))
         ep = store.epochs(args.run_id)
         if not ep.empty:
             print(ep.drop(columns=["run_id", "extra"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -116,6 +136,16 @@ def cmd_stored_runs(args, store: Store) -> int:
                 pd.DataFrame(reports.verdict_rows(rep[-1])).to_csv(out / f"sweep-{rid}-verdicts.csv", index=False)
                 print(out / f"sweep-{rid}.json")
                 print(out / f"sweep-{rid}-verdicts.csv")
+    elif args.runs_command == "tag":
+        split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
+        if not split(args.add) and not split(args.remove):
+            raise CLIError("Invalid flags: runs tag needs --add or --remove (expected comma-separated tags)")
+        for rid in args.run_ids:
+            print(f"{rid}: {', '.join(store.tag(rid, split(args.add), split(args.remove))) or '(no tags)'}")
+    elif args.runs_command == "note":
+        store.note(args.run_id, args.text)
+    elif args.runs_command == "rename":
+        store.rename(args.run_id, args.name)
     elif args.runs_command == "delete":
         for rid in args.run_ids:
             n = store.delete(rid)

@@ -1,5 +1,7 @@
-"""Runs: everything in the store; overlay, compare configs, delete, export, move between stores."""
+"""Runs: find runs (filter, sort, columns), group them, see which setting moved a metric, keep
+notes; then compare configs, report, export, bundle or delete them."""
 import io
+import json
 import math
 import tempfile
 import zipfile
@@ -8,21 +10,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from beta_core import bundles, reports
-from beta_core.records import ACTIVE, STATUSES, TRAINED_KINDS, counted
-from beta_core.store import StoreError
-from pages.views.common import (
-    demo_button,
-    get_manager,
-    get_store,
-    metric_figure,
-    plain,
-    report_button,
-    run_colors,
-    run_name,
-    show_error,
-    term,
-)
+from beta_core import bundles, explorer, reports
+from beta_core.annotations import tags_of
+from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_seconds
+from beta_core.store import StoreError, is_run_id
+from pages.views.common import demo_button, get_manager, get_store, plain, report_button, run_name, show_error, term
+from pages.views.explore import CURVES, MAX_CURVE_RUNS, curve_chart, group_table, setting_charts
 
 
 def config_diff(a: dict, b: dict) -> None:
@@ -51,24 +44,85 @@ def unpack_form(store) -> None:
         st.success(f"{counted(len(info['added']), 'run')} added, {len(info['skipped']):,} already here.")
 
 
-PAGE = 100  # rows of the table: filtered and paged in SQL, so 10,000 runs cost what 100 do
+PAGE = 100  # rows of the table: filtered, sorted and paged in SQL, so 10,000 runs cost what 100 do
+PCT = ("final_test_acc", "best_test_acc", "final_val_acc", "best_val_acc", "acc_after")
 
 
-def table_page(store) -> pd.DataFrame:
-    """One page of the run table, newest first, with its filters."""
-    c1, c2, c3, c4 = st.columns([2, 2, 3, 1])
-    kinds = c1.multiselect("Kind", [*TRAINED_KINDS, "surgery", "sweep", "attribution", "localise"], key="rk",
-                           help=term("run", "job", "sweep"))
-    statuses = c2.multiselect("Status", list(STATUSES), key="rs")
-    search = c3.text_input("Search", placeholder="part of an id, method, model or label", key="rq") or None
-    total = store.count_runs(tuple(kinds) or None, tuple(statuses) or None, search)
-    pages = max(1, math.ceil(total / PAGE))
-    page = int(c4.number_input("Page", min_value=1, max_value=pages, value=1, key="rp"))
-    runs = store.runs(kind=tuple(kinds) or None, status=tuple(statuses) or None, search=search, limit=PAGE,
-                      offset=(page - 1) * PAGE)
-    st.caption(counted(total, "run")
-               + (f"; page {page} of {pages}, {PAGE} per page, newest first" if pages > 1 else ""))
-    return reports.run_table(store, runs)
+def explorer_table(store, known: list[str]) -> tuple[str, tuple | None, list[str]]:
+    """Filter, columns, sort and page; the table with click-to-select rows. Returns the filter,
+    the kinds and the ids of the rows picked on this page."""
+    a, b = st.columns([4, 2])
+    flt = a.text_input("Filter", key="rf", placeholder="lr > 0.05; method in sgd-beta,sgd-hybrid; tag = lecture",
+                       help="FIELD OP VALUE, several joined by ; or and. OP: = != > >= < <= ~ (contains) in, "
+                            "not in. Fields: any column below, config field or metric.")
+    kinds = tuple(b.multiselect("Kind", [*TRAINED_KINDS, "surgery", "sweep", "attribution", "localise"], key="rk",
+                                help=term("run", "job", "sweep"))) or None
+    c, d, e, f = st.columns([4, 2, 1, 1])
+    cols = c.multiselect("Columns", known, default=explorer.default_columns(known), key="rc",
+                         format_func=explorer.label)
+    sort = d.selectbox("Sort by", known, index=known.index("created"), key="rsort", format_func=explorer.label)
+    desc = e.toggle("Descending", True, key="rdesc")
+    try:
+        total = explorer.query(store, flt, limit=0, kinds=kinds, known=known).total
+        pages = max(1, math.ceil(total / PAGE))
+        page = int(f.number_input("Page", min_value=1, max_value=pages, value=1, key="rp"))
+        got = explorer.query(store, flt, sort, desc, cols, PAGE, (page - 1) * PAGE, kinds, known)
+    except ValueError as err:
+        st.error(plain(err))
+        return "", kinds, []
+    st.caption(f"{counted(total, 'run')} match" + (f"; page {page} of {pages}, {PAGE} per page" if pages > 1 else "")
+               + f"; sorted by {explorer.label(sort)}, {'largest' if desc else 'smallest'} first (empty last). "
+               "Click rows to select them.")
+    df = got.frame.assign(**{c: pd.to_numeric(got.frame[c]) * 100 for c in PCT if c in got.frame})
+    if "name" in df:  # unnamed runs by method and id: "sgd-beta-3f9a2c"
+        df["name"] = df["name"].fillna(df["id"].str.split("-", n=2).str[-1])
+    if "tags" in df:
+        df["tags"] = df["tags"].map(lambda t: ", ".join(json.loads(t)) if isinstance(t, str) else "")
+    if "created" in df:  # the age, as a tracker's table says it
+        df["created"] = (pd.Timestamp.now() - df["created"]).map(lambda d: format_seconds(d.total_seconds()) + " ago")
+    config = {c: st.column_config.NumberColumn(explorer.label(c), format="%.1f%%") for c in PCT}
+    config |= {c: st.column_config.NumberColumn(explorer.label(c), format="%d") for c in df if c.startswith("steps_to")}
+    config |= {"id": None, "lr": st.column_config.NumberColumn(format="%g"), "created": "age",
+               **{c: st.column_config.Column(width="small") for c in ("seed", "epochs", "status")}}
+    event = st.dataframe(df, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+                         key="rt", column_config=config)
+    return flt, kinds, [df["id"].iloc[i] for i in event.selection.rows if i < len(df)]
+
+
+def selection(store, picked: list[str]) -> list[str]:
+    """The selected runs, kept in the URL (?runs=a,b) so a link or a reload reopens them."""
+    before = st.session_state.get("runs-picked", [])
+    st.session_state["runs-picked"] = picked
+    if picked or before:  # a click in the table decides (deselecting every row clears the link too)
+        if picked:
+            st.query_params["runs"] = ",".join(picked)
+        else:
+            st.query_params.pop("runs", None)
+        return picked
+    ids = [i for i in st.query_params.get("runs", "").split(",")[:50] if is_run_id(i)]
+    return [r["id"] for r in store.runs_by_id(ids)]
+
+
+def annotate(store, ids: list[str], runs: dict) -> None:
+    """Tags, a note and a name for the selected runs (also `beta-core runs tag|note|rename`)."""
+    with st.expander(f"Tag, rename or annotate {counted(len(ids), 'run')}"):
+        a, b = st.columns(2)
+        add = a.text_input("Add tags (comma-separated)", key="tag-add")
+        drop = b.multiselect("Remove tags", sorted({t for r in runs.values() for t in tags_of(r)}), key="tag-drop")
+        name = a.text_input("Name", value=runs[ids[0]].get("name") or "", key=f"name-{ids[0]}", disabled=len(ids) > 1,
+                            help="One run at a time: the name shown in tables and legends")
+        note = b.text_area("Note", value=runs[ids[0]].get("note") or "", key=f"note-{ids[0]}", disabled=len(ids) > 1)
+        if st.button("Save", key="annotate"):
+            try:
+                for i in ids:
+                    store.tag(i, add=[t.strip() for t in add.split(",") if t.strip()], remove=drop)
+                if len(ids) == 1:
+                    store.rename(ids[0], name)
+                    store.note(ids[0], note)
+            except (ValueError, StoreError) as err:
+                show_error(err)
+            else:
+                st.rerun()
 
 
 st.title("Runs")
@@ -78,41 +132,54 @@ if store.count_runs() == 0:
     demo_button("runs")
     unpack_form(store)
     st.stop()
-df = table_page(store)
-show = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "seed", "best_test_acc",
-        "time to accuracy", "wall_seconds", "parent", "error"]
-NUM = st.column_config.NumberColumn
-shown = df[show].assign(best_test_acc=df["best_test_acc"] * 100) if len(df) else pd.DataFrame(columns=show)
-st.dataframe(shown, hide_index=True, width="stretch",  # accuracy in percent with one decimal, like every page
-             column_config={"best_test_acc": NUM("best test acc", format="%.1f%%"),
-                            "wall_seconds": NUM("wall-clock s", format="%.1f", help=term("wall_clock")),
-                            "lr": NUM("lr", format="%g"), "momentum_rule": st.column_config.TextColumn(
-                                "momentum rule", help=term("beta_rule", "hybrid")),
-                            "time to accuracy": st.column_config.TextColumn(help=term("time_to_acc"))})
-method_of = dict(zip(df["id"], df["method"]))
-ids = st.multiselect("Select runs", df["id"].tolist(), format_func=lambda i: f"{i} ({method_of[i]})")
+known = explorer.fields(store)
+flt, kinds, picked = explorer_table(store, known)
+ids = selection(store, picked)
+runs = {i: store.get_run(i) for i in ids}
 if ids:
-    runs = {i: store.get_run(i) for i in ids}
-    names, colors = {i: run_name(r) for i, r in runs.items()}, run_colors(ids)
-    steps, epochs = store.steps(*ids), store.epochs(*ids)
-    f1 = metric_figure({i: steps[steps["run_id"] == i] for i in ids}, names, colors, "step", "loss",
-                       "Training loss", window=10)
-    f2 = metric_figure({i: epochs[epochs["run_id"] == i].assign(epoch=lambda d: d["epoch"] + 1) for i in ids},
-                       names, colors, "epoch", "test_acc", "Test accuracy", mode="lines+markers")  # epochs from 1
-    a, b = st.columns(2)
-    a.plotly_chart(f1, width="stretch")
-    b.plotly_chart(f2, width="stretch")
+    st.markdown(f"**{counted(len(ids), 'run')} selected**: " + ", ".join(run_name(r) for r in runs.values()))
+    annotate(store, ids, runs)
+st.subheader("Compare " + ("the selected runs" if ids else f"the runs that match (the newest {MAX_CURVE_RUNS})"))
+try:
+    chart_ids = ids or explorer.query(store, flt, columns=(), limit=MAX_CURVE_RUNS, kinds=kinds,
+                                      known=known).frame["id"].tolist()
+except ValueError:
+    chart_ids = []  # the table above said what is wrong with the filter
+g1, g2, g3, g4 = st.columns([2, 2, 2, 1])
+MANY = 12  # lines a chart can show one by one; beyond, the runs are grouped by method unless asked otherwise
+by = g1.selectbox("Group by", ["(none: one line per run)", *known], key="group-by", format_func=explorer.label,
+                  index=1 + known.index("method") if len(chart_ids) > MANY else 0,
+                  help=f"Beyond {MANY} runs the charts show each method's mean: choose (none) for a line per run")
+by = None if by.startswith("(none") else by
+metric = g2.selectbox("Group metric", [f for f in known if f in explorer.METRICS or f.startswith("steps_to_")],
+                      key="group-metric", format_func=explorer.label)
+window = g3.slider("Smoothing (records)", 1, 50, 1, key="smooth", help="a trailing mean over each run's records")
+log_y = g4.toggle("Log y", key="log-y")
+if by:
+    group_table(store, flt, kinds, known, by, metric)
+if chart_ids:
+    group_of = None
+    if by:
+        vals = explorer.query(store, f"id in {','.join(chart_ids)}", columns=(by,), limit=len(chart_ids)).frame
+        group_of = dict(zip(vals["id"], vals[by].astype(str)))
+    names = {r["id"]: run_name(r) for r in store.runs_by_id(chart_ids)}
+    for col, default, key in zip(st.columns(2), ("loss", "test_acc"), ("left", "right")):
+        with col:
+            m = st.selectbox("Metric", list(CURVES), index=list(CURVES).index(default), key=f"curve-{key}",
+                             format_func=lambda k: CURVES[k][1])
+            curve_chart(store, chart_ids, names, group_of, m, window, log_y, key)
+with st.expander("Which setting mattered (parallel coordinates, scatter)", expanded=False):
+    setting_charts(store, flt, kinds, known, ids)
+if ids:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for name, text in reports.export_tables(store, ids).items():
             z.writestr(name, text)
-        # plotly.js inlined: the figures open offline (a lecture laptop without network)
-        z.writestr("loss.html", f1.to_html(include_plotlyjs=True))
-        z.writestr("test_acc.html", f2.to_html(include_plotlyjs=True))
     if len(ids) == 2:
         config_diff(runs[ids[0]], runs[ids[1]])
     d1, d2 = st.columns(2)
-    d1.download_button("Export CSV and figures (zip)", buf.getvalue(), "runs-export.zip", "application/zip")
+    d1.download_button("Export records and summaries (CSV, zip)", buf.getvalue(), "runs-export.zip",
+                       "application/zip")
     with d1:
         report_button(ids, "report-runs")
     # Packing reads every checkpoint: only on request, not on each rerun of the page.
@@ -160,6 +227,6 @@ if ids:
         for i in active:
             get_manager().cancel(i)
         st.rerun()
-elif len(df) > 1:
-    st.caption("Select two runs to see their configs side by side; select runs to export or bundle them.")
+else:
+    st.caption("Select runs (click rows) to tag, export, report or bundle them; two to see their configs side by side.")
 unpack_form(store)
