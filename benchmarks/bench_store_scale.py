@@ -4,7 +4,8 @@ Fills two stores with realistic finished training runs (400 step and 8 epoch rec
 their config and summary as the engine writes them), 1% of them with an attribution result,
 1% repaired by a surgery, and sweeps of 20 members; then renders every page through
 Streamlit's AppTest (app.py, as a browser session would) and prints the seconds per page and
-the growth from 1,000 to 10,000 runs. Targets (issue 20): every page <= 1 s at 10,000 runs;
+the growth from 1,000 to 10,000 runs; "runs explorer" is the Runs page with a filter, a sort and
+a grouping set (issue 33). Targets (issue 20): every page <= 1 s at 10,000 runs;
 growth under 2x. The page time is the median of 3 renders after one warm-up render.
 
 Run: python benchmarks/bench_store_scale.py [--sizes 1000,10000] [--keep DIR]
@@ -28,7 +29,9 @@ from beta_core.config import resolve_config  # noqa: E402
 from beta_core.records import EPOCH_FIELDS, STEP_FIELDS  # noqa: E402
 from beta_core.store import Store  # noqa: E402
 
-PAGES = ["theory", "schedules", "train", "compare", "attribution", "surgery", "runs"]
+PAGES = ["theory", "schedules", "train", "compare", "attribution", "surgery", "runs", "runs explorer"]
+# The Runs page as a researcher uses it (issue 33): a filter, a sort and a grouping.
+EXPLORER = {"rf": "lr > 0.05; method in sgd-beta,sgd-hybrid", "rsort": "final_test_acc", "group-by": "method"}
 METHODS = ("sgd-constant", "sgd-beta", "sgd-hybrid")
 
 
@@ -107,7 +110,12 @@ def render(runs_dir: Path, data_dir: Path, repeats: int = 3) -> dict[str, float]
     for page in PAGES:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
         at.run()
-        at.switch_page(f"pages/views/{page}.py")
+        at.switch_page(f"pages/views/{page.split()[0]}.py")
+        if page == "runs explorer":
+            at.run()
+            at.text_input(key="rf").set_value(EXPLORER["rf"])
+            at.selectbox(key="rsort").set_value(EXPLORER["rsort"])
+            at.selectbox(key="group-by").set_value(EXPLORER["group-by"])
         times = []
         for _ in range(repeats + 1):
             t = time.perf_counter()

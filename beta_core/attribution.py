@@ -40,7 +40,9 @@ correct per group).
 """
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import math
 import random
 import time
@@ -48,13 +50,14 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.func import functional_call, grad, vmap
 
 from .hooks import Hook
 from .models import eval_mode, evaluate, group_param_counts, group_parameters
 from .records import AttributionResult
 
-__all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "select_groups", "overlap",
+__all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "error_gallery", "GALLERY", "select_groups", "overlap",
            "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault",
            "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING", "add_weight_noise",
            "EpochAttribution", "PROBE_NOISE_Z"]
@@ -278,6 +281,37 @@ def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = Attributi
         "score": cfg.score, "score_values": flag["scores"], "score_seconds": flag["seconds"],
         "score_meaning": SCORE_MEANING[cfg.score], "score_noise": noise, **sel,
     }
+
+
+GALLERY = 48  # misclassified images kept with an attribution (thumbnails: about 2 KB each)
+
+
+def error_gallery(model: torch.nn.Module, loader, n: int = GALLERY, max_samples: int | None = None,
+                  side: int = 64) -> list[dict]:
+    """The ``n`` most confident mistakes of the split: position in the split, true and predicted
+    class, the model's probability of each, and the image as a PNG (base64, at most ``side``
+    pixels a side), so a page, a report or a bundle shows them without the dataset."""
+    with eval_mode(model), torch.no_grad():
+        x, y, pred = _scan(model, loader, max_samples)
+        where = torch.nonzero(pred != y).flatten()
+        probs = torch.cat([model(x[where[i:i + 256]]).softmax(1) for i in range(0, len(where), 256)]) \
+            if len(where) else torch.empty(0, 1)
+    if not len(where):
+        return []
+    p_pred = probs.gather(1, pred[where].view(-1, 1)).flatten()
+    p_true = probs.gather(1, y[where].view(-1, 1)).flatten()
+    keep = torch.argsort(p_pred, descending=True)[:n]
+    pixels = (x[where[keep]].float() * loader.std + loader.mean).clamp(0, 255).to(torch.uint8).cpu()
+    out = []
+    for k, img in zip(keep.tolist(), pixels):
+        im = Image.fromarray(img.permute(1, 2, 0).numpy())
+        im.thumbnail((side, side))
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        out.append({"index": int(where[k]), "true": int(y[where[k]]), "pred": int(pred[where[k]]),
+                    "p_pred": float(p_pred[k]), "p_true": float(p_true[k]),
+                    "png": base64.b64encode(buf.getvalue()).decode()})
+    return out
 
 
 PROBE_NOISE_Z = 2.0  # a probe drop stands out when it exceeds this many standard errors of itself

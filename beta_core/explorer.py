@@ -15,13 +15,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+from scipy.stats import t as t_dist
 
-from .stats import mean_ci
+from .records import SYSTEM
+from .stats import LEVEL, mean_ci
 from .store import Store
 
 __all__ = ["Page", "DEFAULT_COLUMNS", "default_columns", "METRICS", "fields", "parse_filter", "query", "group_stats",
-           "group_curves", "smoothed", "label"]
+           "group_curves", "smoothed", "label", "system_records"]
 
 _ROW = {"id": "id", "name": "name", "label": "label", "status": "status", "kind": "kind", "method": "method",
         "model": "model", "dataset": "dataset", "created": "created", "parent": "parent", "group": "group_id",
@@ -196,6 +199,13 @@ def group_stats(store: Store, filters: str | None, by: str, metric: str, kinds: 
     return pd.DataFrame(out, columns=[by, "runs", "n", "mean", "ci_low", "ci_high", "clipped"])
 
 
+def system_records(store: Store, ids: list[str]) -> pd.DataFrame:
+    """The machine while each run trained (``sysmon`` samples), one row a sample."""
+    rows = [{"run_id": i, **s} for i in ids for s in store.results(i, SYSTEM)]
+    cols = ["run_id", "time", "cpu_process", "cpu_machine", "rss_mb", "mem_used_mb", "gpu_mem_mb", "gpu_util"]
+    return pd.DataFrame(rows, columns=list(dict.fromkeys([*cols, *(k for r in rows for k in r)])))
+
+
 def smoothed(frame: pd.DataFrame, metric: str, window: int) -> pd.DataFrame:
     """Each run's ``metric`` as a trailing mean over ``window`` records (1: as logged)."""
     if window <= 1 or frame.empty:
@@ -211,9 +221,13 @@ def group_curves(records: pd.DataFrame, group_of_run: dict[str, str], x: str, me
     if records.empty or metric not in records:
         return pd.DataFrame(columns=cols)
     df = records[records["run_id"].isin(list(group_of_run))].assign(arm=lambda d: d["run_id"].map(group_of_run))
-    rows = []
-    for (arm, at), g in df.groupby(["arm", x]):
-        st = mean_ci(g[metric].tolist(), bounds=(0, 1) if _is_accuracy(metric) else None)
-        rows.append({"arm": arm, x: at, "mean": st["mean"], "ci_low": st["ci_low"], "ci_high": st["ci_high"],
-                     "n": st["n"]})
-    return pd.DataFrame(rows, columns=cols)
+    # mean_ci's t interval, computed for every point at once (a chart has thousands of points)
+    g = df.dropna(subset=[metric]).groupby(["arm", x])[metric].agg(["mean", "std", "count"]).reset_index()
+    n = g["count"].to_numpy()
+    half = t_dist.ppf(0.5 + LEVEL / 2, np.maximum(n - 1, 1)) * g["std"].to_numpy() / np.sqrt(n)
+    half = np.where(n > 1, np.nan_to_num(half), np.nan)
+    low, high = g["mean"].to_numpy() - half, g["mean"].to_numpy() + half
+    if _is_accuracy(metric):
+        low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+    return pd.DataFrame({"arm": g["arm"], x: g[x], "mean": g["mean"], "ci_low": low, "ci_high": high, "n": n},
+                        columns=cols)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from . import zoo
-from .attribution import SCORES, AttributionConfig, attribute
+from .attribution import SCORES, AttributionConfig, attribute, error_gallery
 from .config import TrainConfig, config_fields
 from .data import eval_loaders, load_splits
 from .engine import Training, WeightsMismatch, prepare
@@ -36,10 +36,11 @@ from .localise import QUICK_SEVERITIES, localisation_benchmark
 from .mirror import open_mirror
 from .queries import latest_members
 from .ray_backend import RayRunner
-from .records import ACTIVE, CASE, MEMBER, MemberRecord, SweepSummary, train_config_of
+from .records import ACTIVE, CASE, MEMBER, SYSTEM, MemberRecord, SweepSummary, train_config_of
 from .store import MetricWriter, Store, StoreError
 from .surgery import SurgeryConfig, run_surgery
 from .sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
+from .sysmon import Sampler
 
 BACKENDS = ("local", "ray")
 # A warm worker takes another job only after one that ended this way: a cancel (SIGTERM) ends the
@@ -114,10 +115,11 @@ def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
     store.update_summary(run["id"], {**known, "progress": {"phase": "training", "total": training.total_steps,
                                                            "unit": "steps", "started": time.time()}})
     writer = MetricWriter(store, run["id"], mirror=open_mirror(settings().mirror, run["id"], run["config"]))
-    for rec in training.run():
-        writer.add(rec)
-        if on_record:
-            on_record(rec)
+    with Sampler(lambda s: store.add_result(run["id"], SYSTEM, s), str(training.device)):
+        for rec in training.run():
+            writer.add(rec)
+            if on_record:
+                on_record(rec)
     writer.close(training.status)
     if training.status == "done":
         store.save_checkpoint(run["id"], training.model.state_dict())
@@ -157,9 +159,10 @@ def attribute_run(store: Store, run_id: str, cfg: AttributionConfig, data_dir: s
     """Attribute a finished run's model and store the result on it (the CLI's ``attribute`` and
     the attribution job both come here)."""
     model, splits, loaders = load_trained(store, run_id, data_dir)
-    result = attribute(model, loaders["test" if cfg.split == "test" else "train_eval"], cfg, splits.classes,
-                       train_loader=loaders["train"])
+    loader = loaders["test" if cfg.split == "test" else "train_eval"]
+    result = attribute(model, loader, cfg, splits.classes, train_loader=loaders["train"])
     result["run_id"] = run_id
+    result["gallery"] = error_gallery(model, loader, max_samples=cfg.max_samples)
     store.add_result(run_id, "attribution", result)
     return result
 

@@ -61,6 +61,20 @@ class Metrics:
         """Step records of one or more runs (columns: run_id + the step schema)."""
         return self._frame("steps", STEP_FIELDS, list(run_ids), since)
 
+    def step_series(self, run_ids: list[str], field: str, max_points: int = 20_000) -> pd.DataFrame:
+        """One step field of many runs for a chart (run_id, step, field): every k-th step, the same
+        k for every run, so that at most about ``max_points`` rows are read (k = 1 when they fit)."""
+        if field not in STEP_FIELDS:
+            raise ValueError(f"Invalid field {field!r} (expected one of {', '.join(STEP_FIELDS)})")
+        ids = [validate_run_id(r) for r in run_ids]
+        total = sum(n for n, _ in self.step_times(*ids).values()) if ids else 0
+        k = max(1, math.ceil(total / max_points))
+        with self._db() as db:
+            rows = db.execute(f"SELECT run_id, step, {field} FROM steps WHERE run_id IN ({', '.join('?' * len(ids))})"
+                              f" AND CAST(step AS INTEGER) % ? = 0 ORDER BY run_id, step", [*ids, k]).fetchall()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=["run_id", "step", field])
+        return df.astype({"step": "int64", field: "float64"})
+
     def epochs(self, *run_ids: str) -> pd.DataFrame:
         """Epoch records of one or more runs; ``extra`` holds a dict per epoch (e.g. group scores)."""
         df = self._frame("epochs", EPOCH_FIELDS, list(run_ids))

@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import TypedDict
 
-__all__ = ["Cell", "PAPER_CLAIMS", "paper_beside", "STEP", "EPOCH", "MEMBER", "CASE", "STEP_FIELDS", "EPOCH_FIELDS",
-           "STATUSES", "ACTIVE", "TRAINED_KINDS", "TAG", "time_to_accuracy", "accuracy_series", "crossing_times",
-           "format_hit",
+__all__ = ["Cell", "PAPER_CLAIMS", "paper_beside", "STEP", "EPOCH", "SYSTEM", "MEMBER", "CASE", "STEP_FIELDS",
+           "EPOCH_FIELDS", "STATUSES", "ACTIVE", "TRAINED_KINDS", "TAG", "time_to_accuracy", "accuracy_series",
+           "crossing_times", "format_hit",
            "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
            "SweepSummary", "AttributionResult", "train_config_of", "Progress", "progress_of", "format_progress",
@@ -31,6 +31,7 @@ STEP, EPOCH = "step", "epoch"
 TAG = re.compile(r"^[\w.:/+-]{1,40}$")
 # Run kinds whose records are a training run's curves: ours, your loop's (track), another tracker's (import).
 TRAINED_KINDS = ("train", "external", "imported")
+SYSTEM = "system"  # a run's result rows: the machine while it trained (sysmon)
 MEMBER = "member"  # a sweep's progress: one member run finished (not stored; the run is)
 CASE = "case"      # the localisation benchmark's progress: one damaged model scored
 STEP_FIELDS = ("step", "epoch", "lr", "momentum", "zeta", "eff_lr", "loss", "acc", "time")
@@ -74,7 +75,7 @@ AttributionResult = TypedDict("AttributionResult", {  # attribution.attribute's 
     "by_pred_class": list | None, "errors_per_true_class": list, "probe_scores": dict | None,
     "probe_ranking": list | None, "score": str, "score_values": dict, "score_seconds": float | None,
     "score_meaning": str, "flagged": list, "flagged_scores": dict, "param_fraction": float, "ranking": list,
-    "run_id": str}, total=False)
+    "run_id": str, "gallery": list}, total=False)  # gallery: attribution.error_gallery's images
 
 # "incomplete": a sweep whose reported stage has cells that did not count (its report says which).
 STATUSES = ("queued", "running", "done", "failed", "diverged", "cancelled", "interrupted", "incomplete")

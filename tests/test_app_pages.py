@@ -507,3 +507,83 @@ def test_imported_runs_show_on_train_with_their_damping_and_report(monkeypatch, 
     next(m for m in at.multiselect if m.label == "Select runs").set_value(ids).run()
     at.button(key="report-runs-make").click().run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_runs_explorer_filters_sorts_groups_and_draws_the_sweeps_settings(monkeypatch, populated):
+    root, ids, _ = populated
+    at = _app(monkeypatch, root, "runs")
+    at.text_input(key="rf").input("method in sgd-beta,sgd-constant; kind = train").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value.startswith("9 runs match") for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="rsort").set_value("final_test_acc").run()
+    at.toggle(key="rdesc").set_value(False).run()
+    table = at.dataframe[0].value
+    acc = table["final_test_acc"].dropna().tolist()
+    assert acc == sorted(acc) and len(acc) == 9  # in percent, smallest first
+    at.selectbox(key="group-by").set_value("method").run()
+    groups = next(d.value for d in at.dataframe if "ci_low" in d.value)
+    assert set(groups["method"]) == {"sgd-beta", "sgd-constant"} and (groups["ci_low"] <= groups["mean"]).all()
+    assert (groups["ci_high"] <= 100).all() and (groups["ci_low"] >= 0).all()  # an accuracy stays in [0, 100]%
+    assert any("has the highest mean final test acc" in m.value for m in at.markdown)
+    charts = at.get("plotly_chart")
+    parcoords = [c for c in charts if '"parcoords"' in c.proto.spec]
+    assert parcoords and '"lr"' in parcoords[0].proto.spec  # the sweep's LR grid is an axis
+    assert sum(b.label.startswith("Data as CSV") for b in at.get("download_button")) >= 4
+    at.text_input(key="rf").input("lrr > 0.1").run()
+    assert not at.exception and any("Unknown field 'lrr'" in e.value for e in at.error)
+
+
+def test_selected_runs_come_back_from_the_url_and_take_tags_and_a_note(monkeypatch, populated):
+    root, ids, _ = populated
+    monkeypatch.setenv("BETA_RUNS_DIR", str(root / "runs"))
+    monkeypatch.setenv("BETA_DATA_DIR", str(root / "data"))
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.query_params["runs"] = ",".join([*ids, "not-a-run"])  # a link, as a reload or a colleague opens it
+    at.run()
+    at.switch_page("pages/views/runs.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(m.value.startswith("**2 runs selected**") for m in at.markdown)
+    at.text_input(key="tag-add").input("lecture, week1").run()
+    at.button(key="annotate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    store = Store(root / "runs")
+    from beta_core.annotations import tags_of
+    assert all(tags_of(store.get_run(i)) == ["lecture", "week1"] for i in ids)
+    at.text_input(key="rf").input("tag = week1").run()
+    assert any(c.value.startswith("2 runs match") for c in at.caption)
+    for i in ids:
+        store.tag(i, remove=["lecture", "week1"])
+
+
+def test_a_toast_says_when_a_run_finishes_or_fails(monkeypatch, tmp_path):
+    import os
+    store = Store(tmp_path / "runs")
+    ok = store.create_run(tiny_config().to_dict(), status="running", pid=os.getpid())
+    bad = store.create_run(tiny_config().to_dict(), status="running", pid=os.getpid())
+    at = _app(monkeypatch, tmp_path, "theory")
+    assert not at.toast
+    store.finish(ok, "done", {"final_test_acc": 0.42})
+    store.finish(bad, "failed", error="CUDA out of memory")
+    at.run()
+    toasts = [t.value for t in at.toast]
+    assert any("finished: 42.0% test accuracy" in t for t in toasts), toasts
+    assert any("failed: CUDA out of memory" in t for t in toasts)
+    at.run()
+    assert not at.toast  # said once
+
+
+def test_attribution_shows_the_misclassified_images_filtered_by_class_pair(monkeypatch, populated):
+    root, ids, _ = populated
+    at = _app(monkeypatch, root, "attribution")
+    pick = next(s for s in at.selectbox if s.label.startswith("Misclassified images"))
+    assert pick.options[0] == "all" and len(pick.options) >= 2
+    before = [c for im in at.get("image") for c in im.captions]
+    assert before, "no gallery"
+    pair = pick.options[1].rsplit(" (", 1)[0]  # the most frequent confusion of the first run ("a → b (n)")
+    pick.set_value(pair).run()
+    assert not at.exception, [e.value for e in at.exception]
+    after = [c for im in at.get("image") for c in im.captions]
+    dropped = [c for c in before if c not in after]
+    assert dropped and not any(c.startswith(pair + " ") for c in dropped)  # only other pairs left the page
+    assert any(c.startswith(pair + " ") for c in after)

@@ -22,8 +22,8 @@ LAYERS = {
     1: ("damping", "data", "models", "schemas",       # damping ratio; datasets, loaders; nets, evaluation; what
                                                       # arrives from outside, validated once (pydantic);
         "lifecycle", "metrics", "checkpoints", "transfer",  # the store's parts: status changes, records, weights,
-        "mirror", "annotations"),                     # runs between stores; records to the user's tracker; tags,
-                                                      # notes and names
+        "mirror", "annotations", "sysmon"),           # runs between stores; records to the user's tracker; tags,
+                                                      # notes and names; the machine while a run trains
     2: ("store",),                                    # the run store: the facade over its parts, listing runs
     3: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
         "verdicts", "figures", "importer", "explorer"),  # spectra; tables; your own loop; verdicts; charts; other
@@ -51,6 +51,7 @@ LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}
 # Imports allowed inside functions: optional or heavy third-party dependencies only.
 LAZY_OK = {("trackers", "pandas"),  # a CSV export is read when one is given
            ("mirror", "torch"), ("mirror", "mlflow"),  # the user's tracker, an optional extra
+           ("sysmon", "torch"),  # GPU memory, only on a CUDA run
            ("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("ray_backend", "torch"),
            ("checkpoints", "torch"),  # weights only: listing and reading runs starts without torch
            ("zoo", "torchvision"), ("zoo", "timm"),

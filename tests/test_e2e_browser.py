@@ -205,3 +205,30 @@ def test_a_malformed_bundle_upload_is_one_line_and_adds_nothing(app, page, tmp_p
     assert "run.config: expected a JSON object" in alert.inner_text()
     assert page.locator('[data-testid="stException"]').count() == 0
     assert len(Store(app[1] / "runs").runs()) == before
+
+
+def test_a_clicked_row_is_selected_in_the_url_and_survives_a_reload(app, page):
+    """The Runs table: click a row's box, the URL names the run, a reload reopens it selected."""
+    from beta_core import importer
+    from beta_core.store import Store
+    from beta_core.trackers import Source
+
+    url, tmp = app
+    scalars = {"train/lr": [(s, 0.05, None) for s in range(20)], "opt/momentum": [(s, 0.9, None) for s in range(20)],
+               "train/loss": [(s, 1 - s / 40, None) for s in range(20)], "test/acc": [(20, 0.4, None)]}
+    src = Source("tensorboard", str(tmp), "e2e-explorer", scalars)
+    importer.import_sources(Store(tmp / "runs"), [importer.plan(src, importer.guess_map(scalars))])
+    with Step(page, tmp, "runs-select"):
+        _open(page, f"{url}/runs")
+        page.get_by_role("textbox", name="Filter").fill("kind = imported")
+        page.keyboard.press("Enter")
+        page.get_by_text("1 run match").wait_for()
+        box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+        page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # the first row's checkbox (rows are 35 px)
+        page.get_by_text("1 run selected").wait_for()
+        assert "runs=" in page.url and "imported" in page.url
+        page.reload()
+        page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=60000)
+        wait_idle(page)
+        page.get_by_text("1 run selected").wait_for()
+        _no_exceptions(page)

@@ -207,3 +207,16 @@ def test_a_worker_reports_a_finished_or_crashed_job_at_once(tmp_path, trust_fact
         assert time.monotonic() - start < 60, [jm.store.get_run(i)["status"] for i in ids]
     assert [jm.store.get_run(i)["status"] for i in ids] == ["interrupted", "done", "done"]
     jm.close()
+
+
+def test_a_run_records_the_machine_while_it_trains(store, tmp_path, monkeypatch):
+    import beta_core.sysmon as sysmon
+    from beta_core.explorer import system_records
+
+    monkeypatch.setattr(sysmon, "INTERVAL", 0.2)
+    monkeypatch.setattr(sysmon.Sampler.__init__, "__defaults__", (None, 0.2))
+    rid = store.create_run(tiny_config(epochs=3).to_dict())
+    assert execute_run(store, rid, str(tmp_path / "data"))["status"] == "done"
+    samples = system_records(store, [rid])
+    assert len(samples) >= 1 and (samples["rss_mb"] > 10).all() and (samples["cpu_machine"] >= 0).all()
+    assert samples["time"].is_monotonic_increasing

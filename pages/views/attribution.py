@@ -29,6 +29,7 @@ from pages.views.common import (
     show_error,
     term,
 )
+from pages.views.gallery import error_gallery
 
 
 def score_label(s: str) -> str:
@@ -125,6 +126,7 @@ def heatmaps(store, shown: list[tuple[dict, dict]]) -> None:
             else:
                 st.caption("Group × epoch: tick *Attribution each epoch* when launching on the Train page "
                            "(CLI: `--set attribution_every_epoch=true`).")
+            error_gallery(r, str(n))
     if len(shown) == 2:
         o = overlap(shown[0][0]["flagged"], shown[1][0]["flagged"])
         st.metric("Overlap of flagged groups (Jaccard)", f"{o['jaccard']:.2f}",

@@ -11,7 +11,11 @@ from beta_core.records import EPOCH_FIELDS
 CURVES = {"loss": ("step", "Training loss"), "test_acc": ("epoch", "Test accuracy (%)"),
           "val_acc": ("epoch", "Validation accuracy (%)"), "train_acc": ("epoch", "Train accuracy (%)"),
           "momentum": ("step", "Momentum μ"), "zeta": ("step", "Damping ratio ζ (λ = 1)"),
-          "eff_lr": ("step", "Effective LR, lr / (1 - μ)"), "lr": ("step", "Learning rate")}
+          "eff_lr": ("step", "Effective LR, lr / (1 - μ)"), "lr": ("step", "Learning rate"),
+          # the machine while each run trained (sampled every 10 s): a slow run or a busy machine?
+          "cpu_machine": ("time", "Machine CPU (% of one core)"),
+          "cpu_process": ("time", "The run's CPU (% of one core)"),
+          "rss_mb": ("time", "The run's memory (MB)"), "gpu_mem_mb": ("time", "GPU memory (MB)")}
 MAX_CURVE_RUNS = 200  # runs a curve chart reads (records are per step)
 MAX_SETTING_RUNS = 5000  # runs the parallel-coordinates and scatter charts read (summaries only)
 
@@ -51,9 +55,11 @@ def curve_chart(store, ids: list[str], names: dict, group_of: dict | None, metri
                 key: str) -> None:
     """One metric over steps or epochs: a line per run, or per group its mean with a 95% band."""
     x, title = CURVES[metric]
-    records = store.epochs(*ids) if metric in EPOCH_FIELDS and x == "epoch" else store.steps(*ids)
+    records = (explorer.system_records(store, ids) if x == "time" else
+               store.epochs(*ids) if metric in EPOCH_FIELDS and x == "epoch" else store.step_series(ids, metric))
     if records.empty or records[metric].isna().all():
-        st.caption(f"{title}: none of these runs logged it.")
+        st.caption(f"{title}: none of these runs logged it" + (" (the machine is sampled for runs trained here "
+                                                                "since this version)" if x == "time" else "") + ".")
         return
     records = explorer.smoothed(records, metric, window)
     if x == "epoch":

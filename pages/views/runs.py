@@ -168,7 +168,8 @@ if chart_ids:
             m = st.selectbox("Metric", list(CURVES), index=list(CURVES).index(default), key=f"curve-{key}",
                              format_func=lambda k: CURVES[k][1])
             curve_chart(store, chart_ids, names, group_of, m, window, log_y, key)
-with st.expander("Which setting mattered (parallel coordinates, scatter)", expanded=False):
+# read on request: at 10,000 runs these charts read every summary the filter keeps
+if st.toggle("Which setting mattered: parallel coordinates and a scatter of the runs that match", key="settings"):
     setting_charts(store, flt, kinds, known, ids)
 if ids:
     buf = io.BytesIO()
