@@ -7,7 +7,7 @@ layer first (README "Architecture"; tests/test_architecture.py checks this list)
     L0  records, schedules, presets, env, stats, hooks, zoo, provenance, glossary, storebase, trackers
     L1  damping, data, models, schemas, lifecycle, metrics, checkpoints, transfer, mirror, annotations, sysmon
     L2  store
-    L3  config, attribution, curvature, reports, track, verdicts, figures, importer, explorer
+    L3  config, attribution, curvature, reports, track, verdicts, figures, importer, explorer, timeleft
     L4  engine, sweeps, localise, integrations, integrations.lightning, integrations.hf
     L5  surgery, ray_backend, queries
     L6  jobs, bundles, findings

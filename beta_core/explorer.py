@@ -47,10 +47,11 @@ def label(field: str) -> str:
     return f"steps to {float(m.group(1)):.0%}" if m else field.replace("_", " ")
 
 
-def _sql(field: str) -> str:
-    """The SQL expression of a field (only names that pass _IDENT reach the JSON paths)."""
+def _sql(field: str, have: frozenset = frozenset(_ROW.values())) -> str:
+    """The SQL expression of a field (only names that pass _IDENT reach the JSON paths); a row
+    column the store lacks (an old store read without migrating: no tags) reads as empty."""
     if field in _ROW:
-        return _ROW[field]
+        return _ROW[field] if _ROW[field] in have else "NULL"
     if field in _SUMMARY_PATHS:
         return f"json_extract(summary, '{_SUMMARY_PATHS[field]}')"
     if field in METRICS:
@@ -92,7 +93,8 @@ def _value(text: str):
         return text
 
 
-def parse_filter(text: str | None, known: list[str] | None = None) -> tuple[str, list]:
+def parse_filter(text: str | None, known: list[str] | None = None,
+                 have: frozenset = frozenset(_ROW.values())) -> tuple[str, list]:
     """(SQL condition, parameters) of a filter; ``known`` fields (:func:`fields`) catch a typo.
 
     >>> parse_filter("lr > 0.05; method in sgd-beta,sgd-hybrid")[1]
@@ -112,14 +114,15 @@ def parse_filter(text: str | None, known: list[str] | None = None) -> tuple[str,
                                  "tag ~ TEXT)")
             cond = "value LIKE ?" if op == "~" else f"value IN ({', '.join('?' * len(values))})"
             neg = "NOT " if op in ("!=", "not in") else ""
-            where.append(f"{neg}EXISTS (SELECT 1 FROM json_each(COALESCE(tags, '[]')) WHERE {cond})")
+            tags = "tags" if "tags" in have else "NULL"
+            where.append(f"{neg}EXISTS (SELECT 1 FROM json_each(COALESCE({tags}, '[]')) WHERE {cond})")
             args += [f"%{values[0]}%"] if op == "~" else [str(v) for v in values]
             continue
         if known is not None and name not in known:
             close = [k for k in known if name.lower() in k.lower() or k.lower() in name.lower()][:5]
             raise ValueError(f"Unknown field {name!r} in filter {part!r} (expected a run's field"
                              + (f", e.g. {', '.join(close)}" if close else "; the column picker lists them") + ")")
-        expr = _sql(name)
+        expr = _sql(name, have)
         if op in ("in", "not in"):
             values = [_value(v) for v in raw.split(",") if v.strip()]
             neg = "NOT " if op == "not in" else ""
@@ -153,15 +156,15 @@ def query(store: Store, filters: str | None = None, sort: str = "created", desce
           columns=(), limit: int = 100, offset: int = 0, kinds: tuple | None = None,
           known: list[str] | None = None) -> Page:
     """The runs ``filters`` keeps, sorted by any field (empty values last), one page of them."""
-    cond, args = parse_filter(filters, known)
+    cond, args = parse_filter(filters, known, store.columns)
     if kinds:
         cond = " AND ".join(filter(None, [cond, f"kind IN ({', '.join('?' * len(kinds))})"]))
         args = [*args, *kinds]
     where = f" WHERE {cond}" if cond else ""
-    key = _sql(sort)
+    key = _sql(sort, store.columns)
     order = f" ORDER BY ({key}) IS NULL, {key} {'DESC' if descending else 'ASC'}, created DESC, id DESC"
     cols = [c for c in dict.fromkeys(("id", *columns))]
-    select = ", ".join(f'{_sql(c)} AS "{c}"' for c in cols)
+    select = ", ".join(f'{_sql(c, store.columns)} AS "{c}"' for c in cols)
     with store.reading() as db:
         total = db.execute(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0]
         ids = [r[0] for r in db.execute(f"SELECT id FROM runs{where}{order} LIMIT ? OFFSET ?",
@@ -182,13 +185,14 @@ def group_stats(store: Store, filters: str | None, by: str, metric: str, kinds: 
                 known: list[str] | None = None) -> pd.DataFrame:
     """Per value of ``by`` over every run the filter keeps: n, mean and the 95% t interval of
     ``metric`` (an accuracy's interval stays in [0, 1]; ``clipped`` says when it was cut)."""
-    cond, args = parse_filter(filters, known)
+    cond, args = parse_filter(filters, known, store.columns)
     if kinds:
         cond = " AND ".join(filter(None, [cond, f"kind IN ({', '.join('?' * len(kinds))})"]))
         args = [*args, *kinds]
     where = f" WHERE {cond}" if cond else ""
     with store.reading() as db:
-        rows = db.execute(f'SELECT {_sql(by)} AS g, {_sql(metric)} AS m FROM runs{where}', args).fetchall()
+        rows = db.execute(f'SELECT {_sql(by, store.columns)} AS g, {_sql(metric, store.columns)} AS m '
+                          f'FROM runs{where}', args).fetchall()
     df = pd.DataFrame([tuple(r) for r in rows], columns=["group", "value"])
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     out = []

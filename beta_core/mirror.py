@@ -7,14 +7,14 @@ run, in experiment ``beta-core``, through MLflow's client). ``track.start(..., m
 mirrors a run of your loop; ``BETA_MIRROR=SPEC`` mirrors every run our engine trains. The
 scalars are :data:`TAGS`: the step's loss, LR, momentum, ζ and effective LR, each epoch's
 accuracies and losses and median ζ, names that ``beta-core import`` reads back. A tracker
-that fails (a server down, a full disk) is said once on stderr and the run goes on: the store
+that fails (a server down, a full disk) is said once (a RuntimeWarning) and the run goes on: the store
 keeps every record either way.
 """
 from __future__ import annotations
 
 import math
-import sys
 import time
+import warnings
 from pathlib import Path
 
 from .env import MIRROR_SPEC
@@ -86,8 +86,8 @@ class Mirror:
                     self.ml.log_batch(self.ml_run, metrics=metrics[i:i + 1000])
         except Exception as e:  # noqa: BLE001 - the tracker's failure is not the run's
             self.broken = True
-            print(f"warning: mirroring run {self.run_id} to {self.spec} stopped: {str(e)[:200]} (the run goes on; "
-                  "the store keeps every record)", file=sys.stderr)
+            warnings.warn(f"mirroring run {self.run_id} to {self.spec} stopped: {str(e)[:200]} (the run goes on; "
+                          "the store keeps every record)", RuntimeWarning, stacklevel=2)
 
     def close(self, status: str = "done") -> None:
         self.flush()

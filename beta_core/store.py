@@ -77,7 +77,7 @@ class Store(Lifecycle, Metrics, Checkpoints, Transfer, Annotations):
 
     def __init__(self, runs_dir: str | os.PathLike | None = None) -> None:
         self.dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-        self.read_only = False
+        self.read_only, self._columns = False, None
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
@@ -94,6 +94,14 @@ class Store(Lifecycle, Metrics, Checkpoints, Transfer, Annotations):
 
     def _db(self):
         return connect(self.dir, self.read_only)
+
+    @property
+    def columns(self) -> frozenset:
+        """The runs table's columns (a store opened read-only is not migrated: it may lack the newest)."""
+        if self._columns is None:
+            with self._db() as db:
+                self._columns = frozenset(r[1] for r in db.execute("PRAGMA table_info(runs)"))
+        return self._columns
 
     def reading(self):
         """One transaction for reading, for queries built of whitelisted expressions and bound

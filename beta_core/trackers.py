@@ -96,7 +96,7 @@ def read_tensorboard(logdir: str | os.PathLike) -> list[Source]:
             events = acc.Scalars(tag)
             _bounded(tag, len(events), folder)
             # event files hold float32: the shortest decimal of that float32 (0.1, not 0.10000000149)
-            scalars[tag] = _relative([(e.step, float(repr(np.float32(e.value))), e.wall_time) for e in events])
+            scalars[tag] = _relative([(e.step, float(str(np.float32(e.value))), e.wall_time) for e in events])
         for tag in tags.get("tensors", []):
             events = acc.Tensors(tag)
             _bounded(tag, len(events), folder)

@@ -41,10 +41,13 @@ def populated(tmp_path_factory):
     return root, ids, sid
 
 
-def _app(monkeypatch, root, page: str) -> AppTest:
+def _app(monkeypatch, root, page: str, selected: list[str] | None = None) -> AppTest:
+    """The app on ``page``; ``selected``: runs selected on the Runs page, through its link (?runs=)."""
     monkeypatch.setenv("BETA_RUNS_DIR", str(root / "runs"))
     monkeypatch.setenv("BETA_DATA_DIR", str(root / "data"))
     at = AppTest.from_file("../app.py", default_timeout=60)
+    if selected:
+        at.query_params["runs"] = ",".join(selected)
     at.run()
     at.switch_page(f"pages/views/{page}.py")
     at.run()
@@ -132,7 +135,7 @@ def test_surgery_shows_before_after(monkeypatch, populated):
 
 def test_runs_delete_refuses_nothing_selected_and_lists(monkeypatch, populated):
     at = _app(monkeypatch, populated[0], "runs")
-    assert len(at.dataframe) == 1
+    assert len(at.dataframe) >= 1  # the runs table first (then the groups of the runs charted)
     ids = at.dataframe[0].value["id"].tolist()
     assert populated[2] in ids
 
@@ -273,8 +276,7 @@ def test_external_runs_show_on_train_and_get_a_verdict_on_compare(monkeypatch, t
 
 def test_runs_page_diffs_two_runs_and_prepares_a_report_and_a_bundle(monkeypatch, populated):
     root, ids, _ = populated
-    at = _app(monkeypatch, root, "runs")
-    next(m for m in at.multiselect if m.label == "Select runs").set_value(ids[:2]).run()
+    at = _app(monkeypatch, root, "runs", selected=ids[:2])
     assert not at.exception, [e.value for e in at.exception]
     assert any("config field" in m.value and "differ" in m.value for m in at.markdown)  # sgd-beta vs adam
     at.button(key="report-runs-make").click().run()
@@ -316,9 +318,9 @@ def test_pages_over_a_store_of_2000_runs_list_the_newest_and_search(monkeypatch,
                        [(f"20260101-000000-{m}-{i:06d}", i, i, "done", "train", m, "small_cnn", "synthetic", cfg,
                          summary) for i in range(2000) for m in ("sgd-beta",)])
     at = _app(monkeypatch, tmp_path, "runs")
-    assert any("2,000 runs; page 1 of 20" in c.value for c in at.caption)
+    assert any("2,000 runs match; page 1 of 20" in c.value for c in at.caption)
     assert len(at.dataframe[0].value) == 100 and at.dataframe[0].value["id"].iloc[0].endswith("001999")
-    at.text_input(key="rq").set_value("000042").run()
+    at.text_input(key="rf").set_value("id ~ 000042").run()  # a search is a filter: FIELD ~ TEXT
     assert list(at.dataframe[0].value["id"]) == ["20260101-000000-sgd-beta-000042"]
     at = _app(monkeypatch, tmp_path, "train")
     shown = next(m for m in at.multiselect if m.label == "Runs shown")
@@ -333,8 +335,7 @@ def test_delete_asks_for_confirmation(monkeypatch, tmp_path):
     store = Store(tmp_path / "runs")
     rid = store.create_run(tiny_config().to_dict())
     store.finish(rid, "done")
-    at = _app(monkeypatch, tmp_path, "runs")
-    next(m for m in at.multiselect if m.label == "Select runs").set_value([rid]).run()
+    at = _app(monkeypatch, tmp_path, "runs", selected=[rid])
     next(b for b in at.button if b.label == "Delete selected").click().run()
     assert store.get_run(rid)["id"] == rid  # nothing deleted yet
     assert any("cannot be undone" in w.value for w in at.warning)
@@ -503,8 +504,7 @@ def test_imported_runs_show_on_train_with_their_damping_and_report(monkeypatch, 
     shown.set_value(ids).run()
     assert not at.exception and not at.error, [e.value for e in at.exception]
     assert at.get("plotly_chart")
-    at = _app(monkeypatch, tmp_path, "runs")
-    next(m for m in at.multiselect if m.label == "Select runs").set_value(ids).run()
+    at = _app(monkeypatch, tmp_path, "runs", selected=ids)
     at.button(key="report-runs-make").click().run()
     assert not at.exception, [e.value for e in at.exception]
 
@@ -525,6 +525,8 @@ def test_runs_explorer_filters_sorts_groups_and_draws_the_sweeps_settings(monkey
     assert set(groups["method"]) == {"sgd-beta", "sgd-constant"} and (groups["ci_low"] <= groups["mean"]).all()
     assert (groups["ci_high"] <= 100).all() and (groups["ci_low"] >= 0).all()  # an accuracy stays in [0, 100]%
     assert any("has the highest mean final test acc" in m.value for m in at.markdown)
+    at.toggle(key="settings").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
     charts = at.get("plotly_chart")
     parcoords = [c for c in charts if '"parcoords"' in c.proto.spec]
     assert parcoords and '"lr"' in parcoords[0].proto.spec  # the sweep's LR grid is an axis
@@ -535,14 +537,7 @@ def test_runs_explorer_filters_sorts_groups_and_draws_the_sweeps_settings(monkey
 
 def test_selected_runs_come_back_from_the_url_and_take_tags_and_a_note(monkeypatch, populated):
     root, ids, _ = populated
-    monkeypatch.setenv("BETA_RUNS_DIR", str(root / "runs"))
-    monkeypatch.setenv("BETA_DATA_DIR", str(root / "data"))
-    at = AppTest.from_file("../app.py", default_timeout=60)
-    at.query_params["runs"] = ",".join([*ids, "not-a-run"])  # a link, as a reload or a colleague opens it
-    at.run()
-    at.switch_page("pages/views/runs.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = _app(monkeypatch, root, "runs", selected=[*ids, "not-a-run"])  # a link, as a reload or a colleague opens it
     assert any(m.value.startswith("**2 runs selected**") for m in at.markdown)
     at.text_input(key="tag-add").input("lecture, week1").run()
     at.button(key="annotate").click().run()

@@ -26,8 +26,9 @@ LAYERS = {
                                                       # notes and names; the machine while a run trains
     2: ("store",),                                    # the run store: the facade over its parts, listing runs
     3: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian
-        "verdicts", "figures", "importer", "explorer"),  # spectra; tables; your own loop; verdicts; charts; other
-                                                      # trackers' runs as our records; the runs explorer's SQL
+        "verdicts", "figures", "importer", "explorer",  # spectra; tables; your own loop; verdicts; charts; other
+        "timeleft"),                                  # trackers' runs as our records; the runs explorer's SQL;
+                                                      # how long jobs and the queue have left
     4: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
         "integrations", "integrations.lightning",     # the Lightning and Hugging Face callbacks (optional extras)
         "integrations.hf"),

@@ -3,13 +3,10 @@ as our records (``importer``), without torch. The map it uses is printed before 
 written; ``--dry-run`` prints it and writes nothing."""
 from __future__ import annotations
 
-import argparse
-
 from .. import importer, trackers
-from ..env import settings
 from ..records import counted
 from ..store import Store
-from .stored import CLIError, add_global_flags, guarded
+from .stored import CLIError, light_main
 
 __all__ = ["add_parser", "cmd_import", "main"]
 
@@ -88,12 +85,4 @@ def cmd_import(args, store: Store) -> int:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="beta-core")
-    add_global_flags(ap)
-    add_parser(ap.add_subparsers(dest="command", required=True))
-    args = ap.parse_args(argv)
-
-    def body() -> int:
-        store = Store(args.runs_dir or settings().runs_dir)
-        return cmd_import(args, store)
-    return guarded(body)
+    return light_main(argv, add_parser, cmd_import)

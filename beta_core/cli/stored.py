@@ -17,8 +17,8 @@ from ..env import EnvError, settings
 from ..queries import sweep_members
 from ..store import Store, StoreError
 
-__all__ = ["CLIError", "LIGHT", "add_global_flags", "add_runs_parser", "cmd_stored_runs", "err", "guarded",
-           "light_command", "main"]
+__all__ = ["CLIError", "LIGHT", "light_main", "add_global_flags", "add_runs_parser", "cmd_stored_runs", "err",
+           "guarded", "light_command", "main"]
 
 LIGHT = ("list", "show", "diff", "export", "delete", "tag", "note", "rename")  # ``runs`` subcommands that need no model
 
@@ -109,8 +109,8 @@ def cmd_stored_runs(args, store: Store) -> int:
                                  formatters={"lr": lambda v: f"{v:g}", "wall_seconds": lambda v: f"{v:.1f}"}))
     elif args.runs_command == "show":
         run = store.get_run(args.run_id)
-        print(json.dumps({k: run[k] for k in ("id", "name", "status", "kind", "method", "parent", "error", "note",
-                                              "summary", "config")} | {"tags": tags_of(run)}, indent=2, default=str))
+        keys = ("id", "name", "status", "kind", "method", "parent", "error", "note", "summary", "config")
+        print(json.dumps({k: run.get(k) for k in keys} | {"tags": tags_of(run)}, indent=2, default=str))
         ep = store.epochs(args.run_id)
         if not ep.empty:
             print(ep.drop(columns=["run_id", "extra"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -175,15 +175,21 @@ def guarded(body, extra_errors: tuple = ()) -> int:
         return 130
 
 
-def main(argv: list[str]) -> int:
+def light_main(argv: list[str], add_parsers, handler) -> int:
+    """A command without the full command line: its parser (``add_parsers(sub)``), the store,
+    ``handler(args, store)``, every failure one line."""
     ap = argparse.ArgumentParser(prog="beta-core")
     add_global_flags(ap)
-    add_runs_parser(ap.add_subparsers(dest="command", required=True))
+    add_parsers(ap.add_subparsers(dest="command", required=True))
     args = ap.parse_args(argv)
 
     def body() -> int:
         env = settings()  # every BETA_* variable checked once, as for every other command
         store = Store(args.runs_dir or env.runs_dir)
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
-        return cmd_stored_runs(args, store)
+        return handler(args, store)
     return guarded(body)
+
+
+def main(argv: list[str]) -> int:
+    return light_main(argv, add_runs_parser, cmd_stored_runs)

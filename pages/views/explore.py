@@ -6,6 +6,7 @@ import streamlit as st
 
 from beta_core import explorer
 from beta_core.figures import mean_curve_figure, metric_figure, parcoords_figure, run_colors, scatter_figure
+from beta_core.glossary import term
 from beta_core.records import EPOCH_FIELDS
 
 CURVES = {"loss": ("step", "Training loss"), "test_acc": ("epoch", "Test accuracy (%)"),
@@ -47,7 +48,7 @@ def group_table(store, flt: str, kinds, known: list[str], by: str, metric: str) 
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
         "mean": fmt, "ci_low": st.column_config.NumberColumn("95% CI low", format=f"%.3g{unit}"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format=f"%.3g{unit}"), "clipped": None,
-        "n": st.column_config.NumberColumn("n (with the metric)")})
+        "n": st.column_config.NumberColumn("n (with the metric)", help=term("interval"))})
     csv_button(stats, f"groups-by-{by}", "csv-groups")
 
 

@@ -5,6 +5,7 @@ from collections import Counter
 
 import streamlit as st
 
+from beta_core.glossary import term
 from beta_core.records import counted
 
 
@@ -22,7 +23,7 @@ def error_gallery(r: dict, key: str, columns: int = 8) -> None:
                         f"{r['n_errors']:,}", options, key=f"gallery-{key}",
                         format_func=lambda o: o if o == "all" else f"{o} ({count[o]})",
                         help="true class → predicted class; the model's probability of its (wrong) answer, then "
-                             "of the true class")
+                             "of the true class. " + term("attribution"))
     shown = [g for g in images if pick == "all" or f"{cls[g['true']]} → {cls[g['pred']]}" == pick]
     for i, col in enumerate(st.columns(columns) * (len(shown) // columns + 1)):
         if i >= len(shown):

@@ -1,0 +1,70 @@
+"""How long jobs have left, measured on this machine: a running job from its own rate, one
+without a step total from earlier jobs of its kind and model here, a queued job from the same,
+and the queue as a whole from the jobs ahead and the slots that run them. The pages and the CLI
+only say what this computes.
+"""
+from __future__ import annotations
+
+import heapq
+import statistics
+import time
+
+from .records import TRAINED_KINDS, progress_of
+from .store import Store
+
+__all__ = ["earlier_seconds", "seconds_left", "queue_times"]
+
+
+def earlier_seconds(store: Store, run: dict) -> tuple[float, int] | None:
+    """Median duration of the newest finished jobs of this kind and model on this machine (up to
+    20), and how many: the expected length of a job that has not measured its own rate."""
+    took = [r["summary"]["job_seconds"] for r in store.runs(kind=run["kind"], status="done", limit=20)
+            if r["model"] == run["model"] and r["summary"].get("job_seconds")]
+    return (statistics.median(took), len(took)) if took else None
+
+
+def seconds_left(store: Store, run: dict, now: float | None = None, steps: int | None = None) -> float | None:
+    """A job's time left: from its own rate once it has one; else, for a job that has started,
+    earlier jobs' duration minus its time so far; for a queued job, earlier jobs' duration.
+    None when nothing here measures it."""
+    now = time.time() if now is None else now
+    p = run["summary"].get("progress") or {}
+    if run["status"] == "running":
+        done = (store.step_counts(run["id"])[run["id"]] if steps is None else steps) \
+            if run["kind"] in ("surgery", *TRAINED_KINDS) else None
+        eta = progress_of(p, now, done)["eta"]
+        if eta is not None:
+            return eta
+    earlier = earlier_seconds(store, run)
+    if earlier is None:
+        return None
+    return max(0.0, earlier[0] - (now - p["started"])) if run["status"] == "running" and p.get("started") \
+        else earlier[0]
+
+
+def queue_times(store: Store, active: list[dict], slots: int, now: float | None = None) -> dict[str, tuple]:
+    """Per active job (oldest first, the queue's order): (seconds until it starts, seconds until
+    it ends); None where it or a job ahead of it cannot be estimated. ``slots`` jobs run at once
+    (a running job holds one until it ends; a queued one takes the first that frees).
+
+    >>> class S:  # a store whose jobs of every kind took 10 s before
+    ...     def runs(self, **kw): return [{"model": "m", "summary": {"job_seconds": 10.0}}]
+    >>> jobs = [{"id": i, "status": "queued", "kind": "train", "model": "m", "summary": {}} for i in "abc"]
+    >>> queue_times(S(), jobs, slots=2)
+    {'a': (0.0, 10.0), 'b': (0.0, 10.0), 'c': (10.0, 20.0)}
+    """
+    now = time.time() if now is None else now
+    free, out, known = [], {}, True
+    for r in (r for r in active if r["status"] == "running"):
+        left = seconds_left(store, r, now)
+        known &= left is not None
+        out[r["id"]] = (0.0, left)
+        heapq.heappush(free, left or 0.0)
+    free += [0.0] * max(0, slots - len(free))
+    heapq.heapify(free)
+    for r in (r for r in active if r["status"] != "running"):
+        start, length = heapq.heappop(free), seconds_left(store, r, now)
+        out[r["id"]] = (start if known else None, start + length if known and length is not None else None)
+        known &= length is not None
+        heapq.heappush(free, start + (length or 0.0))
+    return out
