@@ -116,7 +116,7 @@ def parse_filter(text: str | None, known: list[str] | None = None,
             neg = "NOT " if op in ("!=", "not in") else ""
             tags = "tags" if "tags" in have else "NULL"
             where.append(f"{neg}EXISTS (SELECT 1 FROM json_each(COALESCE({tags}, '[]')) WHERE {cond})")
-            args += [f"%{values[0]}%"] if op == "~" else [str(v) for v in values]
+            args += [f"%{raw.strip(chr(39) + chr(34) + ' ')}%"] if op == "~" else [str(v) for v in values]
             continue
         if known is not None and name not in known:
             close = [k for k in known if name.lower() in k.lower() or k.lower() in name.lower()][:5]
@@ -131,7 +131,7 @@ def parse_filter(text: str | None, known: list[str] | None = None,
             args += values
         elif op == "~":
             where.append(f"CAST({expr} AS TEXT) LIKE ?")
-            args.append(f"%{_value(raw)}%")
+            args.append(f"%{raw.strip(chr(39) + chr(34) + ' ')}%")  # text as typed: "000042", not 42.0
         elif op == "!=":
             where.append(f"({expr} IS NULL OR {expr} != ?)")
             args.append(_value(raw))
