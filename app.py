@@ -4,7 +4,9 @@ import streamlit as st
 from beta_core.env import EnvError, settings
 from beta_core.glossary import GLOSSARY, term
 from beta_core.ray_backend import RayBackendError
+from beta_core.records import format_seconds
 from beta_core.store import StoreError
+from beta_core.timeleft import queue_times
 from pages.views.common import data_source_label, device_label, get_manager, plain, show_error
 
 st.set_page_config(page_title="Beta-scheduling", layout="wide")
@@ -61,7 +63,9 @@ def active_jobs() -> None:
     """The sidebar's count, refreshed on its own: a page's charts poll, the sidebar did not."""
     try:
         active = get_manager().active()  # oldest first: the order the queue runs them
-        st.caption(f"Active jobs: **{len(active)}**")
+        ends = [e for _, e in queue_times(get_manager().store, active, get_manager().max_parallel).values()]
+        st.caption(f"Active jobs: **{len(active)}**" + (f" · all done in about {format_seconds(max(ends))}"
+                                                        if ends and None not in ends else ""))
         ahead = 0
         for r in active[:SIDEBAR_JOBS]:
             name = r["method"] if r["kind"] == "train" else r["kind"]

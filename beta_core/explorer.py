@@ -108,7 +108,7 @@ def parse_filter(text: str | None, known: list[str] | None = None,
                              "e.g. lr > 0.05, method in sgd-beta,sgd-hybrid, tag = lecture)")
         name, op, raw = m.group(1), re.sub(r"\s+", " ", m.group(2).lower()), m.group(3)
         if name in ("tag", "tags"):
-            values = [_value(v) for v in raw.split(",")] if op in ("in", "not in") else [_value(raw)]
+            values = [v.strip(chr(39) + chr(34) + " ") for v in (raw.split(",") if op in ("in", "not in") else [raw])]
             if op not in ("=", "!=", "in", "not in", "~"):
                 raise ValueError(f"Invalid filter {part!r} (expected tag = NAME, tag != NAME, tag in A,B or "
                                  "tag ~ TEXT)")
@@ -116,7 +116,7 @@ def parse_filter(text: str | None, known: list[str] | None = None,
             neg = "NOT " if op in ("!=", "not in") else ""
             tags = "tags" if "tags" in have else "NULL"
             where.append(f"{neg}EXISTS (SELECT 1 FROM json_each(COALESCE({tags}, '[]')) WHERE {cond})")
-            args += [f"%{raw.strip(chr(39) + chr(34) + ' ')}%"] if op == "~" else [str(v) for v in values]
+            args += [f"%{values[0]}%"] if op == "~" else values  # a tag is text: "2024" stays "2024"
             continue
         if known is not None and name not in known:
             close = [k for k in known if name.lower() in k.lower() or k.lower() in name.lower()][:5]

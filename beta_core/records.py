@@ -198,7 +198,10 @@ def format_progress(p: dict) -> str:
         parts[0] += f": {p['done']:,} {p['unit']}"
     if p["rate"]:
         rate = p["rate"]
-        parts.append(f"{rate:.3g} {p['unit']}/s" if rate >= 1 else f"{60 * rate:.2g} {p['unit']}/min")
+        # steps always per second (a run's rate crossing 1/s must not flip its unit); slow units
+        # (cases, runs: seconds to minutes each) per minute below one a second
+        per_min = rate < 1 and p["unit"] != "steps"
+        parts.append(f"{60 * rate:.2g} {p['unit']}/min" if per_min else f"{rate:.3g} {p['unit']}/s")
     if p["eta"] is not None:
         parts.append(f"about {format_seconds(p['eta'])} left")
     return " · ".join(parts)

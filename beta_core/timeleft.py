@@ -12,14 +12,22 @@ import time
 from .records import TRAINED_KINDS, progress_of
 from .store import Store
 
-__all__ = ["earlier_seconds", "seconds_left", "queue_times"]
+__all__ = ["earlier_seconds", "seconds_left", "queue_times", "WORKLOAD"]
+
+
+# What makes two training runs the same amount of work (the method and seed do not, to a first order).
+WORKLOAD = ("model", "epochs", "batch_size", "dataset", "train_subset", "synthetic_train", "width", "device")
 
 
 def earlier_seconds(store: Store, run: dict) -> tuple[float, int] | None:
     """Median duration of the newest finished jobs of this kind and model on this machine (up to
-    20), and how many: the expected length of a job that has not measured its own rate."""
-    took = [r["summary"]["job_seconds"] for r in store.runs(kind=run["kind"], status="done", limit=20)
-            if r["model"] == run["model"] and r["summary"].get("job_seconds")]
+    20; a training run's also of its epochs, batch size and data), and how many: the expected
+    length of a job that has not measured its own rate. Imported runs, timed on other machines,
+    never count (``job_seconds`` is written only by jobs that ran here)."""
+    same = (lambda r: all(r["config"].get(k) == run["config"].get(k) for k in WORKLOAD)) if run["kind"] == "train" \
+        else (lambda r: r["model"] == run["model"])
+    took = [r["summary"]["job_seconds"] for r in store.runs(kind=run["kind"], status="done", limit=50)
+            if same(r) and r["summary"].get("job_seconds")][:20]
     return (statistics.median(took), len(took)) if took else None
 
 
@@ -48,8 +56,9 @@ def queue_times(store: Store, active: list[dict], slots: int, now: float | None 
     (a running job holds one until it ends; a queued one takes the first that frees).
 
     >>> class S:  # a store whose jobs of every kind took 10 s before
-    ...     def runs(self, **kw): return [{"model": "m", "summary": {"job_seconds": 10.0}}]
-    >>> jobs = [{"id": i, "status": "queued", "kind": "train", "model": "m", "summary": {}} for i in "abc"]
+    ...     def runs(self, **kw): return [{"model": "m", "config": {"epochs": 2}, "summary": {"job_seconds": 10.0}}]
+    >>> jobs = [{"id": i, "status": "queued", "kind": "train", "model": "m", "config": {"epochs": 2}, "summary": {}}
+    ...         for i in "abc"]
     >>> queue_times(S(), jobs, slots=2)
     {'a': (0.0, 10.0), 'b': (0.0, 10.0), 'c': (10.0, 20.0)}
     """

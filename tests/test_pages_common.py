@@ -71,7 +71,9 @@ def test_progress_lines_say_phase_rate_and_time_left_measured_here(tmp_path):
     line = progress_line(store, store.get_run(now))
     assert line.startswith("scoring · about 2") and line.endswith("s left (from 1 earlier here)"), line
     queued = store.create_run(job, kind="attribution")
-    assert progress_line(store, store.get_run(queued)).startswith("queued behind 1 running job(s)")
+    line = progress_line(store, store.get_run(queued))
+    assert line.startswith("queued, 1 ahead (1 at a time): starts in about 2"), line  # the running job's 20 s left
+    assert "done in about 5" in line  # then its own 30 s, as the earlier one took
     # a run whose steps fill its first epoch and no epoch record yet is evaluating
     run = store.create_run(tiny_config(epochs=2).to_dict(), status="running", pid=os.getpid())
     store.update_summary(run, {"progress": {"phase": "training", "total": 20, "unit": "steps",

@@ -31,6 +31,9 @@ def test_progress_rate_and_time_left():
     assert format_progress(progress_of({"phase": "loading data"}, now=5.0)) == "loading data"
     slow = progress_of({"phase": "benchmark", "done": 2, "total": 12, "unit": "cases", "started": 0.0}, 60.0)
     assert format_progress(slow) == "benchmark: 2/12 cases · 2 cases/min · about 5 min 0 s left"
+    # a run's steps stay per second below 1/s: its rate's unit never flips while it trains
+    crawl = progress_of({"phase": "training", "total": 100, "unit": "steps", "started": 0.0}, 20.0, 10)
+    assert format_progress(crawl) == "training: 10/100 steps · 0.5 steps/s · about 3 min 0 s left"
     assert format_seconds(3725) == "1 h 2 min"
 
 

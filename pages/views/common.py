@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import statistics
 import time
 from contextlib import contextmanager
 from functools import lru_cache
@@ -39,6 +38,7 @@ from beta_core.ray_backend import RayBackendError
 from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_progress, format_seconds, progress_of
 from beta_core.report import build_report
 from beta_core.store import Store, StoreError
+from beta_core.timeleft import earlier_seconds, queue_times
 from beta_core.zoo import torchvision_names
 
 
@@ -101,23 +101,21 @@ def get_store() -> Store:
         st.stop()
 
 
-def _earlier_seconds(store: Store, run: dict) -> tuple[float, int] | None:
-    """Median duration of the last finished jobs of this kind and model on this machine, and how
-    many: the time left of a job that has no step total (surgery, attribution)."""
-    model = run["model"]
-    took = [r["summary"]["job_seconds"] for r in store.runs(kind=run["kind"], status="done", limit=20)
-            if r["model"] == model and r["summary"].get("job_seconds")]
-    return (statistics.median(took), len(took)) if took else None
-
-
 def progress_line(store: Store, run: dict, steps: int | None = None) -> str:
     """One line for an active job: its phase (loading data, training, evaluating, ...), done of
     total, the rate and the time left, measured on this machine: ``training: 120/235 steps ·
     12 steps/s · about 9 s left``. ``steps``: the run's step records, when the caller has counted them."""
     if run["status"] == "queued":
-        ahead = len(store.runs(status="running"))  # live rows only (a dead owner's run reads interrupted)
-        return (f"queued behind {ahead} running job(s) (one at a time unless BETA_MAX_JOBS says more)" if ahead
-                else "queued: a worker is starting")
+        active = list(reversed(store.runs(status=ACTIVE)))  # the queue's order: oldest first
+        ahead = next((k for k, r in enumerate(active) if r["id"] == run["id"]), len(active))
+        if not ahead:
+            return "queued: a worker is starting"
+        slots = settings().max_jobs  # what the app's job manager runs at once (BETA_MAX_JOBS)
+        start, end = queue_times(store, active, slots).get(run["id"], (None, None))
+        when = (f": starts in about {format_seconds(start)}, done in about {format_seconds(end)}" if end is not None
+                else f": starts in about {format_seconds(start)}" if start is not None
+                else " (no run of its kind and model finished here yet to estimate from)")
+        return f"queued, {ahead} ahead ({slots} at a time){when}"
     p = dict(run["summary"].get("progress") or {})
     done = None
     if run["kind"] in ("surgery", *TRAINED_KINDS):
@@ -132,7 +130,7 @@ def progress_line(store: Store, run: dict, steps: int | None = None) -> str:
     info = progress_of(p, time.time(), done)
     suffix = ""
     if info["eta"] is None and p.get("started") and run["kind"] != "train":
-        earlier = _earlier_seconds(store, run)
+        earlier = earlier_seconds(store, run)
         if earlier:
             info["eta"] = max(0.0, earlier[0] - (time.time() - p["started"]))
             suffix = f" (from {earlier[1]} earlier here)"

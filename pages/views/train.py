@@ -11,10 +11,11 @@ from beta_core.data import SOURCES
 from beta_core.env import settings
 from beta_core.presets import PRESETS, preset_config, preset_methods
 from beta_core.queries import active_duplicates
-from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_hit, format_target
+from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_hit, format_seconds, format_target
 from beta_core.reports import timing_note, training_outcome
 from beta_core.store import StoreError, is_run_id
 from beta_core.sweeps import mean_curves
+from beta_core.timeleft import queue_times
 from pages.views.common import (
     data_dir,
     data_source_label,
@@ -188,7 +189,13 @@ any_active = any(by_id[i]["status"] in ACTIVE for i in chosen)
 
 def status_lines(store, runs: dict, names: dict, counts: dict) -> None:
     """One status box per run: active ones with phase, rate and time left; the rest only when
-    they did not finish or trained on synthetic data."""
+    they did not finish or trained on synthetic data. First, when all of them will be done."""
+    if any(r["status"] in ACTIVE for r in runs.values()):
+        mine = [e for i, (_, e) in queue_times(store, get_manager().active(), get_manager().max_parallel).items()
+                if i in runs]
+        st.caption(f"These runs: all done in about {format_seconds(max(mine))} (measured on this machine)."
+                   if mine and None not in mine else "These runs: time left is known once each has measured its rate "
+                   "or a run of its kind and model has finished here.")
     for i, r in runs.items():
         if r["status"] in ACTIVE:
             total = r["summary"].get("total_steps")  # known once the worker has loaded the data
