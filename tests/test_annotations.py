@@ -1,6 +1,4 @@
 """Tags, notes and names: checked once, searchable, through the CLI, carried by bundles."""
-import subprocess
-import sys
 
 import pytest
 
@@ -36,13 +34,17 @@ def test_tags_notes_and_names_are_checked_and_kept(tmp_path):
     assert explorer.query(s, "tag = ok; name ~ first").total == 1
 
 
-def test_the_cli_tags_notes_renames_and_lists_by_tag(tmp_path):
+def test_the_cli_tags_notes_renames_and_lists_by_tag(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from beta_core.cli import main
     s = Store(tmp_path / "runs")
     a, b = _run(s), _run(s)
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "beta_core", "--runs-dir", str(tmp_path / "runs"), "runs", *args],
-                              capture_output=True, text=True)
+        code = main(["--runs-dir", str(tmp_path / "runs"), "runs", *args])
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
     out = cli("tag", a, b, "--add", "lecture,week1")
     assert out.returncode == 0 and f"{a}: lecture, week1" in out.stdout
     assert cli("tag", b, "--remove", "week1").returncode == 0

@@ -151,6 +151,7 @@ def test_launch_watch_attribute_operate(app, page):
         _no_exceptions(page)
 
 
+@pytest.mark.slow  # 17 s; the Compare page's grid and verdicts are covered by AppTest in the default suite
 def test_tiny_sweep_fills_the_grid_and_gives_verdicts(app, page):
     url, tmp = app
     with Step(page, tmp, "sweep-launch"):

@@ -167,6 +167,7 @@ def test_beta_models_is_validated_at_start():
         settings({"BETA_MODELS": "torchvision:resnet18,not a spec"})
 
 
+@pytest.mark.slow  # 15 s: builds every listed model; the group tests above cover the catalogue by default
 def test_models_cli_lists_and_shows(tmp_path, capsys):
     base = ["--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "models"]
     assert main([*base, "show", "torchvision:resnet18"]) == 0
