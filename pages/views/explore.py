@@ -44,10 +44,11 @@ def group_table(store, flt: str, kinds, known: list[str], by: str, metric: str) 
         st.markdown(f"By **{by}**: **{b[by]}** has the {'lowest' if metric.startswith('steps_to') else 'highest'} "
                     f"mean {explorer.label(metric)}, {b['mean']:.3g}{unit}{ci} over {b['n']} runs (95% t interval"
                     + ("; accuracy intervals cut at 0 and 100%" if shown["clipped"].any() else "") + ").")
-    fmt = st.column_config.NumberColumn(format=f"%.3g{unit}")
+    fmt = "%.1f%%" if unit else "%.1f"  # the table's printf has no %g
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
-        "mean": fmt, "ci_low": st.column_config.NumberColumn("95% CI low", format=f"%.3g{unit}"),
-        "ci_high": st.column_config.NumberColumn("95% CI high", format=f"%.3g{unit}"), "clipped": None,
+        "mean": st.column_config.NumberColumn("mean", format=fmt),
+        "ci_low": st.column_config.NumberColumn("95% CI low", format=fmt),
+        "ci_high": st.column_config.NumberColumn("95% CI high", format=fmt), "clipped": None,
         "n": st.column_config.NumberColumn("n (with the metric)", help=term("interval"))})
     csv_button(stats, f"groups-by-{by}", "csv-groups")
 

@@ -9,11 +9,11 @@ from beta_core.glossary import term
 from beta_core.records import counted
 
 
-def error_gallery(r: dict, key: str, columns: int = 8) -> None:
+def error_gallery(r: dict, key: str, columns: int = 6) -> None:
     images = r.get("gallery")
     if not images:
-        st.caption("Misclassified images: run the attribution again to keep them with it (results stored before "
-                   "this version have none).")
+        st.caption("Misclassified images: this attribution was stored before images were kept with it; run it "
+                   "again on a run that has its weights here to see them.")
         return
     cls = r["classes"]
     pairs = Counter((g["true"], g["pred"]) for g in images)

@@ -55,7 +55,9 @@ def explorer_table(store, known: list[str]) -> tuple[str, tuple | None, list[str
         df["created"] = (pd.Timestamp.now() - df["created"]).map(lambda d: format_seconds(d.total_seconds()) + " ago")
     config = {c: st.column_config.NumberColumn(explorer.label(c), format="%.1f%%") for c in PCT}
     config |= {c: st.column_config.NumberColumn(explorer.label(c), format="%d") for c in df if c.startswith("steps_to")}
-    config |= {"id": None, "lr": st.column_config.NumberColumn(format="%g"), "created": "age",
+    if "lr" in df:  # six significant digits: 0.1, not the 0.10000000149 of a float32 log
+        df["lr"] = pd.to_numeric(df["lr"], errors="coerce").map(lambda v: float(f"{v:.6g}"))
+    config |= {"id": None, "created": "age",
                **{c: st.column_config.Column(width="small") for c in ("seed", "epochs", "status")}}
     event = st.dataframe(df, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                          key="rt", column_config=config)
