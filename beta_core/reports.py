@@ -239,6 +239,9 @@ def surgery_outcome(s: dict) -> str:
             text += f" It did **{than}** the control {c['name']} (net {c['net']:+d})."
     if "random" in s["report"] and s["net"] <= s["report"]["random"]["net"]:
         text += " So the flagged groups were no better a choice than random ones here."
+    if full or any(k in s["report"] for k in ("random", "per_parameter")):
+        text += (" One surgery on one model (n = 1): these are counts of this repair, not a verdict on surgery; "
+                 "docs/findings.md (claim 3) compares surgery with random groups over 12 seeds.")
     return text
 
 

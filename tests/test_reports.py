@@ -56,6 +56,7 @@ def test_surgery_outcome_comes_first_in_words():
     assert text.startswith("The repair **hurt**: net -7 images (52 fixed, 59 broken), accuracy 58.4% → 58.1%.")
     assert "**worse than** a full fine-tune of every group (net +7)" in text
     assert "**no better than** the control random groups (net -2)" in text and "no better a choice than random" in text
+    assert "(n = 1)" in text and "not a verdict" in text  # one repair is counted, not generalised
     assert reports.share(32 / 100000) == "<0.1%" and reports.share(0.76) == "76.0%"
 
 
