@@ -302,9 +302,12 @@ def sweep_grid_figure(members, stage: str) -> go.Figure | None:
 
 
 def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str, str] | None = None,
-                      markers: bool = True) -> go.Figure:
+                      markers: bool = True, percent: bool = False) -> go.Figure:
     """Per arm: the mean curve (``sweeps.mean_curves``) with its 95% band, beta drawn last;
-    ``markers`` off for curves of many points (steps)."""
+    ``markers`` off for curves of many points (steps); ``percent``: an accuracy, drawn in % as
+    on every page."""
+    if percent and len(curves):
+        curves = curves.assign(**{c: curves[c] * 100 for c in ("mean", "ci_low", "ci_high")})
     fig = go.Figure()
     arms = sorted(curves.groupby("arm"), key=lambda mg: line_style(mg[0])[2]) if len(curves) else []
     # an arm whose mean equals another's at every point (hybrid before its switch is beta) would
@@ -324,6 +327,8 @@ def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str
                                  mode="lines" if same[m] or not markers else "lines+markers",
                                  line={"color": c, "dash": dash, "width": width + 2 if same[m] else width}))
     fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    if percent:
+        fig.update_yaxes(title_text="accuracy (%)")
     fig.update_xaxes(title_text={"step": "steps", "epoch": "epoch (from 1)"}.get(
         x, "seconds (mean; wall clock on the machine that ran them, runs one after another)"))
     return fig

@@ -119,7 +119,8 @@ def report_figures(store: Store, ids: list[str]) -> dict[str, go.Figure]:
             arm = {r["id"]: c.method for c, r in test}
             curves = mean_curves(store.epochs(*arm), arm, "test_acc")
             out[f"mean-curves-{s['id']}"] = mean_curve_figure(curves, "step", f"Sweep {s['id']}: test accuracy, "
-                                                                             "mean over test seeds (95% bands)")
+                                                                             "mean over test seeds (95% bands)",
+                                                              percent=True)
     for r in runs:
         res = store.results(r["id"], "attribution")
         if res:

@@ -163,7 +163,7 @@ def curves(store, test: list, color: dict) -> None:
     x_axis = st.radio("x-axis", ["step", "time"], horizontal=True, key="curve-x", help=term("step", "wall_clock"),
                       format_func=lambda v: {"time": "wall-clock s"}.get(v, v))
     for col, metric, title in zip(st.columns(2), ("test_acc", "val_acc"), ("Test accuracy", "Validation accuracy")):
-        fig = mean_curve_figure(mean_curves(epochs, arm, metric), x_axis, title, color)
+        fig = mean_curve_figure(mean_curves(epochs, arm, metric), x_axis, title, color, percent=True)
         col.plotly_chart(fig, width="stretch", key=f"curve-{metric}")
 
 

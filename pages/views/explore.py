@@ -67,9 +67,9 @@ def curve_chart(store, ids: list[str], names: dict, group_of: dict | None, metri
     if x == "epoch":
         records = records.assign(epoch=records["epoch"] + 1)  # epochs count from 1 everywhere
     if group_of:
-        curves = _percent(explorer.group_curves(records, group_of, x, metric), metric, ("mean", "ci_low", "ci_high"))
-        fig = mean_curve_figure(curves, x, f"{title}: mean per group, 95% band", markers=x == "epoch")
-        data = curves
+        data = explorer.group_curves(records, group_of, x, metric)
+        fig = mean_curve_figure(data, x, f"{title}: mean per group, 95% band", markers=x == "epoch",
+                                percent=metric.endswith("acc"))
     else:
         frames = {i: _percent(records[records["run_id"] == i], metric, (metric,)) for i in ids}
         fig = metric_figure(frames, names, run_colors(ids), x, metric, title, log_y=log_y)
