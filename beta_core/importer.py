@@ -166,6 +166,10 @@ def plan(source: Source, mapping: dict, *, method: str | None = None, seed: int 
             pts = [(0, pts, None)]
         if pts:
             _checked(name, mapping[name], pts, low, high, open_)
+    for name, pts in series.items():  # every step, of every field: a step outside the schema is refused
+        bad = next((s for s, _, _ in pts if not 0 <= s <= MAX_STEP), None) if isinstance(pts, list) else None
+        if bad is not None:
+            raise ValueError(f"Invalid step in tag {mapping[name]!r}: {bad} (expected 0 to {MAX_STEP:,})")
     tags = {v for v in mapping.values() if isinstance(v, str)}
     adam = (optimizer or ("adam" if re.search(r"beta1|adam", str(mapping.get("momentum", "")) + str(mapping.get(
         "lr", "")), re.I) else "sgd")).lower() == "adam"

@@ -19,19 +19,27 @@ __all__ = ["earlier_seconds", "seconds_left", "queue_times", "WORKLOAD"]
 WORKLOAD = ("model", "epochs", "batch_size", "dataset", "train_subset", "synthetic_train", "width", "device")
 
 
-def earlier_seconds(store: Store, run: dict) -> tuple[float, int] | None:
+def earlier_seconds(store: Store, run: dict, cache: dict | None = None) -> tuple[float, int] | None:
     """Median duration of the newest finished jobs of this kind and model on this machine (up to
     20; a training run's also of its epochs, batch size and data), and how many: the expected
     length of a job that has not measured its own rate. Imported runs, timed on other machines,
-    never count (``job_seconds`` is written only by jobs that ran here)."""
+    never count (``job_seconds`` is written only by jobs that ran here). ``cache``: answers by
+    kind and work, so a queue of 60 like runs reads the store once, not 60 times."""
+    key = (run["kind"], run["model"], *(str(run["config"].get(k)) for k in WORKLOAD))
+    if cache is not None and key in cache:
+        return cache[key]
     same = (lambda r: all(r["config"].get(k) == run["config"].get(k) for k in WORKLOAD)) if run["kind"] == "train" \
         else (lambda r: r["model"] == run["model"])
     took = [r["summary"]["job_seconds"] for r in store.runs(kind=run["kind"], status="done", limit=50)
             if same(r) and r["summary"].get("job_seconds")][:20]
-    return (statistics.median(took), len(took)) if took else None
+    out = (statistics.median(took), len(took)) if took else None
+    if cache is not None:
+        cache[key] = out
+    return out
 
 
-def seconds_left(store: Store, run: dict, now: float | None = None, steps: int | None = None) -> float | None:
+def seconds_left(store: Store, run: dict, now: float | None = None, steps: int | None = None,
+                 cache: dict | None = None) -> float | None:
     """A job's time left: from its own rate once it has one; else, for a job that has started,
     earlier jobs' duration minus its time so far; for a queued job, earlier jobs' duration.
     None when nothing here measures it."""
@@ -43,7 +51,7 @@ def seconds_left(store: Store, run: dict, now: float | None = None, steps: int |
         eta = progress_of(p, now, done)["eta"]
         if eta is not None:
             return eta
-    earlier = earlier_seconds(store, run)
+    earlier = earlier_seconds(store, run, cache)
     if earlier is None:
         return None
     return max(0.0, earlier[0] - (now - p["started"])) if run["status"] == "running" and p.get("started") \
@@ -63,16 +71,16 @@ def queue_times(store: Store, active: list[dict], slots: int, now: float | None 
     {'a': (0.0, 10.0), 'b': (0.0, 10.0), 'c': (10.0, 20.0)}
     """
     now = time.time() if now is None else now
-    free, out, known = [], {}, True
+    free, out, known, cache = [], {}, True, {}
     for r in (r for r in active if r["status"] == "running"):
-        left = seconds_left(store, r, now)
+        left = seconds_left(store, r, now, cache=cache)
         known &= left is not None
         out[r["id"]] = (0.0, left)
         heapq.heappush(free, left or 0.0)
     free += [0.0] * max(0, slots - len(free))
     heapq.heapify(free)
     for r in (r for r in active if r["status"] != "running"):
-        start, length = heapq.heappop(free), seconds_left(store, r, now)
+        start, length = heapq.heappop(free), seconds_left(store, r, now, cache=cache)
         out[r["id"]] = (start if known else None, start + length if known and length is not None else None)
         known &= length is not None
         heapq.heappush(free, start + (length or 0.0))

@@ -192,6 +192,11 @@ def read_csv(path: str | os.PathLike) -> list[Source]:
                          f"{', '.join(map(str, df.columns[:12]))})")
     if len(df) > MAX_POINTS:
         raise ValueError(f"Refused {str(p)!r}: {len(df):,} rows (expected at most {MAX_POINTS:,})")
+    step = pd.to_numeric(df[step_col], errors="coerce")
+    if step.isna().all() or ((step.dropna() % 1) != 0).any():
+        raise ValueError(f"Invalid step column {step_col!r} in {str(p)!r} (expected whole numbers: the step of each "
+                         "row)")
+    df = df.assign(**{step_col: step}).dropna(subset=[step_col])  # a row without a step is no record
     run_col = next((c for c in _RUN_COLUMNS if c in df.columns), None)
     groups = df.groupby(run_col, sort=True) if run_col else [(p.stem, df)]
     out = []

@@ -221,3 +221,14 @@ def test_the_readmes_import_commands_run_as_pasted(tmp_path, monkeypatch):
     assert lightning["config"]["map"] == {"lr": "lr-SGD", "momentum": "lr-SGD-momentum", "loss": "train_loss",
                                          "test_acc": "val_acc"}
     assert lightning["summary"]["regimes"] == [r for _, r in _expected_epochs()]
+
+
+@pytest.mark.parametrize("text, says", [("step,loss\n0.5,1\n", "expected whole numbers"),
+                                        ("step,loss\n1e30,1\n", "Invalid step in tag 'loss'"),
+                                        ("step,test_acc\n0,150\n", "Invalid test_acc")])
+def test_a_hostile_csv_is_one_error_and_writes_nothing(tmp_path, text, says):
+    f = tmp_path / "x.csv"
+    f.write_text(text)
+    out = _cli("csv", str(f), runs=tmp_path / "runs")
+    assert out.returncode == 2 and says in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs" / "runs.db").exists() or Store(tmp_path / "runs").count_runs() == 0

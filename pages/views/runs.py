@@ -86,6 +86,13 @@ if store.count_runs() == 0:
     unpack_form(store)
     st.stop()
 known = explorer.fields(store)
+# The outcome first: what the store holds and its best run, in words (two indexed queries).
+best = explorer.query(store, "final_test_acc >= 0", "final_test_acc", columns=("name", "method", "final_test_acc"),
+                      limit=1).frame
+active = store.count_runs(status=ACTIVE)
+st.markdown(f"**{counted(store.count_runs(), 'run')}** in this store" + (f", {active} active" if active else "")
+            + ("" if best.empty else f"; the highest final test accuracy is **{best['final_test_acc'].iloc[0]:.1%}** "
+               f"({best['method'].iloc[0]} · {best['id'].iloc[0][-6:]})") + ".")
 flt, kinds, picked = explorer_table(store, known)
 ids = selection(store, picked)
 runs = {i: store.get_run(i) for i in ids}
