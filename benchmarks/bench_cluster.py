@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from beta_core.jobs import execute_run  # noqa: E402
+from beta_core.jobs.bodies import execute_run  # noqa: E402
+from beta_core.jobs.ray_backend import connect  # noqa: E402
 from beta_core.queries import sweep_members  # noqa: E402
-from beta_core.ray_backend import connect  # noqa: E402
 from beta_core.store import Store  # noqa: E402
 from beta_core.sweeps import SweepPlan, sweep_run_config  # noqa: E402
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from beta_core.config import plan_runs  # noqa: E402
 from beta_core.engine import Training  # noqa: E402
-from beta_core.jobs import JobManager  # noqa: E402
+from beta_core.jobs.manager import JobManager  # noqa: E402
 from beta_core.presets import preset_methods  # noqa: E402
 
 

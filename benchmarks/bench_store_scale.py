@@ -38,7 +38,7 @@ METHODS = ("sgd-constant", "sgd-beta", "sgd-hybrid")
 def real_attribution(tmp: Path) -> str:
     """One attribution result as the pipeline stores it (a tiny run, attributed), as JSON."""
     from beta_core.attribution import AttributionConfig
-    from beta_core.jobs import attribute_run, execute_run
+    from beta_core.jobs.bodies import attribute_run, execute_run
     store = Store(tmp / "seed-runs")
     cfg = resolve_config("sgd-beta", dataset="synthetic", synthetic_train=400, synthetic_test=200, width=4, epochs=1,
                          batch_size=50, device="cpu")

@@ -9,10 +9,10 @@ layer first (README "Architecture"; tests/test_architecture.py checks this list)
     L2  store
     L3  config, attribution, curvature, reports, track, verdicts, figures, importer, explorer, timeleft
     L4  engine, sweeps, localise, integrations, integrations.lightning, integrations.hf
-    L5  surgery, ray_backend, queries
-    L6  jobs, bundles, findings
-    L7  cli.stored, report, worker
-    L8  cli.common, cli.imports
+    L5  surgery, queries, jobs, jobs.specs, jobs.ray_backend
+    L6  bundles, findings, jobs.manager
+    L7  cli.stored, report, jobs.bodies
+    L8  cli.common, cli.imports, jobs.worker
     L9  cli.diagnostics, cli.sweep, cli.verdict
     L10 cli.commands
     L11 cli

@@ -378,13 +378,14 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool = True) -> None:
+def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool = True, decode: bool = True) -> None:
     """What can be known before any run is created: each distinct data source reads (see
     ``data.check_source``), each distinct model builds and runs on its input size (see
     ``models.check_model``: imports, factories, pretrained weights) and, with ``devices`` (runs
-    that train on this machine, not on a Ray cluster), each device asked for exists here."""
+    that train on this machine, not on a Ray cluster), each device asked for exists here.
+    ``decode``: see ``data.check_source`` (the app lists a folder; its runs decode it, visibly)."""
     for dc in {c.data_config() for c in configs}:
-        check_source(dc, data_dir)
+        check_source(dc, data_dir, decode)
     for c in configs:  # as the engine would refuse it, but before the run exists
         n = train_images(c.data_config(), data_dir)
         if c.batch_size > n:

@@ -29,6 +29,7 @@ import re
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SYNTHETIC_MAX = 1_000_000  # images per synthetic split: a bound nobody means to exceed
+PROGRESS_EVERY = 500  # images between reports of a first decode (60,000 CIFAR-10 JPEGs: ~80 s on 2 cores)
+Progress = Callable[[int, "int | None"], None]
 EXPECTED_TREE = "a folder or a .tar(.gz) holding train/<class>/*.jpg and test/<class>/*.jpg"
 
 
@@ -257,14 +260,15 @@ def _check_classes(path: Path, found: dict[str, set[str]]) -> list[str]:
 
 
 def _iter_tree(path: Path, root: str):
-    """(split, class, where, read) for every image under ``root``'s train/ and test/."""
+    """(split, class, where, read, total) for every image under ``root``'s train/ and test/;
+    ``total``: the images a folder holds (None in a tar, whose count needs a full pass)."""
     check_size = _size_check()
     if path.is_dir():
-        for split in ("train", "test"):
-            for f in sorted((Path(root) / split).rglob("*")):
-                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
-                    check_size(f.stat().st_size, str(f))
-                    yield split, f.parent.name, str(f), f.read_bytes
+        files = [f for split in ("train", "test") for f in sorted((Path(root) / split).rglob("*"))
+                 if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+        for f in files:
+            check_size(f.stat().st_size, str(f))
+            yield f.relative_to(root).parts[0], f.parent.name, str(f), f.read_bytes, len(files)
         return
     for tar, m, parts in _tar_files(path):
         if (len(parts) >= 3 and parts[-3] in ("train", "test") and "/".join(parts[:-3]) == root
@@ -274,19 +278,27 @@ def _iter_tree(path: Path, root: str):
                 data = tar.extractfile(m).read()
             except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
                 raise _corrupt(path, e) from None
-            yield parts[-3], parts[-2], f"{path}:{m.name}", (lambda d=data: d)
+            yield parts[-3], parts[-2], f"{path}:{m.name}", (lambda d=data: d), None
 
 
-def read_image_tree(path: str | os.PathLike) -> Splits:
-    """Decode ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar(.gz)."""
+def read_image_tree(path: str | os.PathLike, on_progress: Progress | None = None) -> Splits:
+    """Decode ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar(.gz).
+    ``on_progress(done, total)`` every :data:`PROGRESS_EVERY` images (total None in a tar); an
+    exception it raises stops the decode (a cancel)."""
     p = Path(path).expanduser()
     if not p.exists():
         raise DataSourceError(f"Data path not found: {str(p)!r} (expected {EXPECTED_TREE})")
     root, layout = _layout(p)
     classes = _check_classes(p, layout)
     found: dict[str, dict[str, list[np.ndarray]]] = {"train": {}, "test": {}}
-    for split, cls, where, read in _iter_tree(p, root):
+    done, total = 0, None
+    for split, cls, where, read, total in _iter_tree(p, root):
         found[split].setdefault(cls, []).append(_decode(read(), where))
+        done += 1
+        if on_progress is not None and done % PROGRESS_EVERY == 0:
+            on_progress(done, total)
+    if on_progress is not None:
+        on_progress(done, total)
     empty = [f"{s}/{c}" for s in found for c in classes if not found[s].get(c)]
     if empty:
         raise DataSourceError(f"No images in {', '.join(empty[:3])} of {str(p)!r} (expected {EXPECTED_TREE})")
@@ -389,37 +401,58 @@ def resolve_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> tup
     return cfg.source, path if cfg.source == "folder" else None
 
 
-def check_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> str:
+def _tree_key(p: Path) -> str:
+    st = p.stat()
+    return f"folder:{p}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _train_count(path: Path) -> int:
+    """Training images of an image tree, from its listing (a folder) or member names (a tar)."""
+    root, _ = _layout(path)
+    if path.is_dir():
+        return sum(1 for f in (Path(root) / "train").rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    return sum(1 for _, m, parts in _tar_files(path) if len(parts) >= 3 and parts[-3] == "train"
+               and "/".join(parts[:-3]) == root and Path(m.name).suffix.lower() in IMAGE_SUFFIXES)
+
+
+def check_source(cfg: DataConfig, data_dir: str | os.PathLike = "data", decode: bool = True) -> str:
     """A check, before any run is created, that ``cfg``'s data can be read; returns the
     concrete source. For a folder or archive: the path exists, it is (or holds, one level
-    down) train/ and test/ with the same two or more class folders, and every image decodes
-    (a corrupt image, an empty class folder, an oversized file is refused here). The decoded
-    tree goes into the cache, so the runs read it from there: a path already decoded passes
-    at once."""
+    down) train/ and test/ with the same two or more class folders, no image is over the size
+    bound, and with ``decode`` every image decodes (a corrupt image, an empty class folder is
+    refused here) and the decoded tree goes into the cache, so the runs read it from there: a
+    path already decoded passes at once. Without ``decode`` (the app: runs exist at once and
+    show their own "preparing data" progress) only the listing is read; a corrupt image then
+    fails the run that decodes it, with the same message."""
     source, path = resolve_source(cfg, data_dir)
     if source != "folder":
         return source
     p = Path(path).expanduser().resolve()
     if not p.exists():
         raise DataSourceError(f"Data path not found: {str(p)!r} (expected {EXPECTED_TREE})")
-    st = p.stat()
-    _cached(Path(data_dir), f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
+    if decode:
+        _cached(Path(data_dir), _tree_key(p), lambda: read_image_tree(p))
+    else:
+        root, layout = _layout(p)
+        _check_classes(p, layout)
+        if p.is_dir():  # an archive's sizes were read from its headers by _layout
+            check_size = _size_check()
+            for f in Path(root).rglob("*"):
+                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+                    check_size(f.stat().st_size, str(f))
     return source
 
 
 def train_images(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> int:
     """How many training images a run of ``cfg`` gets (validation taken out, subset applied),
-    known before a run exists; a folder must have passed :func:`check_source` (it is cached)."""
+    known before a run exists: a folder's count comes from its listing, not its pixels."""
     source, path = resolve_source(cfg, data_dir)
     if source == "synthetic":
         pool = cfg.synthetic_train
     elif source == "cifar10":
         pool = 50_000
     else:
-        p = Path(path).expanduser().resolve()
-        st = p.stat()
-        pool = len(_cached(Path(data_dir), f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
-                   .train_y)
+        pool = _train_count(Path(path).expanduser().resolve())
     rest = pool - val_size(cfg, pool)
     return min(cfg.train_subset, rest) if cfg.train_subset else rest
 
@@ -444,8 +477,9 @@ def val_size(cfg: DataConfig, pool: int) -> int:
     return max(1, min(cfg.val_max, round(cfg.val_fraction * n_train), pool // 2))
 
 
-def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> Splits:
-    """Load the dataset ``cfg`` describes, through the cache, with subsets applied."""
+def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data", on_progress: Progress | None = None) -> Splits:
+    """Load the dataset ``cfg`` describes, through the cache, with subsets applied;
+    ``on_progress``: see :func:`read_image_tree` (the first decode of an image tree)."""
     data_dir = Path(data_dir)
     source, path = resolve_source(cfg, data_dir)
     if source == "synthetic":
@@ -458,8 +492,7 @@ def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> Splits
         p = Path(path).expanduser().resolve()
         if not p.exists():
             raise DataSourceError(f"Data path not found: {str(p)!r} (expected {EXPECTED_TREE})")
-        st = p.stat()
-        s = _cached(data_dir, f"folder:{p}:{st.st_size}:{st.st_mtime_ns}", lambda: read_image_tree(p))
+        s = _cached(data_dir, _tree_key(p), lambda: read_image_tree(p, on_progress))
         if s.name != p.name:
             s.name = p.name
     pool = torch.arange(len(s.train_y))

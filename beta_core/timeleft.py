@@ -45,7 +45,7 @@ def seconds_left(store: Store, run: dict, now: float | None = None, steps: int |
     None when nothing here measures it."""
     now = time.time() if now is None else now
     p = run["summary"].get("progress") or {}
-    if run["status"] == "running":
+    if run["status"] == "running" and p.get("unit") != "images":  # a decode's rate says nothing of the job's
         done = (store.step_counts(run["id"])[run["id"]] if steps is None else steps) \
             if run["kind"] in ("surgery", *TRAINED_KINDS) else None
         eta = progress_of(p, now, done)["eta"]

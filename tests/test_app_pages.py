@@ -3,7 +3,7 @@ import pytest
 from helpers import tiny_config
 from streamlit.testing.v1 import AppTest
 
-from beta_core.jobs import execute_run
+from beta_core.jobs.bodies import execute_run
 from beta_core.store import Store
 from beta_core.surgery import SurgeryConfig, surgery_run_config
 from beta_core.sweeps import SweepPlan, sweep_run_config

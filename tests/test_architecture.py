@@ -32,15 +32,16 @@ LAYERS = {
     4: ("engine", "sweeps", "localise",               # the training loop with hooks; sweep plans; planted faults;
         "integrations", "integrations.lightning",     # the Lightning and Hugging Face callbacks (optional extras)
         "integrations.hf"),
-    5: ("surgery", "ray_backend", "queries"),         # retrain chosen groups, verify, controls; Ray tasks;
-                                                      # reading a sweep's members, the newest localisation
-    6: ("jobs", "bundles", "findings"),               # joins the store and the computation; worker processes;
-                                                      # bundles: checked against every job kind's config;
-                                                      # the paper's claims tested on stored runs
-    7: ("cli.stored", "report", "worker"),            # reading stored runs, one-line errors; offline HTML reports;
-                                                      # the warm worker process's loop
-    8: ("cli.common", "cli.imports"),                 # progress, running a job in-process, printing a report;
-                                                      # import from TensorBoard, MLflow, CSV (no torch)
+    5: ("surgery", "queries", "jobs", "jobs.specs",   # retrain chosen groups, verify, controls; reading a sweep's
+        "jobs.ray_backend"),                          # members, the newest localisation; job kinds and specs;
+                                                      # Ray tasks
+    6: ("bundles", "findings", "jobs.manager"),       # bundles: checked against every job kind's config; the
+                                                      # paper's claims on stored runs; queued jobs on workers/Ray
+    7: ("cli.stored", "report", "jobs.bodies"),       # reading stored runs, one-line errors; offline HTML reports;
+                                                      # one body per job kind, the one execution path
+    8: ("cli.common", "cli.imports", "jobs.worker"),  # progress, running a job in-process, printing a report;
+                                                      # import from TensorBoard, MLflow, CSV (no torch); the warm
+                                                      # worker process's loop
     9: ("cli.diagnostics", "cli.sweep", "cli.verdict"),  # attribute, surgery, overlap, plant-fault; sweep; verdict,
                                                          # findings
     10: ("cli.commands",),                            # every command's parser and handler
@@ -53,7 +54,7 @@ LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}
 LAZY_OK = {("trackers", "pandas"),  # a CSV export is read when one is given
            ("mirror", "torch"), ("mirror", "mlflow"),  # the user's tracker, an optional extra
            ("sysmon", "torch"),  # GPU memory, only on a CUDA run
-           ("data", "PIL"), ("data", "torchvision"), ("ray_backend", "ray"), ("ray_backend", "torch"),
+           ("data", "PIL"), ("data", "torchvision"), ("jobs.ray_backend", "ray"), ("jobs.ray_backend", "torch"),
            ("checkpoints", "torch"),  # weights only: listing and reading runs starts without torch
            ("zoo", "torchvision"), ("zoo", "timm"),
            # a guarded import of the optional extra, so its absence is one line naming it

@@ -163,7 +163,7 @@ def test_reading_stored_runs_imports_no_torch(tmp_path):
 
     from helpers import tiny_config
 
-    from beta_core.jobs import execute_run
+    from beta_core.jobs.bodies import execute_run
     store = Store(tmp_path / "runs")
     ids = [store.create_run(tiny_config(method=m).to_dict()) for m in ("sgd-beta", "sgd-constant")]
     for rid in ids:

@@ -15,6 +15,7 @@ from beta_core.data import (
     make_synthetic,
     read_image_tree,
     resolve_source,
+    train_images,
 )
 
 
@@ -46,6 +47,50 @@ def test_folder_and_tar(tmp_path):
         t.add(tmp_path / "tree", arcname="mydata")
     s2 = read_image_tree(tar)
     assert torch.equal(s.train_x, s2.train_x) and torch.equal(s.test_y, s2.test_y)
+
+
+def test_a_decode_reports_its_progress_and_stops_on_request(tmp_path, monkeypatch):
+    """The first decode of a tree says how far it is (done of total images, every
+    PROGRESS_EVERY and at the end; total unknown in a tar), and an exception from the
+    callback (a cancel) stops it with nothing cached."""
+    import beta_core.data as data
+
+    monkeypatch.setattr(data, "PROGRESS_EVERY", 4)
+    _write_tree(tmp_path / "tree", per=5)  # 20 images
+    seen = []
+    read_image_tree(tmp_path / "tree", lambda d, t: seen.append((d, t)))
+    assert seen == [(4, 20), (8, 20), (12, 20), (16, 20), (20, 20), (20, 20)]
+    tar = tmp_path / "tree.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(tmp_path / "tree", arcname="tree")
+    seen.clear()
+    read_image_tree(tar, lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (20, None)
+
+    def cancel(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        load_splits(DataConfig("folder", str(tmp_path / "tree")), tmp_path / "d", cancel)
+    assert not list((tmp_path / "d").rglob("*.pt"))  # a stopped decode leaves no cache
+
+
+def test_checking_a_folder_without_decoding_reads_its_listing(tmp_path):
+    """The app's check lists the tree (classes, sizes, the training count) and decodes nothing:
+    its runs decode it, visibly; a corrupt image then fails the run. The CLI's check decodes."""
+    from beta_core.data import check_source
+
+    _write_tree(tmp_path / "tree", per=5)
+    (tmp_path / "tree" / "train" / "a" / "bad.jpg").write_bytes(b"not an image")
+    cfg = DataConfig("folder", str(tmp_path / "tree"), val_fraction=0.0)
+    assert check_source(cfg, tmp_path / "d", decode=False) == "folder"
+    assert not (tmp_path / "d").exists()  # nothing decoded, nothing cached
+    assert train_images(cfg, tmp_path / "d") == 11  # counted from the listing: the corrupt file too
+    with pytest.raises(DataSourceError, match="Unreadable image .*bad.jpg"):
+        check_source(cfg, tmp_path / "d")
+    (tmp_path / "tree" / "train" / "a" / "bad.jpg").unlink()
+    check_source(cfg, tmp_path / "d")
+    assert train_images(cfg, tmp_path / "d") == len(load_splits(cfg, tmp_path / "d").train_y) == 10
 
 
 def test_cache_is_used_and_corrupt_cache_rebuilt(tmp_path):

@@ -16,7 +16,7 @@ from helpers import OLD_STORE, tiny_config
 from beta_core.cli import main
 from beta_core.engine import DivergenceWatch, Training
 from beta_core.env import settings
-from beta_core.jobs import execute_run
+from beta_core.jobs.bodies import execute_run
 from beta_core.reports import run_table
 from beta_core.store import Store, StoreError
 
@@ -311,7 +311,7 @@ def test_runs_show_prints_integers_and_survives_a_closed_pipe(tmp_path):
 
 
 def test_requeue_runs_an_earlier_app_never_started(tmp_path):
-    from beta_core.jobs import JobManager
+    from beta_core.jobs.manager import JobManager
 
     store = Store(tmp_path / "runs")
     rid = store.create_run(tiny_config().to_dict(), pid=999999)  # queued by an app that is gone

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from helpers import tiny_config
 
-from beta_core.jobs import JobManager, execute_run
+from beta_core.jobs.bodies import execute_run
+from beta_core.jobs.manager import JobManager
 from beta_core.store import Store
 
 FACTORIES = Path(__file__).resolve().parent / "data" / "user_models.py"
@@ -102,7 +103,7 @@ def test_bad_manager_args(tmp_path):
 def test_another_gpu_run_waits_for_free_memory(tmp_path, monkeypatch):
     import torch
 
-    from beta_core import jobs
+    from beta_core.jobs import manager as jobs
 
     jm = JobManager(tmp_path / "runs", str(tmp_path / "data"), max_parallel=4)
     jm.procs = {"running": object()}  # one worker already on the GPU
@@ -181,6 +182,51 @@ def test_a_running_job_records_its_phase_and_a_finished_one_how_long_it_took(sto
     assert seen[0]["phase"] == "training" and seen[0]["unit"] == "steps" and seen[0]["total"] > 0
     assert seen[0]["started"] <= time.time()
     assert store.get_run(rid)["summary"]["job_seconds"] > 0
+
+
+def _image_tree(root: Path, per: int = 12) -> Path:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for ci, c in enumerate("ab"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(per):
+                Image.new("RGB", (32, 32), (90 * ci, 7 * i, 50)).save(root / split / c / f"{i}.png")
+    return root
+
+
+def test_a_run_shows_its_data_being_prepared_and_a_cancel_stops_the_decode(store, tmp_path, monkeypatch):
+    """A run exists and is running while its data decodes: its progress reads "preparing data",
+    images done of total, before it trains; a cancel during the decode ends it cancelled, with no
+    step recorded and nothing cached."""
+    import beta_core.data as data
+    from beta_core.jobs.bodies import DataCache
+
+    monkeypatch.setattr(data, "PROGRESS_EVERY", 8)
+    tree = _image_tree(tmp_path / "tree")  # 48 images
+    cfg = tiny_config(epochs=1, dataset="folder", data_path=str(tree), batch_size=8, val_fraction=0.0)
+    rid = store.create_run(cfg.to_dict())
+    seen, real = [], store.update_summary
+
+    def spy(run_id, values):
+        if "progress" in values:
+            seen.append(values["progress"])
+        real(run_id, values)
+
+    monkeypatch.setattr(store, "update_summary", spy)
+    cache = DataCache()
+    assert execute_run(store, rid, str(tmp_path / "data"), splits=cache)["status"] in ("done", "diverged")  # 2 classes
+    assert seen[0]["phase"] == "preparing data" and "unit" not in seen[0]  # at once, before any image
+    decoded = [p for p in seen if p.get("unit") == "images"]
+    assert decoded and decoded[-1]["done"] == decoded[-1]["total"] == 48
+    assert seen[-1]["phase"] == "training" and len(cache.sets) == 1
+
+    rid2 = store.create_run(tiny_config(epochs=1, dataset="folder", data_path=str(_image_tree(tmp_path / "t2")),
+                                        batch_size=8, val_fraction=0.0).to_dict())
+    run = execute_run(store, rid2, str(tmp_path / "data"), splits=DataCache(), should_stop=lambda: True)
+    assert run["status"] == "cancelled" and "preparing its data" in run["summary"]["note"]
+    assert store.step_counts(rid2)[rid2] == 0
+    assert len(list((tmp_path / "data" / "cache").glob("*.pt"))) == 1  # only the finished decode's
 
 
 def test_the_localisation_benchmark_reports_cases_done_of_total(store, tmp_path):

@@ -69,7 +69,7 @@ def test_a_bad_mirror_spec_is_refused_before_anything_is_written(tmp_path):
 def test_beta_mirror_sends_every_engine_run_to_the_tracker(tmp_path, monkeypatch):
     from helpers import tiny_config
 
-    from beta_core.jobs import execute_run
+    from beta_core.jobs.bodies import execute_run
 
     monkeypatch.setenv("BETA_MIRROR", f"tensorboard:{tmp_path / 'tb'}")
     store = Store(tmp_path / "runs")

@@ -12,9 +12,10 @@ ray = pytest.importorskip("ray", reason="ray is in requirements.txt; install it 
 
 from helpers import tiny_config  # noqa: E402
 
-from beta_core.jobs import JobManager, execute_run  # noqa: E402
+from beta_core.jobs.bodies import execute_run  # noqa: E402
+from beta_core.jobs.manager import JobManager  # noqa: E402
+from beta_core.jobs.ray_backend import connect  # noqa: E402
 from beta_core.queries import sweep_members  # noqa: E402
-from beta_core.ray_backend import connect  # noqa: E402
 from beta_core.store import Store  # noqa: E402
 from beta_core.sweeps import SweepPlan, sweep_run_config  # noqa: E402
 
@@ -114,7 +115,7 @@ def test_a_port_that_is_not_ray_is_refused_at_once(tmp_path, capsys):
     import threading
 
     from beta_core.cli import main
-    from beta_core.ray_backend import probe_head
+    from beta_core.jobs.ray_backend import probe_head
 
     gcs = ray.get_runtime_context().gcs_address
     host, _, port = gcs.rpartition(":")

@@ -11,7 +11,7 @@ import torch
 
 from beta_core.cli import main
 from beta_core.data import DataConfig, load_splits
-from beta_core.jobs import execute_run
+from beta_core.jobs.bodies import execute_run
 from beta_core.queries import sweep_members
 from beta_core.store import Store
 from beta_core.sweeps import SweepPlan, choose, parse_grid, sweep_run_config
@@ -96,15 +96,15 @@ def test_validation_split_is_disjoint_and_balanced(tmp_path):
 
 def test_choice_never_reads_the_test_split(tmp_path, monkeypatch):
     """Poison the test labels: the chosen LRs and every validation score stay the same."""
-    import beta_core.jobs as jobs
+    import beta_core.jobs.bodies as jobs
 
     real = jobs.load_splits
     plan = tiny_plan()
     a = Store(tmp_path / "a")
     assert run_sweep(a, plan, tmp_path / "data")["status"] == "done"
 
-    def poisoned(cfg, data_dir):
-        s = real(cfg, data_dir)
+    def poisoned(cfg, data_dir, on_progress=None):
+        s = real(cfg, data_dir, on_progress)
         s.test_y = s.test_y[torch.randperm(len(s.test_y), generator=torch.Generator().manual_seed(0))]
         return s
 
@@ -342,7 +342,7 @@ def test_sweep_refuses_before_any_run_exists(tmp_path, capsys, args, msg):
 def test_sweep_with_failed_cells_is_not_done(tmp_path, capsys, monkeypatch):
     """Failed members: the sweep ends incomplete (failed when none counted), exits 1, and its
     last line and its report say which cells are missing."""
-    import beta_core.jobs as jobs
+    import beta_core.jobs.bodies as jobs
 
     real = jobs.Training
 

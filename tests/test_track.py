@@ -9,7 +9,7 @@ import torch
 from helpers import tiny_config
 
 from beta_core import track
-from beta_core.jobs import execute_run
+from beta_core.jobs.bodies import execute_run
 from beta_core.schedules import MomentumRule, MomentumScheduler
 from beta_core.store import Store
 
@@ -137,7 +137,7 @@ def test_a_saved_model_is_diagnosed_like_ours(tmp_path, trust_factories):
     from pathlib import Path
 
     from beta_core.attribution import AttributionConfig
-    from beta_core.jobs import attribute_run, load_trained
+    from beta_core.jobs.bodies import attribute_run, load_trained
     from beta_core.store import StoreError
     factory = f"{Path(__file__).resolve().parent / 'data' / 'user_models.py'}:two_part"
     from beta_core.models import ModelConfig, build_model

@@ -13,7 +13,7 @@ from beta_core.cli import main
 from beta_core.config import check_data, resolve_config
 from beta_core.curvature import group_eigenvalues
 from beta_core.env import EnvError, settings
-from beta_core.jobs import attribute_run, execute_run, load_trained
+from beta_core.jobs.bodies import attribute_run, execute_run, load_trained
 from beta_core.localise import apply_fault, fault_applies
 from beta_core.models import ModelConfig, build_model, check_model, group_modules, layer_groups, loss_fn, run_groups
 from beta_core.records import train_config_of
@@ -290,7 +290,7 @@ def test_beta_models_is_trusted_and_handed_to_workers(tmp_path, monkeypatch):
     assert zoo.is_trusted(f"{src}:two_part") and f"{src}:two_part" in zoo.trusted()
     from helpers import tiny_config
 
-    from beta_core.jobs import JobManager
+    from beta_core.jobs.manager import JobManager
     jm = JobManager(tmp_path / "runs", str(tmp_path / "data"))
     rid = jm.submit(tiny_config(model=f"{src}:two_part", width=None).to_dict())
     assert jm.wait([rid], timeout=120)[0]["status"] == "done"

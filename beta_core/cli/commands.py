@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .. import bundles, reports, worker, zoo
+from .. import bundles, reports, zoo
 from ..config import (
     METHODS,
     TrainConfig,
@@ -25,10 +25,12 @@ from ..config import (
 )
 from ..env import check_ray_address, settings
 from ..figures import FigureExportError, save_figure
-from ..jobs import BACKENDS, JobManager
+from ..jobs import worker
+from ..jobs.manager import JobManager
+from ..jobs.ray_backend import RayBackendError
+from ..jobs.specs import BACKENDS
 from ..models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from ..presets import PRESETS
-from ..ray_backend import RayBackendError
 from ..records import counted, train_config_of
 from ..report import build_report, report_figures
 from ..store import Store

@@ -6,7 +6,7 @@ import sys
 import time
 
 from .. import reports
-from ..jobs import execute_run
+from ..jobs.bodies import execute_run
 from ..records import EPOCH, format_time_to_accuracy
 from ..store import Store
 from .stored import CLIError

@@ -11,7 +11,8 @@ from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
 from ..importer import KIND as KIND_IMPORTED
 from ..importer import no_weights
-from ..jobs import attribute_run, load_trained, localise_job
+from ..jobs.bodies import attribute_run, load_trained
+from ..jobs.specs import localise_job
 from ..localise import FAULTS
 from ..models import loss_fn, run_groups
 from ..records import format_seconds, train_config_of

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .. import reports
 from ..config import check_data, parse_seeds
+from ..jobs.ray_backend import connect
 from ..presets import preset_methods, preset_sweep
-from ..ray_backend import connect
 from ..records import MEMBER
 from ..store import Store
 from ..sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, seeds_plan, sweep_run_config

@@ -14,7 +14,7 @@ from beta_core.attribution import (
     overlap,
 )
 from beta_core.figures import group_scores_figure, probe_figure
-from beta_core.jobs import attribution_job, localise_job
+from beta_core.jobs.specs import attribution_job, localise_job
 from beta_core.queries import latest_localisation
 from beta_core.records import ACTIVE, train_config_of
 from pages.views.common import (

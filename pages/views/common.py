@@ -32,9 +32,9 @@ from beta_core.figures import (  # noqa: F401 - the pages' figure helpers, one h
     smooth,
 )
 from beta_core.glossary import term  # noqa: F401 - the pages' `?` texts, one home in beta_core
-from beta_core.jobs import JobManager
+from beta_core.jobs.manager import JobManager
+from beta_core.jobs.ray_backend import RayBackendError
 from beta_core.models import MODELS, ModelConfig, build_model, layer_groups, runs_at
-from beta_core.ray_backend import RayBackendError
 from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_progress, format_seconds, progress_of
 from beta_core.report import build_report
 from beta_core.store import Store, StoreError
@@ -118,7 +118,7 @@ def progress_line(store: Store, run: dict, steps: int | None = None) -> str:
         return f"queued, {ahead} ahead ({slots} at a time){when}"
     p = dict(run["summary"].get("progress") or {})
     done = None
-    if run["kind"] in ("surgery", *TRAINED_KINDS):
+    if run["kind"] in ("surgery", *TRAINED_KINDS) and p.get("unit", "steps") == "steps":  # not while its data decodes
         done = store.step_counts(run["id"])[run["id"]] if steps is None else steps
         total = p.get("total")
         epochs = run["config"].get("epochs") if run["kind"] == "train" else None

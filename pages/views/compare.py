@@ -101,7 +101,7 @@ def launch(plan: SweepPlan, confirm: bool) -> None:
     size = plan_size(plan)
     if plan.n_cells() > CONFIRM_ABOVE and not confirm:
         raise ValueError(f"This sweep plans {size}: tick the box above to start it, or shrink the grid or seeds")
-    check_data([plan.config(c) for c in plan.first_stage_cells()], data_dir())
+    check_data([plan.config(c) for c in plan.first_stage_cells()], data_dir(), decode=False)
     sid = get_manager().submit(sweep_run_config(plan), kind="sweep")
     st.session_state["sweep"] = sid
     st.success(f"Launched sweep {sid} ({size}) on {data_source_label(plan.overrides.get('data_path'))}.")

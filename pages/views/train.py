@@ -108,7 +108,7 @@ with st.expander("Launch a comparison", expanded=store.count_runs(TRAINED_KINDS)
                 if value != (tuple(preset_cfg[name]) if name == "thresholds" else preset_cfg[name]):
                     over[name] = value
             configs = plan_runs(methods, seeds, preset, over, sgd_overrides={"lr": float(lr)})
-            check_data(configs, data_dir())  # a bad path is refused here, before any run exists
+            check_data(configs, data_dir(), decode=False)  # a bad path: refused before any run exists
             same = active_duplicates(store, [c.to_dict() for c in configs])
             if same:  # a second press of Launch, or a second tab: the same runs would train twice
                 raise ValueError(f"Already queued or running with the same config and seed: "
@@ -344,7 +344,7 @@ def launch_again(runs: dict, ids: list[str]) -> None:
             if st.form_submit_button("Launch again"):
                 with launch_errors():
                     new = TrainConfig.from_fields({**cfg, "lr": float(lr), "epochs": int(epochs), "seed": int(seed)})
-                    check_data([new], data_dir())
+                    check_data([new], data_dir(), decode=False)
                     # shown from the next run on (the selector above already exists in this one)
                     st.session_state[PENDING] = [get_manager().submit(new.to_dict(), group_id=runs[rid]["group_id"])]
                     st.rerun()

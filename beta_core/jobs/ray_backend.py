@@ -29,11 +29,11 @@ import socket
 import threading
 import time
 
-from . import zoo
-from .config import TrainConfig
-from .engine import Training
-from .records import EPOCH
-from .store import Store
+from .. import zoo
+from ..config import TrainConfig
+from ..engine import Training
+from ..records import EPOCH
+from ..store import Store
 
 __all__ = ["RayBackendError", "connect", "probe_head", "RayRunner"]
 

@@ -1,8 +1,8 @@
-"""The warm worker: one process that runs the jobs a :class:`jobs.JobManager` hands it, one at a time.
+"""The warm worker: one process that runs the jobs a :class:`manager.JobManager` hands it, one at a time.
 
 The manager starts ``python -m beta_core worker --serve`` and writes run ids to its stdin; the
 worker imports torch once, keeps the two most recently decoded datasets in memory, runs each job
-through ``jobs.execute_run`` (the one execution path: in-process runs and Ray tasks give the same
+through ``bodies.execute_run`` (the one execution path: in-process runs and Ray tasks give the same
 numbers, ``config.threads``), and reports each finished job on the manager's pipe
 (``BETA_WORKER_FD``), which hands over the next at once. It ends at end of input, on a cancel
 (``should_stop``), or within seconds of its manager's death (:func:`end_with_parent`).
@@ -15,10 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from .config import TrainConfig
-from .data import load_splits
-from .jobs import execute_run
-from .store import Store, StoreError
+from ..store import Store, StoreError
+from .bodies import DataCache, execute_run
 
 __all__ = ["serve", "end_with_parent"]
 
@@ -42,25 +40,14 @@ def serve(store: Store, data_dir: str, lines: Iterable[str], should_stop: Callab
     worker then ends and the manager starts another), False at end of input."""
     threading.Thread(target=end_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     report = os.fdopen(report_fd, "w", buffering=1) if report_fd is not None else None
-    cache: dict = {}
+    cache = DataCache(keep=2)  # decoded inside the run, which shows it: "preparing data: n/N images"
     for line in lines:
         rid = line.strip()
         if not rid:
             continue
-        splits = None
-        try:
-            run = store.get_run(rid)
-            if run["kind"] == "train":
-                dc = TrainConfig.from_dict(run["config"]).data_config()
-                if dc not in cache:
-                    cache = {k: v for k, v in list(cache.items())[-1:]}  # the two most recent datasets
-                    cache[dc] = load_splits(dc, data_dir)
-                splits = cache[dc]
-        except (StoreError, ValueError, OSError):
-            pass  # the run itself says what is wrong: execute_run records it as failed, the worker goes on
         log(f"worker {os.getpid()}: {rid}")
         try:
-            execute_run(store, rid, data_dir, splits=splits, should_stop=should_stop)
+            execute_run(store, rid, data_dir, splits=cache, should_stop=should_stop)
         except StoreError as e:  # a run deleted or taken meanwhile: nothing of it to record
             log(f"worker {os.getpid()}: {rid}: {e}")
         if report is not None:
