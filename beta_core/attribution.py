@@ -46,6 +46,7 @@ import io
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -57,7 +58,7 @@ from .hooks import Hook
 from .models import eval_mode, evaluate, group_param_counts, group_parameters
 from .records import AttributionResult
 
-__all__ = ["NORMALIZATIONS", "AttributionConfig", "attribute", "error_gallery", "GALLERY", "select_groups", "overlap",
+__all__ = ["NORMALIZATIONS", "STAGES", "AttributionConfig", "attribute", "error_gallery", "GALLERY", "select_groups", "overlap",
            "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault",
            "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING", "add_weight_noise",
            "EpochAttribution", "PROBE_NOISE_Z"]
@@ -71,6 +72,8 @@ SCORES = (*PAPER_SCORES, "taylor", "fisher", "probe", "random")
 # The score the Attribution page and surgery's groups="auto" use by default: the winner of
 # the localisation benchmark on the default model (docs/decisions.md, "Localisation").
 DEFAULT_SCORE = "probe"
+# What an attribution does, in order (its progress names them; the probe is the long part).
+STAGES = ("1/3 reading the images", "2/3 gradients on the errors", "3/3 the probe retraining each group")
 SCORE_MEANING = {
     "grad_raw": "the paper's score: norm of the error-loss gradient per group (where the error signal flows; "
                 "favours big groups)",
@@ -163,20 +166,22 @@ def _grad_sq(model, x: torch.Tensor, y: torch.Tensor, groups: dict, scale: float
     return out
 
 
-def _scan(model, loader, max_samples: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _scan(model, loader, max_samples: int | None, on_batch=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(images, labels, predictions) over the split, in eval mode, without gradients."""
     xs, ys, preds, n = [], [], [], 0
     with torch.no_grad():
         for xb, yb in loader.epoch(0):
             xs.append(xb), ys.append(yb), preds.append(model(xb).argmax(1))
             n += len(yb)
+            if on_batch is not None:
+                on_batch(n)
             if max_samples and n >= max_samples:
                 break
     x, y, p = torch.cat(xs), torch.cat(ys), torch.cat(preds)
     return (x[:max_samples], y[:max_samples], p[:max_samples]) if max_samples else (x, y, p)
 
 
-def _by_class(model, x, y, keys, n_classes, groups, cfg, n_total) -> tuple[dict, dict]:
+def _by_class(model, x, y, keys, n_classes, groups, cfg, n_total, on_class=None) -> tuple[dict, dict]:
     """Per-class group scores, plus the combined scores of all classes."""
     total: dict = {}
     per_class = {}
@@ -185,12 +190,14 @@ def _by_class(model, x, y, keys, n_classes, groups, cfg, n_total) -> tuple[dict,
         if sel.any():
             sq = _grad_sq(model, x[sel], y[sel], groups, 1.0 / n_total, cfg.batch_size, total)
             per_class[c] = _normalise(sq, groups, cfg.normalization)
+        if on_class is not None:
+            on_class()
     sq_all = {g: sum(float(total[n].float().pow(2).sum()) for n, _ in ps if n in total) for g, ps in groups.items()}
     return per_class, _normalise(sq_all, groups, cfg.normalization)
 
 
 def probe_scores(model: torch.nn.Module, train_loader, eval_loader, steps: int = 20, lr: float = 0.01,
-                 seed: int = 0) -> dict[str, float]:
+                 seed: int = 0, on_group=None) -> dict[str, float]:
     """Per group: drop in ``eval_loader`` loss after ``steps`` SGD steps that train only that group.
 
     BatchNorm stays in eval mode (running statistics fixed), so only the group's parameters
@@ -216,22 +223,31 @@ def probe_scores(model: torch.nn.Module, train_loader, eval_loader, steps: int =
             loss.backward()
             opt.step()
         out[g] = base - evaluate(m, eval_loader)[0]
+        if on_group is not None:
+            on_group()
     return out
 
 
 def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = AttributionConfig(),  # noqa: B008 - frozen
-              classes: tuple[str, ...] | None = None, train_loader=None) -> AttributionResult:
+              classes: tuple[str, ...] | None = None, train_loader=None,
+              on_progress: Callable[[str, int, int | None, str], None] | None = None) -> AttributionResult:
     """Attribution result: the paper's gradient scores per group on errors (and contrast) with
     breakdowns by class, and the groups flagged by ``cfg.score``.
 
     ``loader`` is an eval-order :class:`~beta_core.data.DeviceLoader` over the split. The
     flagging score (default :data:`DEFAULT_SCORE`, the probe) needs a ``train_loader``.
     Raises :class:`NoErrorsError` when the model makes no mistakes on the split.
+    ``on_progress(stage, done, total, unit)``: after each batch read, each class's gradients and
+    each group the probe retrains (the long part: two passes over every group).
     """
     groups = group_parameters(model)
+    tell = on_progress or (lambda *a: None)
+    n_images = min(filter(None, (cfg.max_samples, len(getattr(loader, "y", ())))), default=None)
+    tell(STAGES[0], 0, n_images, "images")
     # BN on running statistics: samples are independent, so subsets (per class) are exact.
     with eval_mode(model):
-        x, y, pred = _scan(model, loader, cfg.max_samples)
+        x, y, pred = _scan(model, loader, cfg.max_samples,
+                           lambda n: tell(STAGES[0], min(n, n_images or n), n_images, "images"))
         wrong = pred != y
         n_err = int(wrong.sum())
         if n_err == 0:
@@ -239,8 +255,10 @@ def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = Attributi
                                 "nothing to attribute (expected a model that makes at least one error)")
         n_classes = len(classes) if classes else int(max(y.max(), pred.max())) + 1
         xe, ye, pe = x[wrong], y[wrong], pred[wrong]
-        by_true, scores = _by_class(model, xe, ye, ye, n_classes, groups, cfg, n_err)
-        by_pred = _by_class(model, xe, ye, pe, n_classes, groups, cfg, n_err)[0] if cfg.by_predicted else {}
+        n_grad, done = n_classes * (2 if cfg.by_predicted else 1), iter(range(1, 2 * n_classes + 1))
+        step = lambda: tell(STAGES[1], next(done), n_grad, "classes")  # noqa: E731
+        by_true, scores = _by_class(model, xe, ye, ye, n_classes, groups, cfg, n_err, step)
+        by_pred = _by_class(model, xe, ye, pe, n_classes, groups, cfg, n_err, step)[0] if cfg.by_predicted else {}
         correct = None
         if cfg.contrast and n_err < len(y):
             sq = _grad_sq(model, x[~wrong], y[~wrong], groups, 1.0 / int((~wrong).sum()), cfg.batch_size)
@@ -257,8 +275,11 @@ def attribute(model: torch.nn.Module, loader, cfg: AttributionConfig = Attributi
     elif cfg.score == "probe":
         # Two probe runs on different batch orders: a drop counts only where it exceeds their
         # disagreement (a 0.001 drop on a converged model is no localisation).
-        a, b = (score_groups("probe", model, loader, train_loader, s, cfg.probe_steps or 20, cfg.probe_lr)
-                for s in (0, 1))
+        passes = iter(range(1, 2 * len(groups) + 1))
+        on_group = lambda: tell(STAGES[2], next(passes), 2 * len(groups), "group passes")  # noqa: E731
+        tell(STAGES[2], 0, 2 * len(groups), "group passes")
+        a, b = (score_groups("probe", model, loader, train_loader, s, cfg.probe_steps or 20, cfg.probe_lr,
+                             on_group=on_group) for s in (0, 1))
         mean = {g: (a["scores"][g] + b["scores"][g]) / 2 for g in a["scores"]}
         noise = {g: abs(a["scores"][g] - b["scores"][g]) / 2 for g in a["scores"]}  # standard error of the mean
         flag = {"score": "probe", "scores": mean, "seconds": a["seconds"] + b["seconds"],
@@ -436,7 +457,8 @@ def _fisher(model, x, y, groups: dict, chunk: int = 64) -> dict[str, float]:
 
 
 def score_groups(name: str, model: torch.nn.Module, loader, train_loader=None, seed: int = 0,
-                 probe_steps: int = 20, probe_lr: float = 0.01, max_samples: int | None = None) -> dict:
+                 probe_steps: int = 20, probe_lr: float = 0.01, max_samples: int | None = None,
+                 on_group=None) -> dict:
     """One score's view of which group is at fault: ``{"scores", "ranking", "seconds", "passes"}``.
 
     ``loader``: eval-order loader of the split whose errors are diagnosed (the probe also
@@ -455,7 +477,7 @@ def score_groups(name: str, model: torch.nn.Module, loader, train_loader=None, s
     elif name == "probe":
         if train_loader is None:
             raise ValueError("Invalid train_loader: None (expected training batches for the probe)")
-        scores = probe_scores(model, train_loader, loader, probe_steps, probe_lr, seed)
+        scores = probe_scores(model, train_loader, loader, probe_steps, probe_lr, seed, on_group)
         passes = len(groups) * (probe_steps + 1) + 1
     else:
         x, y = _error_set(model, loader, max_samples)

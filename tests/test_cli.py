@@ -3,6 +3,7 @@ import pytest
 
 from beta_core.cli import main
 from beta_core.store import Store
+from beta_core.records import format_seconds
 
 TINY = ["--dataset", "synthetic", "--set", "synthetic_train=400", "--set", "synthetic_test=200", "--model",
         "small_cnn", "--width", "4", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--quiet"]
@@ -188,8 +189,15 @@ def test_attribute_says_what_it_will_do_and_takes_a_subset(capsys, tmp_path):
     code, out, err = run(capsys, tmp_path, "attribute", rid, "--images", "120", "--probe-steps", "2")
     assert code == 0, err
     assert err.startswith(f"attributing run {rid}: the errors among the first 120 test images") and "took " in err
+    assert "no earlier attribution like it here to estimate from" in err
+    # each stage says how far it is while it works (the probe: group passes of 2 x groups)
+    for line in ("1/3 reading the images: 0/120 images", "1/3 reading the images: 120/120 images",
+                 "3/3 the probe retraining each group: 0/", "2/3 gradients on the errors: "):
+        assert line in err, err
     assert "errors of 120 (test split)" in out
     stored = Store(tmp_path / "runs").results(rid, "attribution")[-1]
-    assert stored["n_samples"] == 120 and stored["config"]["max_samples"] == 120
+    assert stored["n_samples"] == 120 and stored["config"]["max_samples"] == 120 and stored["seconds"] > 0
+    code, out, err = run(capsys, tmp_path, "attribute", rid, "--images", "120", "--probe-steps", "2")
+    assert f"about {format_seconds(stored['seconds'])}, as the last one like it took here" in err  # measured here
     code, _, err = run(capsys, tmp_path, "attribute", rid, "--images", "0")
     assert code == 2 and "Invalid max_samples: 0" in err

@@ -229,6 +229,37 @@ def test_a_run_shows_its_data_being_prepared_and_a_cancel_stops_the_decode(store
     assert len(list((tmp_path / "data" / "cache").glob("*.pt"))) == 1  # only the finished decode's
 
 
+def test_an_attribution_job_says_which_stage_it_is_in_and_a_cancel_stops_it(store, tmp_path, monkeypatch):
+    """The page's progress line of an attribution: the short stages with their counts in words,
+    then the probe with group passes done of total (its own rate gives the time left); a cancel
+    between groups ends the job cancelled."""
+    from beta_core.attribution import STAGES
+
+    rid = store.create_run(tiny_config(epochs=1).to_dict())
+    assert execute_run(store, rid, str(tmp_path / "data"))["status"] == "done"
+    seen, real = [], store.update_summary
+
+    def spy(run_id, values):
+        if "progress" in values:
+            seen.append(values["progress"])
+        real(run_id, values)
+
+    monkeypatch.setattr(store, "update_summary", spy)
+    cfg = {"method": "attribution", "attribution": {"max_samples": 200, "probe_steps": 2}}
+    job = store.create_run(cfg, kind="attribution", parent=rid)
+    assert execute_run(store, job, str(tmp_path / "data"))["status"] == "done"
+    phases = [p["phase"] for p in seen]
+    assert f"{STAGES[0]} (200/200 images)" in phases and any(p.startswith(STAGES[1] + " (") for p in phases)
+    probe = [p for p in seen if p["phase"] == STAGES[2]]
+    assert probe[0]["done"] == 0 and probe[-1]["done"] == probe[-1]["total"] > 0 and probe[-1]["unit"] == "group passes"
+    assert store.results(rid, "attribution")[-1]["seconds"] > 0
+
+    calls = iter(range(10 ** 6))
+    job = store.create_run(cfg, kind="attribution", parent=rid)
+    run = execute_run(store, job, str(tmp_path / "data"), should_stop=lambda: next(calls) > 3)
+    assert run["status"] == "cancelled" and run["summary"]["note"].startswith("cancelled during ")
+
+
 def test_the_localisation_benchmark_reports_cases_done_of_total(store, tmp_path):
     rid = store.create_run(tiny_config(epochs=1).to_dict())
     execute_run(store, rid, str(tmp_path / "data"))

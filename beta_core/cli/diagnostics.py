@@ -92,6 +92,34 @@ def _print_attribution(r: dict) -> None:
               + ", ".join(f"{g} {r['probe_scores'][g]:.4f}" for g in r["probe_ranking"]))
 
 
+def _attribution_estimate(store: Store, run_id: str, cfg) -> str:
+    """How long the last attribution of this run with the same score and images took here."""
+    like = lambda c: (c.get("score"), c.get("max_samples"), c.get("split")) == (cfg.score, cfg.max_samples, cfg.split)  # noqa: E731
+    same = [r for r in store.results(run_id, "attribution") if r.get("seconds") and like(r.get("config", {}))]
+    return (f"about {format_seconds(same[-1]['seconds'])}, as the last one like it took here" if same
+            else "no earlier attribution like it here to estimate from: each stage's progress follows")
+
+
+class _StageLines:
+    """Attribution progress on stderr: a line when a stage starts, then every 10 s (with the
+    probe's time left from its own rate), and the last count of each stage."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.stage, self.every, self.last, self.since = None, every, 0.0, 0.0
+
+    def __call__(self, stage: str, done: int, total: int | None, unit: str) -> None:
+        now = time.monotonic()
+        if stage != self.stage:
+            self.stage, self.since, self.last = stage, now, 0.0
+        if now - self.last < self.every and done != total:
+            return
+        self.last = now
+        left = ""
+        if done and total and done < total and now > self.since:
+            left = f", about {format_seconds((total - done) * (now - self.since) / done)} left in this stage"
+        print(f"  {stage}: {done:,}" + (f"/{total:,}" if total else "") + f" {unit}{left}", file=sys.stderr, flush=True)
+
+
 def cmd_attribute(args, store: Store) -> int:
     cfg = _attr_cfg(args)
     run = store.get_run(args.run_id)  # an unknown id is one line; attribute_run reads the weights once
@@ -103,9 +131,10 @@ def cmd_attribute(args, store: Store) -> int:
         probe = (f"; the probe retrains each layer group for 2 x {cfg.probe_steps} steps" if cfg.score == "probe"
                  else "")
         print(f"attributing run {args.run_id}: the errors among {images} {cfg.split} images, gradients per layer "
-              f"group{probe} (fewer with --images N)", file=sys.stderr, flush=True)
+              f"group{probe} (fewer with --images N); {_attribution_estimate(store, args.run_id, cfg)}",
+              file=sys.stderr, flush=True)
     t = time.perf_counter()
-    _print_attribution(attribute_run(store, args.run_id, cfg, args.data_dir))
+    _print_attribution(attribute_run(store, args.run_id, cfg, args.data_dir, _StageLines()))
     print(f"took {format_seconds(time.perf_counter() - t)}", file=sys.stderr)
     return 0
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 import torch
 
 from ..attribution import SCORES, AttributionConfig, attribute, error_gallery
+from ..attribution import STAGES as ATTRIBUTION_STAGES
 from ..config import TrainConfig, config_fields
 from ..data import Splits, eval_loaders, load_splits
 from ..engine import Training, WeightsMismatch, prepare
@@ -37,7 +38,8 @@ __all__ = ["execute_run", "JOB_BODIES", "StopFlag", "DataCache", "Cancelled", "e
 
 
 class Cancelled(Exception):
-    """A job stopped before it had anything to record (during its data's first decode)."""
+    """A job stopped where it had nothing to record yet (its data's first decode, an
+    attribution's stages); the message says where."""
 
 
 class DataCache:
@@ -64,7 +66,7 @@ def _splits_for(store: Store, run_id: str, dc, data_dir: str, stop, splits) -> S
 
     def report(done: int, total: int | None) -> None:
         if stop():
-            raise Cancelled
+            raise Cancelled("while preparing its data")
         if time.monotonic() - last[0] >= 0.5 or done == total:
             last[0] = time.monotonic()
             store.update_summary(run_id, {"progress": {"phase": DATA_PHASE, "done": done, "total": total,
@@ -178,21 +180,38 @@ def _surgery(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, 
     return "done", {**out["summary"], "report": out["report"]}
 
 
-def attribute_run(store: Store, run_id: str, cfg: AttributionConfig, data_dir: str = "data") -> dict:
+def attribute_run(store: Store, run_id: str, cfg: AttributionConfig, data_dir: str = "data",
+                  on_progress=None) -> dict:
     """Attribute a finished run's model and store the result on it (the CLI's ``attribute`` and
-    the attribution job both come here)."""
+    the attribution job both come here); ``on_progress``: see ``attribution.attribute``. The
+    result keeps how long it took here (``seconds``): the next attribution's estimate."""
+    started = time.time()
     model, splits, loaders = load_trained(store, run_id, data_dir)
     loader = loaders["test" if cfg.split == "test" else "train_eval"]
-    result = attribute(model, loader, cfg, splits.classes, train_loader=loaders["train"])
+    result = attribute(model, loader, cfg, splits.classes, train_loader=loaders["train"], on_progress=on_progress)
     result["run_id"] = run_id
     result["gallery"] = error_gallery(model, loader, max_samples=cfg.max_samples)
+    result["seconds"] = round(time.time() - started, 2)
     store.add_result(run_id, "attribution", result)
     return result
 
 
 def _attribution(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
     """Attribute the parent run's model; the result is stored on the parent and on the job."""
-    result = attribute_run(store, run["parent"], AttributionConfig(**run["config"].get("attribution", {})), data_dir)
+    started, since = time.time(), {}
+
+    def progress(stage: str, done: int, total: int | None, unit: str) -> None:
+        if stop():  # between batches, classes and groups: a cancel ends the job there
+            raise Cancelled(f"during {stage[4:]}")
+        if stage != ATTRIBUTION_STAGES[-1]:  # short stages: counts in words; the time left is the job's (timeleft)
+            p = {"phase": f"{stage} ({done:,}/{total:,} {unit})" if total else stage, "started": started}
+        else:  # the probe, the long part and the last: its own rate says what is left
+            p = {"phase": stage, "done": done, "total": total, "unit": unit,
+                 "started": since.setdefault(stage, time.time())}
+        store.update_summary(run["id"], {"progress": p})
+
+    result = attribute_run(store, run["parent"], AttributionConfig(**run["config"].get("attribution", {})), data_dir,
+                           progress)
     store.add_result(run["id"], "attribution", result)
     return "done", {"flagged": result["flagged"], "n_errors": result["n_errors"],
                     "param_fraction": result["param_fraction"]}
@@ -375,8 +394,8 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
             raise ValueError(f"Unknown job kind: {run['kind']!r} (expected one of {JOB_KINDS})")
         try:
             status, summary = body(store, run, data_dir, stop, on_record, splits)
-        except Cancelled:
-            status, summary = "cancelled", {"note": "cancelled while preparing its data"}
+        except Cancelled as e:
+            status, summary = "cancelled", {"note": f"cancelled {e}"}
         # how long the job took here: the time left of the next one like it (records.progress_of)
         store.finish(run_id, status, {**summary, "job_seconds": round(time.time() - started, 2)})
     except Exception as e:  # noqa: BLE001 - the run fails, the caller decides what to show
