@@ -17,8 +17,18 @@ except EnvError as e:
     show_error(e)
     st.stop()
 
+theory = st.Page("pages/views/theory.py", title="Theory", icon=":material/school:")
+
+
+def home() -> None:
+    """The app's root opens Theory at its own address: a link to /theory works (a default page's
+    own name gives Streamlit's "Page not found")."""
+    st.switch_page(theory)
+
+
 pages = [
-    st.Page("pages/views/theory.py", title="Theory", icon=":material/school:", default=True),
+    st.Page(home, title="Home", url_path="home", default=True, visibility="hidden"),
+    theory,
     st.Page("pages/views/findings.py", title="Findings", icon=":material/fact_check:"),
     st.Page("pages/views/schedules.py", title="Schedules", icon=":material/show_chart:"),
     st.Page("pages/views/train.py", title="Train & compare", icon=":material/play_arrow:"),

@@ -87,7 +87,7 @@ def _no_exceptions(page) -> None:
     assert exc.count() == 0, exc.first.inner_text()
 
 
-@pytest.mark.parametrize("path,title", [("", "Heavy ball"), ("schedules", "LR schedules"),
+@pytest.mark.parametrize("path,title", [("", "Heavy ball"), ("theory", "Heavy ball"), ("schedules", "LR schedules"),
                                         ("train", "Train & compare"), ("compare", "Compare"),
                                         ("attribution", "Per-layer attribution"), ("surgery", "Layer surgery"),
                                         ("runs", "Runs")])
@@ -96,6 +96,7 @@ def test_every_page_opens_on_an_empty_store(app, page, path, title):
     with Step(page, tmp, f"open-{path or 'theory'}"):
         _open(page, f"{url}/{path}")
         assert title in page.locator("h1").first.inner_text()
+        assert page.url.rstrip("/").endswith(f"/{path or 'theory'}")  # a page's own link keeps its address
         _no_exceptions(page)
 
 
