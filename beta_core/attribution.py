@@ -58,7 +58,8 @@ from .hooks import Hook
 from .models import eval_mode, evaluate, group_param_counts, group_parameters
 from .records import AttributionResult
 
-__all__ = ["NORMALIZATIONS", "STAGES", "AttributionConfig", "attribute", "error_gallery", "GALLERY", "select_groups", "overlap",
+__all__ = ["NORMALIZATIONS", "STAGES", "AttributionConfig", "attribute", "error_gallery", "GALLERY", "select_groups",
+           "overlap",
            "epoch_scores", "group_scores_for", "NoErrorsError", "probe_scores", "plant_fault",
            "SCORES", "PAPER_SCORES", "DEFAULT_SCORE", "score_groups", "SCORE_MEANING", "add_weight_noise",
            "EpochAttribution", "PROBE_NOISE_Z"]

@@ -24,7 +24,8 @@ from .records import ACTIVE
 __all__ = ["group_scores_figure", "probe_figure", "PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name",
            "smooth", "metric_figure", "line_style", "coincide", "coincide_from", "panel_figure", "AXIS_TITLES",
            "log_ticks", "ticks_between", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure",
-           "seeds_figure", "sweep_grid_figure", "parcoords_figure", "scatter_figure"]
+           "seeds_figure", "sweep_grid_figure", "parcoords_figure", "scatter_figure", "lr_sensitivity_figure",
+           "percent_axis"]
 
 FLAGGED, PLAIN = "#d62728", "#1f77b4"  # a flagged layer group; any other
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -328,9 +329,50 @@ def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str
                                  line={"color": c, "dash": dash, "width": width + 2 if same[m] else width}))
     fig.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     if percent:
-        fig.update_yaxes(title_text="accuracy (%)")
+        percent_axis(fig, pd.concat([curves["mean"], curves["ci_low"], curves["ci_high"]]) if len(curves) else [],
+                     "accuracy (%)")
     fig.update_xaxes(title_text={"step": "steps", "epoch": "epoch (from 1)"}.get(
         x, "seconds (mean; wall clock on the machine that ran them, runs one after another)"))
+    return fig
+
+
+def percent_axis(fig: go.Figure, values, title: str) -> None:
+    """A y axis in % that spans the data, padded a little, never beyond 0-100% (a one-point
+    chart drew -50% to 100%), and a note on the chart that says so: a short axis is not read as
+    a large gap."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    fig.update_yaxes(title_text=title)
+    if not v.size:
+        return
+    lo, hi = float(v.min()), float(v.max())
+    pad = max((hi - lo) * 0.08, 1.0)
+    fig.update_yaxes(range=[max(0.0, lo - pad), min(100.0, hi + pad)])
+    fig.add_annotation(text="y axis spans the data (not 0-100%)", xref="paper", yref="paper", x=1, y=1,
+                       xanchor="right", yanchor="bottom", showarrow=False, font={"size": 10, "color": "#777"})
+
+
+def lr_sensitivity_figure(choice: dict, colors: dict[str, str]) -> go.Figure:
+    """A tuned sweep's stage 1: per method, mean validation accuracy (%) against each peak LR of
+    its grid, with its 95% interval (cut at 0-100%); an x tick at every LR of the grid, written
+    out (the grid's edges are where a choice is suspect)."""
+    fig, ys = go.Figure(), []
+    for m, c in sorted(choice.items(), key=lambda kv: line_style(kv[0])[2]):  # the paper's beta drawn last
+        pts = [p for p in c["curve"] if p["mean"] is not None and "lr" in p["values"]]
+        if not pts:
+            continue
+        mean = [100 * p["mean"] for p in pts]
+        hi = [100 * min(1.0, p["ci_high"]) - y if p.get("ci_high") is not None else 0 for p, y in zip(pts, mean)]
+        lo = [y - 100 * max(0.0, p["ci_low"]) if p.get("ci_low") is not None else 0 for p, y in zip(pts, mean)]
+        dash, width, _ = line_style(m)
+        fig.add_trace(go.Scatter(x=[p["values"]["lr"] for p in pts], y=mean, name=m, mode="lines+markers",
+                                 error_y={"type": "data", "array": hi, "arrayminus": lo, "symmetric": False},
+                                 line={"color": colors.get(m), "dash": dash, "width": width}))
+        ys += [y + h for y, h in zip(mean, hi)] + [y - d for y, d in zip(mean, lo)]
+    lrs = sorted({p["values"]["lr"] for c in choice.values() for p in c["curve"] if "lr" in p["values"]})
+    fig.update_xaxes(type="log", title_text="peak LR (a tick at each LR tried)",
+                     **({"tickvals": lrs, "ticktext": [f"{v:g}" for v in lrs]} if lrs else {}))
+    percent_axis(fig, ys, "mean validation accuracy (%)")
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 24, "b": 10})
     return fig
 
 

@@ -48,8 +48,7 @@ def _app(monkeypatch, root, page: str, selected: list[str] | None = None) -> App
     at = AppTest.from_file("../app.py", default_timeout=60)
     if selected:
         at.query_params["runs"] = ",".join(selected)
-    at.run()
-    at.switch_page(f"pages/views/{page}.py")
+    at.switch_page(f"pages/views/{page}.py")  # opened by its own link, as a URL with ?runs= is
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -397,8 +396,7 @@ def test_schedules_and_train_settings_live_in_the_url(monkeypatch, tmp_path):
     at = AppTest.from_file("../app.py", default_timeout=60)
     at.query_params["sc_lr"] = "0.05"
     at.query_params["sc_schedule"] = "step"
-    at.run()
-    at.switch_page("pages/views/schedules.py").run()
+    at.switch_page("pages/views/schedules.py").run()  # /schedules?sc_lr=0.05&sc_schedule=step
     assert at.number_input(key="sc_lr").value == 0.05 and at.selectbox(key="sc_schedule").value == "step"
     # every setting is bound to the URL under its key (the browser writes changes back; AppTest has no URL)
     bound = [at.selectbox(key="sc_schedule"), at.number_input(key="sc_lr"), at.number_input(key="sc_steps"),

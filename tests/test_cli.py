@@ -2,8 +2,8 @@
 import pytest
 
 from beta_core.cli import main
-from beta_core.store import Store
 from beta_core.records import format_seconds
+from beta_core.store import Store
 
 TINY = ["--dataset", "synthetic", "--set", "synthetic_train=400", "--set", "synthetic_test=200", "--model",
         "small_cnn", "--width", "4", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--quiet"]

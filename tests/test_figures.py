@@ -55,3 +55,34 @@ def test_a_sweep_grid_is_in_percent_and_says_what_its_colours_span():
             for s, a in ((0, 0.581), (1, 0.595))]
     fig = sweep_grid_figure(rows, "test")
     assert fig.data[0].text[0] == ["58.1%", "59.5%"] and "colours from 58.1% to 59.5%" in fig.layout.title.text
+
+
+def test_the_lr_sensitivity_chart_labels_every_lr_and_stays_inside_0_100():
+    """Every LR of the grid has its tick, written out (0.025 had none); accuracy in %, its
+    intervals cut at 0-100%, the axis spanning the data and saying so."""
+    from beta_core.figures import lr_sensitivity_figure
+
+    curve = lambda accs: [{"values": {"lr": lr}, "mean": a, "ci_low": a - 0.3, "ci_high": a + 0.3}  # noqa: E731
+                          for lr, a in zip((0.025, 0.05, 0.1, 0.2), accs)]
+    fig = lr_sensitivity_figure({"sgd-beta": {"curve": curve((0.2, 0.5, 0.8, 0.9))},
+                                 "sgd-constant": {"curve": curve((0.1, 0.4, 0.85, 0.7))}}, {})
+    assert list(fig.layout.xaxis.tickvals) == [0.025, 0.05, 0.1, 0.2]
+    assert list(fig.layout.xaxis.ticktext) == ["0.025", "0.05", "0.1", "0.2"]
+    for t in fig.data:
+        ys, up, down = t.y, t.error_y.array, t.error_y.arrayminus
+        assert all(0 <= y - d and y + u <= 100 for y, u, d in zip(ys, up, down))
+    lo, hi = fig.layout.yaxis.range
+    assert 0 <= lo and hi <= 100 and "spans the data" in fig.layout.annotations[0].text
+
+
+def test_a_one_point_accuracy_chart_stays_inside_0_100():
+    import pandas as pd
+
+    from beta_core.figures import mean_curve_figure
+
+    one = pd.DataFrame({"arm": ["sgd-beta"], "epoch": [1], "mean": [0.3], "ci_low": [0.0], "ci_high": [1.0]})
+    fig = mean_curve_figure(one, "epoch", "test accuracy", percent=True)
+    lo, hi = fig.layout.yaxis.range
+    assert lo == 0 and hi == 100
+    fig = mean_curve_figure(one.assign(ci_low=0.28, ci_high=0.33), "epoch", "test accuracy", percent=True)
+    assert fig.layout.yaxis.range[0] > 20 and fig.layout.yaxis.range[1] < 40  # spans the data, not 0-100

@@ -8,7 +8,7 @@ import streamlit as st
 from beta_core import reports
 from beta_core.config import METHODS, check_data, parse_seeds
 from beta_core.data import SOURCES
-from beta_core.figures import mean_curve_figure, sweep_grid_figure, ticks_between
+from beta_core.figures import lr_sensitivity_figure, mean_curve_figure, sweep_grid_figure
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.queries import sweep_members
 from beta_core.records import ACTIVE, TRAINED_KINDS, format_seconds
@@ -23,7 +23,6 @@ from pages.views.common import (
     get_manager,
     get_store,
     launch_errors,
-    line_style,
     model_picker,
     plain,
     progress_line,
@@ -132,22 +131,11 @@ def status(sweep: dict, members: list, plan: SweepPlan) -> None:
 
 def lr_sensitivity(choice: dict, color: dict) -> None:
     st.subheader("LR sensitivity (stage 1, validation)", help=term("tuning", "edge_of_grid"))
-    fig, seen = go.Figure(), {}
-    for m, c in sorted(choice.items(), key=lambda kv: line_style(kv[0])[2]):  # the paper's beta drawn last
-        pts = [p for p in c["curve"] if p["mean"] is not None and "lr" in p["values"]]
-        if pts:
-            err = [(p["ci_high"] - p["mean"]) if p["ci_high"] is not None else 0 for p in pts]
-            dash, width, _ = line_style(m)
-            fig.add_trace(go.Scatter(x=[p["values"]["lr"] for p in pts], y=[p["mean"] for p in pts], name=m,
-                                     error_y={"type": "data", "array": err}, mode="lines+markers",
-                                     line={"color": color.get(m), "dash": dash, "width": width}))
-            seen.setdefault(tuple(p["mean"] for p in pts), []).append(m)
-    lrs = [p["values"]["lr"] for c in choice.values() for p in c["curve"] if "lr" in p["values"]]
-    ticks = ticks_between(min(lrs) / 1.5, max(lrs) * 1.5) if lrs else {}  # 0.02, 0.05, 0.1 written out
-    fig.update_xaxes(type="log", title_text="peak LR", **ticks)
-    fig.update_yaxes(title_text="mean validation accuracy")
-    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 20, "b": 10})
-    st.plotly_chart(fig, width="stretch", key="lr-sensitivity")
+    st.plotly_chart(lr_sensitivity_figure(choice, color), width="stretch", key="lr-sensitivity")
+    seen: dict[tuple, list] = {}
+    for m, c in choice.items():
+        if key := tuple(p["mean"] for p in c["curve"] if p["mean"] is not None):
+            seen.setdefault(key, []).append(m)
     for same in (ms for ms in seen.values() if len(ms) > 1):
         st.caption(f"{' and '.join(sorted(same))} coincide at every LR here (the lines lie on each other; "
                    "hybrid is beta until its switch late in training).")
