@@ -22,8 +22,8 @@ theory = st.Page("pages/views/theory.py", title="Theory", icon=":material/school
 
 def home() -> None:
     """The app's root opens Theory at its own address: a link to /theory works (a default page's
-    own name gives Streamlit's "Page not found")."""
-    st.switch_page(theory)
+    own name gives Streamlit's "Page not found"), and a link to /?th_lr=0.05 keeps its settings."""
+    st.switch_page(theory, query_params=st.query_params.to_dict())
 
 
 pages = [

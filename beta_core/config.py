@@ -103,6 +103,10 @@ class TrainConfig:
     compile: bool = _f(False, "torch.compile the model (worth it on a GPU for runs of more than a few epochs)")
     deterministic: bool = _f(False, "deterministic kernels (torch.use_deterministic_algorithms): reproducible, "
                                     "slower on a GPU")
+    planted_fault: str | None = _f(None, "a planted fault, for teaching the diagnosis: GROUP or GROUP:STRENGTH; after "
+                                         "training, noise of STRENGTH (default 1) x its weights' RMS is added to that "
+                                         "layer group (the localisation benchmark's fault), the damaged model is the "
+                                         "run's; none = no fault")
     # run
     seed: int = _f(0, "weights, data order, augmentation: paired across methods")
     device: str = _f("auto", "auto (cuda, mps, cpu) | cuda | mps | cpu")
@@ -172,6 +176,7 @@ class TrainConfig:
             raise ValueError(f"Invalid bias_lr_scale: {self.bias_lr_scale!r} (expected a number > 0)")
         if self.min_lr < 0:
             raise ValueError(f"Invalid min_lr: {self.min_lr!r} (expected >= 0)")
+        self.fault()  # a malformed planted fault fails here, its group name once the model exists
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
         object.__setattr__(self, "model", self.model_config().name)  # a factory file's path made absolute
         self.data_config()
@@ -190,6 +195,20 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(self.model, self.width, widths=tuple(int(w) for w in self.widths) if self.widths else None,
                            resize=self.resize)
+
+    def fault(self) -> tuple[str, float] | None:
+        """The planted fault as (layer group, noise strength), or None."""
+        if not self.planted_fault:
+            return None
+        group, _, strength = self.planted_fault.partition(":")
+        try:
+            value = float(strength) if strength else 1.0
+        except ValueError:
+            value = math.nan
+        if not group.strip() or not (math.isfinite(value) and 0 < value <= 100):
+            raise ValueError(f"Invalid planted_fault: {self.planted_fault!r} (expected GROUP or GROUP:STRENGTH with "
+                             "STRENGTH in (0, 100], e.g. block2:1.0)")
+        return group.strip(), value
 
     def lr_schedule_for(self, total_steps: int) -> LRSchedule:
         """The LR schedule of a run of ``total_steps`` optimizer steps."""

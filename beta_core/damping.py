@@ -140,3 +140,22 @@ def overshoots(traj: np.ndarray) -> bool:
     """Whether any coordinate crosses zero (changes sign from its start)."""
     t = np.asarray(traj).reshape(len(traj), -1)
     return bool(np.any(np.sign(t[1:]) * np.sign(t[0]) < 0))
+
+
+def simulate_bounded(curvatures: Sequence[float], lr: float, mu: float, steps: int,
+                     bound: float = 10.0) -> tuple[np.ndarray, int | None]:
+    """A heavy-ball trajectory from x = 1 in every direction, cut before its first step past
+    ``bound`` in size: (the steps before it, that step or None). A diverging run overflows to inf
+    and nan within a few hundred steps; cut there, no axis ever stretches to 1e133."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        traj = simulate_heavy_ball(curvatures, lr, mu, steps, x0=[1.0] * len(curvatures))
+        past = ~np.all(np.abs(traj) <= bound, axis=1)  # nan counts as past
+    if not past.any():
+        return traj, None
+    k = int(np.argmax(past))
+    return traj[:k], k
+
+
+def velocity(traj: np.ndarray) -> np.ndarray:
+    """v(t) = x(t) - x(t-1), the heavy ball's own velocity; the ball starts at rest."""
+    return np.diff(traj, axis=0, prepend=traj[:1])

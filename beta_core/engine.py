@@ -21,14 +21,14 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .attribution import EpochAttribution
+from .attribution import EpochAttribution, add_weight_noise
 from .config import TrainConfig, pick_device
 from .curvature import CurvatureMeasurement, MeasuredMomentum
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
 from .data import DeviceLoader, Splits, balanced_subset, load_splits
 from .hooks import Hook
-from .models import build_model, evaluate, layer_groups, loss_fn
+from .models import build_model, evaluate, group_parameters, layer_groups, loss_fn
 from .provenance import environment
 from .records import EPOCH, STEP, EpochRecord, StepRecord, TrainSummary, time_to_accuracy
 from .schedules import MomentumScheduler, effective_lr
@@ -228,6 +228,10 @@ class Training:
         self.train_loader, self.test_loader, self.val_loader = p.train_loader, p.test_loader, p.val_loader
         self.channels_last, self.autocast = p.channels_last, p.autocast
         self.steps_per_epoch, self.total_steps = p.steps_per_epoch, p.total_steps
+        fault = self.cfg.fault()
+        if fault and fault[0] not in group_parameters(self.model):  # before a step is spent
+            raise ValueError(f"Unknown layer group in planted_fault: {fault[0]!r} (expected one of "
+                             f"{', '.join(group_parameters(self.model))})")
         for h in self.hooks:
             h.setup(self)
 
@@ -336,9 +340,24 @@ class Training:
         self.epochs_done.append(rec)
         return rec
 
+    def _plant_fault(self) -> dict:
+        """The planted fault (``cfg.planted_fault``), after training: noise into one group's
+        weights (seeded by the run's seed), and the held-out accuracies before and after it."""
+        group, strength = self.cfg.fault()
+        g = torch.Generator().manual_seed(self.cfg.seed)
+        with torch.no_grad():
+            for _, p in group_parameters(self.model)[group]:
+                add_weight_noise(p, strength, g)
+        last = self.epochs_done[-1]
+        after = {k: evaluate(self.model, loader, self.autocast, self.cfg.tta)[1] if loader is not None else None
+                 for k, loader in (("test", self.test_loader), ("val", self.val_loader))}
+        return {"group": group, "strength": strength, "test_acc_before": last["test_acc"],
+                "test_acc_after": after["test"], "val_acc_before": last["val_acc"], "val_acc_after": after["val"]}
+
     def _finish(self, status: str, t0: float) -> None:
         self.status = status
         eps = self.epochs_done
+        fault = self._plant_fault() if status == "done" and self.cfg.planted_fault and eps else None
         self.summary: TrainSummary = {
             "status": status, "epochs_completed": len(eps),
             "wall_seconds": time.perf_counter() - t0,  # steps, evaluation and hooks
@@ -354,3 +373,6 @@ class Training:
             "data": self.splits.name, "synthetic": self.splits.synthetic,
             "regimes": [e["regime"] for e in eps],
         }
+        if fault:  # the run's model is the damaged one: its final accuracies are after the fault
+            self.summary.update({"planted_fault": fault, "final_test_acc": fault["test_acc_after"],
+                                 "final_val_acc": fault["val_acc_after"]})

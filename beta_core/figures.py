@@ -18,14 +18,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .damping import DEFAULT_TOL
+from .damping import DEFAULT_TOL, velocity
 from .records import ACTIVE
 
 __all__ = ["group_scores_figure", "probe_figure", "PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name",
            "smooth", "metric_figure", "line_style", "coincide", "coincide_from", "panel_figure", "AXIS_TITLES",
            "log_ticks", "ticks_between", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure",
            "seeds_figure", "sweep_grid_figure", "parcoords_figure", "scatter_figure", "lr_sensitivity_figure",
-           "percent_axis"]
+           "percent_axis", "seeds_needed_figure", "g3", "axis_span", "mark_divergence", "oscillator_figures",
+           "valley_figure", "top1_figure"]
 
 FLAGGED, PLAIN = "#d62728", "#1f77b4"  # a flagged layer group; any other
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -303,7 +304,7 @@ def sweep_grid_figure(members, stage: str) -> go.Figure | None:
 
 
 def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str, str] | None = None,
-                      markers: bool = True, percent: bool = False) -> go.Figure:
+                      markers: bool = True, percent: bool = False, log_y: bool = False) -> go.Figure:
     """Per arm: the mean curve (``sweeps.mean_curves``) with its 95% band, beta drawn last;
     ``markers`` off for curves of many points (steps); ``percent``: an accuracy, drawn in % as
     on every page."""
@@ -333,6 +334,8 @@ def mean_curve_figure(curves: pd.DataFrame, x: str, title: str, colors: dict[str
                      "accuracy (%)")
     fig.update_xaxes(title_text={"step": "steps", "epoch": "epoch (from 1)"}.get(
         x, "seconds (mean; wall clock on the machine that ran them, runs one after another)"))
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig
 
 
@@ -349,6 +352,31 @@ def percent_axis(fig: go.Figure, values, title: str) -> None:
     fig.update_yaxes(range=[max(0.0, lo - pad), min(100.0, hi + pad)])
     fig.add_annotation(text="y axis spans the data (not 0-100%)", xref="paper", yref="paper", x=1, y=1,
                        xanchor="right", yanchor="bottom", showarrow=False, font={"size": 10, "color": "#777"})
+
+
+def top1_figure(bench: dict, names: list[str]) -> go.Figure:
+    """The localisation benchmark: each score's top-1 rate with its 95% interval (0-1), the
+    random ranking's rate dashed."""
+    top1 = [bench["scores"][n]["top1"] for n in names]
+    bar = go.Figure(go.Bar(x=names, y=[t["rate"] for t in top1],
+                           error_y={"type": "data", "symmetric": False,
+                                    "array": [t["ci_high"] - t["rate"] for t in top1],
+                                    "arrayminus": [t["rate"] - t["ci_low"] for t in top1]}))
+    bar.add_hline(y=bench["floor_top1"], line_dash="dash", annotation_text="random floor")
+    bar.update_layout(title="Top-1 rate with 95% interval", height=320, yaxis_range=[0, 1],
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return bar
+
+
+def seeds_needed_figure(p: dict) -> go.Figure:
+    """A sweep as a pilot (``sweeps.seeds_plan``): the accuracy difference n seeds per method
+    could detect at 80% power, with this sweep's n marked."""
+    fig = go.Figure(go.Scatter(x=[c["n"] for c in p["curve"]], y=[100 * c["detectable"] for c in p["curve"]],
+                               mode="lines+markers"))
+    fig.add_vline(x=p["n_pilot"], line_dash="dot", annotation_text="this sweep")
+    fig.update_layout(title="How many seeds? Detectable accuracy difference at 80% power", height=300,
+                      xaxis_title="seeds per method", yaxis_title="points", margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
 
 
 def lr_sensitivity_figure(choice: dict, colors: dict[str, str]) -> go.Figure:
@@ -437,3 +465,107 @@ def save_figure(fig: go.Figure, path: str | Path, width: int = 1100, height: int
                                 "(expected kaleido and a Chromium browser, e.g. Debian's chromium package; the HTML "
                                 "report needs neither)") from None
     return path
+
+
+# ------------------------------------------------------------------ the Theory page's heavy ball
+def g3(x: float) -> str:
+    """A number to 3 significant digits, with a true minus sign: 0.158, −76.1, 1e-05."""
+    return ("−" if x < 0 else "") + f"{abs(x):.3g}"
+
+
+def axis_span(*values: np.ndarray, least: float = 0.0) -> list[float]:
+    """A fixed axis range over the drawn values, 0 and ±``least``, with a 5% margin each side."""
+    lo = min(-least, *(float(np.min(v)) for v in values))
+    hi = max(least, *(float(np.max(v)) for v in values))
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    pad = 0.05 * (hi - lo or 1.0)
+    return [lo - pad, hi + pad]
+
+
+def mark_divergence(fig: go.Figure, ends: list[tuple[float, float, str, str]]) -> None:
+    """Where diverging trajectories were cut: a cross at each cut end, and one note in the
+    bottom-right corner, a line per case in its colour (labels at the crosses pile up, as the
+    cases often diverge within a step of each other). ``ends``: (x, y, colour, words)."""
+    for x, y, color, _ in ends:
+        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", marker={"symbol": "x", "size": 12, "color": color},
+                                 showlegend=False, hoverinfo="skip"))
+    if ends:
+        text = "<br>".join(f"<span style='color:{color}'>{words}</span>" for *_, color, words in ends)
+        fig.add_annotation(text=text, xref="paper", yref="paper", x=1, y=0, xanchor="right", yanchor="bottom",
+                           showarrow=False, align="right", bgcolor="rgba(255,255,255,0.85)")
+
+
+THEORY_GRID = {"gridcolor": "rgba(0,0,0,0.08)"}
+THEORY_LAYOUT = {"height": 300, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "plot_bgcolor": "white",
+                 "showlegend": False}  # two plots and the controls fit one 720-px screen
+
+
+def oscillator_figures(runs: dict, colors: dict[str, str], at: int, steps: int, bound: float,
+                       emphasised: str = "critical") -> tuple[go.Figure, go.Figure]:
+    """The heavy ball in one dimension, per case: (position over steps, phase portrait), the
+    ball at step ``at``, crosses where a diverging case was cut (past ``bound``). ``runs``:
+    name -> (trajectory, step cut or None), as ``damping.simulate_bounded`` returns them."""
+    pos, phase = go.Figure(), go.Figure()
+    ends = []  # (name, step, x, v, colour) where a diverging trajectory was cut
+    for name, (traj, k) in runs.items():
+        x, v = traj[:, 0], velocity(traj)[:, 0]
+        line = {"color": colors[name], "width": 4 if name == emphasised else 2}
+        pos.add_trace(go.Scatter(y=x, name=name, mode="lines", line=line))
+        phase.add_trace(go.Scatter(x=x, y=v, name=name, mode="lines", line=line))
+        if k is not None:
+            ends.append((name, k, x[-1], v[-1], line["color"]))
+        if at < len(x):  # the ball at the chosen step (a diverged ball has left the chart)
+            ball = {"size": 13, "color": line["color"], "line": {"color": "white", "width": 1.5}}
+            hover = f"{name}<br>step {at}<br>x = {g3(x[at])}<br>v = {g3(v[at])}<extra></extra>"
+            pos.add_trace(go.Scatter(x=[at], y=[x[at]], mode="markers", marker=ball, hovertemplate=hover))
+            phase.add_trace(go.Scatter(x=[x[at]], y=[v[at]], mode="markers", marker=ball, hovertemplate=hover))
+    cut = lambda k: f"diverges: |x| > {bound:g} at step {k}"  # noqa: E731
+    mark_divergence(pos, [(k - 1, x, c, f"{n} {cut(k)}") for n, k, x, _, c in ends])
+    mark_divergence(phase, [(x, v, c, f"{n} {cut(k)}") for n, k, x, v, c in ends])
+    xs = [t[:, 0] for t, _ in runs.values()]
+    vs = [velocity(t)[:, 0] for t, _ in runs.values()]
+    # When every case has diverged, all there is to see is in the first few steps.
+    last = steps if len(ends) < len(runs) else min(steps, max(10, 3 * max(k for _, k, *_ in ends)))
+    pos.add_hline(y=0, line_dash="dot", line_color="gray")
+    pos.add_vline(x=at, line_dash="dash", line_color="rgba(0,0,0,0.3)")
+    pos.update_layout(title="Position x over steps", xaxis={"title": "step", "range": [0, last], **THEORY_GRID},
+                      yaxis={"title": "x", "range": axis_span(*xs), **THEORY_GRID}, **THEORY_LAYOUT)
+    phase.update_layout(title="Phase portrait: velocity against x",
+                        xaxis={"title": "x", "range": axis_span(*xs), **THEORY_GRID},
+                        yaxis={"title": "v = x(t) − x(t−1)", "range": axis_span(*vs), **THEORY_GRID}, **THEORY_LAYOUT)
+    return pos, phase
+
+
+def valley_figure(t2: np.ndarray, k2: int | None, lam2: float, mu: float, color: str, at: int,
+                  bound: float) -> go.Figure:
+    """The heavy ball in two dimensions, curvatures 1 and ``lam2``: its path from (1, 1) over
+    the loss's level lines, the ball at step ``at``, a cross where it was cut (past ``bound``)."""
+    # Equal axes (a circle looks round) in a wide plot: x₁ gets about twice x₂'s span so the
+    # plot is filled, and the loss's level lines are drawn over a box that covers either way.
+    r2 = axis_span(t2[:, 1], least=1.1)
+    r1 = axis_span(t2[:, 0], least=1.1)
+    mid, half = (r1[0] + r1[1]) / 2, max(r1[1] - r1[0], 2.2 * (r2[1] - r2[0])) / 2
+    r1 = [mid - half, mid + half]
+    reach = max(map(abs, r1 + r2))
+    grid = np.linspace(-reach, reach, 161)
+    # f = ½(x₁² + λ₂x₂²), drawn as √(2f) so the ellipses are evenly spaced (f's own levels crowd
+    # at the edges).
+    level = np.sqrt(grid[None, :] ** 2 + lam2 * grid[:, None] ** 2)
+    size = np.sqrt(lam2) * (r2[1] - r2[0]) / 12  # about six level lines across x₂'s half of the view
+    f2 = go.Figure(go.Contour(x=grid, y=grid, z=level, showscale=False, hoverinfo="skip", line_width=1,
+                              contours={"coloring": "lines", "start": size, "end": float(level.max()), "size": size},
+                              colorscale=[[0, "#bbbbbb"], [1, "#bbbbbb"]], name="loss level lines"))
+    f2.add_trace(go.Scatter(x=t2[:, 0], y=t2[:, 1], mode="lines+markers", marker={"size": 3, "color": color},
+                            line={"color": color, "width": 2}, name=f"μ = {g3(mu)}", hoverinfo="skip"))
+    f2.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker={"symbol": "star", "size": 12, "color": "black"},
+                            name="minimum", hoverinfo="skip"))
+    if k2 is not None:
+        mark_divergence(f2, [(t2[-1, 0], t2[-1, 1], color, f"diverges: |x| > {bound:g} at step {k2}")])
+    if at < len(t2):
+        f2.add_trace(go.Scatter(x=[t2[at, 0]], y=[t2[at, 1]], mode="markers", name=f"step {at}",
+                                marker={"size": 13, "color": color, "line": {"color": "white", "width": 1.5}}))
+    f2.update_layout(title=f"Trajectory from (1, 1) on f = ½(x₁² + {g3(lam2)}·x₂²)",
+                     xaxis={"title": "x₁ (λ = 1)", "range": r1, "constrain": "domain"},
+                     yaxis={"title": f"x₂ (λ₂ = {g3(lam2)})", "range": r2, "scaleanchor": "x", "scaleratio": 1},
+                     **{**THEORY_LAYOUT, "height": 360, "showlegend": True}, legend={"orientation": "h", "y": -0.2})
+    return f2

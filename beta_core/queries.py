@@ -1,4 +1,5 @@
-"""Reading the store for pages and reports: a sweep's members, the newest localisation result.
+"""Reading the store for pages and reports: a sweep's members, the newest localisation result,
+runs already queued with a config, the sharpness runs measured.
 
 Nothing here runs a job, so a page or a report that only reads imports this, not the job
 system (``jobs``: processes, bodies, Ray).
@@ -7,10 +8,11 @@ from __future__ import annotations
 
 import json
 
+from .figures import run_name
 from .records import ACTIVE, Cell
 from .store import Store
 
-__all__ = ["latest_members", "sweep_members", "latest_localisation", "active_duplicates"]
+__all__ = ["latest_members", "sweep_members", "latest_localisation", "active_duplicates", "measured_sharpness"]
 
 
 def latest_members(store: Store, sweep_id: str) -> dict[str, dict]:
@@ -42,3 +44,17 @@ def active_duplicates(store: Store, configs: list[dict]) -> list[dict]:
         return json.dumps({k: v for k, v in c.items() if k != "threads"}, sort_keys=True)
     wanted = {key(c) for c in configs}
     return [r for r in store.runs(kind="train", status=ACTIVE) if key(r["config"]) in wanted]
+
+
+def measured_sharpness(store: Store, limit: int = 20) -> dict[str, float]:
+    """``{"run · epoch k": lam_max}``: the last epoch with a measured sharpness of each of the
+    newest ``limit`` finished training runs (the Theory page's choice of a measured λ)."""
+    out = {}
+    for r in store.runs(kind="train", status="done", limit=limit):
+        ep = store.epochs(r["id"])
+        for _, e in ep.iloc[::-1].iterrows():
+            lam = e["extra"].get("lam_max")
+            if lam:
+                out[f"{run_name(r)} · epoch {int(e['epoch']) + 1}"] = float(lam)
+                break
+    return out

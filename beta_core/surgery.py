@@ -240,7 +240,8 @@ def run_surgery(parent_cfg: TrainConfig, state: dict, cfg: SurgeryConfig, data_d
     train_cfg = replace(parent_cfg, epochs=cfg.epochs, lr=cfg.lr, lr_schedule=cfg.lr_schedule,
                         momentum_rule=cfg.momentum_rule, batch_size=min(cfg.batch_size, len(sx.train_y)),
                         weight_decay=cfg.weight_decay, seed=cfg.seed, warmup_epochs=0.0,
-                        attribution_every_epoch=False, thresholds=parent_cfg.thresholds)
+                        attribution_every_epoch=False, thresholds=parent_cfg.thresholds,
+                        planted_fault=None)  # a planted fault is what surgery repairs, not a step it repeats
     fraction = sum(counts[g] for g in groups) / sum(counts.values())
 
     def variant(name, groups_=None, masks=None, rec=None, frac=None):

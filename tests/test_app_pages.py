@@ -425,6 +425,14 @@ def test_load_demo_runs_fills_every_page_from_the_shipped_bundles(monkeypatch, t
     at.switch_page("pages/views/attribution.py").run()
     assert any("How often probe is right: it ranked a deliberately damaged group first in" in c.value
                for c in at.caption)
+    # both outcomes side by side: the run with a planted fault (block2 damaged) has its damaged group
+    # flagged; the clean run of the same seed has nothing that stands out
+    said = " ".join(m.value for m in at.markdown)
+    assert "Flagged by **probe**: **block2**" in said and "**no group stands out**" in said
+    faulty = next(r for r in store.runs(kind="train") if r["config"].get("planted_fault") == "block2")
+    assert faulty["group_id"] == beta["group_id"]  # beside the clean run in its comparison
+    repair = store.runs(kind="surgery", parent=faulty["id"])[0]["summary"]
+    assert repair["groups"] == ["block2"] and repair["acc_after"] > repair["acc_before"] + 0.1
     # the Findings page answers the paper's four claims from the shipped runs, the verdicts first
     at.switch_page("pages/views/findings.py").run()
     assert not at.exception and not at.error

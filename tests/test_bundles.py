@@ -106,6 +106,7 @@ def test_relaunch_with_an_override_and_diff(source, tmp_path, capsys):
     assert main([*base, "train", "--from", member["id"], "--set", "lr=0.02", "--quiet"]) == 0
     new = store.runs(kind="train")[0]
     assert new["id"] != member["id"] and new["config"]["lr"] == 0.02
+    assert new["group_id"] is None and new["parent"] is None  # a sweep's member relaunched is not the sweep's
     assert {k: v for k, v in new["config"].items() if k != "lr"} == {k: v for k, v in member["config"].items()
                                                                       if k != "lr"}
     capsys.readouterr()

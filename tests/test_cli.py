@@ -36,6 +36,12 @@ def test_compare_two_seeds_reports_spread(capsys, tmp_path):
     assert code == 0, out
     assert "per method (mean, std, n over seeds)" in out
     assert out.count("done") == 4 and "final_test_acc_std" in out
+    # a run relaunched with a change joins the comparison it came from (as the page's Launch again)
+    first = Store(tmp_path / "runs").runs(kind="train")[-1]
+    code, _, err = run(capsys, tmp_path, "train", "--from", first["id"], "--set", "lr=0.05", "--quiet")
+    assert code == 0, err
+    new = Store(tmp_path / "runs").runs(kind="train")[0]
+    assert new["group_id"] == first["group_id"] is not None and new["config"]["lr"] == 0.05
 
 
 def test_compare_parallel_processes(capsys, tmp_path):

@@ -234,3 +234,25 @@ def test_evaluations_within_epochs(tiny_splits):
         assert [s for s, _, _ in ev] == [e["step"] - 6, e["step"] - 4, e["step"] - 2, e["step"]]
         assert all(0 <= a <= 1 for _, _, a in ev) and ev == sorted(ev)
     assert "evals" not in _records(tiny_config(epochs=1), tiny_splits)[2][0]  # off by default
+
+
+def test_a_planted_fault_damages_one_group_after_training(tiny_splits):
+    """planted_fault: the same training as the clean run (same records), then noise into one
+    group; the run's model and final accuracies are the damaged ones, the summary says both."""
+    clean = Training(tiny_config(epochs=2), splits=tiny_splits)
+    clean_recs = list(clean.run())
+    hurt = Training(tiny_config(epochs=2, planted_fault="block2:3"), splits=tiny_splits)
+    hurt_recs = list(hurt.run())
+    assert [r.get("loss") for r in hurt_recs] == [r.get("loss") for r in clean_recs]  # the fault comes after
+    f = hurt.summary["planted_fault"]
+    assert f["group"] == "block2" and f["strength"] == 3.0
+    assert f["test_acc_before"] == clean.summary["final_test_acc"] == hurt.summary["best_test_acc"]
+    assert hurt.summary["final_test_acc"] == f["test_acc_after"]
+    changed = {n.split(".")[0] for n, p in hurt.model.state_dict().items()
+               if p.is_floating_point() and not torch.equal(p, clean.model.state_dict()[n])}
+    assert changed == {"block2"}  # only that group's weights differ from the clean run's
+    with pytest.raises(ValueError, match="Unknown layer group in planted_fault: 'block9'"):
+        Training(tiny_config(planted_fault="block9"), splits=tiny_splits).setup()
+    for bad in ("block2:x", ":1", "block2:0", "block2:1e9"):
+        with pytest.raises(ValueError, match="Invalid planted_fault"):
+            tiny_config(planted_fault=bad)

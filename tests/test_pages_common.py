@@ -60,7 +60,7 @@ def test_progress_lines_say_phase_rate_and_time_left_measured_here(tmp_path):
     from helpers import tiny_config
 
     from beta_core.store import Store
-    from pages.views.common import progress_line
+    from pages.views.progress import progress_line
 
     store = Store(tmp_path / "runs")
     job = {"method": "attribution", "model": "small_cnn"}

@@ -36,6 +36,17 @@ def test_frozen_bit_identical_trained_changed(parent):
     assert rep["full"]["param_fraction"] == 1.0
 
 
+def test_surgery_of_a_planted_fault_does_not_plant_it_again(parent):
+    """The parent's config carries its planted fault; the repair trains without it (else the
+    fine-tune would end by damaging the group it repaired)."""
+    from dataclasses import replace
+
+    cfg, splits, state = parent
+    out = run_surgery(replace(cfg, planted_fault="block3:50"), state, SurgeryConfig(groups=("block3",), epochs=1),
+                      splits=splits)
+    assert out["summary"]["acc_after"] > 0.3 and out["train_config"].planted_fault is None  # 50x noise: chance
+
+
 def test_controls_and_auto(parent):
     cfg, splits, state = parent
     out = run_surgery(cfg, state, SurgeryConfig(groups="auto", k=2, epochs=1, controls=True), splits=splits)

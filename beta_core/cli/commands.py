@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one run")
     p.add_argument("--method", help=f"one of {', '.join(METHODS)} (default sgd-beta)")
     p.add_argument("--from", dest="from_run", metavar="RUN",
-                   help="relaunch RUN's stored config; flags and --set FIELD=VALUE change fields of it")
+                   help="relaunch RUN's stored config, in RUN's comparison; flags and --set FIELD=VALUE change fields "
+                        "of it")
     _add_backend_flags(p)
     _add_config_flags(p)
 
@@ -185,8 +186,10 @@ def _relaunch(args, store: Store) -> TrainConfig:
 
 
 def cmd_train(args, store: Store) -> int:
-    if args.from_run:
-        cfg = _relaunch(args, store)
+    group = None
+    if args.from_run:  # beside the runs it came from, as the page's "Launch again" puts it (not into a sweep)
+        src = store.get_run(args.from_run)
+        cfg, group = _relaunch(args, store), (None if src["parent"] else src["group_id"])
     else:
         over = config_overrides(args)
         cfg = plan_runs([args.method or "sgd-beta"], [over.pop("seed", 0)], args.preset, over)[0]
@@ -194,10 +197,10 @@ def cmd_train(args, store: Store) -> int:
     check_data([cfg], args.data_dir, devices=backend == "local")  # before a run exists: a bad path creates nothing
     if backend == "ray":
         jm = JobManager(store.dir, args.data_dir, backend="ray", ray_address=address)  # connects first
-        rid = jm.submit(cfg.to_dict())
+        rid = jm.submit(cfg.to_dict(), group_id=group)
         run = jm.wait([rid], should_stop=INTERRUPTS)[0]
     else:
-        run = _train_one(store, cfg, args)
+        run = _train_one(store, cfg, args, group_id=group)
     print_summary(run)
     if run["summary"].get("synthetic"):
         print(SYNTHETIC_NOTE)

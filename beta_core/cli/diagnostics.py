@@ -48,6 +48,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("surgery", help="retrain only the flagged layer groups, then verify")
     p.add_argument("run_id")
     p.add_argument("--groups", default="auto", help="auto | comma-separated group names")
+    p.add_argument("-k", type=int, default=3, help="groups --groups auto flags (attribution on training errors)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--oversample-errors", type=int, default=0)
@@ -167,8 +168,9 @@ def _trained_parent(store: Store, run_id: str) -> dict:
 def cmd_surgery(args, store: Store) -> int:
     parent = _trained_parent(store, args.run_id)
     groups = "auto" if args.groups == "auto" else tuple(g for g in args.groups.split(",") if g)
-    cfg = SurgeryConfig(groups=groups, epochs=args.epochs, lr=args.lr, oversample_errors=args.oversample_errors,
-                        controls=args.controls, train_split=args.train_split, allow_leaky=args.allow_leaky)
+    cfg = SurgeryConfig(groups=groups, k=args.k, epochs=args.epochs, lr=args.lr,
+                        oversample_errors=args.oversample_errors, controls=args.controls,
+                        train_split=args.train_split, allow_leaky=args.allow_leaky)
     if groups != "auto":  # group names are known from the model alone: refuse a typo before a run exists
         known = [g for g, _ in run_groups(parent)]
         unknown = [g for g in groups if g not in known]

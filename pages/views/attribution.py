@@ -1,9 +1,6 @@
 """Attribution: which layer groups carry the gradient of the misclassified images."""
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from beta_core import reports
 from beta_core.attribution import (
     DEFAULT_SCORE,
     NORMALIZATIONS,
@@ -14,14 +11,13 @@ from beta_core.attribution import (
     overlap,
 )
 from beta_core.figures import group_scores_figure, probe_figure
-from beta_core.jobs.specs import attribution_job, localise_job
+from beta_core.jobs.specs import attribution_job
 from beta_core.queries import latest_localisation
 from beta_core.records import ACTIVE, train_config_of
 from pages.views.common import (
     get_manager,
     get_store,
     heatmap,
-    job_status,
     launch_errors,
     pick_run,
     recent_runs,
@@ -30,6 +26,8 @@ from pages.views.common import (
     term,
 )
 from pages.views.gallery import error_gallery
+from pages.views.localise_bench import benchmark
+from pages.views.progress import job_status
 
 
 def score_label(s: str) -> str:
@@ -134,49 +132,6 @@ def heatmaps(store, shown: list[tuple[dict, dict]]) -> None:
                   help=term("jaccard"))
 
 
-def benchmark(store, runs: list[dict]) -> None:
-    st.subheader("How often is a flag right? The localisation benchmark", help=term("planted_fault"))
-    st.caption("Damage one layer group on purpose (noise, zeroed or sign-flipped weights, re-initialisation, "
-               "corrupted BatchNorm statistics), then ask each score which group is broken. Top-1: the damaged group "
-               "ranked first; the dashed line is what a random ranking gets.")
-    target = pick_run("Model to benchmark", runs, key="bench-run")
-    if target is None:
-        return
-    bjobs = store.runs(kind="localise", parent=target["id"])
-    active = [j["id"] for j in bjobs if j["status"] in ACTIVE]
-    if active:
-        job_status(tuple(active), "Benchmark")
-    elif st.button("Run the benchmark (quick)", key="bench-go"):
-        get_manager().submit(localise_job(target), kind="localise", parent=target["id"])
-        st.rerun()
-    if bjobs and bjobs[0]["status"] == "failed":
-        show_error(bjobs[0]["error"] or "", "Last benchmark failed: ")
-    bench = latest_localisation(store, train_config_of(target).get("model"), train_config_of(target).get("width"))
-    if bench is None:
-        st.caption("No benchmark for this model family yet.")
-        return
-    st.markdown(f"Latest benchmark for **{bench['model']}**: {bench['n_cases']} damaged models, errors of the "
-                f"{bench['split']} split (run {bench['run_id']}).")
-    rows = reports.localisation_rows(bench, PAPER_SCORES)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    names = [r_["score"].split(" ")[0] for r_ in rows]
-    faults = list(next(iter(bench["scores"].values()))["by_fault"])
-    a, b = st.columns(2)
-    a.plotly_chart(heatmap([[bench["scores"][n]["by_fault"].get(f) for f in faults] for n in names], names, faults,
-                           "Top-1 rate, score × fault", zmax=1.0), width="stretch", key="bench-heat")
-    top1 = [bench["scores"][n]["top1"] for n in names]
-    bar = go.Figure(go.Bar(x=names, y=[t["rate"] for t in top1],
-                           error_y={"type": "data", "symmetric": False,
-                                    "array": [t["ci_high"] - t["rate"] for t in top1],
-                                    "arrayminus": [t["rate"] - t["ci_low"] for t in top1]}))
-    bar.add_hline(y=bench["floor_top1"], line_dash="dash", annotation_text="random floor")
-    bar.update_layout(title="Top-1 rate with 95% interval", height=320, yaxis_range=[0, 1],
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    b.plotly_chart(bar, width="stretch", key="bench-bar")
-    st.caption("Accuracy lost by the faults: " + ", ".join(f"{k}: {v['mean']:.3f}"
-                                                           for k, v in bench["accuracy_drop"].items()))
-
-
 st.title("Per-layer attribution on misclassified images")
 store = get_store()
 attributed = store.with_results("attribution")
@@ -197,15 +152,25 @@ def family(run: dict) -> str:
     return "adam" if train_config_of(run).get("optimizer", "sgd").startswith("adam") else "sgd"
 
 
+def partner(a: dict, runs: list[dict]) -> int:
+    """Where Run B opens: beside a run with a planted fault, its clean twin (same comparison and
+    method: what the diagnosis finds with and without the fault); else the other optimizer family
+    (SGD vs Adam: the paper's comparison; two runs of one family mostly flag the same groups);
+    else the next run."""
+    if a.get("config", {}).get("planted_fault"):
+        twin = next((i for i, r in enumerate(runs) if r["id"] != a["id"] and r["group_id"] == a["group_id"]
+                     and r["method"] == a["method"] and not r["config"].get("planted_fault")), None)
+        if twin is not None:
+            return twin
+    return next((i for i, r in enumerate(runs) if family(r) != family(a)), min(1, len(runs) - 1))
+
+
 shown_run = None  # Run A, once picked
 # Side by side by default only where two runs have a result to compare.
 for n, col in enumerate(st.columns(2 if st.checkbox("Two runs side by side (e.g. SGD vs Adam)",
                                                     value=len(attributed & {r["id"] for r in runs}) > 1) else 1)):
     with col:
-        # Run B opens on the other optimizer family than A (SGD vs Adam: the paper's comparison;
-        # two runs of one family mostly flag the same groups), else on the next run.
-        index = n if n == 0 else next((i for i, r in enumerate(runs) if family(r) != family(shown_run)),
-                                      min(1, len(runs) - 1))
+        index = n if n == 0 else partner(shown_run, runs)
         run = pick_run(f"Run {'AB'[n]}", runs, key=f"attr-run-{n}", index=index)
         shown_run = run
         if run is None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 import torch
 
@@ -34,12 +32,9 @@ from beta_core.figures import (  # noqa: F401 - the pages' figure helpers, one h
 from beta_core.glossary import term  # noqa: F401 - the pages' `?` texts, one home in beta_core
 from beta_core.jobs.manager import JobManager
 from beta_core.jobs.ray_backend import RayBackendError
-from beta_core.models import MODELS, ModelConfig, build_model, layer_groups, runs_at
-from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_progress, format_seconds, progress_of
+from beta_core.records import counted
 from beta_core.report import build_report
 from beta_core.store import Store, StoreError
-from beta_core.timeleft import earlier_seconds, queue_times
-from beta_core.zoo import torchvision_names
 
 
 def data_dir() -> str:
@@ -101,102 +96,8 @@ def get_store() -> Store:
         st.stop()
 
 
-def progress_line(store: Store, run: dict, steps: int | None = None) -> str:
-    """One line for an active job: its phase (loading data, training, evaluating, ...), done of
-    total, the rate and the time left, measured on this machine: ``training: 120/235 steps ·
-    12 steps/s · about 9 s left``. ``steps``: the run's step records, when the caller has counted them."""
-    if run["status"] == "queued":
-        active = list(reversed(store.runs(status=ACTIVE)))  # the queue's order: oldest first
-        ahead = next((k for k, r in enumerate(active) if r["id"] == run["id"]), len(active))
-        if not ahead:
-            return "queued: a worker is starting"
-        slots = settings().max_jobs  # what the app's job manager runs at once (BETA_MAX_JOBS)
-        start, end = queue_times(store, active, slots).get(run["id"], (None, None))
-        when = (f": starts in about {format_seconds(start)}, done in about {format_seconds(end)}" if end is not None
-                else f": starts in about {format_seconds(start)}" if start is not None
-                else " (no run of its kind and model finished here yet to estimate from)")
-        return f"queued, {ahead} ahead ({slots} at a time){when}"
-    p = dict(run["summary"].get("progress") or {})
-    done = None
-    if run["kind"] in ("surgery", *TRAINED_KINDS) and p.get("unit", "steps") == "steps":  # not while its data decodes
-        done = store.step_counts(run["id"])[run["id"]] if steps is None else steps
-        total = p.get("total")
-        epochs = run["config"].get("epochs") if run["kind"] == "train" else None
-        if total and epochs and done:
-            per_epoch = max(1, total // epochs)
-            finished = min(epochs, done // per_epoch)
-            if done % per_epoch == 0 and len(store.epochs(run["id"])) < finished:
-                p["phase"] = f"evaluating epoch {finished}"
-    info = progress_of(p, time.time(), done)
-    suffix = ""
-    if info["eta"] is None and p.get("started") and run["kind"] != "train":
-        earlier = earlier_seconds(store, run)
-        if earlier:
-            info["eta"] = max(0.0, earlier[0] - (time.time() - p["started"]))
-            suffix = f" (from {earlier[1]} earlier here)"
-    line = format_progress(info) + suffix
-    if p.get("started") and info["eta"] is None:
-        line += f" · {format_seconds(time.time() - p['started'])} so far"
-    return line
-
-
-@st.fragment(run_every=1.0)
-def job_status(job_ids: tuple[str, ...], what: str) -> None:
-    """While jobs run: one status box each (phase, rate, time left), refreshed every second; a
-    full rerun when they have all ended, so the page shows their results. The one polling style
-    of the pages: fragments, never sleep-and-rerun of the whole page."""
-    store = get_store()
-    jobs = [store.get_run(i) for i in job_ids]
-    if all(j["status"] not in ACTIVE for j in jobs):
-        st.rerun()
-    for j in jobs:
-        if j["status"] in ACTIVE:
-            st.info(f"{what} {j['id']}: {progress_line(store, j)}")
-
-
-def model_choices() -> list[str]:
-    """What the Model selectors offer: the built-in models, the factories named in BETA_MODELS
-    (the app never imports code typed into a page) and torchvision's classifiers."""
-    return [*MODELS, *settings().models, *(f"torchvision:{n}" for n in torchvision_names())]
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _model_info(name: str, resize: int | None) -> tuple[list[dict], bool | None]:
-    # Built on the meta device: no weights, no memory, milliseconds even for a ViT-B.
-    with torch.device("meta"):
-        model = build_model(ModelConfig(name, resize=resize), pretrained=False)
-    rows = [{"group": g.name, "parameters": f"{g.n_params:,}", "share": f"{100 * g.fraction:.1f}%"}
-            for g in layer_groups(model)]
-    return rows, runs_at(model, 32)  # the resize hook, if any, upsamples the stored 32x32 images
-
-
-def model_picker(default: str, key: str, groups: bool = True) -> tuple[str, int | None]:
-    """The Model selector with its input size and, with ``groups``, the model's layer groups
-    under it (the unit of attribution and surgery). Outside a form, so they follow the choice
-    at once; a model that does not run at the chosen size says so either way."""
-    choices = model_choices()
-    c1, c2 = st.columns([3, 1])
-    name = c1.selectbox("Model", choices, index=choices.index(default) if default in choices else 0, key=key,
-                        help="built-in, BETA_MODELS factories, torchvision classifiers (README, 'Your model')")
-    resize = c2.number_input("Input size (0 = as stored, 32)", min_value=0, max_value=1024, value=0, step=32,
-                             key=f"{key}-resize", help="images upsampled on the device, batch by batch (ViT: 224)")
-    try:
-        rows, runs = _model_info(name, int(resize) or None)
-    except (ValueError, RuntimeError, TypeError) as e:
-        show_error(e)
-        return name, int(resize) or None
-    side = int(resize) or 32
-    if runs is False:
-        st.warning(f"{name} does not run on {side}x{side} images: set the input size (ViT: 224).")
-    if groups:
-        with st.expander(f"{name}: {len(rows)} layer groups (the unit of attribution and surgery)"):
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    return name, int(resize) or None
-
-
 @lru_cache(maxsize=1)
 def device_label() -> str:
-    import torch
 
     if torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}"
@@ -293,16 +194,3 @@ def recent_runs(store: Store, key: str, kind, status=None, keep=()) -> list[dict
             except StoreError:  # deleted since: nothing to add
                 pass
     return runs
-
-
-def measured_sharpness(store: Store, limit: int = 20) -> dict[str, float]:
-    """``{"run · epoch k": lam_max}`` for the latest epochs with a measured sharpness (newest runs first)."""
-    out = {}
-    for r in store.runs(kind="train", status="done", limit=limit):
-        ep = store.epochs(r["id"])
-        for _, e in ep.iloc[::-1].iterrows():
-            lam = e["extra"].get("lam_max")
-            if lam:
-                out[f"{run_name(r)} · epoch {int(e['epoch']) + 1}"] = float(lam)
-                break
-    return out

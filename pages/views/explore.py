@@ -69,13 +69,11 @@ def curve_chart(store, ids: list[str], names: dict, group_of: dict | None, metri
     if group_of:
         data = explorer.group_curves(records, group_of, x, metric)
         fig = mean_curve_figure(data, x, f"{title}: mean per group, 95% band", markers=x == "epoch",
-                                percent=metric.endswith("acc"))
+                                percent=metric.endswith("acc"), log_y=log_y)
     else:
         frames = {i: _percent(records[records["run_id"] == i], metric, (metric,)) for i in ids}
         fig = metric_figure(frames, names, run_colors(ids), x, metric, title, log_y=log_y)
         data = records[["run_id", x, metric]]
-    if log_y:
-        fig.update_yaxes(type="log")
     st.plotly_chart(fig, width="stretch", key=f"chart-{key}")
     csv_button(data, f"{metric}-by-{x}", f"csv-{key}")
 

@@ -1,5 +1,5 @@
-"""What the Runs page does to runs: two configs side by side, tags, a name and a note, a bundle
-from another store. Each takes what it works on as arguments."""
+"""What the pages do to runs: two configs side by side, tags, a name and a note, a bundle from
+another store, a run launched again with changes. Each takes what it works on as arguments."""
 import tempfile
 from pathlib import Path
 
@@ -8,9 +8,10 @@ import streamlit as st
 
 from beta_core import bundles, reports
 from beta_core.annotations import tags_of
+from beta_core.config import TrainConfig, check_data
 from beta_core.records import counted
 from beta_core.store import StoreError
-from pages.views.common import run_name, show_error, term
+from pages.views.common import data_dir, get_manager, launch_errors, plain, run_name, show_error, term
 
 
 def config_diff(a: dict, b: dict) -> None:
@@ -59,3 +60,30 @@ def annotate(store, ids: list[str], runs: dict) -> None:
                 show_error(err)
             else:
                 st.rerun()
+
+
+def launch_again(runs: dict, ids: list[str], pending: str) -> None:
+    """A shown run's stored config in a form (LR, epochs, seed editable; every other field as it
+    was), launched as a new run, shown from the next rerun (session key ``pending``). CLI:
+    ``beta-core train --from RUN --set FIELD=VALUE``."""
+    ours = [i for i in ids if runs[i]["kind"] == "train"]
+    if not ours:
+        return
+    with st.expander("Launch again: a run's stored config, with changes"):
+        rid = st.selectbox("Run", ours, format_func=lambda i: run_name(runs[i]), key="again-run")
+        cfg = runs[rid]["config"]
+        with st.form("again"):
+            c1, c2, c3 = st.columns(3)
+            lr = c1.number_input("Peak LR", min_value=1e-6, max_value=1e3, value=float(cfg["lr"]), format="%.4f")
+            epochs = c2.number_input("Epochs", min_value=1, max_value=500, value=int(cfg["epochs"]))
+            seed = c3.number_input("Seed", min_value=0, max_value=2 ** 32 - 1, value=int(cfg["seed"]))
+            where = cfg["dataset"] + (f" {cfg['data_path']}" if cfg.get("data_path") else "")
+            st.caption(plain(f"Everything else as stored: {cfg['method']}, {cfg['model']}, {where}, batch "
+                             f"{cfg['batch_size']}. CLI: beta-core train --from {rid} --set lr=..."))
+            if st.form_submit_button("Launch again"):
+                with launch_errors():
+                    new = TrainConfig.from_fields({**cfg, "lr": float(lr), "epochs": int(epochs), "seed": int(seed)})
+                    check_data([new], data_dir(), decode=False)
+                    # shown from the next run on (the selector above already exists in this one)
+                    st.session_state[pending] = [get_manager().submit(new.to_dict(), group_id=runs[rid]["group_id"])]
+                    st.rerun()

@@ -11,7 +11,6 @@ from pages.views.common import (
     get_manager,
     get_store,
     heatmap,
-    job_status,
     launch_errors,
     pick_run,
     recent_runs,
@@ -19,6 +18,7 @@ from pages.views.common import (
     show_error,
     term,
 )
+from pages.views.progress import job_status
 
 
 def launch_form(run: dict, flagged: list[str]) -> None:
