@@ -259,9 +259,9 @@ def _check_classes(path: Path, found: dict[str, set[str]]) -> list[str]:
     return classes
 
 
-def _iter_tree(path: Path, root: str):
+def _iter_tree(path: Path, root: str, count: bool = False):
     """(split, class, where, read, total) for every image under ``root``'s train/ and test/;
-    ``total``: the images a folder holds (None in a tar, whose count needs a full pass)."""
+    ``total``: the images it holds (a tar's only with ``count``: one more pass over its headers)."""
     check_size = _size_check()
     if path.is_dir():
         files = [f for split in ("train", "test") for f in sorted((Path(root) / split).rglob("*"))
@@ -270,6 +270,7 @@ def _iter_tree(path: Path, root: str):
             check_size(f.stat().st_size, str(f))
             yield f.relative_to(root).parts[0], f.parent.name, str(f), f.read_bytes, len(files)
         return
+    total = _count_images(path, root, ("train", "test")) if count else None
     for tar, m, parts in _tar_files(path):
         if (len(parts) >= 3 and parts[-3] in ("train", "test") and "/".join(parts[:-3]) == root
                 and Path(m.name).suffix.lower() in IMAGE_SUFFIXES):
@@ -278,13 +279,13 @@ def _iter_tree(path: Path, root: str):
                 data = tar.extractfile(m).read()
             except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
                 raise _corrupt(path, e) from None
-            yield parts[-3], parts[-2], f"{path}:{m.name}", (lambda d=data: d), None
+            yield parts[-3], parts[-2], f"{path}:{m.name}", (lambda d=data: d), total
 
 
 def read_image_tree(path: str | os.PathLike, on_progress: Progress | None = None) -> Splits:
     """Decode ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar(.gz).
-    ``on_progress(done, total)`` every :data:`PROGRESS_EVERY` images (total None in a tar); an
-    exception it raises stops the decode (a cancel)."""
+    ``on_progress(done, total)`` every :data:`PROGRESS_EVERY` images; an exception it raises
+    stops the decode (a cancel)."""
     p = Path(path).expanduser()
     if not p.exists():
         raise DataSourceError(f"Data path not found: {str(p)!r} (expected {EXPECTED_TREE})")
@@ -292,7 +293,7 @@ def read_image_tree(path: str | os.PathLike, on_progress: Progress | None = None
     classes = _check_classes(p, layout)
     found: dict[str, dict[str, list[np.ndarray]]] = {"train": {}, "test": {}}
     done, total = 0, None
-    for split, cls, where, read, total in _iter_tree(p, root):
+    for split, cls, where, read, total in _iter_tree(p, root, count=on_progress is not None):
         found[split].setdefault(cls, []).append(_decode(read(), where))
         done += 1
         if on_progress is not None and done % PROGRESS_EVERY == 0:
@@ -406,12 +407,13 @@ def _tree_key(p: Path) -> str:
     return f"folder:{p}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _train_count(path: Path) -> int:
-    """Training images of an image tree, from its listing (a folder) or member names (a tar)."""
-    root, _ = _layout(path)
+def _count_images(path: Path, root: str, splits=("train",)) -> int:
+    """Images of an image tree's ``splits``, from its listing (a folder) or member names (a tar:
+    one pass over its headers, a second or two for CIFAR-10's 60,000 JPEGs)."""
     if path.is_dir():
-        return sum(1 for f in (Path(root) / "train").rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-    return sum(1 for _, m, parts in _tar_files(path) if len(parts) >= 3 and parts[-3] == "train"
+        return sum(1 for s in splits for f in (Path(root) / s).rglob("*")
+                   if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    return sum(1 for _, m, parts in _tar_files(path) if len(parts) >= 3 and parts[-3] in splits
                and "/".join(parts[:-3]) == root and Path(m.name).suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -452,7 +454,8 @@ def train_images(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> int:
     elif source == "cifar10":
         pool = 50_000
     else:
-        pool = _train_count(Path(path).expanduser().resolve())
+        p = Path(path).expanduser().resolve()
+        pool = _count_images(p, _layout(p)[0])
     rest = pool - val_size(cfg, pool)
     return min(cfg.train_subset, rest) if cfg.train_subset else rest
 

@@ -46,6 +46,8 @@ def run_name(run: dict) -> str:
     tail tells reruns apart; a run someone named goes by its name."""
     seed, lr = run["config"].get("seed"), run["config"].get("lr")
     mark = {"external": " (your loop)", "imported": " (imported)"}.get(run.get("kind"), "")
+    if (run.get("config") or {}).get("planted_fault"):  # a damaged model must never pass for its clean twin
+        mark += f" (planted fault: {run['config']['planted_fault']})"
     if run.get("name"):  # the name someone gave it (annotations)
         return f"{run['name']}{mark} · {run['id'][-6:]}"
     return (f"{run['method']}" + (f" s{seed}" if seed is not None else "") + (f" lr {lr:g}" if isinstance(

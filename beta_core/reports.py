@@ -267,7 +267,8 @@ def config_arms(runs: list[dict]) -> dict[str, list[dict]]:
         keys = sorted({k for c in cfgs for k in c} - _NOT_ARM)
         differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in cfgs}) > 1]
         for r, c in zip(rs, cfgs):
-            name = m + (" (" + ", ".join(f"{k}={c.get(k)}" for k in differ) + ")" if differ else "")
+            name = m + (" (" + ", ".join(f"no {k}" if c.get(k) is None else f"{k}={c.get(k)}" for k in differ) + ")"
+                        if differ else "")
             arms.setdefault(name, []).append(r)
     return arms
 
@@ -291,10 +292,17 @@ def training_outcome(runs: list[dict]) -> str:
     else:
         text = (f"**{order[0]}** ended highest: {mean}final test accuracy {pct(accs[order[0]])} ("
                 + ", ".join(f"{m} {pct(accs[m])}" for m in order[1:]) + ").")
-    targets = sorted({t for r in done for t in (r["summary"].get("time_to_accuracy") or {})}, key=float)
+    for m, rs in by_method.items():
+        for f in (r["summary"]["planted_fault"] for r in rs if r["summary"].get("planted_fault")):
+            text += (f" **{m}** had a fault planted in {f['group']} after training: {pct(f['test_acc_before'])} "
+                     f"before it, {pct(f['test_acc_after'])} after.")
+    # who got there first: among runs whose final model is the one that trained (not a damaged one)
+    racing = {m: rs for m, rs in by_method.items() if not any(r["summary"].get("planted_fault") for r in rs)}
+    targets = sorted({t for rs in racing.values() for r in rs for t in (r["summary"].get("time_to_accuracy") or {})},
+                     key=float)
     for t in reversed(targets):  # the highest target someone reached
         hits = {m: min((r["summary"]["time_to_accuracy"].get(t) or {}).get("step", float("inf")) for r in rs)
-                for m, rs in by_method.items()}
+                for m, rs in racing.items()}
         reached = {m: v for m, v in hits.items() if v != float("inf")}
         if reached:
             best = min(reached.values())

@@ -433,6 +433,9 @@ def test_load_demo_runs_fills_every_page_from_the_shipped_bundles(monkeypatch, t
     assert faulty["group_id"] == beta["group_id"]  # beside the clean run in its comparison
     repair = store.runs(kind="surgery", parent=faulty["id"])[0]["summary"]
     assert repair["groups"] == ["block2"] and repair["acc_after"] > repair["acc_before"] + 0.1
+    at.switch_page("pages/views/surgery.py").run()  # opens on that repair, and says why those groups
+    assert any("Groups **block2**, flagged by attribution on the train split's errors (top 1" in m.value
+               for m in at.markdown)
     # the Findings page answers the paper's four claims from the shipped runs, the verdicts first
     at.switch_page("pages/views/findings.py").run()
     assert not at.exception and not at.error

@@ -51,8 +51,8 @@ def test_folder_and_tar(tmp_path):
 
 def test_a_decode_reports_its_progress_and_stops_on_request(tmp_path, monkeypatch):
     """The first decode of a tree says how far it is (done of total images, every
-    PROGRESS_EVERY and at the end; total unknown in a tar), and an exception from the
-    callback (a cancel) stops it with nothing cached."""
+    PROGRESS_EVERY and at the end, a tar's too), and an exception from the callback (a cancel)
+    stops it with nothing cached."""
     import beta_core.data as data
 
     monkeypatch.setattr(data, "PROGRESS_EVERY", 4)
@@ -65,7 +65,7 @@ def test_a_decode_reports_its_progress_and_stops_on_request(tmp_path, monkeypatc
         t.add(tmp_path / "tree", arcname="tree")
     seen.clear()
     read_image_tree(tar, lambda d, t: seen.append((d, t)))
-    assert seen[-1] == (20, None)
+    assert seen[-1] == (20, 20)
 
     def cancel(done, total):
         raise KeyboardInterrupt

@@ -86,3 +86,12 @@ def test_a_one_point_accuracy_chart_stays_inside_0_100():
     assert lo == 0 and hi == 100
     fig = mean_curve_figure(one.assign(ci_low=0.28, ci_high=0.33), "epoch", "test accuracy", percent=True)
     assert fig.layout.yaxis.range[0] > 20 and fig.layout.yaxis.range[1] < 40  # spans the data, not 0-100
+
+
+def test_a_run_with_a_planted_fault_is_named_so():
+    from beta_core.figures import run_name
+
+    run = {"id": "20261207-081906-sgd-beta-7c99e2", "method": "sgd-beta", "kind": "train",
+           "config": {"seed": 0, "lr": 0.1, "planted_fault": "block2"}}
+    assert run_name(run) == "sgd-beta s0 lr 0.1 (planted fault: block2) · 7c99e2"
+    assert "planted" not in run_name({**run, "config": {"seed": 0, "lr": 0.1}})

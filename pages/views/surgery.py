@@ -47,8 +47,11 @@ def results(job: dict, run: dict) -> None:
     if s.get("leaky"):
         st.warning("LEAKY: this repair trained on the split it is scored on.")
     st.markdown(reports.surgery_outcome(s), help=term("fixed_broken", "controls"))
-    st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**: "
-                f"{reports.share(s['param_fraction'])} of parameters.")
+    sc = job["config"].get("surgery", {})
+    why = (f"flagged by attribution on the {s.get('train_split', 'train')} split's errors (top {sc.get('k', 3)}: "
+           "the held-out split stays unseen)" if sc.get("groups", "auto") == "auto" else "chosen by hand")
+    st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**, "
+                f"{why}: {reports.share(s['param_fraction'])} of parameters.")
     st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch")
     # Savings only mean something when the outcome is at least as good as the full fine-tune's.
     full = s["report"].get("full")

@@ -161,7 +161,7 @@ def comparison_label(gid: str) -> str:
             f"{counted(len(rs), 'run')} · {rs[0]['id'][:13]}")
 
 
-a, b = st.columns([2, 3])
+a, b = st.columns([1, 3])  # the runs shown get the width: chips of four runs fit at 1280 px
 a.selectbox("Recent comparisons", list(groups), index=None, placeholder="Open a comparison…", key="tr_group",
             format_func=comparison_label, on_change=lambda: st.session_state.update(
                 {SHOWN: groups.get(st.session_state["tr_group"], st.session_state.get(SHOWN, []))}))
