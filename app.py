@@ -1,9 +1,8 @@
 """Beta-scheduling dashboard: the entry file only routes and shows the sidebar."""
 import streamlit as st
 
-from beta_core.env import EnvError, settings
+from beta_core.env import EnvError, RayBackendError, settings
 from beta_core.glossary import GLOSSARY, term
-from beta_core.jobs.ray_backend import RayBackendError
 from beta_core.records import format_seconds
 from beta_core.store import StoreError
 from beta_core.timeleft import queue_times

@@ -26,17 +26,13 @@ import math
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
-import torch
-
-from .data import DataConfig, check_source, train_images
-from .models import ModelConfig, check_model
 from .presets import preset_config, preset_methods
 from .schedules import LRSchedule, MomentumRule
 from .schemas import LR_MAX, SEED_MAX
+from .subconfigs import DataConfig, ModelConfig
 
 __all__ = ["METHODS", "OPTIMIZERS", "DEVICES", "LIMITS", "TrainConfig", "resolve_config", "plan_runs",
-           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds", "check_data",
-           "pick_device"]
+           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -384,33 +380,3 @@ def parse_seeds(text: str) -> list[int]:
     if any(not 0 <= s <= SEED_MAX for s in seeds) or len(set(seeds)) != len(seeds):
         raise ValueError(f"Invalid seeds: {text!r} (expected distinct integers in [0, {SEED_MAX}])")
     return seeds
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: cuda, then mps, then cpu. An explicit device that is absent is an error."""
-    has = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
-    if name == "auto":
-        return torch.device(next(d for d in ("cuda", "mps", "cpu") if has[d]))
-    if not has.get(name, False):
-        raise ValueError(f"Invalid device {name!r}: no {name.upper()} device here (expected one of "
-                         f"{[d for d, ok in has.items() if ok]} or 'auto')")
-    return torch.device(name)
-
-
-def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool = True, decode: bool = True) -> None:
-    """What can be known before any run is created: each distinct data source reads (see
-    ``data.check_source``), each distinct model builds and runs on its input size (see
-    ``models.check_model``: imports, factories, pretrained weights) and, with ``devices`` (runs
-    that train on this machine, not on a Ray cluster), each device asked for exists here.
-    ``decode``: see ``data.check_source`` (the app lists a folder; its runs decode it, visibly)."""
-    for dc in {c.data_config() for c in configs}:
-        check_source(dc, data_dir, decode)
-    for c in configs:  # as the engine would refuse it, but before the run exists
-        n = train_images(c.data_config(), data_dir)
-        if c.batch_size > n:
-            raise ValueError(f"Invalid batch_size: {c.batch_size} (expected at most the {n:,} training images this "
-                             "data gives after the validation split; no run was created)")
-    for mc in {c.model_config() for c in configs}:
-        check_model(mc)
-    for d in {c.device for c in configs} if devices else ():
-        pick_device(d)

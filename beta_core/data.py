@@ -38,54 +38,17 @@ import torch
 import torch.nn.functional as F
 
 from .env import settings
+from .subconfigs import EXPECTED_TREE, SOURCES, DataConfig, DataSourceError, resolve_source
 
 __all__ = ["SOURCES", "DataConfig", "Splits", "DataSourceError", "load_splits", "DeviceLoader",
            "resolve_source", "make_synthetic", "read_image_tree", "balanced_subset", "eval_loaders", "check_source",
            "val_size", "train_images"]
 
-SOURCES = ("auto", "synthetic", "cifar10", "folder")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-SYNTHETIC_MAX = 1_000_000  # images per synthetic split: a bound nobody means to exceed
 PROGRESS_EVERY = 500  # images between reports of a first decode (60,000 CIFAR-10 JPEGs: ~80 s on 2 cores)
 Progress = Callable[[int, "int | None"], None]
-EXPECTED_TREE = "a folder or a .tar(.gz) holding train/<class>/*.jpg and test/<class>/*.jpg"
-
-
-class DataSourceError(ValueError):
-    """A dataset could not be found, read or understood."""
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    source: str = "auto"                # one of SOURCES
-    path: str | None = None             # ImageFolder tree or .tar.gz (source "folder"/"auto")
-    train_subset: int | None = None     # class-balanced number of training images; None = all
-    test_subset: int | None = None      # class-balanced number of test images; None = all
-    synthetic_train: int = 10000        # synthetic training images (10 classes)
-    synthetic_test: int = 2000          # synthetic test images
-    data_seed: int = 0                  # synthetic generation and subset choice (not training)
-    val_fraction: float = 0.1           # validation images, as a share of the training images
-    val_max: int = 5000                 # ... and at most this many
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"Unknown dataset: {self.source!r} (expected one of {SOURCES})")
-        for name in ("train_subset", "test_subset"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 10):
-                raise ValueError(f"Invalid {name}: {v!r} (expected None or an integer >= 10, one per class at least)")
-        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
-            raise ValueError(f"Invalid val_fraction: {self.val_fraction!r} (expected a share in [0, 1); 0 = no "
-                             "validation split)")
-        if not isinstance(self.val_max, int) or self.val_max < 0:
-            raise ValueError(f"Invalid val_max: {self.val_max!r} (expected an integer >= 0)")
-        for name in ("synthetic_train", "synthetic_test"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or not 10 <= v <= SYNTHETIC_MAX:
-                raise ValueError(f"Invalid {name}: {v!r} (expected an integer in [10, {SYNTHETIC_MAX:,}]; "
-                                 f"{SYNTHETIC_MAX:,} images are 3 GB)")
 
 
 @dataclass
@@ -388,20 +351,6 @@ def _cached(data_dir: Path, key: str, build) -> Splits:
 
 
 # ------------------------------------------------------------------ entry point
-def resolve_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> tuple[str, str | None]:
-    """(concrete source, path) that ``cfg`` means on this machine."""
-    path = cfg.path or settings().data_path
-    if cfg.source == "folder" and not path:
-        raise DataSourceError("Dataset 'folder' needs a path (expected --data-path PATH or BETA_DATA_PATH "
-                              "pointing at an ImageFolder tree or .tar.gz)")
-    if cfg.source == "auto":
-        if path:
-            return "folder", path
-        have = (Path(data_dir) / "cifar-10-batches-py" / "data_batch_1").exists()
-        return ("cifar10", None) if have else ("synthetic", None)
-    return cfg.source, path if cfg.source == "folder" else None
-
-
 def _tree_key(p: Path) -> str:
     st = p.stat()
     return f"folder:{p}:{st.st_size}:{st.st_mtime_ns}"

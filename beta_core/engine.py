@@ -22,19 +22,19 @@ from dataclasses import dataclass, replace
 import torch
 
 from .attribution import EpochAttribution, add_weight_noise
-from .config import TrainConfig, pick_device
+from .config import TrainConfig
 from .curvature import CurvatureMeasurement, MeasuredMomentum
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
-from .data import DeviceLoader, Splits, balanced_subset, load_splits
+from .data import DeviceLoader, Splits, balanced_subset, check_source, load_splits, train_images
 from .hooks import Hook
-from .models import build_model, evaluate, group_parameters, layer_groups, loss_fn
+from .models import build_model, check_model, evaluate, group_parameters, layer_groups, loss_fn
 from .provenance import environment
 from .records import EPOCH, STEP, EpochRecord, StepRecord, TrainSummary, time_to_accuracy
 from .schedules import MomentumScheduler, effective_lr
 
-__all__ = ["pick_device", "sync", "Prepared", "prepare", "Hook", "config_hooks", "Training", "make_optimizer",
-           "DivergenceWatch", "WeightsMismatch"]
+__all__ = ["pick_device", "check_data", "sync", "Prepared", "prepare", "Hook",
+           "config_hooks", "Training", "make_optimizer", "DivergenceWatch", "WeightsMismatch"]
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -77,6 +77,37 @@ class Prepared:
     steps_per_epoch: int
     total_steps: int
     forward: torch.nn.Module | None = None   # what the loop calls: the model, or torch.compile of it
+
+
+# ------------------------------------------------------------------ before a run exists
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: cuda, then mps, then cpu. An explicit device that is absent is an error."""
+    has = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    if name == "auto":
+        return torch.device(next(d for d in ("cuda", "mps", "cpu") if has[d]))
+    if not has.get(name, False):
+        raise ValueError(f"Invalid device {name!r}: no {name.upper()} device here (expected one of "
+                         f"{[d for d, ok in has.items() if ok]} or 'auto')")
+    return torch.device(name)
+
+
+def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool = True, decode: bool = True) -> None:
+    """What can be known before any run is created: each distinct data source reads (see
+    ``data.check_source``), each distinct model builds and runs on its input size (see
+    ``models.check_model``: imports, factories, pretrained weights) and, with ``devices`` (runs
+    that train on this machine, not on a Ray cluster), each device asked for exists here.
+    ``decode``: see ``data.check_source`` (the app lists a folder; its runs decode it, visibly)."""
+    for dc in {c.data_config() for c in configs}:
+        check_source(dc, data_dir, decode)
+    for c in configs:  # as the engine would refuse it, but before the run exists
+        n = train_images(c.data_config(), data_dir)
+        if c.batch_size > n:
+            raise ValueError(f"Invalid batch_size: {c.batch_size} (expected at most the {n:,} training images this "
+                             "data gives after the validation split; no run was created)")
+    for mc in {c.model_config() for c in configs}:
+        check_model(mc)
+    for d in {c.device for c in configs} if devices else ():
+        pick_device(d)
 
 
 def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = None,

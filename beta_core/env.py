@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EnvError", "Settings", "settings", "VARIABLES", "check_ray_address", "MIRROR_SPEC"]
+__all__ = ["EnvError", "RayBackendError", "Settings", "settings", "VARIABLES", "check_ray_address", "MIRROR_SPEC"]
 
 VARIABLES = ("BETA_RUNS_DIR", "BETA_DATA_DIR", "BETA_DATA_PATH", "BETA_MAX_JOBS", "BETA_POLL_SECONDS",
              "BETA_THREADS", "BETA_BACKEND", "BETA_RAY_ADDRESS", "BETA_MAX_IMAGE_MB", "BETA_MODELS",
@@ -49,6 +49,11 @@ _MODEL_SPEC = re.compile(r"^((torchvision|timm):[A-Za-z_][\w.]*(\?weights=\w+)?|
 
 class EnvError(ValueError):
     """An environment variable holds a value we cannot use."""
+
+
+class RayBackendError(RuntimeError):
+    """The Ray cluster BETA_BACKEND=ray (or --backend ray) names cannot be used (not installed,
+    unreachable). Here, beside the settings, so a page can say so without importing the backend."""
 
 
 @dataclass(frozen=True)

@@ -48,41 +48,12 @@ from torch import nn
 
 from . import zoo
 from .records import train_config_of
+from .subconfigs import MODELS, ModelConfig
 
 __all__ = ["MODELS", "ModelConfig", "build_model", "layer_groups", "group_parameters", "group_param_counts",
            "group_modules", "LayerGroup", "SmallCNN", "ResNet", "AirNet", "eval_mode", "predict", "evaluate",
            "loss_fn", "check_model", "catalogue", "runs_at", "run_groups"]
 
-MODELS = ("small_cnn", "small_resnet", "resnet18", "airnet")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: str = "small_cnn"   # one of MODELS, or a spec (zoo): torchvision:NAME, timm:NAME, file.py:factory
-    width: int | None = None  # channels of the first stage; None: 16 (small models), 64 (resnet18)
-    num_classes: int = 10     # CIFAR-10
-    widths: tuple | None = None  # airnet: channels of its three blocks; None: (64, 256, 256), airbench94's
-    resize: int | None = None  # input side the model sees: images upsampled on the device; None: as stored (32)
-
-    def __post_init__(self) -> None:
-        if zoo.is_spec(self.name):
-            object.__setattr__(self, "name", zoo.parse_spec(self.name).text)
-            if self.width is not None or self.widths is not None:
-                raise ValueError(f"Invalid width/widths for {self.name!r} (expected them only with a built-in "
-                                 f"model, one of {MODELS})")
-        elif self.name not in MODELS:
-            raise ValueError(f"Unknown model: {self.name!r} (expected one of {MODELS}, or "
-                             "torchvision:NAME, timm:NAME, file.py:factory, package.module:factory)")
-        if self.resize is not None and (not isinstance(self.resize, int) or not 8 <= self.resize <= 1024):
-            raise ValueError(f"Invalid resize: {self.resize!r} (expected an input side in pixels in [8, 1024])")
-        if self.width is not None and (not isinstance(self.width, int) or self.width < 1):
-            raise ValueError(f"Invalid width: {self.width!r} (expected an integer >= 1)")
-        if not isinstance(self.num_classes, int) or self.num_classes < 2:
-            raise ValueError(f"Invalid num_classes: {self.num_classes!r} (expected an integer >= 2)")
-        if self.widths is not None:
-            if len(self.widths) != 3 or any(not isinstance(w, int) or w < 1 for w in self.widths):
-                raise ValueError(f"Invalid widths: {self.widths!r} (expected three integers >= 1, e.g. 64,256,256)")
-            object.__setattr__(self, "widths", tuple(self.widths))
 
 
 class _TopLevelGroups:

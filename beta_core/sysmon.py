@@ -5,13 +5,17 @@ told from a busy machine. A sample is a dict of numbers; the job body stores the
 from __future__ import annotations
 
 import os
+import platform
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 
 import psutil
 
-__all__ = ["sample", "Sampler", "INTERVAL"]
+__all__ = ["sample", "Sampler", "INTERVAL", "device_label"]
 
 INTERVAL = 10.0  # seconds between samples: about 360 an hour, nothing next to a training step
 
@@ -63,3 +67,28 @@ class Sampler:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join(timeout=2)
+
+
+def device_label() -> str:
+    """What a run started now trains on, in words (``GPU NVIDIA H100``, ``Apple GPU (mps)``,
+    ``CPU (2 cores)``). torch answers when this process has loaded it; before that (the app's
+    first page, which must not wait 8 s for torch), ``nvidia-smi`` and the platform do."""
+    if "torch" in sys.modules:
+        import torch
+        if torch.cuda.is_available():
+            return f"GPU {torch.cuda.get_device_name(0)}"
+        if torch.backends.mps.is_available():
+            return "Apple GPU (mps)"
+        return f"CPU ({os.cpu_count()} cores)"
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                                 timeout=5).stdout.strip().splitlines()
+        except (OSError, subprocess.SubprocessError):
+            out = []
+        if out and out[0].strip():
+            return f"GPU {out[0].strip()}"
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return "Apple GPU (mps)"
+    return f"CPU ({os.cpu_count()} cores)"

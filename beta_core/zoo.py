@@ -41,9 +41,10 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where a model is built: parsing and trusting a spec need none
+    from torch import nn
 
 __all__ = ["Spec", "parse_spec", "is_spec", "build", "check", "torchvision_names", "ModelSpecError", "trust",
            "is_trusted", "trusted", "untrust_all"]
@@ -187,6 +188,8 @@ _FILE_MODULES: dict[str, object] = {}
 
 
 def _factory(spec: Spec):
+    from torch import nn
+
     _refuse_untrusted(spec)
     _refuse_non_factory(spec)
     try:
@@ -215,6 +218,7 @@ def _factory(spec: Spec):
 
 def _weights_file(name: str, weights: str):
     """torchvision's weights entry for ``name`` and the file its cache keeps it in."""
+    import torch
     import torchvision
     try:
         entry = torchvision.models.get_model_weights(name).verify(weights)
@@ -227,6 +231,8 @@ def _weights_file(name: str, weights: str):
 def _fetch_weights(name: str, weights: str) -> None:
     """Make sure the weights are in torch's cache: there already, or downloaded now (10 s to
     connect); otherwise one line saying how to put them there."""
+    import torch
+
     entry, path = _weights_file(name, weights)
     if path.exists():
         return
@@ -249,6 +255,8 @@ def _fetch_weights(name: str, weights: str) -> None:
 def _replace_head(model: nn.Module, num_classes: int, spec: Spec) -> nn.Module:
     """The last Linear layer (the classifier head of torchvision's models) made anew for
     ``num_classes`` outputs."""
+    from torch import nn
+
     linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ModelSpecError(f"Model {spec.text!r}: no Linear classifier head to replace for {num_classes} classes "
@@ -263,6 +271,8 @@ def build(spec: Spec, num_classes: int, image_size: int = 32, in_channels: int =
           pretrained: bool = True) -> nn.Module:
     """The model ``spec`` names, with ``num_classes`` outputs. ``pretrained=False`` skips the
     weights download where a checkpoint is loaded over them anyway."""
+    from torch import nn
+
     if spec.kind == "torchvision":
         import torchvision
         if spec.weights and pretrained:
@@ -297,6 +307,8 @@ def build(spec: Spec, num_classes: int, image_size: int = 32, in_channels: int =
 
 
 def _out_features(model: nn.Module) -> int | None:
+    from torch import nn
+
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return linears[-1].out_features if linears else None
 
@@ -304,6 +316,8 @@ def _out_features(model: nn.Module) -> int | None:
 def check(model: nn.Module, spec_text: str, image_size: int) -> None:
     """Two ``image_size`` images through ``model`` (eval mode, no gradient): a model that needs
     a bigger input says so here, in one line naming ``--resize``."""
+    import torch
+
     was = model.training
     model.eval()
     try:

@@ -1,4 +1,7 @@
 """Every page through streamlit.testing.v1.AppTest: empty store, populated store, widgets."""
+import os
+from pathlib import Path
+
 import pytest
 from helpers import tiny_config
 from streamlit.testing.v1 import AppTest
@@ -591,3 +594,23 @@ def test_attribution_shows_the_misclassified_images_filtered_by_class_pair(monke
     dropped = [c for c in before if c not in after]
     assert dropped and not any(c.startswith(pair + " ") for c in dropped)  # only other pairs left the page
     assert any(c.startswith(pair + " ") for c in after)
+
+
+def test_theory_and_schedules_open_without_torch(tmp_path):
+    """The first page a teacher opens needs no torch (8 s of imports on 2 cores, 18-20 s of the
+    first page under load): the app, its sidebar and the Theory and Schedules pages render, in a
+    fresh process, with torch never imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            "at = AppTest.from_file('app.py', default_timeout=60); at.run()\n"
+            "assert not at.exception and at.title[0].value.startswith('Heavy ball'), at.exception\n"
+            "at.switch_page('pages/views/schedules.py').run()\n"
+            "assert not at.exception and at.title[0].value.startswith('LR schedules'), at.exception\n"
+            "print('torch' in sys.modules)\n")
+    env = {**os.environ, "BETA_RUNS_DIR": str(tmp_path / "runs"), "BETA_DATA_DIR": str(tmp_path / "data")}
+    p = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert p.stdout.strip().splitlines()[-1] == "False"

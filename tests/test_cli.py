@@ -164,7 +164,8 @@ def test_every_subcommand_prints_its_help(capsys):
 
 
 def test_reading_stored_runs_imports_no_torch(tmp_path):
-    """`runs list|show|diff` read the store without torch (a listing took 9 s, 8.4 s of it torch)."""
+    """`runs list|show|diff` and `report` read the store without torch (a listing took 9 s, 8.4 s of
+    it torch)."""
     import subprocess
     import sys
 
@@ -175,11 +176,12 @@ def test_reading_stored_runs_imports_no_torch(tmp_path):
     ids = [store.create_run(tiny_config(method=m).to_dict()) for m in ("sgd-beta", "sgd-constant")]
     for rid in ids:
         execute_run(store, rid, str(tmp_path / "data"))
-    for argv in (["list"], ["show", ids[0]], ["diff", *ids]):
+    out = str(tmp_path / "r.html")
+    for argv in (["runs", "list"], ["runs", "show", ids[0]], ["runs", "diff", *ids], ["report", *ids, "--out", out]):
         p = subprocess.run([sys.executable, "-X", "importtime", "-m", "beta_core", "--runs-dir", str(tmp_path / "runs"),
-                            "runs", *argv], capture_output=True, text=True)
+                            *argv], capture_output=True, text=True)
         assert p.returncode == 0, p.stderr[-500:]
-        assert ids[0] in p.stdout
+        assert ids[0] in p.stdout or argv[0] == "report"
         imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time")}
         assert "torch" not in imported and "torchvision" not in imported, argv
         assert "beta_core.cli.stored" in imported  # the light path ran

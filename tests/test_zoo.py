@@ -10,8 +10,9 @@ import torch
 from beta_core import zoo
 from beta_core.attribution import AttributionConfig
 from beta_core.cli import main
-from beta_core.config import check_data, resolve_config
+from beta_core.config import resolve_config
 from beta_core.curvature import group_eigenvalues
+from beta_core.engine import check_data
 from beta_core.env import EnvError, settings
 from beta_core.jobs.bodies import attribute_run, execute_run, load_trained
 from beta_core.localise import apply_fault, fault_applies

@@ -14,8 +14,8 @@
     import     TensorBoard, MLflow, CSV runs  beta-core import tensorboard LOGDIR --map test_acc=val/acc
 
 Every failure prints one clear line to stderr and exits non-zero. Reading stored runs
-(``runs list|show|diff|export|delete``) loads ``cli.stored`` only and ``import`` loads
-``cli.imports``, both without torch; every other command loads the full command line
+(``runs list|show|diff|export|delete``) loads ``cli.stored`` only, ``import`` loads
+``cli.imports`` and ``report`` ``cli.reporting``, all without torch; every other command loads the full command line
 (``cli.commands``) by name, so its imports are paid by the commands that build models.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from . import imports, stored
+from . import imports, reporting, stored
 
 __all__ = ["main", "build_parser"]
 
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return stored.main(argv)
     if stored.light_command(argv, ("import",)):
         return imports.main(argv)
+    if stored.light_command(argv, ("report",)):
+        return reporting.main(argv)
     return _full().main(argv)
 
 

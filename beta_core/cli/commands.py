@@ -7,7 +7,6 @@ import os
 import sys
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
@@ -15,7 +14,6 @@ from .. import bundles, reports, zoo
 from ..config import (
     METHODS,
     TrainConfig,
-    check_data,
     coerce_field,
     config_fields,
     default_methods,
@@ -23,20 +21,18 @@ from ..config import (
     parse_seeds,
     plan_runs,
 )
+from ..engine import check_data
 from ..env import check_ray_address, settings
-from ..figures import FigureExportError, save_figure
-from ..jobs import worker
+from ..jobs import BACKENDS, worker
 from ..jobs.manager import JobManager
 from ..jobs.ray_backend import RayBackendError
-from ..jobs.specs import BACKENDS
 from ..models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from ..presets import PRESETS
 from ..records import counted, train_config_of
-from ..report import build_report, report_figures
 from ..store import Store
-from . import diagnostics, imports, sweep, verdict
+from . import diagnostics, imports, reporting, sweep, verdict
 from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
-from .stored import add_global_flags, add_runs_parser, cmd_stored_runs, err, guarded
+from .stored import add_global_flags, add_runs_parser, cmd_stored_runs, guarded
 
 __all__ = ["main", "build_parser", "config_overrides"]
 
@@ -125,11 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_runs_parser(sub)
 
-    p = sub.add_parser("report", help="one self-contained HTML file (opens offline) for runs or a sweep")
-    p.add_argument("run_ids", nargs="+", help="runs or sweeps (a sweep brings its members)")
-    p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
-    p.add_argument("--figures", metavar="DIR", help="also every figure as PNG and SVG in DIR (kaleido, a Chromium)")
-    p.add_argument("--title", help="the report's title")
+    reporting.add_parser(sub)
 
     p = sub.add_parser("models", help="the models you can train: built-in, torchvision, BETA_MODELS; their groups")
     ms = p.add_subparsers(dest="models_command")
@@ -269,23 +261,6 @@ def cmd_runs(args, store: Store) -> int:
     return 0
 
 
-def cmd_report(args, store: Store) -> int:
-    html = build_report(store, args.run_ids, args.title)
-    Path(args.out).write_text(html, encoding="utf-8")
-    print(f"{args.out}: {len(html) / 1e6:.1f} MB, opens offline (plotly.js inlined)")
-    if args.figures:
-        folder = Path(args.figures)
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            for name, fig in report_figures(store, args.run_ids).items():
-                for ext in ("png", "svg"):
-                    print(save_figure(fig, folder / f"{name}.{ext}"))
-        except FigureExportError as e:
-            err(f"{e}; {args.out} was written")
-            return 1
-    return 0
-
-
 def cmd_models(args, store: Store) -> int:
     if args.models_command == "show":
         if zoo.is_spec(args.name):
@@ -338,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         store = Store(args.runs_dir)
         store.reap()  # runs whose process died are recorded as interrupted before anything reads them
         handlers = {"train": cmd_train, "compare": cmd_compare, "runs": cmd_runs, "worker": cmd_worker,
-                    "models": cmd_models, "verdict": verdict.cmd_verdict, "report": cmd_report,
+                    "models": cmd_models, "verdict": verdict.cmd_verdict, "report": reporting.cmd_report,
                     "findings": verdict.cmd_findings, "import": imports.cmd_import,
                     "sweep": lambda a, s: sweep.cmd_sweep(a, s, config_overrides(a), *_backend(a)),
                     **diagnostics.HANDLERS}

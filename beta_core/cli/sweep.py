@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from .. import reports
-from ..config import check_data, parse_seeds
+from ..config import parse_seeds
+from ..engine import check_data
 from ..jobs.ray_backend import connect
 from ..presets import preset_methods, preset_sweep
 from ..records import MEMBER

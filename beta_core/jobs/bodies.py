@@ -22,6 +22,7 @@ from ..engine import Training, WeightsMismatch, prepare
 from ..env import settings
 from ..importer import KIND as KIND_IMPORTED
 from ..importer import no_weights
+from ..jobs import DATA_PHASE, FIRST_PHASE, JOB_KINDS
 from ..localise import QUICK_SEVERITIES, localisation_benchmark
 from ..mirror import open_mirror
 from ..queries import latest_members
@@ -31,7 +32,6 @@ from ..surgery import SurgeryConfig, run_surgery
 from ..sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
 from ..sysmon import Sampler
 from .manager import JobManager
-from .specs import DATA_PHASE, FIRST_PHASE, JOB_KINDS
 
 __all__ = ["execute_run", "JOB_BODIES", "StopFlag", "DataCache", "Cancelled", "external_config", "load_trained",
            "attribute_run"]

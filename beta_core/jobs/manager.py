@@ -14,13 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from .. import zoo
+from ..jobs import BACKENDS, JOB_KINDS
 from ..records import ACTIVE
 from ..store import Store
-from .ray_backend import RayRunner
-from .specs import BACKENDS, JOB_KINDS
 
 __all__ = ["JobManager", "REUSED", "GPU_FREE_BYTES"]
 
@@ -59,7 +56,10 @@ class JobManager:
         self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.ray = RayRunner(self.store, data_dir, ray_address, ray_threads) if backend == "ray" else None
+        self.ray = None
+        if backend == "ray":  # the Ray task trains (torch); a manager of local workers never imports it
+            from .ray_backend import RayRunner
+            self.ray = RayRunner(self.store, data_dir, ray_address, ray_threads)
 
     def submit(self, config: dict, kind: str = "train", parent: str | None = None,
                group_id: str | None = None, label: str | None = None) -> str:
@@ -182,7 +182,11 @@ class JobManager:
     def _gpu_has_room(self) -> bool:
         """Several runs share a GPU (BETA_MAX_JOBS), but another starts only while the GPU has
         GPU_FREE_BYTES free: a run that cannot allocate would fail, not wait."""
-        if not self.procs or not torch.cuda.is_available():
+        if not self.procs:
+            return True
+        import torch  # only with a worker running and room for another: the app starts without torch
+
+        if not torch.cuda.is_available():
             return True
         free, _ = torch.cuda.mem_get_info()
         return free >= GPU_FREE_BYTES

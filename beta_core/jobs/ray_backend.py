@@ -32,16 +32,13 @@ import time
 from .. import zoo
 from ..config import TrainConfig
 from ..engine import Training
+from ..env import RayBackendError
 from ..records import EPOCH
 from ..store import Store
 
 __all__ = ["RayBackendError", "connect", "probe_head", "RayRunner"]
 
 FLUSH_SECONDS = 0.5
-
-
-class RayBackendError(RuntimeError):
-    """The Ray cluster cannot be used (not installed, unreachable)."""
 
 
 def connect(address: str | None = None) -> None:

@@ -1,6 +1,5 @@
-"""What a job is before it runs: its kinds, the backends that run it, the phase a page shows
-until it reports, and one builder per job spec that is not a :class:`config.TrainConfig`
-(attribution, localisation), checked before any job exists."""
+"""One builder per job spec that is not a :class:`config.TrainConfig` (attribution,
+localisation), checked before any job exists (the kinds themselves are the package's)."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -8,16 +7,7 @@ from dataclasses import asdict
 from ..attribution import SCORES, AttributionConfig
 from ..localise import QUICK_SEVERITIES
 
-__all__ = ["JOB_KINDS", "BACKENDS", "DATA_PHASE", "FIRST_PHASE", "attribution_job", "localise_job"]
-
-JOB_KINDS = ("train", "surgery", "attribution", "sweep", "localise")  # kinds a job computes (see bodies.JOB_BODIES)
-BACKENDS = ("local", "ray")
-DATA_PHASE = "preparing data"  # a run's first phase: its data decoded (first time) or read from the cache
-# What a job does from its start until it reports more (a page shows it instead of a bare "running").
-FIRST_PHASE = {"train": DATA_PHASE, "surgery": "loading the model and the data",
-               "attribution": "loading the model, then scoring each group on the errors (gradients, probe)",
-               "localise": "loading the model and the data", "sweep": "planning"}
-
+__all__ = ["attribution_job", "localise_job"]
 
 def attribution_job(parent: dict, cfg: AttributionConfig) -> dict:
     """What an attribution job of ``parent`` stores as its config (the page and the bundles'

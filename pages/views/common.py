@@ -11,11 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import streamlit as st
-import torch
 
-from beta_core.bundles import BundleError, unpack
-from beta_core.data import DataConfig, resolve_source
-from beta_core.env import settings
+from beta_core.env import RayBackendError, settings
 from beta_core.figures import (  # noqa: F401 - the pages' figure helpers, one home in beta_core
     PALETTE,
     REGIME_BANDS,
@@ -31,10 +28,11 @@ from beta_core.figures import (  # noqa: F401 - the pages' figure helpers, one h
 )
 from beta_core.glossary import term  # noqa: F401 - the pages' `?` texts, one home in beta_core
 from beta_core.jobs.manager import JobManager
-from beta_core.jobs.ray_backend import RayBackendError
 from beta_core.records import counted
 from beta_core.report import build_report
 from beta_core.store import Store, StoreError
+from beta_core.subconfigs import DataConfig, resolve_source
+from beta_core.sysmon import device_label as sysmon_device_label
 
 
 def data_dir() -> str:
@@ -98,12 +96,7 @@ def get_store() -> Store:
 
 @lru_cache(maxsize=1)
 def device_label() -> str:
-
-    if torch.cuda.is_available():
-        return f"GPU {torch.cuda.get_device_name(0)}"
-    if torch.backends.mps.is_available():
-        return "Apple GPU (mps)"
-    return f"CPU ({os.cpu_count()} cores)"
+    return sysmon_device_label()  # once per app: asked without importing torch
 
 
 def data_source_label(path: str | None = None) -> str:
@@ -152,6 +145,8 @@ def demo_button(key: str) -> None:
                       "sweep of five methods at 12 seeds each, attribution of its sgd-beta and adam runs, surgery "
                       "with controls (the Findings page). The same as `beta-core runs unpack` of each bundle in "
                       "data/demo/."):
+        from beta_core.bundles import BundleError, unpack  # the bundle checks import torch: only when asked
+
         try:
             added = [i for b in bundles for i in unpack(store, b)["added"]]
         except (BundleError, StoreError, OSError) as e:

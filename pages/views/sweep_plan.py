@@ -3,8 +3,9 @@ here, and its launch (with a confirmation above CONFIRM_ABOVE runs)."""
 
 import streamlit as st
 
-from beta_core.config import METHODS, check_data, parse_seeds
+from beta_core.config import METHODS, parse_seeds
 from beta_core.data import SOURCES
+from beta_core.engine import check_data
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
 from beta_core.records import format_seconds
 from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, sweep_run_config

@@ -4,8 +4,9 @@ import uuid
 
 import streamlit as st
 
-from beta_core.config import METHODS, TrainConfig, check_data, parse_seeds, plan_runs
+from beta_core.config import METHODS, TrainConfig, parse_seeds, plan_runs
 from beta_core.data import SOURCES
+from beta_core.engine import check_data
 from beta_core.env import settings
 from beta_core.presets import PRESETS, preset_config, preset_methods
 from beta_core.queries import active_duplicates
