@@ -76,14 +76,16 @@ def active_jobs() -> None:
         st.caption(f"Active jobs: **{len(active)}**" + (f" · all done in about {format_seconds(max(ends))}"
                                                         if ends and None not in ends else ""))
         ahead = 0
-        for r in active[:SIDEBAR_JOBS]:
+        for k, r in enumerate(active[:SIDEBAR_JOBS]):
             name = r["method"] if r["kind"] == "train" else r["kind"]
             seed = r["config"].get("seed")
             where = "running" if r["status"] == "running" else f"queued, {ahead} ahead"
             ahead += 1
             a, b = st.columns([5, 1], vertical_alignment="center")
             a.caption(f"{name}{'' if seed is None else f' s{seed}'} · {r['id'][-6:]} ({where})")
-            if b.button("✕", key=f"sidebar-cancel-{r['id']}", help=f"Cancel {r['id']}", type="tertiary"):
+            # the row's place in the key: a job moving up the list must not meet its own old button there (a
+            # widget id seen at two places stays on screen as a ghost row: the job listed twice)
+            if b.button("✕", key=f"sidebar-cancel-{k}-{r['id']}", help=f"Cancel {r['id']}", type="tertiary"):
                 get_manager().cancel(r["id"])
                 st.rerun(scope="fragment")
         if len(active) > SIDEBAR_JOBS:

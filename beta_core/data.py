@@ -198,17 +198,39 @@ def _layout(path: Path) -> tuple[str, dict[str, set[str]]]:
             if (root / "train").is_dir() and (root / "test").is_dir():
                 return str(root), {s: {c.name for c in (root / s).iterdir() if c.is_dir()} for s in ("train", "test")}
         raise not_dataset
-    roots: dict[str, dict[str, set[str]]] = {}
-    check_size = _size_check()
-    for _, m, parts in _tar_files(path):
-        if Path(m.name).suffix.lower() in IMAGE_SUFFIXES:  # the header says it: refused before a byte is inflated
-            check_size(m.size, f"{path}:{m.name}")
-        if len(parts) in (3, 4) and parts[-3] in ("train", "test"):
-            roots.setdefault("/".join(parts[:-3]), {"train": set(), "test": set()})[parts[-3]].add(parts[-2])
+    roots, _ = _tar_listing(path)
     for root, found in sorted(roots.items()):
         if found["train"] and found["test"]:
             return root, found
     raise not_dataset
+
+
+_TAR_LISTINGS: dict[tuple, tuple] = {}  # (path, size, mtime) -> what one pass over its headers found
+
+
+def _tar_listing(path: Path) -> tuple[dict, dict]:
+    """An archive's candidate roots (class folders of train/ and test/) and images per (root,
+    split), from one pass over its member headers (3 s for CIFAR-10's 60,000 JPEGs in a
+    .tar.gz), kept per file version: a launch checks the layout, counts the training images of
+    each run and a decode counts its total, all from this one pass."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _TAR_LISTINGS:
+        roots: dict[str, dict[str, set[str]]] = {}
+        counts: dict[tuple[str, str], int] = {}
+        check_size = _size_check()
+        for _, m, parts in _tar_files(path):
+            image = Path(m.name).suffix.lower() in IMAGE_SUFFIXES
+            if image:  # the header says it: refused before a byte is inflated
+                check_size(m.size, f"{path}:{m.name}")
+            if len(parts) in (3, 4) and parts[-3] in ("train", "test"):
+                roots.setdefault("/".join(parts[:-3]), {"train": set(), "test": set()})[parts[-3]].add(parts[-2])
+            if image and len(parts) >= 3 and parts[-3] in ("train", "test"):
+                k = ("/".join(parts[:-3]), parts[-3])
+                counts[k] = counts.get(k, 0) + 1
+        _TAR_LISTINGS.clear()  # one archive at a time is what a launch reads
+        _TAR_LISTINGS[key] = roots, counts
+    return _TAR_LISTINGS[key]
 
 
 def _check_classes(path: Path, found: dict[str, set[str]]) -> list[str]:
@@ -357,13 +379,12 @@ def _tree_key(p: Path) -> str:
 
 
 def _count_images(path: Path, root: str, splits=("train",)) -> int:
-    """Images of an image tree's ``splits``, from its listing (a folder) or member names (a tar:
-    one pass over its headers, a second or two for CIFAR-10's 60,000 JPEGs)."""
+    """Images of an image tree's ``splits``, from its listing (a folder) or its member names (a
+    tar: :func:`_tar_listing`)."""
     if path.is_dir():
         return sum(1 for s in splits for f in (Path(root) / s).rglob("*")
                    if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-    return sum(1 for _, m, parts in _tar_files(path) if len(parts) >= 3 and parts[-3] in splits
-               and "/".join(parts[:-3]) == root and Path(m.name).suffix.lower() in IMAGE_SUFFIXES)
+    return sum(_tar_listing(path)[1].get((root, s), 0) for s in splits)
 
 
 def check_source(cfg: DataConfig, data_dir: str | os.PathLike = "data", decode: bool = True) -> str:

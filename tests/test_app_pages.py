@@ -238,7 +238,10 @@ def test_sidebar_counts_jobs_run_by_any_process(monkeypatch, tmp_path):
         # each job by name, seed, id and place in the queue, with its own cancel button
         assert f"sgd-beta s0 · {running[-6:]} (running)" in captions
         assert f"sgd-beta s3 · {queued[-6:]} (queued, 1 ahead)" in captions
-        next(b for b in at.sidebar.button if b.key == f"sidebar-cancel-{queued}").click().run()
+        keys = [b.key for b in at.sidebar.button]
+        # keyed by place and id: the job that moves up the list never meets its own old button (a ghost row)
+        assert keys == [f"sidebar-cancel-0-{running}", f"sidebar-cancel-1-{queued}"]
+        next(b for b in at.sidebar.button if b.key == f"sidebar-cancel-1-{queued}").click().run()
         assert store.get_run(queued)["status"] == "cancelled"
     finally:
         other.kill()
@@ -358,6 +361,8 @@ def test_advanced_train_fields_reach_the_configs_only_when_changed(monkeypatch, 
     assert [c["batch_size"] for c in submitted] == [64, 64]
     assert [c["lr_schedule"] for c in submitted] == ["cosine", "onecycle"]  # onecycle keeps its own
     assert [list(c["thresholds"]) for c in submitted] == [[0.5, 0.55, 0.6]] * 2  # untouched: the preset's
+    # launched: the form folds so the new runs' status is the first screen, and says what it launched
+    assert at.session_state["tr_launch"] is False and at.success[0].value.startswith("Launched 2 runs on ")
     submitted.clear()
     next(t for t in at.text_input if t.label.startswith("Time-to-accuracy targets")).set_value("0.9, 0.95")
     next(b for b in at.button if b.label == "Launch").click().run()

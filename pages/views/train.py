@@ -40,8 +40,10 @@ store = get_store()
 # Folded once runs exist: the outcome and the charts come first. The preset sits outside the
 # form, so the form's defaults follow the preset picked. Settings outside the form are kept in
 # the URL (bind): a teacher's link opens the same view.
-with st.expander("Launch a comparison", expanded=store.count_runs(TRAINED_KINDS) == 0,
-                 icon=":material/play_arrow:"):
+if st.session_state.pop("tr_fold", False):  # just launched: the form folds, the new runs' status comes first
+    st.session_state["tr_launch"] = False
+with st.expander("Launch a comparison", expanded=store.count_runs(TRAINED_KINDS) == 0, key="tr_launch",
+                 on_change="rerun", icon=":material/play_arrow:"):
     preset = st.selectbox("Preset", list(PRESETS), index=0, key="tr_preset", bind="query-params",
                           help="quick-cpu: three methods, 6,000 images, 5 epochs: 31 s of training for all three on "
                                "2 CPU cores (measured, CIFAR-10 pack)")
@@ -112,7 +114,11 @@ with st.expander("Launch a comparison", expanded=store.count_runs(TRAINED_KINDS)
             jm = get_manager()
             group = f"ui-{uuid.uuid4().hex[:8]}"
             st.session_state[SHOWN] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
-            st.success(f"Launched {counted(len(configs), 'run')} on {data_source_label(data_path or None)}.")
+            st.session_state.update(tr_fold=True, tr_launched=f"Launched {counted(len(configs), 'run')} on "
+                                                              f"{data_source_label(data_path or None)}.")
+            st.rerun()
+if launched_now := st.session_state.pop("tr_launched", None):
+    st.success(launched_now)
 # ------------------------------------------------------------------ runs an earlier app never started
 stale = store.never_started()
 if stale:
