@@ -1,6 +1,6 @@
 """beta_core: momentum from critical damping (beta-scheduling) and the diagnostic pipeline built on it.
 
-UI-free: nothing here imports streamlit; plotly only in ``figures`` and ``report`` (figures are
+UI-free: nothing here imports streamlit; plotly only in ``figures`` and ``html_report`` (figures are
 data the pages draw and reports write), and only the CLI prints. Modules, bottom
 layer first (README "Architecture"; tests/test_architecture.py checks this list)::
 
@@ -11,7 +11,7 @@ layer first (README "Architecture"; tests/test_architecture.py checks this list)
     L4  engine, sweeps, localise, integrations, integrations.lightning, integrations.hf
     L5  surgery, queries, jobs, jobs.specs, jobs.ray_backend
     L6  bundles, findings, jobs.manager
-    L7  cli.stored, report, jobs.bodies
+    L7  cli.stored, html_report, jobs.bodies
     L8  cli.common, cli.imports, jobs.worker, cli.reporting
     L9  cli.diagnostics, cli.sweep, cli.verdict
     L10 cli.commands

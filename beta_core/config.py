@@ -27,12 +27,12 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 
 from .presets import preset_config, preset_methods
-from .schedules import LRSchedule, MomentumRule
+from .schedules import LR_SCHEDULES, MOMENTUM_RULES, LRSchedule, MomentumRule
 from .schemas import LR_MAX, SEED_MAX
-from .subconfigs import DataConfig, ModelConfig
+from .subconfigs import SOURCES, DataConfig, ModelConfig
 
 __all__ = ["METHODS", "OPTIMIZERS", "DEVICES", "LIMITS", "TrainConfig", "resolve_config", "plan_runs",
-           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds"]
+           "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds", "PAPER_FIRST"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -63,7 +63,7 @@ class TrainConfig:
 
     method: str = _f("sgd-beta", "one of METHODS: sets the fields it fixes")
     # data
-    dataset: str = _f("auto", "auto | synthetic | cifar10 | folder")
+    dataset: str = _f("auto", " | ".join(SOURCES))
     data_path: str | None = _f(None, "ImageFolder tree or .tar.gz (dataset folder/auto; or BETA_DATA_PATH)")
     train_subset: int | None = _f(None, "class-balanced training images; none = all")
     test_subset: int | None = _f(None, "class-balanced test images; none = all")
@@ -79,15 +79,15 @@ class TrainConfig:
     # optimisation
     epochs: int = _f(4, "passes over the training set")
     batch_size: int = _f(128, "images per step")
-    optimizer: str = _f("sgd", "sgd | adam | adamw")
+    optimizer: str = _f("sgd", " | ".join(OPTIMIZERS))
     lr: float = _f(0.1, "peak LR (SGD batch 128 on CIFAR-10: 0.1)")
     weight_decay: float = _f(5e-4, "L2 (decoupled for adamw)")
     nesterov: bool = _f(False, "Nesterov momentum (SGD only)")
     beta2: float = _f(0.999, "Adam's second-moment decay")
-    lr_schedule: str = _f("cosine", "constant | step | cosine | linear | onecycle")
+    lr_schedule: str = _f("cosine", " | ".join(LR_SCHEDULES))
     warmup_epochs: float = _f(0.0, "linear warm-up length in epochs (cosine, linear)")
     min_lr: float = _f(0.0, "cosine floor / linear end")
-    momentum_rule: str = _f("beta", "constant | beta | exact | hybrid | onecycle")
+    momentum_rule: str = _f("beta", " | ".join(MOMENTUM_RULES))
     mu: float = _f(0.9, "constant momentum; hybrid's value after the switch")
     lam: float = _f(1.0, "curvature in the critical-damping formula (paper: 1)")
     mu_min: float = _f(0.0, "clamp floor of beta/exact/hybrid")
@@ -363,9 +363,12 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
     return configs
 
 
+PAPER_FIRST = ("sgd-constant", "sgd-beta", "sgd-hybrid")  # the SGD rules the paper compares first
+
+
 def default_methods(preset: str | None) -> list[str]:
     """The preset's methods, else the three SGD rules the paper compares first."""
-    return preset_methods(preset) if preset else ["sgd-constant", "sgd-beta", "sgd-hybrid"]
+    return preset_methods(preset) if preset else [m for m in METHODS if m in PAPER_FIRST]
 
 
 

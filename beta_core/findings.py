@@ -21,6 +21,7 @@ import re
 import numpy as np
 from scipy import stats as st
 
+from .config import PAPER_FIRST
 from .queries import sweep_members
 from .records import format_seconds, format_target
 from .stats import mean_ci, paired_difference, verdict
@@ -180,7 +181,7 @@ def _findings(store: Store, sweep_id: str | None = None) -> dict:
                          "data/demo/findings.zip, or python data/demo/record_findings.py ARCHIVE)")
     report = store.results(sweep["id"], "sweep")[-1]
     arms = _members(store, sweep["id"])
-    missing = [m for m in ("sgd-constant", "sgd-beta", "sgd-hybrid") if m not in arms]
+    missing = [m for m in PAPER_FIRST if m not in arms]
     if missing:
         raise ValueError(f"Sweep {sweep['id']} has no test runs of {missing} (expected the findings' sweep: "
                          f"beta-core sweep {' '.join(FINDINGS_SWEEP)})")

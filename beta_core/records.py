@@ -23,8 +23,8 @@ __all__ = ["Cell", "PAPER_CLAIMS", "paper_beside", "STEP", "EPOCH", "SYSTEM", "M
            "crossing_times", "format_hit",
            "format_time_to_accuracy",
            "StepRecord", "EpochRecord", "MemberRecord", "CaseRecord", "TrainSummary", "SurgerySummary", "Coverage",
-           "SweepSummary", "AttributionResult", "train_config_of", "Progress", "progress_of", "format_progress",
-           "format_seconds", "format_target", "counted"]
+           "SweepSummary", "SweepReport", "AttributionResult", "train_config_of", "Progress", "progress_of",
+           "format_progress", "format_seconds", "format_target", "counted"]
 
 STEP, EPOCH = "step", "epoch"
 # A run's tag (annotations: a run's tags are a JSON list of these).
@@ -69,6 +69,10 @@ Coverage = TypedDict("Coverage", {  # which planned cells of a sweep's reported 
 SweepSummary = TypedDict("SweepSummary", {  # a sweep's summary; the full report is its "sweep" result
     "coverage": Coverage, "members": int, "claims": list, "setting": dict, "note": str | None,
     "synthetic": bool, "data": str}, total=False)
+SweepReport = TypedDict("SweepReport", {  # a sweep's "sweep" result (sweeps.analyse, plus its coverage)
+    "setting": dict, "methods": dict, "comparisons": list, "claims": list, "note": str | None,
+    "choice": dict | None, "statistics": dict, "coverage": Coverage}, total=False)  # claims: verdicts' claim rows;
+# methods: per method its arm summary; choice: stage 1's chosen values per method (None without tuning)
 AttributionResult = TypedDict("AttributionResult", {  # attribution.attribute's result, stored on the run
     "config": dict, "groups": list, "classes": list, "n_samples": int, "n_errors": int, "accuracy": float,
     "param_counts": dict, "scores": dict, "correct_scores": dict | None, "ratio": dict, "by_true_class": list,

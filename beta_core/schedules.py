@@ -50,13 +50,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 __all__ = [
-    "LR_SCHEDULES", "MOMENTUM_RULES", "LRSchedule", "MomentumRule", "MomentumScheduler",
+    "LR_SCHEDULES", "WARMUP_SCHEDULES", "MOMENTUM_RULES", "LRSchedule", "MomentumRule", "MomentumScheduler",
     "constant_lr", "step_decay_lr", "cosine_lr", "linear_lr", "onecycle_lr", "lr_at",
     "beta_momentum", "exact_momentum", "onecycle_momentum", "hybrid_switch_lr",
     "momentum_at", "momentum_sequence", "effective_lr", "check_finite_positive", "check_momentum",
 ]
 
 LR_SCHEDULES = ("constant", "step", "cosine", "linear", "onecycle")
+WARMUP_SCHEDULES = ("cosine", "linear")  # the schedules that take a linear warm-up (one-cycle has its own ramp)
 MOMENTUM_RULES = ("constant", "beta", "exact", "hybrid", "onecycle", "beta-measured")
 
 

@@ -35,7 +35,7 @@ from scipy.stats import t as t_dist
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .env import settings
-from .records import PAPER_CLAIMS, Cell, Coverage
+from .records import PAPER_CLAIMS, Cell, Coverage, SweepReport
 from .stats import LEVEL, detectable_difference, mean_ci, seeds_needed
 from .verdicts import MEAN_INTERVAL, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
 
@@ -243,7 +243,7 @@ def derived_targets(plan: SweepPlan, choice: dict | None) -> tuple[list[float], 
 
 
 def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str, list[dict]],
-            choice: dict | None = None) -> dict:
+            choice: dict | None = None) -> SweepReport:
     """The report of the reported stage: per method statistics, paired differences and
     speedups against the baseline, verdicts per claim, and the setting."""
     runs = [(c, r) for c, r in members if c.stage == "test"]

@@ -38,7 +38,7 @@ LAYERS = {
                                                       # Ray tasks
     6: ("bundles", "findings", "jobs.manager"),       # bundles: checked against every job kind's config; the
                                                       # paper's claims on stored runs; queued jobs on workers/Ray
-    7: ("cli.stored", "report", "jobs.bodies"),       # reading stored runs, one-line errors; offline HTML reports;
+    7: ("cli.stored", "html_report", "jobs.bodies"),  # reading stored runs, one-line errors; offline HTML reports;
                                                       # one body per job kind, the one execution path
     8: ("cli.common", "cli.imports", "jobs.worker",  # progress, running a job in-process, printing a report;
         "cli.reporting"),                             # import from TensorBoard, MLflow, CSV; the warm worker's
@@ -68,7 +68,7 @@ INTERNAL_LAZY = {("jobs.manager", "beta_core.jobs.ray_backend")}
 UI = ("streamlit",)
 # Plotly figures are data (a JSON spec), not UI: the charts have one home, drawn by the pages and
 # written into offline reports and figure files (docs/decisions.md). Only these modules build them.
-FIGURES = ("figures", "report")
+FIGURES = ("figures", "html_report")
 
 
 def _name(path: Path) -> str:

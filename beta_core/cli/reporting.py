@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..figures import FigureExportError, save_figure
-from ..report import build_report, report_figures
+from ..html_report import build_report, report_figures
 from ..store import Store
 from .stored import err, light_main
 

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 from .. import reports
-from ..config import parse_seeds
+from ..config import default_methods, parse_seeds
 from ..engine import check_data
 from ..jobs.ray_backend import connect
-from ..presets import preset_methods, preset_sweep
+from ..presets import preset_sweep
 from ..records import MEMBER
 from ..store import Store
 from ..sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, parse_grid, seeds_plan, sweep_run_config
@@ -54,7 +54,7 @@ def add_parser(sub, add_config_flags, add_backend_flags) -> None:
 def _plan(args, overrides: dict) -> SweepPlan:
     d = preset_sweep(args.preset) if args.preset else {}
     methods = [m for m in args.methods.split(",") if m] if args.methods else (
-        preset_methods(args.preset) if args.preset else ["sgd-constant", "sgd-beta", "sgd-hybrid"])
+        default_methods(args.preset))
     grid = parse_grid(args.grid) if args.grid else d.get("grid", {})
     tune = [] if args.no_tune else ([f for f in args.tune.split(",") if f] if args.tune else d.get("tune", []))
     if args.grid and not args.tune:

@@ -26,7 +26,7 @@ from ..jobs import DATA_PHASE, FIRST_PHASE, JOB_KINDS
 from ..localise import QUICK_SEVERITIES, localisation_benchmark
 from ..mirror import open_mirror
 from ..queries import latest_members
-from ..records import ACTIVE, CASE, MEMBER, SYSTEM, MemberRecord, SweepSummary, train_config_of
+from ..records import ACTIVE, CASE, MEMBER, SYSTEM, MemberRecord, SweepReport, SweepSummary, train_config_of
 from ..store import MetricWriter, Store, StoreError
 from ..surgery import SurgeryConfig, run_surgery
 from ..sweeps import COUNTED, RESUMED, Cell, SweepPlan, analyse, choose, coverage
@@ -321,7 +321,8 @@ def _sweep(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, sp
         return status, summary
     if all(r["status"] == "diverged" for _, r in counted):  # chance accuracy everywhere: nothing to compare
         return "diverged", {**summary, "note": f"no verdict: every run diverged ({len(counted)} runs)"}
-    report = {**analyse(plan, test, store.epoch_records(*[r["id"] for _, r in test]), choice), "coverage": cov}
+    report: SweepReport = {**analyse(plan, test, store.epoch_records(*[r["id"] for _, r in test]), choice),
+                           "coverage": cov}
     if cov["missing"]:
         report["note"] = "; ".join(filter(None, [report["note"], (
             f"{len(cov['missing'])} of {cov['planned']} planned cells did not count (see coverage): every figure "

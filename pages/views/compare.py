@@ -71,35 +71,37 @@ else:
     st.info("No sweeps yet. Press **Launch sweep**, compare finished runs below, or load the demo runs (a "
             "finished sweep among them).")
     demo_button("compare")
-ACTIVE_AT_START = sid is not None and status_of[sid] in ACTIVE
+def show(sid: str, active_at_start: bool) -> None:
+    """A sweep: its status, verdicts, grids and curves, refreshed every 3 s while it runs."""
 
+    @st.fragment(run_every=3.0 if active_at_start else None)
+    def refresh() -> None:
+        store = get_store()
+        sweep, members = store.get_run(sid), sweep_members(store, sid)
+        plan = SweepPlan.from_dict(sweep["config"]["sweep"])
+        status(sweep, members, plan)
+        stored = store.results(sid, "sweep")
+        if stored:  # the verdicts first, in words and tables; how they came about below
+            verdicts(sid, stored[-1])
+        for stage in ("tune", "test"):
+            fig = sweep_grid_figure(members, stage)
+            if fig is not None:
+                st.plotly_chart(fig, width="stretch", key=f"grid-{stage}")
+        color = {m: PALETTE[k % len(PALETTE)] for k, m in enumerate(plan.methods)}  # one colour per method
+        choice = store.results(sid, "sweep_choice")
+        if choice:
+            lr_sensitivity(choice[-1], color)
+        test = [(c, r) for c, r in members if c.stage == "test"]
+        if test:
+            curves(store, test, color)
+        if active_at_start and sweep["status"] not in ACTIVE:
+            st.rerun()  # finished: a full rerun stops the polling
 
-@st.fragment(run_every=3.0 if ACTIVE_AT_START else None)
-def show(sid: str) -> None:
-    store = get_store()
-    sweep, members = store.get_run(sid), sweep_members(store, sid)
-    plan = SweepPlan.from_dict(sweep["config"]["sweep"])
-    status(sweep, members, plan)
-    stored = store.results(sid, "sweep")
-    if stored:  # the verdicts first, in words and tables; how they came about below
-        verdicts(sid, stored[-1])
-    for stage in ("tune", "test"):
-        fig = sweep_grid_figure(members, stage)
-        if fig is not None:
-            st.plotly_chart(fig, width="stretch", key=f"grid-{stage}")
-    color = {m: PALETTE[k % len(PALETTE)] for k, m in enumerate(plan.methods)}  # one colour per method
-    choice = store.results(sid, "sweep_choice")
-    if choice:
-        lr_sensitivity(choice[-1], color)
-    test = [(c, r) for c, r in members if c.stage == "test"]
-    if test:
-        curves(store, test, color)
-    if ACTIVE_AT_START and sweep["status"] not in ACTIVE:
-        st.rerun()  # finished: a full rerun stops the polling
+    refresh()
 
 
 if sid is not None:
-    show(sid)
+    show(sid, status_of[sid] in ACTIVE)
     interrupted = [r for _, r in sweep_members(store, sid) if r["status"] == "interrupted"]
     if interrupted:
         st.caption("Some runs were interrupted: " + ", ".join(run_name(r) for r in interrupted))

@@ -5,6 +5,7 @@ import streamlit as st
 from beta_core.damping import DEFAULT_TOL, epoch_regimes, zeta
 from beta_core.schedules import (
     LR_SCHEDULES,
+    WARMUP_SCHEDULES,
     LRSchedule,
     MomentumRule,
     effective_lr,
@@ -25,7 +26,7 @@ base_lr = c2.number_input("Peak LR", min_value=1e-5, max_value=2.0, value=0.1, f
 total = c3.number_input("Steps", min_value=10, max_value=100000, value=1000, step=100, key="sc_steps",
                         bind="query-params", help=term("step"))
 warm = c4.number_input("Warm-up steps", min_value=0, max_value=int(total) - 1, value=0, key="sc_warmup",
-                       bind="query-params", disabled=name not in ("cosine", "linear"),
+                       bind="query-params", disabled=name not in WARMUP_SCHEDULES,
                        help="Cosine and linear schedules only (one-cycle has its own ramp).\n\n" + term("warmup"))
 c5, c6, c7 = st.columns(3)
 lam = c5.number_input("Curvature λ", min_value=0.01, max_value=100.0, value=1.0, key="sc_lam", bind="query-params",
@@ -36,7 +37,7 @@ mu_max = c7.slider("Clamp ceiling μ_max", 0.5, 0.999, 0.99, 0.001, key="sc_muma
                    help=term("mu_max"))
 
 try:
-    sched = LRSchedule(name, base_lr, int(total), int(warm) if name in ("cosine", "linear") else 0,
+    sched = LRSchedule(name, base_lr, int(total), int(warm) if name in WARMUP_SCHEDULES else 0,
                        step_size=max(1, int(total) // 3))
 except ValueError as e:
     show_error(e)
