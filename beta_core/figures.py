@@ -167,10 +167,13 @@ def _titled(panel: dict, names: dict[str, str]) -> str:
     """A panel's title, with a note where two runs coincide ("hybrid = beta until step 899")."""
     frames = {r: f for r, f in panel["frames"].items() if not f.empty and panel["y"] in f}
     method = {r: names[r].split(" ")[0] for r in frames}  # "sgd-beta s0 · a66ab7" -> "sgd-beta"
+    # what else the name says (seed, LR, "your loop"): only runs alike in all of it are twins; a
+    # logged loop's sgd-beta is not the engine's (it said "= until step 94" where the twins part at 211)
+    rest = {r: (names[r].rsplit(" · ", 1)[0].split(" ", 1) + [""])[1] for r in frames}
     shared: dict[tuple, float] = {}  # (method, method) -> the earliest end of a shared start over seeds
     tails: dict[tuple, float] = {}   # (method, method) -> the latest start of a shared end over seeds
     for a, b in itertools.combinations(sorted(frames, key=lambda r: names[r]), 2):
-        if method[a] == method[b]:
+        if method[a] == method[b] or rest[a] != rest[b]:
             continue
         key = tuple(sorted((method[a], method[b])))
         upto = coincide(frames[a], frames[b], panel["x"], panel["y"])

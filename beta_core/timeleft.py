@@ -45,7 +45,11 @@ def seconds_left(store: Store, run: dict, now: float | None = None, steps: int |
     None when nothing here measures it."""
     now = time.time() if now is None else now
     p = run["summary"].get("progress") or {}
-    if run["status"] == "running" and p.get("unit") != "images":  # a decode's rate says nothing of the job's
+    if run["status"] == "running" and p.get("unit") == "images":  # its data decoding: the decode's own time left,
+        decode = progress_of(p, now)["eta"]                        # then the job as long as the last ones like it
+        earlier = earlier_seconds(store, run, cache)
+        return decode + earlier[0] if decode is not None and earlier else None
+    if run["status"] == "running":
         done = (store.step_counts(run["id"])[run["id"]] if steps is None else steps) \
             if run["kind"] in ("surgery", *TRAINED_KINDS) else None
         eta = progress_of(p, now, done)["eta"]

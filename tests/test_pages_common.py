@@ -29,6 +29,17 @@ def test_the_papers_line_is_drawn_on_top_and_every_line_has_its_own_style():
     assert title.endswith("<sup>sgd-beta = sgd-hybrid until step 79; sgd-constant = sgd-hybrid from step 80</sup>")
 
 
+def test_a_logged_loop_is_no_twin_of_the_engines_runs():
+    """Issue 31: with a logged loop's sgd-beta shown, the title said "sgd-beta = sgd-hybrid until
+    step 94" (the loop against the engine's hybrid); twins are runs alike in all but method."""
+    f = _frames()
+    loop = f["b"].assign(momentum=np.where(f["b"]["step"] < 30, f["b"]["momentum"], 0.5))  # parts at step 30
+    names = {"b": "sgd-beta s0 · 111111", "h": "sgd-hybrid s0 · 222222", "x": "sgd-beta s0 (your loop) · 333333"}
+    fig = panel_figure([{"frames": {"b": f["b"], "h": f["h"], "x": loop}, "x": "step", "y": "momentum",
+                         "title": "Momentum"}], names, {"b": "#1f77b4", "h": "#d62728", "x": "#2ca02c"})
+    assert fig.layout.annotations[0].text.endswith("<sup>sgd-beta = sgd-hybrid until step 79</sup>")
+
+
 def test_coincide_only_for_a_real_shared_stretch():
     f = _frames()
     assert coincide(f["b"], f["h"], "step", "momentum") == 79

@@ -41,3 +41,19 @@ def test_nothing_to_estimate_from_is_said_not_guessed(tmp_path):
     b = store.create_run(tiny_config(seed=1).to_dict(), pid=os.getpid())
     times = queue_times(store, [store.get_run(a), store.get_run(b)], slots=1, now=0.0)
     assert times[a] == (0.0, None) and times[b] == (None, None)  # no earlier run here: no number
+
+
+def test_a_run_preparing_its_data_has_the_decode_left_then_a_whole_run(tmp_path):
+    """While its data decodes (the first time, 80 s for CIFAR-10's JPEGs): the decode's own time
+    left, then the job as long as the last ones like it (they read a decoded cache)."""
+    store = Store(tmp_path / "runs")
+    for s in (8.0, 10.0, 12.0):
+        _done(store, s, epochs=2)
+    rid = store.create_run(tiny_config(epochs=2).to_dict(), status="running", pid=os.getpid())
+    store.update_summary(rid, {"progress": {"phase": "preparing data", "done": 15000, "total": 60000,
+                                            "unit": "images", "started": 0.0}})
+    # 15,000 of 60,000 images in 20 s: 60 s of decoding left, then about 10 s of training
+    assert seconds_left(store, store.get_run(rid), now=20.0) == pytest.approx(70.0)
+    store.update_summary(rid, {"progress": {"phase": "preparing data", "started": 0.0, "done": 0, "total": 60000,
+                                            "unit": "images"}})  # no image decoded yet: no rate to go by
+    assert seconds_left(store, store.get_run(rid), now=1.0) is None
