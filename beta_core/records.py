@@ -194,7 +194,12 @@ def format_seconds(s: float) -> str:
 
 
 def format_progress(p: dict) -> str:
-    """One line of :func:`progress_of`'s result: ``training: 120/235 steps · 12.3 steps/s · about 9 s left``."""
+    """One line of :func:`progress_of`'s result: ``training: 120/235 steps · 12.3 steps/s · about 9 s left``.
+
+    >>> format_progress({"phase": "preparing data", "done": 28500, "total": 60000, "unit": "images", "rate": 2760.4,
+    ...                  "eta": 11.4})
+    'preparing data: 28,500/60,000 images · 2,760 images/s · about 11 s left to decode'
+    """
     parts = [p["phase"]]
     if p["total"]:
         parts[0] += f": {p['done']:,}/{p['total']:,} {p['unit']}"
@@ -205,9 +210,10 @@ def format_progress(p: dict) -> str:
         # steps always per second (a run's rate crossing 1/s must not flip its unit); slow units
         # (cases, runs: seconds to minutes each) per minute below one a second
         per_min = rate < 1 and p["unit"] != "steps"
-        parts.append(f"{60 * rate:.2g} {p['unit']}/min" if per_min else f"{rate:.3g} {p['unit']}/s")
-    if p["eta"] is not None:
-        parts.append(f"about {format_seconds(p['eta'])} left")
+        parts.append(f"{60 * rate:.2g} {p['unit']}/min" if per_min else
+                     f"{rate:,.0f} {p['unit']}/s" if rate >= 100 else f"{rate:.3g} {p['unit']}/s")  # not 2.76e+03
+    if p["eta"] is not None:  # a run's data decoding: the time left of the decode, the training after it
+        parts.append(f"about {format_seconds(p['eta'])} left" + (" to decode" if p["unit"] == "images" else ""))
     return " · ".join(parts)
 
 

@@ -49,7 +49,12 @@ def status_lines(store, runs: dict, names: dict, counts: dict) -> None:
                 a.info(f"{names[i]}: logging from {Path(r['config'].get('script', '?')).name} on "
                        f"{r['config'].get('host', '?')}, {counts[i]} steps so far")
                 continue
-            a.progress(min(1.0, counts[i] / total) if total else 0.0,
+            p = r["summary"].get("progress") or {}
+            if p.get("unit") == "images" and p.get("total"):  # its data decoding: that bar, then training's
+                counts_i, total = p.get("done", 0), p["total"]
+            else:
+                counts_i = counts[i]
+            a.progress(min(1.0, counts_i / total) if total else 0.0,
                        text=plain(f"{names[i]}: {progress_line(store, r, counts[i])}"))
             if b.button("Cancel", key=f"cancel-{i}"):
                 get_manager().cancel(i)
