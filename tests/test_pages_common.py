@@ -92,3 +92,20 @@ def test_progress_lines_say_phase_rate_and_time_left_measured_here(tmp_path):
     store.add_steps(run, [{"step": s, "epoch": 0, "lr": 0.1, "momentum": 0.9, "zeta": 1.0, "eff_lr": 1.0,
                            "loss": 1.0, "acc": 0.5, "time": s / 4} for s in range(10)])
     assert progress_line(store, store.get_run(run)).startswith("evaluating epoch 1: 10/20 steps · ")
+
+
+def test_a_run_preparing_its_data_says_how_many_images_are_decoded(tmp_path):
+    import os
+    import time
+
+    from helpers import tiny_config
+
+    from beta_core.store import Store
+    from pages.views.progress import progress_line
+
+    store = Store(tmp_path / "runs")
+    run = store.create_run(tiny_config().to_dict(), status="running", pid=os.getpid())
+    store.update_summary(run, {"progress": {"phase": "preparing data", "done": 12000, "total": 60000,
+                                            "unit": "images", "started": time.time() - 10}})
+    line = progress_line(store, store.get_run(run), steps=0)  # no step yet: the decode's count, not 0 steps
+    assert line.startswith("preparing data: 12,000/60,000 images · 1,2") and line.endswith("s left to decode"), line
