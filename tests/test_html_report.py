@@ -9,8 +9,8 @@ from helpers import finished_sweep
 
 from beta_core.attribution import AttributionConfig
 from beta_core.cli import main
-from beta_core.jobs.bodies import attribute_run
 from beta_core.html_report import build_report, report_figures, reproduce_command
+from beta_core.jobs.bodies import attribute_run
 from beta_core.store import Store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -184,6 +184,19 @@ def test_a_running_job_records_its_phase_and_a_finished_one_how_long_it_took(sto
     assert store.get_run(rid)["summary"]["job_seconds"] > 0
 
 
+def _progress_seen(store, monkeypatch) -> list[dict]:
+    """Every progress a job writes into its summary, in order (a page sees only the newest)."""
+    seen, real = [], store.update_summary
+
+    def spy(run_id, values):
+        if "progress" in values:
+            seen.append(values["progress"])
+        real(run_id, values)
+
+    monkeypatch.setattr(store, "update_summary", spy)
+    return seen
+
+
 def _image_tree(root: Path, per: int = 12) -> Path:
     from PIL import Image
 
@@ -206,14 +219,7 @@ def test_a_run_shows_its_data_being_prepared_and_a_cancel_stops_the_decode(store
     tree = _image_tree(tmp_path / "tree")  # 48 images
     cfg = tiny_config(epochs=1, dataset="folder", data_path=str(tree), batch_size=8, val_fraction=0.0)
     rid = store.create_run(cfg.to_dict())
-    seen, real = [], store.update_summary
-
-    def spy(run_id, values):
-        if "progress" in values:
-            seen.append(values["progress"])
-        real(run_id, values)
-
-    monkeypatch.setattr(store, "update_summary", spy)
+    seen = _progress_seen(store, monkeypatch)
     cache = DataCache()
     assert execute_run(store, rid, str(tmp_path / "data"), splits=cache)["status"] in ("done", "diverged")  # 2 classes
     assert seen[0]["phase"] == "preparing data" and "unit" not in seen[0]  # at once, before any image
@@ -237,14 +243,7 @@ def test_an_attribution_job_says_which_stage_it_is_in_and_a_cancel_stops_it(stor
 
     rid = store.create_run(tiny_config(epochs=1).to_dict())
     assert execute_run(store, rid, str(tmp_path / "data"))["status"] == "done"
-    seen, real = [], store.update_summary
-
-    def spy(run_id, values):
-        if "progress" in values:
-            seen.append(values["progress"])
-        real(run_id, values)
-
-    monkeypatch.setattr(store, "update_summary", spy)
+    seen = _progress_seen(store, monkeypatch)
     cfg = {"method": "attribution", "attribution": {"max_samples": 200, "probe_steps": 2}}
     job = store.create_run(cfg, kind="attribution", parent=rid)
     assert execute_run(store, job, str(tmp_path / "data"))["status"] == "done"
