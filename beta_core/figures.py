@@ -354,9 +354,11 @@ def percent_axis(fig: go.Figure, values, title: str) -> None:
         return
     lo, hi = float(v.min()), float(v.max())
     pad = max((hi - lo) * 0.08, 1.0)
-    fig.update_yaxes(range=[max(0.0, lo - pad), min(100.0, hi + pad)])
-    fig.add_annotation(text="y axis spans the data (not 0-100%)", xref="paper", yref="paper", x=1, y=1,
-                       xanchor="right", yanchor="bottom", showarrow=False, font={"size": 10, "color": "#777"})
+    span = [max(0.0, lo - pad), min(100.0, hi + pad)]
+    fig.update_yaxes(range=span)
+    if span != [0.0, 100.0]:  # said only where it is so (an interval from 0 to 100% spans it all)
+        fig.add_annotation(text="y axis spans the data (not 0-100%)", xref="paper", yref="paper", x=1, y=1,
+                           xanchor="right", yanchor="bottom", showarrow=False, font={"size": 10, "color": "#777"})
 
 
 def top1_figure(bench: dict, names: list[str]) -> go.Figure:
@@ -404,7 +406,7 @@ def lr_sensitivity_figure(choice: dict, colors: dict[str, str]) -> go.Figure:
     lrs = sorted({p["values"]["lr"] for c in choice.values() for p in c["curve"] if "lr" in p["values"]})
     fig.update_xaxes(type="log", title_text="peak LR (a tick at each LR tried)",
                      **({"tickvals": lrs, "ticktext": [f"{v:g}" for v in lrs]} if lrs else {}))
-    percent_axis(fig, ys, "mean validation accuracy (%)")
+    percent_axis(fig, ys, "val. accuracy (%), mean")
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 24, "b": 10})
     return fig
 

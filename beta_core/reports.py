@@ -17,7 +17,7 @@ from .annotations import tags_of
 from .records import counted, format_target, format_time_to_accuracy, paper_beside, train_config_of
 from .store import Store, StoreError
 
-__all__ = ["RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
+__all__ = ["fault_found", "RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
            "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows",
            "config_diff", "text_table", "pct", "share", "surgery_outcome", "training_outcome", "timing_note",
            "verdict_summary"]
@@ -267,8 +267,8 @@ def config_arms(runs: list[dict]) -> dict[str, list[dict]]:
         keys = sorted({k for c in cfgs for k in c} - _NOT_ARM)
         differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in cfgs}) > 1]
         for r, c in zip(rs, cfgs):
-            name = m + (" (" + ", ".join(f"no {k}" if c.get(k) is None else f"{k}={c.get(k)}" for k in differ) + ")"
-                        if differ else "")
+            name = m + (" (" + ", ".join(f"no {k.replace('_', ' ')}" if c.get(k) is None else f"{k}={c.get(k)}"
+                                         for k in differ) + ")" if differ else "")
             arms.setdefault(name, []).append(r)
     return arms
 
@@ -362,3 +362,28 @@ def attribution_rows(result: dict) -> list[dict]:
 def text_table(rows: list[dict]) -> str:
     """Rows as aligned text for the terminal (the same rows a page shows as a table)."""
     return pd.DataFrame(rows).to_string(index=False) if rows else "(none)"
+
+
+def fault_found(run: dict, result: dict) -> str | None:
+    """For a run with a planted fault: whether its attribution found it, in words (Markdown), by
+    the flagging score's ranking; None for any other run.
+
+    >>> run = {"kind": "train", "config": {"planted_fault": "block2"}}
+    >>> fault_found(run, {"score": "probe", "flagged": ["block2"], "score_values": {"fc": 0.7, "block2": 0.8}})
+    'Planted fault in **block2**: probe ranks it **first** of 2 groups and flags it: **found**.'
+    >>> fault_found(run, {"score": "grad_relative", "flagged": ["fc"], "score_values": {"fc": 3, "block2": 0.9}})
+    'Planted fault in **block2**: grad_relative ranks it 2nd of 2 groups and does not flag it: **missed**.'
+    """
+    fault = (train_config_of(run) or {}).get("planted_fault")
+    values = result.get("score_values") or {}
+    if not fault or not values:
+        return None
+    group = fault.split(":")[0]
+    ranking = sorted(values, key=lambda g: -values[g])
+    if group not in ranking:
+        return None
+    rank = ranking.index(group) + 1
+    place = "**first**" if rank == 1 else f"{rank}{'nd' if rank == 2 else 'rd' if rank == 3 else 'th'}"
+    flagged = group in result.get("flagged", [])
+    return (f"Planted fault in **{group}**: {result.get('score', 'the score')} ranks it {place} of {len(ranking)} "
+            f"groups and {'flags it' if flagged else 'does not flag it'}: **{'found' if flagged else 'missed'}**.")

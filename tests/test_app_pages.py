@@ -437,6 +437,8 @@ def test_load_demo_runs_fills_every_page_from_the_shipped_bundles(monkeypatch, t
     # flagged; the clean run of the same seed has nothing that stands out
     said = " ".join(m.value for m in at.markdown)
     assert "Flagged by **probe**: **block2**" in said and "**no group stands out**" in said
+    assert "Planted fault in **block2**: probe ranks it **first** of 6 groups and flags it: **found**." in said
+    assert any("one run flagged no group" in c.value for c in at.caption)  # no Jaccard 0 read as disagreement
     faulty = next(r for r in store.runs(kind="train") if r["config"].get("planted_fault") == "block2")
     assert faulty["group_id"] == beta["group_id"]  # beside the clean run in its comparison
     repair = store.runs(kind="surgery", parent=faulty["id"])[0]["summary"]
@@ -444,6 +446,8 @@ def test_load_demo_runs_fills_every_page_from_the_shipped_bundles(monkeypatch, t
     at.switch_page("pages/views/surgery.py").run()  # opens on that repair, and says why those groups
     assert any("Groups **block2**, flagged by attribution on the train split's errors (top 1" in m.value
                for m in at.markdown)
+    assert any("Before its planted fault in block2 this model had 58.4% test accuracy; the fault cost 22.2 points and "
+               "the repair won back 18.1 of them." in c.value for c in at.caption)
     # the Findings page answers the paper's four claims from the shipped runs, the verdicts first
     at.switch_page("pages/views/findings.py").run()
     assert not at.exception and not at.error

@@ -71,8 +71,11 @@ def test_the_lr_sensitivity_chart_labels_every_lr_and_stays_inside_0_100():
     for t in fig.data:
         ys, up, down = t.y, t.error_y.array, t.error_y.arrayminus
         assert all(0 <= y - d and y + u <= 100 for y, u, d in zip(ys, up, down))
-    lo, hi = fig.layout.yaxis.range
-    assert 0 <= lo and hi <= 100 and "spans the data" in fig.layout.annotations[0].text
+    assert list(fig.layout.yaxis.range) == [0, 100] and not fig.layout.annotations  # the data span all of it
+    tight = [{**p, "ci_low": p["mean"] - 0.02, "ci_high": p["mean"] + 0.02} for p in curve((0.5, 0.55, 0.58, 0.57))]
+    narrow = lr_sensitivity_figure({"sgd-beta": {"curve": tight}}, {})
+    lo, hi = narrow.layout.yaxis.range
+    assert 40 < lo and hi < 70 and "spans the data" in narrow.layout.annotations[0].text
 
 
 def test_a_one_point_accuracy_chart_stays_inside_0_100():
@@ -83,7 +86,7 @@ def test_a_one_point_accuracy_chart_stays_inside_0_100():
     one = pd.DataFrame({"arm": ["sgd-beta"], "epoch": [1], "mean": [0.3], "ci_low": [0.0], "ci_high": [1.0]})
     fig = mean_curve_figure(one, "epoch", "test accuracy", percent=True)
     lo, hi = fig.layout.yaxis.range
-    assert lo == 0 and hi == 100
+    assert lo == 0 and hi == 100 and not fig.layout.annotations  # it spans all of 0-100: no note says otherwise
     fig = mean_curve_figure(one.assign(ci_low=0.28, ci_high=0.33), "epoch", "test accuracy", percent=True)
     assert fig.layout.yaxis.range[0] > 20 and fig.layout.yaxis.range[1] < 40  # spans the data, not 0-100
 

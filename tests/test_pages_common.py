@@ -109,3 +109,17 @@ def test_a_run_preparing_its_data_says_how_many_images_are_decoded(tmp_path):
                                             "unit": "images", "started": time.time() - 10}})
     line = progress_line(store, store.get_run(run), steps=0)  # no step yet: the decode's count, not 0 steps
     assert line.startswith("preparing data: 12,000/60,000 images · 1,2") and line.endswith("s left to decode"), line
+
+
+def test_the_data_line_says_what_a_typed_path_is(tmp_path, monkeypatch):
+    """The sidebar's "Data for a new launch" once read "folder from /no/such/path" beside the
+    page's "Data path not found" (and called an archive a folder)."""
+    from pages.views.common import data_source_label, plain
+
+    monkeypatch.setenv("BETA_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "pack.tar.gz").write_bytes(b"")
+    said = lambda p: plain(str(tmp_path / p))  # noqa: E731 - as the sidebar writes it (Markdown escaped)
+    assert data_source_label(str(tmp_path / "nope")) == f"not found: {said('nope')} (a launch would refuse it)"
+    assert data_source_label(str(tmp_path / "tree")) == f"folder {said('tree')}"
+    assert data_source_label(str(tmp_path / "pack.tar.gz")) == f"archive {said('pack.tar.gz')}"

@@ -120,7 +120,7 @@ def test_the_train_headline_never_averages_runs_of_different_configs():
 
 
 def test_a_planted_fault_is_said_and_stays_out_of_the_race():
-    """The demo's damaged twin: its label says what differs ("no planted_fault" for the clean
+    """The demo's damaged twin: its label says what differs ("no planted fault" for the clean
     run, not "=None"), the headline says what the fault cost, and it is never "first to" a
     target its final (damaged) model does not hold."""
     from beta_core.reports import training_outcome
@@ -130,10 +130,10 @@ def test_a_planted_fault_is_said_and_stays_out_of_the_race():
     hurt["config"] = {**hurt["config"], "planted_fault": "block2"}
     hurt["summary"]["planted_fault"] = {"group": "block2", "test_acc_before": 0.584, "test_acc_after": 0.362}
     text = training_outcome([clean, hurt, _run("c", "sgd-constant", 0.56, 400)])
-    assert "sgd-beta (no planted_fault) 57.4%" in text or text.startswith("**sgd-beta (no planted_fault)**")
+    assert "sgd-beta (no planted fault) 57.4%" in text or text.startswith("**sgd-beta (no planted fault)**")
     assert "**sgd-beta (planted_fault=block2)** had a fault planted in block2 after training: 58.4% before it, " \
            "36.2% after." in text
-    assert "First to 50% test accuracy: **sgd-beta (no planted_fault)** at step 300" in text
+    assert "First to 50% test accuracy: **sgd-beta (no planted fault)** at step 300" in text
 
 
 def test_a_stored_report_without_paper_claims_shows_them_beside_its_speed_claims():

@@ -1,6 +1,7 @@
 """Attribution: which layer groups carry the gradient of the misclassified images."""
 import streamlit as st
 
+from beta_core import reports
 from beta_core.attribution import (
     DEFAULT_SCORE,
     NORMALIZATIONS,
@@ -100,6 +101,8 @@ def column(store, n: int, run: dict, opts: dict) -> dict | None:
                 f"Flagged by **{used}**: {flagged}")
     if r["param_fraction"] > 0.5:
         st.warning(f"The flagged groups hold {r['param_fraction']:.0%} of the parameters: barely a localisation.")
+    if fault := reports.fault_found(run, r):  # a demo's damaged run: was the diagnosis right?
+        st.markdown(fault)
     st.caption(evidence(store, run, used))
     bars(r, used, n)
     return r
@@ -125,7 +128,11 @@ def heatmaps(store, shown: list[tuple[dict, dict]]) -> None:
                 st.caption("Group × epoch: tick *Attribution each epoch* when launching on the Train page "
                            "(CLI: `--set attribution_every_epoch=true`).")
             error_gallery(r, str(n))
-    if len(shown) == 2:
+    if len(shown) == 2 and not all(r["flagged"] for r, _ in shown):
+        st.caption("Overlap of flagged groups: not measured, "
+                   + ("neither run flagged a group." if not any(r["flagged"] for r, _ in shown) else
+                      "one run flagged no group (nothing to share)."))
+    elif len(shown) == 2:
         o = overlap(shown[0][0]["flagged"], shown[1][0]["flagged"])
         st.metric("Overlap of flagged groups (Jaccard)", f"{o['jaccard']:.2f}",
                   f"shared: {', '.join(o['shared']) or 'none'}", delta_color="off", delta_arrow="off",

@@ -105,7 +105,10 @@ def data_source_label(path: str | None = None) -> str:
     except ValueError as e:
         return f"error: {plain(e)}"
     if path:  # what the Train page's typed path resolves to
-        return f"{source} from {plain(path)}"
+        where = Path(path).expanduser()
+        if not where.exists():
+            return f"not found: {plain(path)} (a launch would refuse it)"
+        return f"{'archive' if where.is_file() else 'folder'} {plain(path)}"
     return {"synthetic": "synthetic (no CIFAR-10 in data/)", "cifar10": "CIFAR-10 (data/)"}.get(source, f"folder {p}")
 
 

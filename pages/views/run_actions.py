@@ -73,7 +73,7 @@ def launch_again(runs: dict, ids: list[str], pending: str) -> None:
     with st.expander("Launch again: a run's stored config, with changes"):
         rid = st.selectbox("Run", ours, format_func=lambda i: run_name(runs[i]), key="again-run")
         cfg = runs[rid]["config"]
-        with st.form("again"):
+        with st.form("again", enter_to_submit=False):
             c1, c2, c3 = st.columns(3)
             lr = c1.number_input("Peak LR", min_value=1e-6, max_value=1e3, value=float(cfg["lr"]), format="%.4f")
             epochs = c2.number_input("Epochs", min_value=1, max_value=500, value=int(cfg["epochs"]))

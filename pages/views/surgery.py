@@ -23,7 +23,7 @@ from pages.views.progress import job_status
 
 def launch_form(run: dict, flagged: list[str]) -> None:
     names = [g for g, _ in run_groups(run)]
-    with st.form("surgery"):
+    with st.form("surgery", enter_to_submit=False):
         groups = st.multiselect("Layer groups to retrain (pre-filled with the flagged ones; empty = auto)", names,
                                 default=flagged, help=term("layer_group", "flagged"))
         c1, c2, c3, c4 = st.columns(4)
@@ -52,6 +52,11 @@ def results(job: dict, run: dict) -> None:
            "the held-out split stays unseen)" if sc.get("groups", "auto") == "auto" else "chosen by hand")
     st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**, "
                 f"{why}: {reports.share(s['param_fraction'])} of parameters.")
+    if f := run["summary"].get("planted_fault"):  # the demo's damaged model: measured against its healthy self
+        lost = f["test_acc_before"] - f["test_acc_after"]
+        st.caption(f"Before its planted fault in {f['group']} this model had {f['test_acc_before']:.1%} test accuracy; "
+                   f"the fault cost {100 * lost:.1f} points and the repair won back "
+                   f"{100 * (s['acc_after'] - s['acc_before']):.1f} of them.")
     st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch")
     # Savings only mean something when the outcome is at least as good as the full fine-tune's.
     full = s["report"].get("full")

@@ -48,7 +48,7 @@ with st.expander("Launch a comparison", expanded=store.count_runs(TRAINED_KINDS)
                           help="quick-cpu: three methods, 6,000 images, 5 epochs: 31 s of training for all three on "
                                "2 CPU cores (measured, CIFAR-10 pack)")
     model, resize = model_picker(PRESETS[preset]["config"]["model"], key="train-model")
-    with st.form("launch"):
+    with st.form("launch", enter_to_submit=False):
         c2, c3 = st.columns([1, 2])
         dataset = c2.selectbox("Dataset", SOURCES,
                                index=SOURCES.index(PRESETS[preset]["config"].get("dataset", "auto")),
@@ -113,7 +113,9 @@ with st.expander("Launch a comparison", expanded=store.count_runs(TRAINED_KINDS)
                                  "the seeds)")
             jm = get_manager()
             group = f"ui-{uuid.uuid4().hex[:8]}"
-            st.session_state[SHOWN] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
+            # shown from the next run on, set before the selector exists: a second click's stale browser value
+            # of "Runs shown" must not bring the old comparison back under the new banner
+            st.session_state[PENDING] = [jm.submit(c.to_dict(), group_id=group) for c in configs]
             st.session_state.update(tr_fold=True, tr_launched=f"Launched {counted(len(configs), 'run')} on "
                                                               f"{data_source_label(data_path or None)}.")
             st.rerun()
