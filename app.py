@@ -58,9 +58,11 @@ def finished_toasts(active: set[str]) -> None:
         acc = r["summary"].get("final_test_acc")
         what = f"{r['method'] if r['kind'] == 'train' else r['kind']} · {rid[-6:]}"
         if r["status"] == "done":
-            st.toast(f"{what} finished" + (f": {acc:.1%} test accuracy" if acc is not None else ""), icon="✅")
+            st.toast(f"{what} finished" + (f": {acc:.1%} test accuracy" if acc is not None else ""),
+                     icon=":material/check_circle:")  # a font icon: emoji drew as a box without an emoji font
         else:
-            st.toast(f"{what} {r['status']}" + (f": {r['error'][:120]}" if r.get("error") else ""), icon="⚠️")
+            st.toast(f"{what} {r['status']}" + (f": {r['error'][:120]}" if r.get("error") else ""),
+                     icon=":material/warning:")
     st.session_state["watched"] = active
 
 
