@@ -48,7 +48,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 PROGRESS_EVERY = 500  # images between reports of a first decode (60,000 CIFAR-10 JPEGs: ~80 s on 2 cores)
-Progress = Callable[[int, "int | None"], None]
+DecodeProgress = Callable[[int, "int | None"], None]  # (images done, total or None)
 
 
 @dataclass
@@ -267,7 +267,7 @@ def _iter_tree(path: Path, root: str, count: bool = False):
             yield parts[-3], parts[-2], f"{path}:{m.name}", (lambda d=data: d), total
 
 
-def read_image_tree(path: str | os.PathLike, on_progress: Progress | None = None) -> Splits:
+def read_image_tree(path: str | os.PathLike, on_progress: DecodeProgress | None = None) -> Splits:
     """Decode ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar(.gz).
     ``on_progress(done, total)`` every :data:`PROGRESS_EVERY` images; an exception it raises
     stops the decode (a cancel)."""
@@ -450,7 +450,8 @@ def val_size(cfg: DataConfig, pool: int) -> int:
     return max(1, min(cfg.val_max, round(cfg.val_fraction * n_train), pool // 2))
 
 
-def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data", on_progress: Progress | None = None) -> Splits:
+def load_splits(cfg: DataConfig, data_dir: str | os.PathLike = "data",
+                on_progress: DecodeProgress | None = None) -> Splits:
     """Load the dataset ``cfg`` describes, through the cache, with subsets applied;
     ``on_progress``: see :func:`read_image_tree` (the first decode of an image tree)."""
     data_dir = Path(data_dir)

@@ -97,15 +97,23 @@ def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool
     ``models.check_model``: imports, factories, pretrained weights) and, with ``devices`` (runs
     that train on this machine, not on a Ray cluster), each device asked for exists here.
     ``decode``: see ``data.check_source`` (the app lists a folder; its runs decode it, visibly)."""
+    images = {}
     for dc in {c.data_config() for c in configs}:
         check_source(dc, data_dir, decode)
+        images[dc] = train_images(dc, data_dir)  # once per data: a folder's count walks its listing
     for c in configs:  # as the engine would refuse it, but before the run exists
-        n = train_images(c.data_config(), data_dir)
+        n = images[c.data_config()]
         if c.batch_size > n:
             raise ValueError(f"Invalid batch_size: {c.batch_size} (expected at most the {n:,} training images this "
                              "data gives after the validation split; no run was created)")
     for mc in {c.model_config() for c in configs}:
         check_model(mc)
+    for c in (c for c in configs if c.planted_fault):  # a group name checked on the meta device: no weights
+        with torch.device("meta"):
+            groups = group_parameters(build_model(c.model_config(), pretrained=False))
+        if c.fault()[0] not in groups:
+            raise ValueError(f"Unknown layer group in planted_fault: {c.fault()[0]!r} (expected one of "
+                             f"{', '.join(groups)}; no run was created)")
     for d in {c.device for c in configs} if devices else ():
         pick_device(d)
 

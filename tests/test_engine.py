@@ -253,6 +253,10 @@ def test_a_planted_fault_damages_one_group_after_training(tiny_splits):
     assert changed == {"block2"}  # only that group's weights differ from the clean run's
     with pytest.raises(ValueError, match="Unknown layer group in planted_fault: 'block9'"):
         Training(tiny_config(planted_fault="block9"), splits=tiny_splits).setup()
+    from beta_core.engine import check_data
+
+    with pytest.raises(ValueError, match="planted_fault: 'block9' .*no run was created"):  # before a run exists
+        check_data([tiny_config(planted_fault="block9")])
     for bad in ("block2:x", ":1", "block2:0", "block2:1e9"):
         with pytest.raises(ValueError, match="Invalid planted_fault"):
             tiny_config(planted_fault=bad)
