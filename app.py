@@ -2,8 +2,8 @@
 import streamlit as st
 
 from beta_core.env import EnvError, RayBackendError, settings
+from beta_core.formats import format_seconds
 from beta_core.glossary import GLOSSARY, term
-from beta_core.records import format_seconds
 from beta_core.store import StoreError
 from beta_core.timeleft import queue_times
 from pages.views.common import data_source_label, device_label, get_manager, plain, show_error

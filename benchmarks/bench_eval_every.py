@@ -34,7 +34,7 @@ def main() -> None:
     base = plan_runs(["sgd-beta"], [0], "sweep-cpu", over)[0]
     evals = plan_runs(["sgd-beta"], [0], "sweep-cpu", {**over, "evals_per_epoch": args.evals,
                                                         "eval_images": args.images})[0]
-    splits = load_splits(base.data_config(), "data")
+    splits = load_splits(base.data, "data")
     times = {"off": [], "on": []}
     for k in range(args.repeats):
         for name, cfg in (("off", base), ("on", evals)) if k % 2 == 0 else (("on", evals), ("off", base)):

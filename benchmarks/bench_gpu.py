@@ -73,14 +73,14 @@ def main() -> None:
     over = {"dataset": "folder" if args.data_path else "cifar10", "data_path": args.data_path, "device": "cuda",
             "compile": args.compile}
     fast = plan_runs(["sgd-constant"], [0], "fast", over)[0]
-    splits = load_splits(fast.data_config())
+    splits = load_splits(fast.data)
     print(f"{dev}; torch {torch.__version__}; data {splits.name} ({len(splits.train_y)} train / {len(splits.test_y)} "
           f"test); compile {args.compile}")
 
     # 1. engine vs pure compute
     for name, cfg in (("resnet18, batch 128", plan_runs(["sgd-beta"], [0], "paper", {**over, "epochs": 1})[0]),
                       ("airnet, batch 1024", plan_runs(["sgd-constant"], [0], "fast", {**over, "epochs": 2})[0])):
-        s = load_splits(cfg.data_config())
+        s = load_splits(cfg.data)
         eng, t = engine_rate(cfg, s)
         pure = pure_compute(t, min(100, t.steps_per_epoch))
         print(f"{name:<20}: engine {eng:9,.0f} img/s, pure compute {pure:9,.0f} img/s, ratio {eng / pure:.3f}")

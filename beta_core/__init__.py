@@ -4,8 +4,8 @@ UI-free: nothing here imports streamlit; plotly only in ``figures`` and ``html_r
 data the pages draw and reports write), and only the CLI prints. Modules, bottom
 layer first (README "Architecture"; tests/test_architecture.py checks this list)::
 
-    L0  records, schedules, presets, env, stats, hooks, zoo, provenance, glossary, storebase, trackers
-    L1  damping, schemas, subconfigs, lifecycle, metrics, checkpoints, transfer, mirror, annotations, sysmon
+    L0  records, schedules, presets, env, stats, hooks, zoo, provenance, glossary, storebase, trackers, fieldtypes
+    L1  damping, schemas, subconfigs, lifecycle, metrics, checkpoints, transfer, mirror, annotations, sysmon, formats
     L2  store, data, models
     L3  config, attribution, curvature, reports, track, verdicts, figures, importer, explorer, timeleft
     L4  engine, sweeps, localise, integrations, integrations.lightning, integrations.hf

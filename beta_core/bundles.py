@@ -36,9 +36,10 @@ import torch
 from . import zoo
 from .attribution import AttributionConfig
 from .config import TrainConfig
+from .fieldtypes import SEED_MAX
 from .models import build_model
 from .records import train_config_of
-from .schemas import SEED_MAX, RecordError, check_manifest, check_run_data
+from .schemas import RecordError, check_manifest, check_run_data
 from .store import Store, StoreError
 from .surgery import SurgeryConfig
 from .sweeps import SweepPlan
@@ -179,10 +180,10 @@ def _model_bytes(data: dict) -> int | None:
         return None
     try:
         cfg = TrainConfig.from_dict(train_config_of({"kind": row["kind"], "config": json.loads(row["config"])}))
-        if zoo.is_spec(cfg.model) and zoo.parse_spec(cfg.model).kind not in ("torchvision", "timm"):
+        if zoo.is_spec(cfg.model.name) and zoo.parse_spec(cfg.model.name).kind not in ("torchvision", "timm"):
             return None
         with torch.device("meta"):
-            model = build_model(cfg.model_config(), pretrained=False)
+            model = build_model(cfg.model, pretrained=False)
     except Exception:  # noqa: BLE001 - a config we cannot build a model from: the generic cap applies
         return None
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())

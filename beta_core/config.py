@@ -23,15 +23,15 @@ Adam keeps its own LR: a preset's LR (written for SGD) and the SGD-only override
 from __future__ import annotations
 
 import math
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
+from typing import NamedTuple
 
+from .fieldtypes import LR_MAX, SEED_MAX, check_fields, coerce, described, hints
 from .presets import preset_config, preset_methods
 from .schedules import LR_SCHEDULES, MOMENTUM_RULES, LRSchedule, MomentumRule
-from .schemas import LR_MAX, SEED_MAX
-from .subconfigs import SOURCES, DataConfig, ModelConfig
+from .subconfigs import DataConfig, ModelConfig
 
-__all__ = ["METHODS", "OPTIMIZERS", "DEVICES", "LIMITS", "TrainConfig", "resolve_config", "plan_runs",
+__all__ = ["METHODS", "OPTIMIZERS", "DEVICES", "LIMITS", "TrainConfig", "FlatField", "resolve_config", "plan_runs",
            "field_help", "coerce_field", "config_fields", "is_adam", "default_methods", "parse_seeds", "PAPER_FIRST"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -47,35 +47,26 @@ METHODS: dict[str, dict] = {
 }
 # Upper bounds on values nobody means: a typo must fail at once, not after hours or at an
 # 800 GB allocation. Generous on purpose (CIFAR-10 has 60,000 images; ImageNet 1.3M).
-LIMITS = {"epochs": 10_000, "batch_size": 65_536, "train_subset": 10_000_000, "test_subset": 10_000_000}
+LIMITS = {"epochs": 10_000, "batch_size": 65_536}  # the data's: subconfigs.SUBSET_MAX, SYNTHETIC_MAX
 # Rates and seeds torch can hold: an LR beyond float32 overflows inside the optimizer step
 # (every run would fail), and torch's generators refuse seeds past 64 bits (numpy's past 32).
 NUMBER_LIMITS = {"lr": LR_MAX, "weight_decay": 1e6, "min_lr": 1e6, "bias_lr_scale": 1e4, "lam": 1e12}
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
+_f = described
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run needs; stored (resolved) with every run so it can be reproduced."""
+    """Everything a run needs; stored (resolved) with every run so it can be reproduced.
+
+    Its data and model are sub-configs, the one home of their fields (``DataConfig``,
+    ``ModelConfig``); stored configs and flags carry every field flat (``dataset``, ``model``,
+    ``width``, ...), made and read by :meth:`from_fields` and :meth:`to_dict`."""
 
     method: str = _f("sgd-beta", "one of METHODS: sets the fields it fixes")
-    # data
-    dataset: str = _f("auto", " | ".join(SOURCES))
-    data_path: str | None = _f(None, "ImageFolder tree or .tar.gz (dataset folder/auto; or BETA_DATA_PATH)")
-    train_subset: int | None = _f(None, "class-balanced training images; none = all")
-    test_subset: int | None = _f(None, "class-balanced test images; none = all")
-    synthetic_train: int = _f(10000, "synthetic dataset size (train)")
-    synthetic_test: int = _f(2000, "synthetic dataset size (test)")
-    # model
-    model: str = _f("small_cnn", "small_cnn | small_resnet | resnet18 | airnet | torchvision:NAME[?weights=DEFAULT] | "
-                                 "timm:NAME | file.py:factory | package.module:factory (README, 'Your model')")
-    width: int | None = _f(None, "first-stage channels; none = the model's default")
-    widths: tuple | None = _f(None, "airnet: channels of its three blocks, comma-separated; none = 64,256,256")
-    resize: int | None = _f(None, "input side the model sees, in pixels: images upsampled on the device, batch by "
-                                  "batch (ViT: 224); none = as stored (32)")
+    data: DataConfig = _f(DataConfig(), "which images: DataConfig's fields")
+    model: ModelConfig = _f(ModelConfig(), "which network: ModelConfig's fields")
     # optimisation
     epochs: int = _f(4, "passes over the training set")
     batch_size: int = _f(128, "images per step")
@@ -119,14 +110,9 @@ class TrainConfig:
                                  "(interpolated); 0: at epoch ends only")
     eval_images: int = _f(256, "test images of those evaluations (class-balanced, fixed): about 2% of training "
                                "at 4 per epoch (bench_eval_every)")
-    data_seed: int = _f(0, "synthetic data, subset and validation choice")
-    val_fraction: float = _f(0.1, "validation images as a share of the training images (0: none); carved "
-                                  "from the training pool, never from test")
-    val_max: int = _f(5000, "at most this many validation images")
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            _check_type(f.name, getattr(self, f.name))
+        check_fields(self)  # the data's and model's own fields were checked when they were made
         if self.method not in METHODS:
             raise ValueError(f"Unknown method: {self.method!r} (expected one of {tuple(METHODS)})")
         if self.optimizer not in OPTIMIZERS:
@@ -135,20 +121,15 @@ class TrainConfig:
             v = getattr(self, name)
             if not 1 <= v <= LIMITS[name]:
                 raise ValueError(f"Invalid {name}: {v!r} (expected an integer in [1, {LIMITS[name]:,}])")
-        for name in ("train_subset", "test_subset"):
-            v = getattr(self, name)
-            if v is not None and v > LIMITS[name]:
-                raise ValueError(f"Invalid {name}: {v!r} (expected at most {LIMITS[name]:,} images, or none for all)")
         for name, top in NUMBER_LIMITS.items():
             if not -top <= getattr(self, name) <= top:
                 raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected at most {top:g} in size: larger "
                                  "values overflow torch's float32 arithmetic)")
         if not self.lr > 0:
             raise ValueError(f"Invalid lr: {self.lr!r} (expected a learning rate > 0)")
-        for name in ("seed", "data_seed"):
-            if not 0 <= getattr(self, name) <= SEED_MAX:
-                raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected an integer in [0, {SEED_MAX}])")
-        if self.threads is not None and (not isinstance(self.threads, int) or not 1 <= self.threads <= 1024):
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"Invalid seed: {self.seed!r} (expected an integer in [0, {SEED_MAX}])")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
             raise ValueError(f"Invalid threads: {self.threads!r} (expected an integer in [1, 1024])")
         if self.device not in DEVICES:
             raise ValueError(f"Unknown device: {self.device!r} (expected auto, cuda, mps or cpu)")
@@ -174,23 +155,12 @@ class TrainConfig:
             raise ValueError(f"Invalid min_lr: {self.min_lr!r} (expected >= 0)")
         self.fault()  # a malformed planted fault fails here, its group name once the model exists
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
-        object.__setattr__(self, "model", self.model_config().name)  # a factory file's path made absolute
-        self.data_config()
         self.lr_schedule_for(100), self.momentum_rule_for(100)  # validates those fields early
 
     @property
     def adam(self) -> bool:
         """Adam or AdamW: their own LR, beta1 for momentum, and no heavy-ball damping ratio."""
         return self.optimizer in ("adam", "adamw")
-
-    # --------------------------------------------------------- sub-configs
-    def data_config(self) -> DataConfig:
-        return DataConfig(self.dataset, self.data_path, self.train_subset, self.test_subset,
-                          self.synthetic_train, self.synthetic_test, self.data_seed, self.val_fraction, self.val_max)
-
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(self.model, self.width, widths=tuple(int(w) for w in self.widths) if self.widths else None,
-                           resize=self.resize)
 
     def fault(self) -> tuple[str, float] | None:
         """The planted fault as (layer group, noise strength), or None."""
@@ -218,18 +188,23 @@ class TrainConfig:
                             self.hybrid_switch, total_steps)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field flat, as stored and as flags: ``{"method", "dataset", ..., "model", "width", ...}``."""
+        return {f.name: getattr(_owner(self, f), f.attr) for f in _FLAT.values()}
 
     @classmethod
     def from_fields(cls, d: dict) -> TrainConfig:
-        """A config from field values (unknown names refused, missing ones at their defaults)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        """A config from flat field values (unknown names refused, missing ones at their defaults);
+        each sub-config checks its own."""
+        unknown = set(d) - set(_FLAT)
         if unknown:
-            raise ValueError(f"Unknown config fields: {sorted(unknown)} (expected some of {sorted(known)})")
+            raise ValueError(f"Unknown config fields: {sorted(unknown)} (expected some of {sorted(_FLAT)})")
         if isinstance(d.get("thresholds"), list):
             d = {**d, "thresholds": tuple(d["thresholds"])}
-        return cls(**d)
+        parts: dict[str | None, dict] = {}
+        for name, v in d.items():
+            f = _FLAT[name]
+            parts.setdefault(f.part, {})[f.attr] = v
+        return cls(**parts.get(None, {}), **{part: _PARTS[part](**kw) for part, kw in parts.items() if part})
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -239,78 +214,62 @@ class TrainConfig:
         return cls.from_fields(d)
 
 
-# ------------------------------------------------------------------ field types
-_HINTS = typing.get_type_hints(TrainConfig)
+# ------------------------------------------------------------------ flat fields
+class FlatField(NamedTuple):
+    """One field as stored and as a flag: its name, declared type, default, help, and where it
+    lives (``part``: the TrainConfig field holding its sub-config, None for TrainConfig's own;
+    ``attr``: its name there)."""
+    name: str
+    type: object
+    default: object
+    help: str
+    part: str | None
+    attr: str
 
 
-def config_fields() -> list:
-    """The dataclass fields of :class:`TrainConfig`, in declaration order."""
-    return list(fields(TrainConfig))
+_PARTS = {"data": DataConfig, "model": ModelConfig}
+_RENAMED = {("model", "name"): "model"}   # ModelConfig's name is the stored "model"
+_INTERNAL = {("model", "num_classes")}    # set from the data when the model is built, never by the user
+
+
+def _flat_fields() -> dict[str, FlatField]:
+    out = {}
+    for f in fields(TrainConfig):
+        if f.name in _PARTS:
+            sub = _PARTS[f.name]
+            for g in fields(sub):
+                if (f.name, g.name) not in _INTERNAL:
+                    name = _RENAMED.get((f.name, g.name), g.name)
+                    out[name] = FlatField(name, hints(sub)[g.name], g.default, g.metadata.get("help", ""), f.name,
+                                          g.name)
+        else:
+            out[f.name] = FlatField(f.name, hints(TrainConfig)[f.name], f.default, f.metadata.get("help", ""), None,
+                                    f.name)
+    return out
+
+
+_FLAT = _flat_fields()
+
+
+def _owner(cfg: TrainConfig, f: FlatField):
+    return getattr(cfg, f.part) if f.part else cfg
+
+
+def config_fields() -> list[FlatField]:
+    """Every field of a run's config, flat as stored and as flags, in declaration order."""
+    return list(_FLAT.values())
 
 
 def field_help(name: str) -> str:
-    return TrainConfig.__dataclass_fields__[name].metadata.get("help", "")
-
-
-def _kinds(name: str) -> tuple:
-    """The concrete types a field accepts (None included when optional)."""
-    hint = _HINTS[name]
-    args = typing.get_args(hint)
-    return tuple(type(None) if a is type(None) else a for a in args) if args else (hint,)
-
-
-def _check_type(name: str, value) -> None:
-    kinds = _kinds(name)
-    if value is None and type(None) in kinds:
-        return
-    ok = False
-    for k in kinds:
-        if k is bool:
-            ok |= isinstance(value, bool)
-        elif k is int:
-            ok |= isinstance(value, int) and not isinstance(value, bool)
-        elif k is float:
-            ok |= (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
-        elif k is tuple:
-            ok |= isinstance(value, (tuple, list))
-        elif k is str:
-            ok |= isinstance(value, str)
-    if not ok:
-        want = " or ".join("none" if k is type(None) else "a finite number" if k is float else
-                           "an integer" if k is int else "true/false" if k is bool else
-                           "comma-separated numbers" if k is tuple else "text" for k in kinds)
-        raise ValueError(f"Invalid {name}: {value!r} (expected {want})")
+    return _FLAT[name].help
 
 
 def coerce_field(name: str, text: str):
-    """Parse ``text`` as a value of field ``name`` by its declared type; ValueError names the field.
-
-    Booleans take true/false only (``yes`` and ``no`` are refused, not guessed); numbers must be
-    finite; optional fields take ``none``; ``thresholds`` takes comma-separated numbers.
-    """
-    if name not in _HINTS:
-        raise ValueError(f"Unknown config field: {name!r} (expected one of {sorted(_HINTS)})")
-    kinds, t = _kinds(name), text.strip()
-    if type(None) in kinds and t.lower() in ("none", "null", ""):
-        return None
-    for k in kinds:
-        try:
-            if k is bool and t.lower() in ("true", "false"):
-                return t.lower() == "true"
-            if k is int and t.lstrip("+-").isdigit():
-                return int(t)
-            if k is float:
-                v = float(t)
-                if math.isfinite(v):
-                    return v
-            if k is tuple:
-                return tuple(float(s) for s in t.split(",") if s.strip())
-        except ValueError:
-            continue
-    if str in kinds and t:
-        return t
-    _check_type(name, t if str not in kinds else None)  # raises with the expected kinds
-    raise ValueError(f"Invalid {name}: {text!r}")
+    """Parse ``text`` as a value of field ``name`` by its declared type; ValueError names the field
+    (``fieldtypes.coerce``)."""
+    if name not in _FLAT:
+        raise ValueError(f"Unknown config field: {name!r} (expected one of {sorted(_FLAT)})")
+    return coerce(name, _FLAT[name].type, text)
 
 
 def is_adam(method: str) -> bool:
@@ -356,9 +315,9 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
                     fixed.pop(name, None)
             over = {**fixed, **(overrides or {}), **({} if is_adam(m) else (sgd_overrides or {})), "seed": seed}
             cfg = resolve_config(m, **over)
-            if cfg.dataset == "synthetic" and cfg.data_path:
-                raise ValueError(f"Invalid data_path {cfg.data_path!r} with dataset synthetic (synthetic data reads "
-                                 "no path: drop --data-path, or use --dataset folder)")
+            if cfg.data.dataset == "synthetic" and cfg.data.data_path:
+                raise ValueError(f"Invalid data_path {cfg.data.data_path!r} with dataset synthetic (synthetic data "
+                                 "reads no path: drop --data-path, or use --dataset folder)")
             configs.append(cfg)
     return configs
 

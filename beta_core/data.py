@@ -1,6 +1,6 @@
 """Datasets as uint8 tensors, a checked on-disk cache, and a device-resident loader.
 
-Sources (``DataConfig.source``):
+Sources (``DataConfig.dataset``):
 
 * ``cifar10``   - torchvision's CIFAR-10, downloaded into ``data/`` where there is a network.
 * ``folder``    - an ImageFolder tree or a ``.tar.gz`` of one (``train/<class>/*.jpg`` and

@@ -98,19 +98,19 @@ def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool
     that train on this machine, not on a Ray cluster), each device asked for exists here.
     ``decode``: see ``data.check_source`` (the app lists a folder; its runs decode it, visibly)."""
     images = {}
-    for dc in {c.data_config() for c in configs}:
+    for dc in {c.data for c in configs}:
         check_source(dc, data_dir, decode)
         images[dc] = train_images(dc, data_dir)  # once per data: a folder's count walks its listing
     for c in configs:  # as the engine would refuse it, but before the run exists
-        n = images[c.data_config()]
+        n = images[c.data]
         if c.batch_size > n:
             raise ValueError(f"Invalid batch_size: {c.batch_size} (expected at most the {n:,} training images this "
                              "data gives after the validation split; no run was created)")
-    for mc in {c.model_config() for c in configs}:
+    for mc in {c.model for c in configs}:
         check_model(mc)
     for c in (c for c in configs if c.planted_fault):  # a group name checked on the meta device: no weights
         with torch.device("meta"):
-            groups = group_parameters(build_model(c.model_config(), pretrained=False))
+            groups = group_parameters(build_model(c.model, pretrained=False))
         if c.fault()[0] not in groups:
             raise ValueError(f"Unknown layer group in planted_fault: {c.fault()[0]!r} (expected one of "
                              f"{', '.join(groups)}; no run was created)")
@@ -125,7 +125,7 @@ def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = No
     if cfg.threads:  # float reductions split by thread: the count is part of the run, not of the launcher
         torch.set_num_threads(cfg.threads)
     if splits is None:
-        splits = load_splits(cfg.data_config(), data_dir)
+        splits = load_splits(cfg.data, data_dir)
     if cfg.batch_size > len(splits.train_y):
         raise ValueError(f"Invalid batch_size: {cfg.batch_size} (expected at most the {len(splits.train_y)} "
                          "training images)")
@@ -147,7 +147,7 @@ def prepare(cfg: TrainConfig, data_dir: str = "data", splits: Splits | None = No
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(cfg.deterministic)
     torch.backends.cudnn.benchmark = device.type == "cuda" and not cfg.deterministic
-    model = build_model(replace(cfg.model_config(), num_classes=len(splits.classes)), pretrained=init_state is None)
+    model = build_model(replace(cfg.model, num_classes=len(splits.classes)), pretrained=init_state is None)
     if init_state is not None:
         _load_weights(model, init_state, cfg)
     elif hasattr(model, "init_from_data"):  # airnet's whitening stem, from the training images
@@ -172,7 +172,7 @@ def _load_weights(model: torch.nn.Module, state: dict, cfg: TrainConfig) -> None
     if missing or unexpected or shapes:
         parts = [f"{len(v)} {what} (e.g. {v[0]})" for v, what in ((missing, "missing"), (unexpected, "unexpected"),
                                                                      (shapes, "of another shape")) if v]
-        raise WeightsMismatch(f"Weights do not fit the model {cfg.model} (width {cfg.width or 'default'}): "
+        raise WeightsMismatch(f"Weights do not fit the model {cfg.model.name} (width {cfg.model.width or 'default'}): "
                          f"{', '.join(parts)} (expected a state_dict of this model)")
     model.load_state_dict(state)
 
@@ -216,7 +216,7 @@ class IntervalEvaluation(Hook):
 
     def setup(self, training: Training) -> None:
         cfg, s = training.cfg, training.splits
-        idx = balanced_subset(s.test_y, min(cfg.eval_images, len(s.test_y)), cfg.data_seed + 3)
+        idx = balanced_subset(s.test_y, min(cfg.eval_images, len(s.test_y)), cfg.data.data_seed + 3)
         mean, std = s.mean_std
         self.loader = DeviceLoader(s.test_x[idx], s.test_y[idx], min(1024, len(idx)), mean, std, False, cfg.seed,
                                    training.device, training.channels_last)

@@ -19,13 +19,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .damping import DEFAULT_TOL, velocity
+from .formats import g3
 from .records import ACTIVE
 
 __all__ = ["group_scores_figure", "probe_figure", "PALETTE", "REGIME_BANDS", "MAX_POINTS", "run_colors", "run_name",
            "smooth", "metric_figure", "line_style", "coincide", "coincide_from", "panel_figure", "AXIS_TITLES",
            "log_ticks", "ticks_between", "heatmap", "save_figure", "FigureExportError", "mean_curve_figure",
            "seeds_figure", "sweep_grid_figure", "parcoords_figure", "scatter_figure", "lr_sensitivity_figure",
-           "percent_axis", "seeds_needed_figure", "g3", "axis_span", "mark_divergence", "oscillator_figures",
+           "percent_axis", "seeds_needed_figure", "axis_span", "mark_divergence", "oscillator_figures",
            "valley_figure", "top1_figure"]
 
 FLAGGED, PLAIN = "#d62728", "#1f77b4"  # a flagged layer group; any other
@@ -475,11 +476,6 @@ def save_figure(fig: go.Figure, path: str | Path, width: int = 1100, height: int
 
 
 # ------------------------------------------------------------------ the Theory page's heavy ball
-def g3(x: float) -> str:
-    """A number to 3 significant digits, with a true minus sign: 0.158, −76.1, 1e-05."""
-    return ("−" if x < 0 else "") + f"{abs(x):.3g}"
-
-
 def axis_span(*values: np.ndarray, least: float = 0.0) -> list[float]:
     """A fixed axis range over the drawn values, 0 and ±``least``, with a 5% margin each side."""
     lo = min(-least, *(float(np.min(v)) for v in values))

@@ -22,8 +22,8 @@ import numpy as np
 from scipy import stats as st
 
 from .config import PAPER_FIRST
+from .formats import format_seconds, format_target, pct
 from .queries import sweep_members
-from .records import format_seconds, format_target
 from .stats import mean_ci, paired_difference, verdict
 from .store import Store
 from .verdicts import EQUIVALENCE, EQUIVALENCE_SPEED, analyse_runs
@@ -74,7 +74,7 @@ def overlap_test(pairs: list[tuple[set, set]], n_groups: int) -> dict:
 
 
 def _pct(v) -> str:
-    return "—" if v is None else f"{100 * v:.1f}%"
+    return pct(v, none="—")
 
 
 def _members(store: Store, sweep_id: str) -> dict[str, dict[int, dict]]:

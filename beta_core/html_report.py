@@ -23,8 +23,9 @@ import plotly.offline
 from . import reports
 from .config import METHODS, TrainConfig, config_fields
 from .figures import heatmap, mean_curve_figure, panel_figure, run_colors, run_name
+from .formats import counted
 from .queries import sweep_members
-from .records import TRAINED_KINDS, counted, train_config_of
+from .records import TRAINED_KINDS, train_config_of
 from .store import Store
 from .sweeps import SweepPlan, mean_curves
 

@@ -28,10 +28,12 @@ import re
 import statistics
 
 from .damping import regime_summary, zeta
+from .fieldtypes import LR_MAX, SEED_MAX
+from .formats import counted
 from .mirror import TAGS
-from .records import EPOCH, STEP, counted, time_to_accuracy
+from .records import EPOCH, STEP, time_to_accuracy
 from .schedules import effective_lr
-from .schemas import LR_MAX, MAX_STEP, SEED_MAX
+from .schemas import MAX_STEP
 from .store import Store, StoreError
 from .trackers import Source
 

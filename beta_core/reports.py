@@ -14,23 +14,19 @@ from pathlib import Path
 import pandas as pd
 
 from .annotations import tags_of
-from .records import counted, format_target, format_time_to_accuracy, paper_beside, train_config_of
+from .formats import counted, format_target, format_time_to_accuracy, paper_beside, pct, share
+from .records import train_config_of
 from .store import Store, StoreError
 
 __all__ = ["fault_found", "RUN_COLUMNS", "run_table", "method_summary", "export_tables", "export_csv", "sweep_setting",
            "verdict_rows", "method_rows", "localisation_rows", "surgery_rows", "attribution_rows",
-           "config_diff", "text_table", "pct", "share", "surgery_outcome", "training_outcome", "timing_note",
+           "config_diff", "text_table", "surgery_outcome", "training_outcome", "timing_note",
            "verdict_summary"]
 
 # One row per run: identity, the config that tells runs apart, the outcome.
 RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
                "epochs", "best_test_acc", "final_test_acc", "time to accuracy", "wall_seconds", "parent", "group",
                "label", "name", "tags", "note", "created", "error"]
-
-
-def pct(v, digits: int = 1) -> str:
-    """``0.5834`` -> ``58.3%``; None -> ``-``."""
-    return "-" if v is None else f"{100 * v:.{digits}f}%"
 
 
 def _seed(v):
@@ -215,11 +211,6 @@ def config_diff(a: dict, b: dict) -> list[dict]:
     show = lambda v: "—" if v is None else json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v)  # noqa: E731
     return [{"field": k, "a": show(fa.get(k)), "b": show(fb.get(k)), "differs": fa.get(k) != fb.get(k)}
             for k in fields]
-
-
-def share(f: float) -> str:
-    """A parameter share for people: ``76.0%``, and ``<0.1%`` rather than a misleading ``0.0%``."""
-    return "<0.1%" if 0 < f < 0.001 else pct(f)
 
 
 def surgery_outcome(s: dict) -> str:

@@ -20,13 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from .records import ACTIVE, EPOCH_FIELDS, STATUSES, STEP_FIELDS, TAG
 
-__all__ = ["RecordError", "Manifest", "RunData", "check_manifest", "check_run_data", "JOB_KINDS", "MAX_STEP",
-           "SEED_MAX", "LR_MAX"]
+__all__ = ["RecordError", "Manifest", "RunData", "check_manifest", "check_run_data", "JOB_KINDS", "MAX_STEP"]
 
 JOB_KINDS = ("train", "surgery", "attribution", "sweep", "localise", "external", "imported")
 MAX_STEP = 10 ** 9     # optimizer steps; beyond any run (ImageNet for 90 epochs: ~450,000)
-SEED_MAX = 2 ** 32 - 1  # torch's generators refuse seeds past 64 bits, numpy's past 32
-LR_MAX = 1e6            # an LR beyond float32's range overflows inside the optimizer step
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
 Text = Annotated[str, StringConstraints(max_length=100_000)]
 _STRICT = ConfigDict(extra="forbid", strict=True)

@@ -35,7 +35,8 @@ from scipy.stats import t as t_dist
 
 from .config import METHODS, TrainConfig, coerce_field, is_adam, plan_runs
 from .env import settings
-from .records import PAPER_CLAIMS, Cell, Coverage, SweepReport
+from .formats import PAPER_CLAIMS
+from .records import Cell, Coverage, SweepReport
 from .stats import LEVEL, detectable_difference, mean_ci, seeds_needed
 from .verdicts import MEAN_INTERVAL, TARGET_FRACTIONS, arm_summary, compare_arms, time_to_targets
 
@@ -277,7 +278,7 @@ def analyse(plan: SweepPlan, members: list[tuple[Cell, dict]], epochs: dict[str,
     base = plan.baseline
     any_run = runs[0][1]
     setting = {
-        "model": cfg0.model, "width": cfg0.width, "data": any_run["summary"].get("data"),
+        "model": cfg0.model.name, "width": cfg0.model.width, "data": any_run["summary"].get("data"),
         "synthetic": bool(any_run["summary"].get("synthetic")),
         "n_train": any_run["summary"].get("n_train"), "n_val": any_run["summary"].get("n_val"),
         "n_test": any_run["summary"].get("n_test"), "epochs": cfg0.epochs, "batch_size": cfg0.batch_size,
@@ -326,7 +327,7 @@ def estimate_seconds(plan: SweepPlan, past: list[dict]) -> float | None:
     another machine said 9 s for a sweep that took 4 min): the median seconds per training image
     and epoch; None without any."""
     cfgs = [plan.config(c) for c in plan.first_stage_cells()]
-    model = cfgs[0].model
+    model = cfgs[0].model.name
     host = socket.gethostname()
     past = [r for r in past if (r["summary"].get("environment") or {}).get("host") == host]
     rates = sorted(r["summary"]["wall_seconds"] / (r["summary"]["n_train"] * r["config"]["epochs"])
@@ -337,7 +338,7 @@ def estimate_seconds(plan: SweepPlan, past: list[dict]) -> float | None:
     per_image_epoch = rates[len(rates) // 2]
     n_train = next((r["summary"]["n_train"] for r in past if r["config"].get("model") == model
                     and r["summary"].get("n_train")), None)
-    size = cfgs[0].train_subset or n_train
+    size = cfgs[0].data.train_subset or n_train
     return plan.n_cells() * per_image_epoch * size * cfgs[0].epochs
 
 
@@ -349,7 +350,7 @@ def sweep_run_config(plan: SweepPlan, parallel: int = 1, retry_failed: bool = Fa
         threads = settings().threads or max(1, (os.cpu_count() or 1) // parallel)
         plan = replace(plan, overrides={**plan.overrides, "threads": threads})
     first = plan.config(plan.first_stage_cells()[0])
-    return {"method": "sweep", "model": first.model, "dataset": first.dataset, "sweep": plan.to_dict(),
+    return {"method": "sweep", "model": first.model.name, "dataset": first.data.dataset, "sweep": plan.to_dict(),
             "options": {"parallel": parallel, "retry_failed": retry_failed}}
 
 

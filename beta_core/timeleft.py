@@ -9,14 +9,31 @@ import heapq
 import statistics
 import time
 
-from .records import TRAINED_KINDS, progress_of
+from .records import TRAINED_KINDS, Progress
 from .store import Store
 
-__all__ = ["earlier_seconds", "seconds_left", "queue_times", "WORKLOAD"]
+__all__ = ["progress_of", "earlier_seconds", "seconds_left", "queue_times", "WORKLOAD"]
 
 
 # What makes two training runs the same amount of work (the method and seed do not, to a first order).
 WORKLOAD = ("model", "epochs", "batch_size", "dataset", "train_subset", "synthetic_train", "width", "device")
+
+
+def progress_of(p: Progress | None, now: float, done: int | None = None) -> dict:
+    """Rate and time left of a job's progress: ``{"phase", "done", "total", "unit", "rate"
+    (units/s), "eta" (s)}``, rate and eta None until measured. ``done`` overrides the stored
+    count (a run's step records are counted, not written into its summary each step).
+
+    >>> progress_of({"phase": "training", "done": 0, "total": 100, "unit": "steps", "started": 0.0}, 10.0, 20)
+    {'phase': 'training', 'done': 20, 'total': 100, 'unit': 'steps', 'rate': 2.0, 'eta': 40.0}
+    """
+    p = p or {}
+    done = p.get("done", 0) if done is None else done
+    total, started = p.get("total"), p.get("started")
+    rate = done / (now - started) if done and started is not None and now > started else None
+    eta = (total - done) / rate if rate and total else None
+    return {"phase": p.get("phase", "starting"), "done": done, "total": total, "unit": p.get("unit", ""),
+            "rate": rate, "eta": eta}
 
 
 def earlier_seconds(store: Store, run: dict, cache: dict | None = None) -> tuple[float, int] | None:

@@ -44,11 +44,12 @@ import torch
 from . import zoo
 from .damping import regime_summary
 from .damping import zeta as damping_zeta
+from .fieldtypes import LR_MAX, SEED_MAX
 from .mirror import Mirror, check_spec, open_mirror
 from .provenance import environment
 from .records import EPOCH, STEP, TrainSummary, time_to_accuracy
 from .schedules import effective_lr
-from .schemas import LR_MAX, MAX_STEP, SEED_MAX
+from .schemas import MAX_STEP
 from .store import MetricWriter, Store
 
 __all__ = ["start", "Run", "optimizer_state", "Diverged"]

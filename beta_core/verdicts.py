@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .records import accuracy_series, crossing_times, format_target, paper_beside
+from .formats import format_target, paper_beside
+from .records import accuracy_series, crossing_times
 from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
 
 __all__ = ["MEAN_INTERVAL", "compare_arms", "analyse_runs", "EQUIVALENCE",

@@ -17,13 +17,15 @@ PKG = ROOT / "beta_core"
 LAYERS = {
     0: ("records", "schedules", "presets", "env", "stats", "hooks", "zoo",  # schemas; rules; presets; env; stats;
         "provenance", "glossary", "storebase",        # hooks; models by spec; the environment a run used; words;
-        "trackers"),                                  # the store's error, run ids, owners, connection; other
-                                                      # trackers' runs read by their own readers
+        "trackers", "fieldtypes"),                    # the store's error, run ids, owners, connection; other
+                                                      # trackers' runs read by their own readers; typed config
+                                                      # fields (types, help, parsing, seed and LR bounds)
     1: ("damping", "schemas", "subconfigs",           # damping ratio; what arrives from outside, validated once
                                                       # (pydantic); a run's data and model configs, without torch
         "lifecycle", "metrics", "checkpoints", "transfer",  # the store's parts: status changes, records, weights,
-        "mirror", "annotations", "sysmon"),           # runs between stores; records to the user's tracker; tags,
-                                                      # notes and names; the machine while a run trains
+        "mirror", "annotations", "sysmon", "formats"),  # runs between stores; records to the user's tracker;
+                                                      # tags, notes and names; the machine while a run trains;
+                                                      # how numbers read for people
     2: ("store", "data", "models"),                   # the run store: the facade over its parts, listing runs;
                                                       # datasets, loaders; nets, evaluation
     3: ("config", "attribution", "curvature", "reports", "track",  # config, planner; attribution; Hessian

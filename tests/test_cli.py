@@ -2,7 +2,7 @@
 import pytest
 
 from beta_core.cli import main
-from beta_core.records import format_seconds
+from beta_core.formats import format_seconds
 from beta_core.store import Store
 
 TINY = ["--dataset", "synthetic", "--set", "synthetic_train=400", "--set", "synthetic_test=200", "--model",

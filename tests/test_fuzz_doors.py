@@ -38,7 +38,8 @@ def _both(body, strategy):
 # ------------------------------------------------------------------ a valid bundle to mutate
 def _valid_bundle(folder: Path) -> tuple[Path, list[dict]]:
     store = Store(folder / "src")
-    cfg = TrainConfig(dataset="synthetic", synthetic_train=100, synthetic_test=50, width=4, epochs=1).to_dict()
+    cfg = TrainConfig.from_fields({"dataset": "synthetic", "synthetic_train": 100, "synthetic_test": 50, "width": 4,
+                                  "epochs": 1}).to_dict()
     rid = store.create_run(cfg, status="running")
     store.add_steps(rid, [{"kind": "step", "step": i, "epoch": 0, "lr": 0.1, "momentum": 0.9, "zeta": 0.16,
                            "eff_lr": 1.0, "loss": 2.0, "acc": 0.1, "time": 0.1 * i} for i in range(3)])

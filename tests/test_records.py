@@ -1,4 +1,4 @@
-from beta_core.records import format_hit, format_time_to_accuracy, time_to_accuracy
+from beta_core.records import time_to_accuracy
 
 
 def test_time_to_accuracy_first_epoch_reaching_each_threshold():
@@ -8,33 +8,6 @@ def test_time_to_accuracy_first_epoch_reaching_each_threshold():
     tta = time_to_accuracy(eps, (0.5, 0.6, 0.9))
     assert tta == {"0.5": {"epoch": 1, "step": 20, "time": 2.0}, "0.6": {"epoch": 1, "step": 20, "time": 2.0},
                    "0.9": None}
-
-
-def test_one_formatter_for_time_to_accuracy():
-    assert format_hit(None) == "—"
-    # steps first, epochs 1-based; seconds only when asked, and then labelled as wall clock
-    assert format_hit({"epoch": 2, "step": 3030, "time": 3.04}) == "step 3,030 (ep 3)"
-    from beta_core.records import format_target
-    assert format_target("0.575") == "57.5%" and format_target(0.6) == "60%"
-    assert format_time_to_accuracy({"0.5": {"epoch": 0, "step": 1, "time": 1.0}, "0.9": None}) == \
-        "0.5: step 1 (ep 1), 0.9: —"
-    assert format_time_to_accuracy(None) == ""
-
-
-def test_progress_rate_and_time_left():
-    from beta_core.records import format_progress, format_seconds, progress_of
-
-    p = progress_of({"phase": "training", "total": 235, "unit": "steps", "started": 100.0}, now=110.0, done=50)
-    assert p["rate"] == 5.0 and p["eta"] == 37.0
-    assert format_progress(p) == "training: 50/235 steps · 5 steps/s · about 37 s left"
-    # nothing measured yet: the phase alone, no made-up rate
-    assert format_progress(progress_of({"phase": "loading data"}, now=5.0)) == "loading data"
-    slow = progress_of({"phase": "benchmark", "done": 2, "total": 12, "unit": "cases", "started": 0.0}, 60.0)
-    assert format_progress(slow) == "benchmark: 2/12 cases · 2 cases/min · about 5 min 0 s left"
-    # a run's steps stay per second below 1/s: its rate's unit never flips while it trains
-    crawl = progress_of({"phase": "training", "total": 100, "unit": "steps", "started": 0.0}, 20.0, 10)
-    assert format_progress(crawl) == "training: 10/100 steps · 0.5 steps/s · about 3 min 0 s left"
-    assert format_seconds(3725) == "1 h 2 min"
 
 
 def test_crossing_times_interpolate_between_evaluations():

@@ -46,7 +46,7 @@ def test_rows_drive_the_text_table():
                             "wall-clock s"]
     text = reports.text_table(rows)
     assert "surgery (flagged groups)" in text and "76.0%" in text and "-7" in text
-    assert reports.text_table([]) == "(none)" and reports.pct(None) == "-" and reports.pct(0.5834) == "58.3%"
+    assert reports.text_table([]) == "(none)"
 
 
 def test_surgery_outcome_comes_first_in_words():
@@ -57,7 +57,6 @@ def test_surgery_outcome_comes_first_in_words():
     assert "**worse than** a full fine-tune of every group (net +7)" in text
     assert "**no better than** the control random groups (net -2)" in text and "no better a choice than random" in text
     assert "(n = 1)" in text and "not a verdict" in text  # one repair is counted, not generalised
-    assert reports.share(32 / 100000) == "<0.1%" and reports.share(0.76) == "76.0%"
 
 
 def _run(rid, method, acc, hit_step, updated=100.0, status="done"):

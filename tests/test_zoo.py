@@ -81,12 +81,12 @@ def test_width_belongs_to_built_in_models_only():
         ModelConfig("torchvision:resnet18", width=8)
     # a preset's widths are its own model's: another model drops them
     cfg = resolve_config("sgd-beta", model="torchvision:resnet18")
-    assert cfg.width is None and cfg.model == "torchvision:resnet18"
+    assert cfg.model.width is None and cfg.model.name == "torchvision:resnet18"
 
 
 def test_factory_path_is_stored_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(FACTORIES.parent)
-    assert resolve_config("sgd-beta", model="user_models.py:tiny_vit").model == f"{FACTORIES}:tiny_vit"
+    assert resolve_config("sgd-beta", model="user_models.py:tiny_vit").model.name == f"{FACTORIES}:tiny_vit"
 
 
 @pytest.mark.parametrize("factory, fragment", [

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import torch
 
-from .. import bundles, reports, zoo
+from .. import bundles, formats, reports, zoo
 from ..config import (
     METHODS,
     TrainConfig,
@@ -23,12 +23,13 @@ from ..config import (
 )
 from ..engine import check_data
 from ..env import check_ray_address, settings
+from ..formats import counted
 from ..jobs import BACKENDS, worker
 from ..jobs.manager import JobManager
 from ..jobs.ray_backend import RayBackendError
 from ..models import MODELS, ModelConfig, build_model, catalogue, layer_groups
 from ..presets import PRESETS
-from ..records import counted, train_config_of
+from ..records import train_config_of
 from ..store import Store
 from . import diagnostics, imports, reporting, sweep, verdict
 from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
@@ -271,7 +272,7 @@ def cmd_models(args, store: Store) -> int:
         total = sum(g.n_params for g in groups)
         print(f"{mc.name}: {total:,} parameters in {len(groups)} layer groups, forward order "
               f"({args.classes} classes, {mc.resize or 32}x{mc.resize or 32} input)")
-        print(reports.text_table([{"group": g.name, "parameters": f"{g.n_params:,}", "share": reports.share(g.fraction)}
+        print(reports.text_table([{"group": g.name, "parameters": f"{g.n_params:,}", "share": formats.share(g.fraction)}
                                   for g in groups]))
         return 0
     rows = catalogue([*MODELS, *settings().models, *(f"torchvision:{n}" for n in zoo.torchvision_names())])

@@ -5,9 +5,10 @@ import signal
 import sys
 import time
 
-from .. import reports
+from .. import formats, reports
+from ..formats import format_time_to_accuracy
 from ..jobs.bodies import execute_run
-from ..records import EPOCH, format_time_to_accuracy
+from ..records import EPOCH
 from ..store import Store
 from .stored import CLIError
 
@@ -84,7 +85,7 @@ def print_report(rep: dict, sweep_id: str) -> None:
     if rep.get("choice"):
         print("\nstage 1 (validation accuracy, mean over tuning seeds):")
         for m, c in rep["choice"].items():
-            curve = ", ".join(" ".join(f"{k}={v:g}" for k, v in p["values"].items()) + f": {reports.pct(p['mean'], 2)}"
+            curve = ", ".join(" ".join(f"{k}={v:g}" for k, v in p["values"].items()) + f": {formats.pct(p['mean'], 2)}"
                               for p in c["curve"])
             flag = f"  <- at the grid's edge ({', '.join(c['edge'])}): widen the grid" if c["edge"] else ""
             print(f"  {m:<13} chose {c['values']}  [{curve}]{flag}")

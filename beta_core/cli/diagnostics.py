@@ -5,17 +5,18 @@ import argparse
 import sys
 import time
 
-from .. import reports, zoo
+from .. import formats, reports, zoo
 from ..attribution import DEFAULT_SCORE, NORMALIZATIONS, PAPER_SCORES, SCORES, AttributionConfig, overlap, plant_fault
 from ..config import TrainConfig, parse_seeds
 from ..curvature import group_eigenvalues, measured_damping, top_hessian_eigenvalues
+from ..formats import format_seconds
 from ..importer import KIND as KIND_IMPORTED
 from ..importer import no_weights
 from ..jobs.bodies import attribute_run, load_trained
 from ..jobs.specs import localise_job
 from ..localise import FAULTS
 from ..models import loss_fn, run_groups
-from ..records import format_seconds, train_config_of
+from ..records import train_config_of
 from ..store import Store
 from ..surgery import SurgeryConfig, surgery_run_config
 from .common import CLIError, Progress, execute
@@ -185,7 +186,7 @@ def cmd_surgery(args, store: Store) -> int:
     label = " [LEAKY: trained on the scored split]" if s["leaky"] else ""
     print(f"surgery run {rid} (parent {args.run_id}){label}")
     print(reports.surgery_outcome(s).replace("**", ""))
-    print(f"groups {', '.join(s['groups'])}: {reports.share(s['param_fraction'])} of parameters")
+    print(f"groups {', '.join(s['groups'])}: {formats.share(s['param_fraction'])} of parameters")
     print(reports.text_table(reports.surgery_rows(s)))
     meas = s["savings_measured"]
     print(f"compute savings vs full fine-tune: parameter proxy {s['savings_param_proxy']:.1%}, measured wall-clock "

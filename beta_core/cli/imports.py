@@ -4,7 +4,7 @@ written; ``--dry-run`` prints it and writes nothing."""
 from __future__ import annotations
 
 from .. import importer, trackers
-from ..records import counted
+from ..formats import counted
 from ..store import Store
 from .stored import CLIError, light_main
 

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from ..findings import findings, markdown
-from ..records import TRAINED_KINDS, counted
+from ..formats import counted
+from ..records import TRAINED_KINDS
 from ..store import Store
 from ..verdicts import EQUIVALENCE, EQUIVALENCE_SPEED, analyse_runs, run_arms
 from .common import CLIError, print_report

@@ -131,7 +131,7 @@ def load_trained(store: Store, run_id: str, data_dir: str = "data", device: str 
 
 def _train(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, splits) -> tuple[str, dict]:
     cfg = TrainConfig.from_dict(run["config"])
-    splits = _splits_for(store, run["id"], cfg.data_config(), data_dir, stop, splits)
+    splits = _splits_for(store, run["id"], cfg.data, data_dir, stop, splits)
     training = Training(cfg, data_dir, splits=splits, should_stop=stop)
     training.setup()
     known = training.start_summary()
@@ -155,7 +155,7 @@ def _surgery(store: Store, run: dict, data_dir: str, stop: StopFlag, on_record, 
     parent_cfg = TrainConfig.from_dict(train_config_of(store.get_run(run["parent"])))
     cfg = SurgeryConfig(**run["config"]["surgery"])
     state = store.load_checkpoint(run["parent"])
-    splits = _splits_for(store, run["id"], parent_cfg.data_config(), data_dir, stop, splits)
+    splits = _splits_for(store, run["id"], parent_cfg.data, data_dir, stop, splits)
     writer = MetricWriter(store, run["id"])
     # no step total up front (the full fine-tune and the controls follow): the page's time left
     # comes from earlier surgeries measured here
@@ -283,7 +283,7 @@ class _SweepRunner:
         jm = JobManager(self.store.dir, self.data_dir, max_parallel=self.parallel, backend=self.backend,
                         ray_address=self.ray_address)
         if jm.ray is not None:  # each dataset into Ray's object store once, shared by every task
-            for dc in {plan.config(c).data_config() for c in todo}:
+            for dc in {plan.config(c).data for c in todo}:
                 jm.ray.share(dc, load_splits(dc, self.data_dir))
         ids = {jm.submit(plan.config(c).to_dict(), parent=self.sweep["id"], group_id=self.sweep["id"],
                          label=c.key()): c for c in todo}
@@ -397,7 +397,7 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
             status, summary = body(store, run, data_dir, stop, on_record, splits)
         except Cancelled as e:
             status, summary = "cancelled", {"note": f"cancelled {e}"}
-        # how long the job took here: the time left of the next one like it (records.progress_of)
+        # how long the job took here: the time left of the next one like it (timeleft.progress_of)
         store.finish(run_id, status, {**summary, "job_seconds": round(time.time() - started, 2)})
     except Exception as e:  # noqa: BLE001 - the run fails, the caller decides what to show
         cause = str(e) if isinstance(e, (StoreError, ValueError)) else f"{type(e).__name__}: {e}"

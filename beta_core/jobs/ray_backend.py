@@ -184,7 +184,7 @@ class RayRunner:
         gpu = cfg.device == "cuda" or (cfg.device == "auto" and self.ray.cluster_resources().get("GPU", 0) > 0)
         opts = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": self.threads or 1}
         self.store.claim(run_id)  # owned by the submitter: if it dies, the run reads interrupted
-        data = self.shared.get(cfg.data_config())
+        data = self.shared.get(cfg.data)
         self.refs[run_id] = self.task.options(**opts).remote(run_id, run["config"], self.data_dir, data, self.relay,
                                                              self.threads, zoo.trusted())
 

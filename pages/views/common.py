@@ -26,10 +26,10 @@ from beta_core.figures import (  # noqa: F401 - the pages' figure helpers, one h
     run_name,
     smooth,
 )
+from beta_core.formats import counted
 from beta_core.glossary import term  # noqa: F401 - the pages' `?` texts, one home in beta_core
 from beta_core.html_report import build_report
 from beta_core.jobs.manager import JobManager
-from beta_core.records import counted
 from beta_core.store import Store, StoreError
 from beta_core.subconfigs import DataConfig, resolve_source
 from beta_core.sysmon import device_label as sysmon_device_label

@@ -4,7 +4,7 @@ import streamlit as st
 
 from beta_core.figures import seeds_figure
 from beta_core.findings import COMMAND, findings, findings_sweeps, sections
-from beta_core.records import format_target
+from beta_core.formats import format_target
 from pages.views.common import demo_button, get_store, show_error, term
 
 st.title("Findings: the paper's claims, tested")

@@ -5,8 +5,8 @@ from collections import Counter
 
 import streamlit as st
 
+from beta_core.formats import counted
 from beta_core.glossary import term
-from beta_core.records import counted
 
 
 def error_gallery(r: dict, key: str, columns: int = 6) -> None:

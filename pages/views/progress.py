@@ -5,9 +5,10 @@ import time
 import streamlit as st
 
 from beta_core.env import settings
-from beta_core.records import ACTIVE, TRAINED_KINDS, format_progress, format_seconds, progress_of
+from beta_core.formats import format_progress, format_seconds
+from beta_core.records import ACTIVE, TRAINED_KINDS
 from beta_core.store import Store
-from beta_core.timeleft import earlier_seconds, queue_times
+from beta_core.timeleft import earlier_seconds, progress_of, queue_times
 from pages.views.common import get_store
 
 

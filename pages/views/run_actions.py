@@ -10,7 +10,7 @@ from beta_core import bundles, reports
 from beta_core.annotations import tags_of
 from beta_core.config import TrainConfig
 from beta_core.engine import check_data
-from beta_core.records import counted
+from beta_core.formats import counted
 from beta_core.store import StoreError
 from pages.views.common import data_dir, get_manager, launch_errors, plain, run_name, show_error, term
 

@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from beta_core import bundles, explorer, reports
-from beta_core.records import ACTIVE, TRAINED_KINDS, counted, format_seconds
+from beta_core.formats import counted, format_seconds
+from beta_core.records import ACTIVE, TRAINED_KINDS
 from beta_core.store import StoreError, is_run_id
 from pages.views.common import demo_button, get_manager, get_store, plain, report_button, run_name, show_error, term
 from pages.views.explore import CURVES, MAX_CURVE_RUNS, curve_chart, group_table, setting_charts

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from beta_core import reports
+from beta_core import formats, reports
 from beta_core.models import run_groups
 from beta_core.records import ACTIVE
 from beta_core.surgery import SurgeryConfig, surgery_run_config
@@ -51,7 +51,7 @@ def results(job: dict, run: dict) -> None:
     why = (f"flagged by attribution on the {s.get('train_split', 'train')} split's errors (top {sc.get('k', 3)}: "
            "the held-out split stays unseen)" if sc.get("groups", "auto") == "auto" else "chosen by hand")
     st.markdown(f"Repaired model: run **{job['id']}** (parent {run_name(run)}). Groups **{', '.join(s['groups'])}**, "
-                f"{why}: {reports.share(s['param_fraction'])} of parameters.")
+                f"{why}: {formats.share(s['param_fraction'])} of parameters.")
     if f := run["summary"].get("planted_fault"):  # the demo's damaged model: measured against its healthy self
         lost = f["test_acc_before"] - f["test_acc_after"]
         st.caption(f"Before its planted fault in {f['group']} this model had {f['test_acc_before']:.1%} test accuracy; "
@@ -70,7 +70,7 @@ def results(job: dict, run: dict) -> None:
     else:  # no headline figure for a saving that bought a worse model
         st.warning("No savings to claim: the repair " + ("made the model worse" if s["net"] < 0 else
                    "changed nothing" if s["net"] == 0 else "did worse than the full fine-tune") +
-                   f", so a cheaper repair is not a saving (it retrained {reports.share(s['param_fraction'])} of "
+                   f", so a cheaper repair is not a saving (it retrained {formats.share(s['param_fraction'])} of "
                    f"the parameters; savings against the full fine-tune: {proxy} by parameters, {measured} "
                    "measured wall-clock).", icon=":material/info:")
     main, classes = s["report"]["surgery"], s["classes"]

@@ -6,8 +6,8 @@ import streamlit as st
 from beta_core.config import METHODS, parse_seeds
 from beta_core.data import SOURCES
 from beta_core.engine import check_data
+from beta_core.formats import format_seconds
 from beta_core.presets import PRESETS, preset_methods, preset_sweep
-from beta_core.records import format_seconds
 from beta_core.sweeps import CONFIRM_ABOVE, SweepPlan, estimate_seconds, sweep_run_config
 from pages.views.common import data_dir, data_source_label, get_manager, get_store, show_error, term
 from pages.views.model_picker import model_picker

@@ -8,7 +8,8 @@ import numpy as np
 import streamlit as st
 
 from beta_core.damping import classify, overshoots, settling_step, simulate_bounded, velocity, zeta
-from beta_core.figures import g3, oscillator_figures, valley_figure
+from beta_core.figures import oscillator_figures, valley_figure
+from beta_core.formats import g3
 from beta_core.glossary import term
 from beta_core.queries import measured_sharpness
 from beta_core.schedules import beta_momentum

@@ -8,9 +8,10 @@ from beta_core.config import METHODS, TrainConfig, parse_seeds, plan_runs
 from beta_core.data import SOURCES
 from beta_core.engine import check_data
 from beta_core.env import settings
+from beta_core.formats import counted
 from beta_core.presets import PRESETS, preset_config, preset_methods
 from beta_core.queries import active_duplicates
-from beta_core.records import TRAINED_KINDS, counted
+from beta_core.records import TRAINED_KINDS
 from beta_core.reports import training_outcome
 from beta_core.store import StoreError, is_run_id
 from pages.views.common import (

@@ -6,7 +6,8 @@ from typing import NamedTuple
 import pandas as pd
 import streamlit as st
 
-from beta_core.records import ACTIVE, format_hit, format_seconds, format_target
+from beta_core.formats import format_hit, format_seconds, format_target
+from beta_core.records import ACTIVE
 from beta_core.reports import timing_note
 from beta_core.sweeps import mean_curves
 from beta_core.timeleft import queue_times
