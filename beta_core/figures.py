@@ -114,7 +114,8 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
 
     Each panel: ``frames`` (run id -> records), ``x``, ``y``, ``title`` and optionally
     ``log_y``, ``window`` (smoothing), ``bands`` (zeta regimes), ``mode``, ``x_title`` (default
-    :data:`AXIS_TITLES`), ``percent`` (a fraction shown as %). Lines are smoothed,
+    :data:`AXIS_TITLES`), ``percent`` (a fraction shown as %), ``after`` (run id -> (value, words):
+    where a run ended after its last record, as a planted fault leaves it). Lines are smoothed,
     then thinned to MAX_POINTS; a run keeps its colour in every panel and appears once in the legend.
     """
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[_titled(p, names) for p in panels],
@@ -133,6 +134,13 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
                                      line={"color": colors[rid], "dash": dash, "width": width},
                                      marker={"color": colors[rid]}), row=1, col=col)
             shown.add(rid)
+            if rid in p.get("after", {}):  # a planted fault comes after the last epoch: its drop, marked
+                y_after, words = p["after"][rid]
+                fig.add_trace(go.Scatter(x=[df[x].iloc[-1]] * 2, y=[ys.iloc[-1], y_after], mode="lines+markers+text",
+                                         text=["", "fault"], textposition="middle left", legendgroup=rid,
+                                         line={"color": colors[rid], "dash": "dot", "width": width},
+                                         marker={"color": colors[rid], "symbol": ["circle", "x"], "size": [1, 10]},
+                                         showlegend=False, hovertext=words, hoverinfo="text+y"), row=1, col=col)
         if p.get("log_y"):
             fig.update_yaxes(type="log", row=1, col=col, **log_ticks(p["frames"], y))
         if p.get("percent"):  # accuracies read as the tables and sentences write them

@@ -5,13 +5,26 @@ elsewhere (``timeleft`` for rates and time left, ``stats`` for intervals).
 """
 from __future__ import annotations
 
-__all__ = ["pct", "share", "g3", "counted", "format_seconds", "format_target", "format_hit",
+__all__ = ["pct", "points", "share", "g3", "counted", "format_seconds", "format_target", "format_hit",
            "format_time_to_accuracy", "format_progress", "PAPER_CLAIMS", "paper_beside"]
 
 
 def pct(v, digits: int = 1, none: str = "-") -> str:
     """``0.5834`` -> ``58.3%``; None -> ``none``."""
     return none if v is None else f"{100 * v:.{digits}f}%"
+
+
+def points(d, lo=None, hi=None) -> str:
+    """A difference of accuracies in percentage points, signed, with its interval when given:
+    ``+0.8 pt [+0.2, +1.3]`` (a difference of 58.5% and 57.7% is 0.8 points, not 0.8%); None -> ``—``.
+
+    >>> points(0.0079, -0.0012, 0.0131), points(None)
+    ('+0.8 pt [-0.1, +1.3]', '—')
+    """
+    if d is None:
+        return "—"
+    ci = f" [{100 * lo:+.1f}, {100 * hi:+.1f}]" if lo is not None and hi is not None else ""
+    return f"{100 * d:+.1f} pt{ci}"
 
 
 def share(f: float) -> str:

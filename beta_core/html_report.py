@@ -153,7 +153,7 @@ def _outcome(runs: list[dict], sweep_reports: dict[str, dict]) -> str:
     for rep in sweep_reports.values():
         for c in rep["claims"]:
             lines.append(f"{c['claim']}: <b>{html.escape(c.get('verdict_holm') or c['verdict'])}</b> "
-                         f"({html.escape(c['figure'])}, n = {c['n']})")
+                         f"({html.escape(reports.claim_figure(rep, c))}, n = {c['n']})")
     trained = [r for r in runs if r["kind"] in TRAINED_KINDS and r["summary"].get("final_test_acc") is not None]
     if trained and not sweep_reports:
         best = max(trained, key=lambda r: r["summary"]["final_test_acc"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .formats import format_target, paper_beside
+from .formats import format_target, paper_beside, points
 from .records import accuracy_series, crossing_times
 from .stats import LEVEL, detectable_difference, equivalence, holm, mean_ci, paired_difference, speedup_log_t, verdict
 
@@ -36,12 +36,12 @@ def qualified(raw: str, eq: dict, detectable, fmt, margin: str) -> str:
 
 
 
-def _fmt(v, pct=False) -> str:
+def _fmt(v) -> str:
     if v is None:
         return "—"
     if v == float("inf"):
         return "∞"
-    return f"{100 * v:.1f}%" if pct else f"{v:.2f}"
+    return f"{v:.2f}"
 
 
 
@@ -97,8 +97,8 @@ def compare_arms(arms: dict[str, dict[int, dict]], baseline: str, tta: dict, end
         comp = {"seeds": shared, "final_test_acc_diff": acc, "speedup": {}}
         claims.append({"claim": f"{m} ends with higher test accuracy than {base}", "method": m, "kind": "accuracy",
                        "paper": None,
-                       "figure": f"{_fmt(acc['mean_diff'], True)} [{_fmt(acc['ci_low'], True)}, "
-                                 f"{_fmt(acc['ci_high'], True)}]", "verdict": acc["verdict"], "n": acc["n"],
+                       "figure": points(acc["mean_diff"], acc["ci_low"], acc["ci_high"]), "verdict": acc["verdict"],
+                       "n": acc["n"],
                        "p": acc["p"]})
         for t in targets:
             k = f"{t:g}"

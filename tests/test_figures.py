@@ -98,3 +98,20 @@ def test_a_run_with_a_planted_fault_is_named_so():
            "config": {"seed": 0, "lr": 0.1, "planted_fault": "block2"}}
     assert run_name(run) == "sgd-beta s0 lr 0.1 (planted fault: block2) · 7c99e2"
     assert "planted" not in run_name({**run, "config": {"seed": 0, "lr": 0.1}})
+
+
+def test_a_planted_faults_drop_is_drawn_where_the_run_ended():
+    """The Train chart of a planted-fault run ended at its last epoch (58.4%) while the headline
+    said 36.2%: the drop after training is drawn, dotted, to the accuracy the run ended with."""
+    import pandas as pd
+
+    from beta_core.figures import panel_figure
+
+    frames = {"a": pd.DataFrame({"epoch": [1, 2], "test_acc": [0.5, 0.584]}),
+              "b": pd.DataFrame({"epoch": [1, 2], "test_acc": [0.5, 0.574]})}
+    panel = {"frames": frames, "x": "epoch", "y": "test_acc", "title": "Test accuracy", "percent": True,
+             "after": {"a": (0.362, "after the planted fault in block2")}}
+    fig = panel_figure([panel], {"a": "faulty", "b": "clean"}, {"a": "#1f77b4", "b": "#ff7f0e"})
+    drops = [t for t in fig.data if t.hovertext == "after the planted fault in block2"]
+    assert len(drops) == 1 and list(drops[0].x) == [2, 2] and list(drops[0].y) == [0.584, 0.362]
+    assert drops[0].line.dash == "dot" and drops[0].showlegend is False and len(fig.data) == 3

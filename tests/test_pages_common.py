@@ -127,3 +127,18 @@ def test_the_data_line_says_what_a_typed_path_is(tmp_path, monkeypatch):
     assert data_source_label(str(tmp_path / "nope")) == f"not found: {said('nope')} (a launch would refuse it)"
     assert data_source_label(str(tmp_path / "tree")) == f"folder {said('tree')}"
     assert data_source_label(str(tmp_path / "pack.tar.gz")) == f"archive {said('pack.tar.gz')}"
+
+
+def test_every_table_on_a_page_shows_a_missing_value_as_a_dash():
+    """A surgery row has no final test accuracy and a localisation no LR: the cell reads "—", not
+    Streamlit's default "None" (the new user's walk read "None" as a broken value)."""
+    import ast
+    from pathlib import Path
+
+    calls = []
+    for path in Path(__file__).resolve().parents[1].glob("pages/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("dataframe", "data_editor"):
+                ph = {k.arg: k.value for k in node.keywords}.get("placeholder")
+                calls.append((f"{path.name}:{node.lineno}", isinstance(ph, ast.Constant) and ph.value == "—"))
+    assert len(calls) >= 8 and [c for c, ok in calls if not ok] == []

@@ -105,6 +105,28 @@ def test_verdict_summary_names_the_definite_results_and_says_no_difference_plain
                                              "(1.3x [1.1, 1.5]). The other 1 claim: no detectable difference.")
 
 
+def test_an_accuracy_difference_reads_in_points_also_in_a_report_stored_before():
+    """A difference of 58.5% and 57.7% is +0.8 points, not 0.8%: the verdict sentence said
+    "equivalent within ±1 pt (0.2% [-0.6%, 0.9%])". Old stored reports are read in points too."""
+    diff = {"mean_diff": 0.0021, "ci_low": -0.0058, "ci_high": 0.0093, "n": 12}
+    old = {"claim": "b ends with higher test accuracy than a", "method": "b", "kind": "accuracy", "n": 12,
+           "figure": "0.2% [-0.6%, 0.9%]", "verdict": "equivalent within ±1 pt at n = 12"}
+    rep = {"comparisons": {"b": {"final_test_acc_diff": diff}}, "claims": [old], "setting": {"baseline": "a"}}
+    assert reports.claim_figure(rep, old) == "+0.2 pt [-0.6, +0.9]"
+    assert reports.verdict_rows(rep)[0]["measured (95% CI)"] == "+0.2 pt [-0.6, +0.9]"
+    assert "(+0.2 pt [-0.6, +0.9])" in reports.verdict_summary(rep) and "%" not in reports.verdict_summary(rep)
+    speed = {**old, "kind": "speed", "figure": "1.30x [1.10, 1.50]"}
+    assert reports.claim_figure(rep, speed) == "1.30x [1.10, 1.50]"  # a ratio as measured
+
+    from beta_core.verdicts import compare_arms
+    arms = {m: {s: {"summary": {"final_test_acc": acc + s / 100}} for s in range(4)} for m, acc in
+            (("a", 0.5), ("b", 0.52))}
+    tta = {m: {s: {} for s in range(4)} for m in arms}
+    ends = {m: {s: {"step": 100, "time": 10.0} for s in range(4)} for m in arms}
+    _, claims = compare_arms(arms, "a", tta, ends, [], 0.01, 0.1)
+    assert claims[0]["figure"] == "+2.0 pt [+2.0, +2.0]"  # a new report says it in points itself
+
+
 def test_the_train_headline_never_averages_runs_of_different_configs():
     """Issue 31: "sgd-beta 50.1%" averaged a 5-epoch and a 1-epoch run."""
     from beta_core.reports import training_outcome

@@ -45,7 +45,7 @@ def group_table(store, flt: str, kinds, known: list[str], by: str, metric: str) 
                     f"mean {explorer.label(metric)}, {b['mean']:.3g}{unit}{ci} over {b['n']} runs (95% t interval"
                     + ("; accuracy intervals cut at 0 and 100%" if shown["clipped"].any() else "") + ").")
     fmt = "%.1f%%" if unit else "%.1f"  # the table's printf has no %g
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder="—", column_config={
         "mean": st.column_config.NumberColumn("mean", format=fmt),
         "ci_low": st.column_config.NumberColumn("95% CI low", format=fmt),
         "ci_high": st.column_config.NumberColumn("95% CI high", format=fmt), "clipped": None,

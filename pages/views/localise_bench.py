@@ -37,7 +37,7 @@ def benchmark(store, runs: list[dict]) -> None:
     st.markdown(f"Latest benchmark for **{bench['model']}**: {bench['n_cases']} damaged models, errors of the "
                 f"{bench['split']} split (run {bench['run_id']}).")
     rows = reports.localisation_rows(bench, PAPER_SCORES)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", placeholder="—")
     names = [r_["score"].split(" ")[0] for r_ in rows]
     faults = list(next(iter(bench["scores"].values()))["by_fault"])
     a, b = st.columns(2)

@@ -46,5 +46,5 @@ def model_picker(default: str, key: str, groups: bool = True) -> tuple[str, int 
         st.warning(f"{name} does not run on {side}x{side} images: set the input size (ViT: 224).")
     if groups:
         with st.expander(f"{name}: {len(rows)} layer groups (the unit of attribution and surgery)"):
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", placeholder="—")
     return name, int(resize) or None

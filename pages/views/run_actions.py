@@ -23,7 +23,7 @@ def config_diff(a: dict, b: dict) -> None:
     df = pd.DataFrame(sorted(rows, key=lambda r: not r["differs"])).rename(columns={"a": run_name(a),
                                                                                   "b": run_name(b)})
     styled = df.style.apply(lambda row: ["background-color: #fde2a7" if row["differs"] else ""] * len(row), axis=1)
-    st.dataframe(styled, hide_index=True, width="stretch", column_config={"differs": None})
+    st.dataframe(styled, hide_index=True, width="stretch", placeholder="—", column_config={"differs": None})
 
 
 def unpack_form(store) -> None:

@@ -60,8 +60,8 @@ def explorer_table(store, known: list[str]) -> tuple[str, tuple | None, list[str
         df["lr"] = pd.to_numeric(df["lr"], errors="coerce").map(lambda v: float(f"{v:.6g}"))
     config |= {"id": None, "created": "age",
                **{c: st.column_config.Column(width="small") for c in ("seed", "epochs", "status")}}
-    event = st.dataframe(df, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                         key="rt", column_config=config)
+    event = st.dataframe(df, hide_index=True, width="stretch", placeholder="—", on_select="rerun",
+                         selection_mode="multi-row", key="rt", column_config=config)
     return flt, kinds, [df["id"].iloc[i] for i in event.selection.rows if i < len(df)]
 
 

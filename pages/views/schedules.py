@@ -87,6 +87,6 @@ tenth = max(1, int(total) // 10)
 table = {rule: [r.regime for r in epoch_regimes([(v, m) for v, m in zip(lrs, f["momentum"]) if v > 0], tenth, lam)]
          for rule, f in frames.items()}
 spans = [f"steps {i * tenth:,}–{min((i + 1) * tenth, int(total)) - 1:,}" for i in range(len(table["beta"]))]
-st.dataframe(pd.DataFrame(table, index=spans), width="stretch")  # one row per stretch: every column fits
+st.dataframe(pd.DataFrame(table, index=spans), width="stretch", placeholder="—")  # a row per stretch: all columns fit
 st.caption(f"Regime of the median ζ over each tenth of the steps with LR > 0 (critical: |ζ − 1| ≤ {DEFAULT_TOL:g}), "
            f"λ = {lam:g}.")

@@ -57,7 +57,7 @@ def results(job: dict, run: dict) -> None:
         st.caption(f"Before its planted fault in {f['group']} this model had {f['test_acc_before']:.1%} test accuracy; "
                    f"the fault cost {100 * lost:.1f} points and the repair won back "
                    f"{100 * (s['acc_after'] - s['acc_before']):.1f} of them.")
-    st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(reports.surgery_rows(s)), hide_index=True, width="stretch", placeholder="—")
     # Savings only mean something when the outcome is at least as good as the full fine-tune's.
     full = s["report"].get("full")
     worth = s["net"] > 0 and (full is None or s["net"] >= full["net"])
@@ -85,7 +85,7 @@ def results(job: dict, run: dict) -> None:
     per_class = per_class.rename(columns={"change": "change (points)"})
     per_class["change (points)"] *= 100
     st.dataframe(per_class.style.format({"before": "{:.1%}", "after": "{:.1%}", "change (points)": "{:+.1f}"}),
-                 hide_index=True)
+                 hide_index=True, placeholder="—")
 
 
 st.title("Layer surgery")

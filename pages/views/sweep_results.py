@@ -62,7 +62,7 @@ def verdicts(sid: str, rep: dict) -> None:
         st.info(plain(rep["note"]))
     table = pd.DataFrame(reports.verdict_rows(rep))
     st.table(table.set_index("claim"))  # a table wraps its text: the verdict and paper columns are read whole
-    st.dataframe(pd.DataFrame(reports.method_rows(rep)), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(reports.method_rows(rep)), hide_index=True, width="stretch", placeholder="—")
     seeds_curve(sid, rep)
     a, b = st.columns(2)
     a.download_button("Verdicts (CSV)", table.to_csv(index=False), f"{sid}-verdicts.csv", "text/csv")

@@ -101,7 +101,8 @@ def charts(store, runs: dict, names: dict, colors: dict, seconds: str, view: Vie
             {"frames": frames, "x": sx, "y": "acc", "title": "Training accuracy (batch)", "window": view.window,
              "percent": True},
             {"frames": eframes, "x": x, "y": "test_acc", "title": "Test accuracy", "mode": "lines+markers",
-             "percent": True}]
+             "percent": True, "after": {i: (f["test_acc_after"], f"after the planted fault in {f['group']}")
+                                        for i, r in runs.items() if (f := (r["summary"] or {}).get("planted_fault"))}}]
     if x_axis == "time":
         for p in sched + perf:
             p["x_title"] = "wall-clock s on this machine"
@@ -156,7 +157,7 @@ def time_to_accuracy(runs: dict, names: dict, seconds: str) -> None:
             if with_seconds:  # its own column: a long cell would be cut
                 row[f"≥{format_target(t)} wall-clock s"] = "—" if v is None else f"{v['time']:.1f}"
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", placeholder="—", column_config={
         "regime per epoch (λ = 1)": st.column_config.TextColumn(help="under: underdamped, crit: critical, over: "
                                                                      "overdamped.\n\n" + term("regime"))})
     st.caption("Steps first: a step costs the same for every SGD method. "
