@@ -18,10 +18,10 @@ from .formats import counted, format_target, format_time_to_accuracy, paper_besi
 from .records import train_config_of
 from .store import Store, StoreError
 
-__all__ = ["fault_found", "claim_figure", "RUN_COLUMNS", "run_table", "method_summary", "export_tables",
-           "export_csv", "sweep_setting", "verdict_rows", "method_rows", "localisation_rows", "surgery_rows",
-           "attribution_rows", "config_diff", "text_table", "surgery_outcome", "training_outcome", "timing_note",
-           "verdict_summary"]
+__all__ = ["fault_found", "claim_figure", "comparison_label", "RUN_COLUMNS", "run_table", "method_summary",
+           "export_tables", "export_csv", "sweep_setting", "verdict_rows", "method_rows", "localisation_rows",
+           "surgery_rows", "attribution_rows", "config_diff", "text_table", "surgery_outcome", "training_outcome",
+           "timing_note", "verdict_summary"]
 
 # One row per run: identity, the config that tells runs apart, the outcome.
 RUN_COLUMNS = ["id", "status", "kind", "method", "model", "data", "lr", "momentum_rule", "batch_size", "seed",
@@ -272,6 +272,27 @@ def config_arms(runs: list[dict]) -> dict[str, list[dict]]:
                                          for k in differ) + ")" if differ else "")
             arms.setdefault(name, []).append(r)
     return arms
+
+
+def comparison_label(runs: list[dict]) -> str:
+    """One line that tells a comparison (runs launched together) from the others in a picker: its
+    methods, what they trained (model, epochs, data), seeds, size and when.
+
+    >>> r = lambda m, s: {"id": f"20261207-0819{s}-x", "method": m, "config": {"model": "small_cnn", "epochs": 8,
+    ...                   "seed": s}, "summary": {"data": "cifar10-jpeg.tar.gz"}}
+    >>> comparison_label([r("sgd-beta", 0), r("sgd-constant", 0), r("sgd-beta", 1)])
+    'sgd-beta, sgd-constant · small_cnn, 8 epochs, cifar10-jpeg.tar.gz · seeds 0, 1 · 3 runs · 20261207-0819'
+    """
+    def each(values) -> list[str]:
+        return list(dict.fromkeys(str(v) for v in values if v is not None))
+
+    seeds = sorted({r["config"].get("seed") for r in runs if isinstance(r["config"].get("seed"), int)})
+    epochs = each(r["config"].get("epochs") for r in runs if isinstance(r["config"].get("epochs"), int))
+    trained = [counted(int(epochs[0]), "epoch")] if len(epochs) == 1 else [f"{'/'.join(epochs)} epochs"] * bool(epochs)
+    what = each(r["config"].get("model") for r in runs) + trained \
+        + each((r.get("summary") or {}).get("data") or r["config"].get("dataset") for r in runs)
+    return (f"{', '.join(dict.fromkeys(r['method'] for r in runs))} · {', '.join(what) or '-'} · "
+            f"seeds {', '.join(map(str, seeds)) or '-'} · {counted(len(runs), 'run')} · {runs[0]['id'][:13]}")
 
 
 def training_outcome(runs: list[dict]) -> str:

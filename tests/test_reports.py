@@ -176,3 +176,15 @@ def test_a_logged_loops_momentum_rule_reads_as_logged(tmp_path):
         run.log_step(0, loss=1.0, lr=0.1, momentum=0.9)
     row = reports.run_table(Store(tmp_path / "runs")).iloc[0]
     assert row["kind"] == "external" and row["momentum_rule"] == "as logged"
+
+
+def test_two_comparisons_of_the_same_methods_are_told_apart_in_the_picker():
+    """The new user's walk: "Recent comparisons" read the same for a 1-epoch synthetic try and an
+    8-epoch CIFAR-10 comparison (methods, seeds and run count only)."""
+    def run(epochs, data, i):
+        return {"id": f"20261207-08190{i}-sgd-beta", "method": "sgd-beta", "summary": {"data": data},
+                "config": {"model": "small_cnn", "epochs": epochs, "seed": 0}}
+
+    quick, real = reports.comparison_label([run(1, "synthetic", 1)]), reports.comparison_label([run(8, "cifar10", 2)])
+    assert quick != real and "1 epoch," in quick and "synthetic" in quick and "8 epochs, cifar10" in real
+    assert reports.comparison_label([{"id": "x", "method": "m", "config": {}}]) == "m · - · seeds - · 1 run · x"

@@ -12,7 +12,7 @@ from beta_core.formats import counted
 from beta_core.presets import PRESETS, preset_config, preset_methods
 from beta_core.queries import active_duplicates
 from beta_core.records import TRAINED_KINDS
-from beta_core.reports import training_outcome
+from beta_core.reports import comparison_label, training_outcome
 from beta_core.store import StoreError, is_run_id
 from pages.views.common import (
     data_dir,
@@ -164,16 +164,10 @@ else:  # ids no longer in the store (deleted since the link was made) are droppe
     st.session_state[SHOWN] = [i for i in wanted if i in by_id]
 
 
-def comparison_label(gid: str) -> str:
-    rs = [by_id[i] for i in groups[gid]]
-    seeds = sorted({r["config"].get("seed") for r in rs if r["config"].get("seed") is not None})
-    return (f"{', '.join(dict.fromkeys(r['method'] for r in rs))} · seeds {', '.join(map(str, seeds)) or '-'} · "
-            f"{counted(len(rs), 'run')} · {rs[0]['id'][:13]}")
-
-
 a, b = st.columns([1, 3])  # the runs shown get the width: chips of four runs fit at 1280 px
 a.selectbox("Recent comparisons", list(groups), index=None, placeholder="Open a comparison…", key="tr_group",
-            format_func=comparison_label, on_change=lambda: st.session_state.update(
+            format_func=lambda g: comparison_label([by_id[i] for i in groups[g]]),
+            on_change=lambda: st.session_state.update(
                 {SHOWN: groups.get(st.session_state["tr_group"], st.session_state.get(SHOWN, []))}))
 chosen = b.multiselect("Runs shown", list(by_id), key=SHOWN, format_func=lambda i: run_name(by_id[i]))
 st.query_params[SHOWN] = chosen  # ?tr_runs=ID&tr_runs=ID: the link to this view
