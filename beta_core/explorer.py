@@ -181,26 +181,36 @@ def _is_accuracy(metric: str) -> bool:
     return metric.endswith(("acc", "acc_after"))
 
 
+# What makes runs different experiments, not seeds of one: a group that mixes values of these
+# pools settings, and its interval is no seed interval (the Runs page says so).
+SETTINGS = ("model", "data", "epochs", "batch_size", "lr", "optimizer", "momentum_rule", "lr_schedule", "width",
+            "train_subset", "planted_fault")
+
+
 def group_stats(store: Store, filters: str | None, by: str, metric: str, kinds: tuple | None = None,
                 known: list[str] | None = None) -> pd.DataFrame:
     """Per value of ``by`` over every run the filter keeps: n, mean and the 95% t interval of
-    ``metric`` (an accuracy's interval stays in [0, 1]; ``clipped`` says when it was cut)."""
+    ``metric`` (an accuracy's interval stays in [0, 1]; ``clipped`` says when it was cut), and
+    which :data:`SETTINGS` its runs with the metric differ in (``pools``: "" when none)."""
     cond, args = parse_filter(filters, known, store.columns)
     if kinds:
         cond = " AND ".join(filter(None, [cond, f"kind IN ({', '.join('?' * len(kinds))})"]))
         args = [*args, *kinds]
     where = f" WHERE {cond}" if cond else ""
+    settings = [f for f in SETTINGS if f != by]
     with store.reading() as db:
-        rows = db.execute(f'SELECT {_sql(by, store.columns)} AS g, {_sql(metric, store.columns)} AS m '
-                          f'FROM runs{where}', args).fetchall()
-    df = pd.DataFrame([tuple(r) for r in rows], columns=["group", "value"])
+        rows = db.execute(f'SELECT {_sql(by, store.columns)} AS g, {_sql(metric, store.columns)} AS m, '
+                          + ", ".join(_sql(f, store.columns) for f in settings) + f' FROM runs{where}', args).fetchall()
+    df = pd.DataFrame([tuple(r) for r in rows], columns=["group", "value", *settings])
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     out = []
     for g, part in df.groupby(df["group"].astype(str), sort=True):
         st = mean_ci(part["value"].dropna().tolist(), bounds=(0, 1) if _is_accuracy(metric) else None)
+        counted = part.dropna(subset=["value"])
+        pools = [f for f in settings if counted[f].nunique(dropna=False) > 1]  # a field one run lacks differs too
         out.append({by: g, "runs": len(part), "n": st["n"], "mean": st["mean"], "ci_low": st["ci_low"],
-                    "ci_high": st["ci_high"], "clipped": st["clipped"]})
-    return pd.DataFrame(out, columns=[by, "runs", "n", "mean", "ci_low", "ci_high", "clipped"])
+                    "ci_high": st["ci_high"], "clipped": st["clipped"], "pools": ", ".join(pools)})
+    return pd.DataFrame(out, columns=[by, "runs", "n", "mean", "ci_low", "ci_high", "clipped", "pools"])
 
 
 def system_records(store: Store, ids: list[str]) -> pd.DataFrame:

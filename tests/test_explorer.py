@@ -74,6 +74,20 @@ def test_groups_have_intervals_inside_the_metrics_bounds(store):
     assert edge["ci_high"] == 1.0 and edge["ci_low"] == 0.0 and edge["clipped"]  # n = 2: a wide interval, cut
 
 
+def test_a_group_says_which_settings_its_runs_differ_in(store):
+    """The new user's walk: grouped by method, sgd-beta's interval pooled every LR and a run with a
+    planted fault. The group says what it pools; a group of seeds of one setting pools nothing."""
+    g = explorer.group_stats(store, None, "method", "final_test_acc").set_index("method")
+    assert g.loc["sgd-beta", "pools"] == "lr"  # the fixture's sgd-beta runs at 0.025 and 0.075
+    s = Store(store.dir)
+    for seed, fault in ((0, None), (1, None), (2, "block2")):
+        rid = s.create_run({"method": "m", "lr": 0.1, "seed": seed, "planted_fault": fault}, status="done")
+        s.finish(rid, "done", {"final_test_acc": 0.5})
+    assert explorer.group_stats(s, "method = m", "method", "final_test_acc").iloc[0]["pools"] == "planted_fault"
+    by_lr = explorer.group_stats(s, "method = m and seed < 2", "lr", "final_test_acc").iloc[0]
+    assert by_lr["pools"] == "" and by_lr["n"] == 2  # same setting, two seeds
+
+
 def test_group_curves_are_means_with_bands():
     import pandas as pd
     records = pd.DataFrame({"run_id": ["a", "a", "b", "b", "c", "c"], "epoch": [0, 1] * 3,

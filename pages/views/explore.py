@@ -44,12 +44,17 @@ def group_table(store, flt: str, kinds, known: list[str], by: str, metric: str) 
         st.markdown(f"By **{by}**: **{b[by]}** has the {'lowest' if metric.startswith('steps_to') else 'highest'} "
                     f"mean {explorer.label(metric)}, {b['mean']:.3g}{unit}{ci} over {b['n']} runs (95% t interval"
                     + ("; accuracy intervals cut at 0 and 100%" if shown["clipped"].any() else "") + ").")
+    pooled = sorted({f for v in shown["pools"] for f in v.split(", ") if f})
+    if pooled:  # runs of different settings in one group: its interval is not a spread over seeds
+        st.warning(f"These groups pool runs that differ in **{', '.join(pooled)}** (column \"pools\"): a group's "
+                   "interval spans those settings, not only seeds. Filter or group by them to compare like with like.")
     fmt = "%.1f%%" if unit else "%.1f"  # the table's printf has no %g
     st.dataframe(shown, hide_index=True, width="stretch", placeholder="—", column_config={
         "mean": st.column_config.NumberColumn("mean", format=fmt),
         "ci_low": st.column_config.NumberColumn("95% CI low", format=fmt),
         "ci_high": st.column_config.NumberColumn("95% CI high", format=fmt), "clipped": None,
-        "n": st.column_config.NumberColumn("n (with the metric)", help=term("interval"))})
+        "n": st.column_config.NumberColumn("n (with the metric)", help=term("interval")),
+        "pools": st.column_config.Column("pools (settings that differ)")})
     csv_button(stats, f"groups-by-{by}", "csv-groups")
 
 
