@@ -371,16 +371,16 @@ def percent_axis(fig: go.Figure, values, title: str) -> None:
 
 
 def top1_figure(bench: dict, names: list[str]) -> go.Figure:
-    """The localisation benchmark: each score's top-1 rate with its 95% interval (0-1), the
-    random ranking's rate dashed."""
+    """The localisation benchmark: each score's top-1 rate with its 95% interval, in % as the
+    table beside it says it, the random ranking's rate dashed."""
     top1 = [bench["scores"][n]["top1"] for n in names]
     bar = go.Figure(go.Bar(x=names, y=[t["rate"] for t in top1],
                            error_y={"type": "data", "symmetric": False,
                                     "array": [t["ci_high"] - t["rate"] for t in top1],
                                     "arrayminus": [t["rate"] - t["ci_low"] for t in top1]}))
     bar.add_hline(y=bench["floor_top1"], line_dash="dash", annotation_text="random floor")
-    bar.update_layout(title="Top-1 rate with 95% interval", height=320, yaxis_range=[0, 1],
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    bar.update_layout(title="Top-1 rate with 95% interval", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      yaxis={"range": [0, 1], "tickformat": ".0%", "title": "top-1 rate (damaged group ranked first)"})
     return bar
 
 

@@ -115,3 +115,12 @@ def test_a_planted_faults_drop_is_drawn_where_the_run_ended():
     drops = [t for t in fig.data if t.hovertext == "after the planted fault in block2"]
     assert len(drops) == 1 and list(drops[0].x) == [2, 2] and list(drops[0].y) == [0.584, 0.362]
     assert drops[0].line.dash == "dot" and drops[0].showlegend is False and len(fig.data) == 3
+
+
+def test_the_benchmarks_rates_read_in_percent_like_its_table():
+    from beta_core.figures import top1_figure
+
+    rate = {"rate": 0.64, "ci_low": 0.5, "ci_high": 0.76}
+    fig = top1_figure({"scores": {"probe": {"top1": rate}}, "floor_top1": 1 / 6}, ["probe"])
+    assert fig.layout.yaxis.tickformat == ".0%" and tuple(fig.layout.yaxis.range) == (0, 1)
+    assert "top-1" in fig.layout.yaxis.title.text
