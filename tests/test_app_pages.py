@@ -546,6 +546,9 @@ def test_runs_explorer_filters_sorts_groups_and_draws_the_sweeps_settings(monkey
     assert set(groups["method"]) == {"sgd-beta", "sgd-constant"} and (groups["ci_low"] <= groups["mean"]).all()
     assert (groups["ci_high"] <= 100).all() and (groups["ci_low"] >= 0).all()  # an accuracy stays in [0, 100]%
     assert any("has the highest mean final test acc" in m.value for m in at.markdown)
+    # the sweep's runs at several LRs in one method's group: said, not read as a seed interval
+    assert any(w.value.startswith("These groups pool runs that differ in **") and "lr" in w.value for w in at.warning)
+    assert "lr" in " ".join(groups["pools"])
     at.toggle(key="settings").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     charts = at.get("plotly_chart")

@@ -40,10 +40,12 @@ def group_table(store, flt: str, kinds, known: list[str], by: str, metric: str) 
     best = shown.dropna(subset=["mean"]).sort_values("mean", ascending=metric.startswith("steps_to"))
     if len(best):
         b = best.iloc[0]
-        ci = "" if pd.isna(b["ci_low"]) else f" [{b['ci_low']:.3g}{unit}, {b['ci_high']:.3g}{unit}]"
+        num = (lambda v: f"{v:.1f}%") if unit else (lambda v: f"{v:.3g}")
+        ci = "" if pd.isna(b["ci_low"]) else f" [{num(b['ci_low'])}, {num(b['ci_high'])}]"
         st.markdown(f"By **{by}**: **{b[by]}** has the {'lowest' if metric.startswith('steps_to') else 'highest'} "
-                    f"mean {explorer.label(metric)}, {b['mean']:.3g}{unit}{ci} over {b['n']} runs (95% t interval"
-                    + ("; accuracy intervals cut at 0 and 100%" if shown["clipped"].any() else "") + ").")
+                    f"mean {explorer.label(metric)}, {num(b['mean'])}{ci} over {b['n']} runs (95% t interval"
+                    + ("; accuracy intervals cut at 0 and 100%" if shown["clipped"].any() else "") + ")"
+                    + (f", runs that differ in {b['pools']}" if b["pools"] else "") + ".")
     pooled = sorted({f for v in shown["pools"] for f in v.split(", ") if f})
     if pooled:  # runs of different settings in one group: its interval is not a spread over seeds
         st.warning(f"These groups pool runs that differ in **{', '.join(pooled)}** (column \"pools\"): a group's "
