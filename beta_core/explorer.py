@@ -183,8 +183,9 @@ def _is_accuracy(metric: str) -> bool:
 
 # What makes runs different experiments, not seeds of one: a group that mixes values of these
 # pools settings, and its interval is no seed interval (the Runs page says so).
-SETTINGS = ("model", "data", "epochs", "batch_size", "lr", "optimizer", "momentum_rule", "lr_schedule", "width",
-            "train_subset", "planted_fault")
+SETTINGS = ("model", "width", "widths", "resize", "data", "dataset", "train_subset", "test_subset", "epochs",
+            "batch_size", "lr", "optimizer", "momentum_rule", "mu", "hybrid_switch", "nesterov", "weight_decay",
+            "lr_schedule", "warmup_epochs", "label_smoothing", "planted_fault")
 
 
 def group_stats(store: Store, filters: str | None, by: str, metric: str, kinds: tuple | None = None,

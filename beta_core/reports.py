@@ -251,6 +251,15 @@ def surgery_outcome(s: dict) -> str:
 _NOT_ARM = {"seed", "threads", "host", "rank", "script"}
 
 
+def _same(v) -> str:
+    """A config value as compared between runs: 64 and 64.0 are one value (older stores kept a
+    flag's ``widths`` as 64.0,256.0,256.0; this version stores whole channel counts)."""
+    def num(x):
+        return float(x) if isinstance(x, int) and not isinstance(x, bool) else x
+    v = [num(x) for x in v] if isinstance(v, (list, tuple)) else num(v)
+    return json.dumps(v, sort_keys=True, default=str)
+
+
 def config_arms(runs: list[dict]) -> dict[str, list[dict]]:
     """Runs grouped by method and, where runs of one method differ in their config, by the fields
     that differ: "sgd-beta (epochs=1)" and "sgd-beta (epochs=5)" are two arms, never one mean.
@@ -266,7 +275,7 @@ def config_arms(runs: list[dict]) -> dict[str, list[dict]]:
     for m, rs in by_method.items():
         cfgs = [train_config_of(r) for r in rs]
         keys = sorted({k for c in cfgs for k in c} - _NOT_ARM)
-        differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in cfgs}) > 1]
+        differ = [k for k in keys if len({_same(c.get(k)) for c in cfgs}) > 1]
         for r, c in zip(rs, cfgs):
             name = m + (" (" + ", ".join(f"no {k.replace('_', ' ')}" if c.get(k) is None else f"{k}={c.get(k)}"
                                          for k in differ) + ")" if differ else "")
@@ -289,8 +298,8 @@ def comparison_label(runs: list[dict]) -> str:
     seeds = sorted({r["config"].get("seed") for r in runs if isinstance(r["config"].get("seed"), int)})
     epochs = each(r["config"].get("epochs") for r in runs if isinstance(r["config"].get("epochs"), int))
     trained = [counted(int(epochs[0]), "epoch")] if len(epochs) == 1 else [f"{'/'.join(epochs)} epochs"] * bool(epochs)
-    what = each(r["config"].get("model") for r in runs) + trained \
-        + each((r.get("summary") or {}).get("data") or r["config"].get("dataset") for r in runs)
+    data = each((r.get("summary") or {}).get("data") for r in runs) or each(r["config"].get("dataset") for r in runs)
+    what = each(r["config"].get("model") for r in runs) + trained + data  # data as read, else as asked
     return (f"{', '.join(dict.fromkeys(r['method'] for r in runs))} · {', '.join(what) or '-'} · "
             f"seeds {', '.join(map(str, seeds)) or '-'} · {counted(len(runs), 'run')} · {runs[0]['id'][:13]}")
 

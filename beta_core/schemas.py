@@ -6,7 +6,7 @@ are refused), and the first problem is one line naming the member and the field:
 
     runs/abc/run.json: run.config: expected a JSON object (got '{not json')
 
-The bounds every door shares live here too (seeds, learning rates, step numbers). A row's
+The step bound every door shares lives here too (seeds and learning rates: ``fieldtypes``). A row's
 config is then checked by what its kind says it is (``bundles``: a ``train`` run's config
 builds a ``TrainConfig``, a ``sweep``'s holds a plan), so a forged kind cannot reach a job body.
 """

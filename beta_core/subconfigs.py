@@ -109,6 +109,8 @@ class ModelConfig:
             raise ValueError(f"Invalid width: {self.width!r} (expected an integer >= 1)")
         if self.num_classes < 2:
             raise ValueError(f"Invalid num_classes: {self.num_classes!r} (expected an integer >= 2)")
+        if self.widths is not None and len(self.widths) == 0:  # "--widths ," and older stores: the default
+            object.__setattr__(self, "widths", None)
         if self.widths is not None:
             # a flag's text parses as numbers (64.0): whole ones are the channel counts meant
             if len(self.widths) != 3 or any(isinstance(w, bool) or not isinstance(w, (int, float))

@@ -100,6 +100,13 @@ def test_a_bad_data_or_model_field_is_named_as_the_user_wrote_it(field, value, m
 def test_widths_from_a_flag_are_whole_channel_counts():
     cfg = resolve_config("sgd-beta", model="airnet", widths=coerce_field("widths", "32,64,64"))
     assert cfg.model.widths == (32, 64, 64) and all(type(w) is int for w in cfg.to_dict()["widths"])
+    old = TrainConfig.from_dict({**cfg.to_dict(), "widths": [32.0, 64.0, 64.0]})  # as older stores kept a flag's
+    assert old == cfg and TrainConfig.from_dict({"model": "airnet", "widths": []}).model.widths is None
+
+    from beta_core.reports import config_arms
+    runs = [{"kind": "train", "method": "sgd-beta", "config": {**c, "seed": s}}
+            for s, c in enumerate((old.to_dict(), {**cfg.to_dict(), "widths": [32.0, 64.0, 64.0]}))]
+    assert list(config_arms(runs)) == ["sgd-beta"]  # 64 and 64.0 are one arm, not two
 
 
 def test_a_presets_schedule_does_not_replace_a_methods_own():

@@ -84,6 +84,10 @@ def test_a_group_says_which_settings_its_runs_differ_in(store):
         rid = s.create_run({"method": "m", "lr": 0.1, "seed": seed, "planted_fault": fault}, status="done")
         s.finish(rid, "done", {"final_test_acc": 0.5})
     assert explorer.group_stats(s, "method = m", "method", "final_test_acc").iloc[0]["pools"] == "planted_fault"
+    for seed, mu in ((0, 0.9), (1, 0.95)):
+        rid = s.create_run({"method": "c", "lr": 0.1, "mu": mu, "seed": seed}, status="done")
+        s.finish(rid, "done", {"final_test_acc": 0.5})
+    assert explorer.group_stats(s, "method = c", "method", "final_test_acc").iloc[0]["pools"] == "mu"
     by_lr = explorer.group_stats(s, "method = m and seed < 2", "lr", "final_test_acc").iloc[0]
     assert by_lr["pools"] == "" and by_lr["n"] == 2  # same setting, two seeds
 
