@@ -84,6 +84,16 @@ def test_schedules_rejects_bad_values_with_an_error(monkeypatch, tmp_path):
     assert len(at.get("plotly_chart")) == n and not at.exception
 
 
+def test_schedules_says_when_the_beta_rule_is_clamped_and_underdamped(monkeypatch, tmp_path):
+    """The new user's walk: at peak LR 1 the page said "starts at μ = 0.000 (ζ = 1 at λ = 1)"
+    beside a chart of ζ = 0.5: above LR 1/(4λ) the rule is clamped at 0 and underdamped."""
+    at = _app(monkeypatch, tmp_path, "schedules")
+    assert any("ζ = 1 at λ = 1" in m.value for m in at.markdown)  # LR 0.1: the rule holds
+    at.number_input(key="sc_lr").set_value(1.0).run()
+    text = next(m.value for m in at.markdown if "the beta rule starts at" in m.value)
+    assert "ζ = 1 at" not in text and "clamped" in text and "ζ = 0.50, **underdamped**, until step" in text
+
+
 def test_train_shows_runs_and_tables(monkeypatch, populated):
     at = _app(monkeypatch, populated[0], "train")
     assert len(at.get("plotly_chart")) == 2  # schedule panels, performance panels

@@ -61,8 +61,13 @@ colors = run_colors(frames)
 names = {k: k for k in frames}
 low = next((s for s, v in enumerate(lrs) if 0 < v <= hybrid_switch_lr(mu_c)), None)
 with plots:
+    beta = frames["beta"].dropna(subset=["zeta"])
+    under = beta[beta["zeta"] < 0.99]  # clamped at μ = 0: 1 - 2√(λ·lr) < 0 above lr = 1/(4λ)
+    start = (f"ζ = 1 at λ = {lam:g}" if under.empty else
+             f"clamped: 1 − 2√(λ·lr) is below 0 above LR {1 / (4 * lam):g}, so ζ = {beta['zeta'].iloc[0]:.2f}, "
+             f"**underdamped**, until step {int(under['step'].iloc[-1]) + 1:,}")
     st.markdown(f"With a {name} schedule from LR {base_lr:g}, the beta rule starts at μ = "
-                f"{frames['beta']['momentum'].iloc[0]:.3f} (ζ = 1 at λ = {lam:g}) and rises as the LR falls; hybrid = "
+                f"{frames['beta']['momentum'].iloc[0]:.3f} ({start}) and rises as the LR falls; hybrid = "
                 + (f"beta until step {max(0, low - 1):,} of {int(total):,}, then holds μ = {mu_c:g}." if low is not None
                    else f"beta for the whole schedule (its LR never falls to {hybrid_switch_lr(mu_c):.4g})."))
     a, b = st.columns(2)
