@@ -260,3 +260,14 @@ def test_a_planted_fault_damages_one_group_after_training(tiny_splits):
     for bad in ("block2:x", ":1", "block2:0", "block2:1e9"):
         with pytest.raises(ValueError, match="Invalid planted_fault"):
             tiny_config(planted_fault=bad)
+
+
+def test_asking_for_more_training_images_than_the_data_has_is_refused_before_a_run(tmp_path):
+    """The new user's walk: 30,000 training images asked of a synthetic set trained on 9,000 and
+    stored train_subset 30000 beside n_train 9000, without a word."""
+    from beta_core.engine import check_data
+
+    check_data([tiny_config(train_subset=360)], str(tmp_path))  # 400 images, 40 of them validation
+    with pytest.raises(ValueError, match=r"^Invalid train_subset: 1,000 \(expected at most the 360 training images "
+                                         r"this data gives after the validation split, or none for all; no run"):
+        check_data([tiny_config(train_subset=1000)], str(tmp_path))
