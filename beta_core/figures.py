@@ -144,7 +144,7 @@ def panel_figure(panels: list[dict], names: dict[str, str], colors: dict[str, st
         if p.get("log_y"):
             fig.update_yaxes(type="log", row=1, col=col, **log_ticks(p["frames"], y))
         if p.get("percent"):  # accuracies read as the tables and sentences write them
-            fig.update_yaxes(tickformat=".0%", row=1, col=col)
+            fig.update_yaxes(tickformat=".1~%", row=1, col=col)  # 16.5%, not "16% 17% 17%" on a short axis
         if p.get("bands"):
             _regime_bands(fig, p["frames"], y, p.get("log_y", False), col)
         fig.update_xaxes(title_text=p.get("x_title", AXIS_TITLES.get(x, x)), row=1, col=col)

@@ -115,6 +115,7 @@ def test_a_planted_faults_drop_is_drawn_where_the_run_ended():
     drops = [t for t in fig.data if t.hovertext == "after the planted fault in block2"]
     assert len(drops) == 1 and list(drops[0].x) == [2, 2] and list(drops[0].y) == [0.584, 0.362]
     assert drops[0].line.dash == "dot" and drops[0].showlegend is False and len(fig.data) == 3
+    assert fig.layout.yaxis.tickformat == ".1~%"  # ticks 0.5% apart read 16.5%, not a repeated 17%
 
 
 def test_the_benchmarks_rates_read_in_percent_like_its_table():
