@@ -24,6 +24,7 @@ from scipy import stats as st
 from .config import PAPER_FIRST
 from .formats import format_seconds, format_target, pct
 from .queries import sweep_members
+from .reports import claim_figure
 from .stats import mean_ci, paired_difference, verdict
 from .store import Store
 from .verdicts import EQUIVALENCE, EQUIVALENCE_SPEED, analyse_runs
@@ -89,7 +90,7 @@ def _claim_speed(store: Store, arms: dict, report: dict, plan: dict) -> tuple[di
     """Claim 1 from the sweep's own claims (Holm over its family); claim 4: every method against
     sgd-hybrid at the top target, with the sweep's margins of "equivalent"."""
     setting = report["setting"]
-    beta = [c for c in report["claims"] if c["method"] == "sgd-beta"]
+    beta = [{**c, "figure": claim_figure(report, c)} for c in report["claims"] if c["method"] == "sgd-beta"]
     top = max(setting["targets"])
     epochs = store.epoch_records(*[r["id"] for a in arms.values() for r in a.values()])
     hybrid = analyse_runs({"sgd-hybrid": arms["sgd-hybrid"], **{m: a for m, a in arms.items() if m != "sgd-hybrid"}},
