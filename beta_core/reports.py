@@ -392,7 +392,7 @@ def attribution_rows(result: dict) -> list[dict]:
 
 def text_table(rows: list[dict]) -> str:
     """Rows as aligned text for the terminal (the same rows a page shows as a table)."""
-    return pd.DataFrame(rows).to_string(index=False) if rows else "(none)"
+    return pd.DataFrame(rows).to_string(index=False, na_rep="-") if rows else "(none)"
 
 
 def fault_found(run: dict, result: dict) -> str | None:

@@ -209,3 +209,16 @@ def test_attribute_says_what_it_will_do_and_takes_a_subset(capsys, tmp_path):
     assert f"about {format_seconds(stored['seconds'])}, as the last one like it took here" in err  # measured here
     code, _, err = run(capsys, tmp_path, "attribute", rid, "--images", "0")
     assert code == 2 and "Invalid max_samples: 0" in err
+
+
+def test_runs_list_says_a_missing_value_with_a_dash(capsys, tmp_path):
+    """The new user's walk: `runs list` printed NaN and <NA> for what a run does not have (a
+    localisation's seed and LR, a surgery's wall seconds, a top-level run's parent)."""
+    from beta_core.store import Store
+
+    store = Store(tmp_path / "runs")
+    rid = store.create_run({"method": "localise", "model": "small_cnn"}, kind="localise", status="done")
+    store.finish(rid, "done", {})
+    code, out, _ = run(capsys, tmp_path, "runs", "list")
+    row = next(line for line in out.splitlines() if rid in line)
+    assert code == 0 and not {"NaN", "nan", "<NA>", "None"} & set(row.split()) and row.split().count("-") >= 5

@@ -104,9 +104,11 @@ def cmd_stored_runs(args, store: Store) -> int:
             return 0
         cols = ["id", "status", "kind", "method", "model", "data", "lr", "seed", "best_test_acc", "wall_seconds",
                 "parent"]
-        df = df.astype({"seed": "Int64"})  # a seed is a whole number ("2", not "2.0000"); sweeps have none
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}",
-                                 formatters={"lr": lambda v: f"{v:g}", "wall_seconds": lambda v: f"{v:.1f}"}))
+        df["seed"] = [v if pd.isna(v) else str(int(v)) for v in df["seed"]]  # "2", not "2.0000"; sweeps have none
+        missing = lambda fmt: lambda v: "-" if pd.isna(v) else fmt(v)  # noqa: E731 - a value a run lacks: "-", not NaN
+        print(df[cols].fillna(float("nan")).to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-",
+                                 formatters={"lr": missing(lambda v: f"{v:g}"), "seed": missing(str),
+                                             "wall_seconds": missing(lambda v: f"{v:.1f}")}))
     elif args.runs_command == "show":
         run = store.get_run(args.run_id)
         keys = ("id", "name", "status", "kind", "method", "parent", "error", "note", "summary", "config")
