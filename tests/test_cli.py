@@ -222,3 +222,14 @@ def test_runs_list_says_a_missing_value_with_a_dash(capsys, tmp_path):
     code, out, _ = run(capsys, tmp_path, "runs", "list")
     row = next(line for line in out.splitlines() if rid in line)
     assert code == 0 and not {"NaN", "nan", "<NA>", "None"} & set(row.split()) and row.split().count("-") >= 5
+
+
+def test_a_bad_flag_is_one_line_too(capsys, tmp_path):
+    """`--lr inf` printed the whole usage (34 lines) before its error, unlike every other bad input."""
+    with pytest.raises(SystemExit) as e:
+        main(["--runs-dir", str(tmp_path / "runs"), "train", "--lr", "inf"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.splitlines() == [
+        "beta-core train: error: argument --lr: Invalid lr: 'inf' (expected a finite number) (see beta-core train "
+        "--help)"]
+    assert not (tmp_path / "runs").exists() or Store(tmp_path / "runs").count_runs() == 0

@@ -33,7 +33,7 @@ from ..records import train_config_of
 from ..store import Store
 from . import diagnostics, imports, reporting, sweep, verdict
 from .common import INTERRUPTS, SYNTHETIC_NOTE, CLIError, Progress, execute, print_summary
-from .stored import add_global_flags, add_runs_parser, cmd_stored_runs, guarded
+from .stored import Parser, add_global_flags, add_runs_parser, cmd_stored_runs, guarded
 
 __all__ = ["main", "build_parser", "config_overrides"]
 
@@ -101,7 +101,7 @@ def config_overrides(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="beta-core", description="Beta-scheduling: train, compare, diagnose.")
+    ap = Parser(prog="beta-core", description="Beta-scheduling: train, compare, diagnose.")
     add_global_flags(ap)
     sub = ap.add_subparsers(dest="command", required=True)
 

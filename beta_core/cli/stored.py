@@ -17,7 +17,7 @@ from ..env import EnvError, settings
 from ..queries import sweep_members
 from ..store import Store, StoreError
 
-__all__ = ["CLIError", "LIGHT", "light_main", "add_global_flags", "add_runs_parser", "cmd_stored_runs", "err",
+__all__ = ["CLIError", "Parser", "LIGHT", "light_main", "add_global_flags", "add_runs_parser", "cmd_stored_runs", "err",
            "guarded", "light_command", "main"]
 
 LIGHT = ("list", "show", "diff", "export", "delete", "tag", "note", "rename")  # ``runs`` subcommands that need no model
@@ -177,10 +177,18 @@ def guarded(body, extra_errors: tuple = ()) -> int:
         return 130
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that says a bad flag in one line, as every other bad input is said (it printed
+    the whole 34-line usage before ``--lr inf``'s error); its subcommands' parsers are of this class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def light_main(argv: list[str], add_parsers, handler) -> int:
     """A command without the full command line: its parser (``add_parsers(sub)``), the store,
     ``handler(args, store)``, every failure one line."""
-    ap = argparse.ArgumentParser(prog="beta-core")
+    ap = Parser(prog="beta-core")
     add_global_flags(ap)
     add_parsers(ap.add_subparsers(dest="command", required=True))
     args = ap.parse_args(argv)
