@@ -567,6 +567,9 @@ def test_runs_explorer_filters_sorts_groups_and_draws_the_sweeps_settings(monkey
     assert sum(b.label.startswith("Data as CSV") for b in at.get("download_button")) >= 4
     at.text_input(key="rf").input("lrr > 0.1").run()
     assert not at.exception and any("Unknown field 'lrr'" in e.value for e in at.error)
+    # a rejected filter keeps nothing: no groups or charts of every run under it (the walk saw them)
+    assert any(i.value.startswith("Fix the filter above") for i in at.info) and not at.get("plotly_chart")
+    assert not any("has the highest mean" in m.value for m in at.markdown)
 
 
 def test_selected_runs_come_back_from_the_url_and_take_tags_and_a_note(monkeypatch, populated):

@@ -22,9 +22,9 @@ PAGE = 100  # rows of the table: filtered, sorted and paged in SQL, so 10,000 ru
 PCT = ("final_test_acc", "best_test_acc", "final_val_acc", "best_val_acc", "acc_after")
 
 
-def explorer_table(store, known: list[str]) -> tuple[str, tuple | None, list[str]]:
-    """Filter, columns, sort and page; the table with click-to-select rows. Returns the filter,
-    the kinds and the ids of the rows picked on this page."""
+def explorer_table(store, known: list[str]) -> tuple[str | None, tuple | None, list[str]]:
+    """Filter, columns, sort and page; the table with click-to-select rows. Returns the filter
+    (None when it is not valid), the kinds and the ids of the rows picked on this page."""
     a, b = st.columns([4, 2])
     flt = a.text_input("Filter", key="rf", placeholder="lr > 0.05; method in sgd-beta,sgd-hybrid; tag = lecture",
                        help="FIELD OP VALUE, several joined by ; or and. OP: = != > >= < <= ~ (contains) in, "
@@ -43,7 +43,7 @@ def explorer_table(store, known: list[str]) -> tuple[str, tuple | None, list[str
         got = explorer.query(store, flt, sort, desc, cols, PAGE, (page - 1) * PAGE, kinds, known)
     except ValueError as err:
         st.error(plain(err))
-        return "", kinds, []
+        return None, kinds, []  # no filter: the charts below must not fall back to every run
     st.caption(f"{counted(total, 'run')} match" + (f"; page {page} of {pages}, {PAGE} per page" if pages > 1 else "")
                + f"; sorted by {explorer.label(sort)}, {'largest' if desc else 'smallest'} first (empty last). "
                "Click rows to select them.")
@@ -101,11 +101,12 @@ if ids:
     st.markdown(f"**{counted(len(ids), 'run')} selected**: " + ", ".join(run_name(r) for r in runs.values()))
     annotate(store, ids, runs)
 st.subheader("Compare " + ("the selected runs" if ids else f"the runs that match (the newest {MAX_CURVE_RUNS})"))
-try:
-    chart_ids = ids or explorer.query(store, flt, columns=(), limit=MAX_CURVE_RUNS, kinds=kinds,
-                                      known=known).frame["id"].tolist()
-except ValueError:
-    chart_ids = []  # the table above said what is wrong with the filter
+if flt is None and not ids:  # the table above said what is wrong with the filter
+    st.info("Fix the filter above to compare the runs it keeps.")
+    unpack_form(store)
+    st.stop()
+chart_ids = ids or explorer.query(store, flt, columns=(), limit=MAX_CURVE_RUNS, kinds=kinds,
+                                  known=known).frame["id"].tolist()
 g1, g2, g3, g4 = st.columns([2, 2, 2, 1])
 MANY = 12  # lines a chart can show one by one; beyond, the runs are grouped by method unless asked otherwise
 by = g1.selectbox("Group by", ["(none: one line per run)", *known], key="group-by", format_func=explorer.label,
