@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -284,13 +285,15 @@ def config_arms(runs: list[dict]) -> dict[str, list[dict]]:
 
 
 def comparison_label(runs: list[dict]) -> str:
-    """One line that tells a comparison (runs launched together) from the others in a picker: its
-    methods, what they trained (model, epochs, data), seeds, size and when.
+    """One line that tells a comparison (runs launched together) from the others in a picker, the
+    part that differs first (a narrow picker cuts the end): when, its methods, what they trained
+    (model, epochs, data and its training images), seeds and size.
 
     >>> r = lambda m, s: {"id": f"20261207-0819{s}-x", "method": m, "config": {"model": "small_cnn", "epochs": 8,
-    ...                   "seed": s}, "summary": {"data": "cifar10-jpeg.tar.gz"}}
-    >>> comparison_label([r("sgd-beta", 0), r("sgd-constant", 0), r("sgd-beta", 1)])
-    'sgd-beta, sgd-constant · small_cnn, 8 epochs, cifar10-jpeg.tar.gz · seeds 0, 1 · 3 runs · 20261207-0819'
+    ...                   "seed": s}, "summary": {"data": "cifar10-jpeg.tar.gz", "n_train": 5000}}
+    >>> comparison_label([r("sgd-beta", 0), r("sgd-constant", 0), r("sgd-beta", 1)]).split(" · ")
+    ['2026-12-07 08:19', 'sgd-beta, sgd-constant', 'small_cnn, 8 epochs, cifar10-jpeg.tar.gz (5,000 images)', \
+'seeds 0, 1', '3 runs']
     """
     def each(values) -> list[str]:
         return list(dict.fromkeys(str(v) for v in values if v is not None))
@@ -299,9 +302,14 @@ def comparison_label(runs: list[dict]) -> str:
     epochs = each(r["config"].get("epochs") for r in runs if isinstance(r["config"].get("epochs"), int))
     trained = [counted(int(epochs[0]), "epoch")] if len(epochs) == 1 else [f"{'/'.join(epochs)} epochs"] * bool(epochs)
     data = each((r.get("summary") or {}).get("data") for r in runs) or each(r["config"].get("dataset") for r in runs)
+    n = {(r.get("summary") or {}).get("n_train") for r in runs} - {None}
+    if data and len(n) == 1:
+        data[-1] += f" ({n.pop():,} images)"
     what = each(r["config"].get("model") for r in runs) + trained + data  # data as read, else as asked
-    return (f"{', '.join(dict.fromkeys(r['method'] for r in runs))} · {', '.join(what) or '-'} · "
-            f"seeds {', '.join(map(str, seeds)) or '-'} · {counted(len(runs), 'run')} · {runs[0]['id'][:13]}")
+    rid = runs[0]["id"]
+    when = f"{rid[:4]}-{rid[4:6]}-{rid[6:8]} {rid[9:11]}:{rid[11:13]}" if re.match(r"^\d{8}-\d{4}", rid) else rid
+    return (f"{when} · {', '.join(dict.fromkeys(r['method'] for r in runs))} · {', '.join(what) or '-'} · "
+            f"seeds {', '.join(map(str, seeds)) or '-'} · {counted(len(runs), 'run')}")
 
 
 def training_outcome(runs: list[dict]) -> str:

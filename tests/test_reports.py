@@ -187,4 +187,4 @@ def test_two_comparisons_of_the_same_methods_are_told_apart_in_the_picker():
 
     quick, real = reports.comparison_label([run(1, "synthetic", 1)]), reports.comparison_label([run(8, "cifar10", 2)])
     assert quick != real and "1 epoch," in quick and "synthetic" in quick and "8 epochs, cifar10" in real
-    assert reports.comparison_label([{"id": "x", "method": "m", "config": {}}]) == "m · - · seeds - · 1 run · x"
+    assert reports.comparison_label([{"id": "x", "method": "m", "config": {}}]) == "x · m · - · seeds - · 1 run"
