@@ -26,11 +26,16 @@ def progress_of(p: Progress | None, now: float, done: int | None = None) -> dict
 
     >>> progress_of({"phase": "training", "done": 0, "total": 100, "unit": "steps", "started": 0.0}, 10.0, 20)
     {'phase': 'training', 'done': 20, 'total': 100, 'unit': 'steps', 'rate': 2.0, 'eta': 40.0}
+    >>> progress_of({"phase": "training", "total": 100, "unit": "steps", "started": 0.0}, 3.0, 1)["eta"] is None
+    True
     """
     p = p or {}
     done = p.get("done", 0) if done is None else done
     total, started = p.get("total"), p.get("started")
-    rate = done / (now - started) if done and started is not None and now > started else None
+    # a run's first steps carry its start-up (loader workers, first batches): one step of a 7 s run
+    # read as "3 min 49 s left"; its rate counts from a few steps (5% of them) on
+    early = p.get("unit") == "steps" and done < max(3, 0.05 * (total or 0))
+    rate = done / (now - started) if done and not early and started is not None and now > started else None
     eta = (total - done) / rate if rate and total else None
     return {"phase": p.get("phase", "starting"), "done": done, "total": total, "unit": p.get("unit", ""),
             "rate": rate, "eta": eta}
@@ -75,8 +80,8 @@ def seconds_left(store: Store, run: dict, now: float | None = None, steps: int |
     earlier = earlier_seconds(store, run, cache)
     if earlier is None:
         return None
-    return max(0.0, earlier[0] - (now - p["started"])) if run["status"] == "running" and p.get("started") \
-        else earlier[0]
+    return max(0.0, earlier[0] - (now - p["started"])) if run["status"] == "running" \
+        and p.get("started") is not None else earlier[0]
 
 
 def queue_times(store: Store, active: list[dict], slots: int, now: float | None = None) -> dict[str, tuple]:

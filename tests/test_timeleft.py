@@ -57,3 +57,19 @@ def test_a_run_preparing_its_data_has_the_decode_left_then_a_whole_run(tmp_path)
     store.update_summary(rid, {"progress": {"phase": "preparing data", "started": 0.0, "done": 0, "total": 60000,
                                             "unit": "images"}})  # no image decoded yet: no rate to go by
     assert seconds_left(store, store.get_run(rid), now=1.0) is None
+
+
+def test_a_runs_first_step_is_no_rate(tmp_path):
+    """The new user's walk: the sidebar said "all done in about 3 min 49 s" for a 7 s run, from its
+    first step (the loader's start-up in it). Its rate counts from 5% of its steps; before that,
+    earlier runs like it say how long it takes."""
+    store = Store(tmp_path / "runs")
+    running = store.create_run(tiny_config(epochs=2).to_dict(), status="running", pid=os.getpid())
+    store.update_summary(running, {"progress": {"phase": "training", "total": 71, "unit": "steps", "started": 0.0}})
+    store.add_steps(running, [{"step": 0, "epoch": 0, "loss": 1.0}])
+    run = store.get_run(running)
+    assert seconds_left(store, run, now=3.0) is None  # one step in 3 s would say 210 s: nothing measured yet
+    _done(store, 7.0, epochs=2)
+    assert seconds_left(store, run, now=3.0) == pytest.approx(4.0)  # as long as the last like it: 7 s, 3 s gone
+    store.add_steps(running, [{"step": s, "epoch": 0, "loss": 1.0} for s in range(1, 10)])
+    assert seconds_left(store, store.get_run(running), now=4.0) == pytest.approx(61 * 0.4)  # its own rate now
