@@ -160,6 +160,8 @@ def test_compare_page_shows_grid_curves_and_verdicts(monkeypatch, populated):
     assert set(claims.columns) >= {"claim", "measured (95% CI)", "verdict", "n"} and len(claims) == 2
     assert all(v.startswith(("faster", "slower", "higher", "lower", "no detectable", "undetermined", "equivalent"))
                for v in claims["verdict"])
+    # the stage-1 bars say how many tuning seeds they rest on (the walk read their width as noise)
+    assert any(c.value.startswith("Each point: mean validation accuracy over n = ") for c in at.caption)
 
 
 def test_attribution_page_shows_the_evidence_beside_the_flag(monkeypatch, populated):

@@ -17,6 +17,12 @@ from pages.views.common import launch_errors, plain, recent_runs, report_button,
 def lr_sensitivity(choice: dict, color: dict) -> None:
     st.subheader("LR sensitivity (stage 1, validation)", help=term("tuning", "edge_of_grid"))
     st.plotly_chart(lr_sensitivity_figure(choice, color), width="stretch", key="lr-sensitivity")
+    ns = sorted({p["n"] for c in choice.values() for p in c["curve"] if p.get("n")})
+    if ns:  # the bars are over tuning seeds only: few, so wide (the walk read them as noise)
+        n = ns[0] if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+        st.caption(f"Each point: mean validation accuracy over n = {n} tuning seeds, with its 95% t interval, cut at "
+                   "0 and 100%" + (": with 2 seeds an interval is wide, and LRs whose bars overlap are not told "
+                                   "apart" if ns[0] <= 3 else "") + ".")
     seen: dict[tuple, list] = {}
     for m, c in choice.items():
         if key := tuple(p["mean"] for p in c["curve"] if p["mean"] is not None):
