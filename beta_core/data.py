@@ -116,7 +116,7 @@ def make_synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0) -> S
     train_x, train_y = draw(n_train)
     test_x, test_y = draw(n_test)
     return Splits(train_x, train_y, test_x, test_y, tuple(f"class{i}" for i in range(10)),
-                  f"synthetic (seed {seed})", True)
+                  f"synthetic (data seed {seed})", True)
 
 
 # ------------------------------------------------------------------ image trees
