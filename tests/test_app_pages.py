@@ -572,6 +572,10 @@ def test_runs_explorer_filters_sorts_groups_and_draws_the_sweeps_settings(monkey
     # a rejected filter keeps nothing: no groups or charts of every run under it (the walk saw them)
     assert any(i.value.startswith("Fix the filter above") for i in at.info) and not at.get("plotly_chart")
     assert not any("has the highest mean" in m.value for m in at.markdown)
+    at.text_input(key="rf").input("").run()  # every run: the sweep's own row has no accuracy to average
+    groups = next(d.value for d in at.dataframe if "ci_low" in d.value)
+    assert (groups["n"] > 0).all() and "sweep" not in set(groups["method"])  # named, not a row of "—"
+    assert any(c.value.startswith("Left out, no final test acc: ") and "sweep" in c.value for c in at.caption)
 
 
 def test_selected_runs_come_back_from_the_url_and_take_tags_and_a_note(monkeypatch, populated):

@@ -33,6 +33,10 @@ def _percent(df: pd.DataFrame, metric: str, cols) -> pd.DataFrame:
 def group_table(store, flt: str, kinds, known: list[str], by: str, metric: str) -> None:
     """Per group over every run the filter keeps: n, mean and its 95% interval."""
     stats = explorer.group_stats(store, flt, by, metric, kinds, known)
+    without = stats[stats["n"] == 0][by].tolist()  # sweeps, localisations: no such metric to average
+    stats = stats[stats["n"] > 0]
+    if without:
+        st.caption(f"Left out, no {explorer.label(metric)}: {', '.join(map(str, without))}.")
     if stats.empty:
         return
     shown = _percent(stats, metric, ("mean", "ci_low", "ci_high"))
