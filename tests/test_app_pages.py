@@ -1,5 +1,6 @@
 """Every page through streamlit.testing.v1.AppTest: empty store, populated store, widgets."""
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,11 @@ def test_attribution_page_shows_the_evidence_beside_the_flag(monkeypatch, popula
     assert any(s.value.startswith("How often is a flag right") for s in at.subheader)
     table = next(d.value for d in at.dataframe if "top-1 [95% CI]" in d.value.columns)  # reports.localisation_rows
     assert set(table["score"]) == {"grad_relative (paper)", "probe", "random"}
+    # the benchmark's units: rates in % everywhere (heatmap, bars, table), a fault's cost in points
+    cost = next(c.value for c in at.caption if c.value.startswith("Test accuracy each fault cost the model"))
+    assert re.search(r"^[^:]+: \S+ \S+: -?\d+\.\d pt(, |\.$)", cost), cost  # "noise 1: 23.5 pt", not 0.235
+    heat = next(c for c in at.get("plotly_chart") if "Top-1 rate (%)" in c.proto.spec)
+    assert '"zmax":100' in heat.proto.spec.replace(" ", "")
 
 
 def test_theory_takes_a_runs_measured_sharpness(monkeypatch, tmp_path):

@@ -41,8 +41,9 @@ def benchmark(store, runs: list[dict]) -> None:
     names = [r_["score"].split(" ")[0] for r_ in rows]
     faults = list(next(iter(bench["scores"].values()))["by_fault"])
     a, b = st.columns(2)
-    a.plotly_chart(heatmap([[bench["scores"][n]["by_fault"].get(f) for f in faults] for n in names], names, faults,
-                           "Top-1 rate, score × fault", zmax=1.0), width="stretch", key="bench-heat")
+    rates = [[None if (v := bench["scores"][n]["by_fault"].get(f)) is None else 100 * v for f in faults] for n in names]
+    a.plotly_chart(heatmap(rates, names, faults, "Top-1 rate (%), score × fault", zmax=100.0), width="stretch",
+                   key="bench-heat")  # in % like the table and the bars beside it
     b.plotly_chart(top1_figure(bench, names), width="stretch", key="bench-bar")
-    st.caption("Accuracy lost by the faults: " + ", ".join(f"{k}: {v['mean']:.3f}"
-                                                           for k, v in bench["accuracy_drop"].items()))
+    st.caption("Test accuracy each fault cost the model, mean over its cases (fault, then its strength): "
+               + ", ".join(f"{k}: {100 * v['mean']:.1f} pt" for k, v in bench["accuracy_drop"].items()) + ".")
