@@ -286,8 +286,8 @@ def config_arms(runs: list[dict]) -> dict[str, list[dict]]:
 
 def comparison_label(runs: list[dict]) -> str:
     """One line that tells a comparison (runs launched together) from the others in a picker, the
-    part that differs first (a narrow picker cuts the end): when, its methods, what they trained
-    (model, epochs, data and its training images), seeds and size.
+    part that differs first (a narrow picker cuts the end): when (and "demo" for the demo's runs),
+    its methods, what they trained (model, epochs, data and its training images), seeds and size.
 
     >>> r = lambda m, s: {"id": f"20261207-0819{s}-x", "method": m, "config": {"model": "small_cnn", "epochs": 8,
     ...                   "seed": s}, "summary": {"data": "cifar10-jpeg.tar.gz", "n_train": 5000}}
@@ -308,6 +308,7 @@ def comparison_label(runs: list[dict]) -> str:
     what = each(r["config"].get("model") for r in runs) + trained + data  # data as read, else as asked
     rid = runs[0]["id"]
     when = f"{rid[:4]}-{rid[4:6]}-{rid[6:8]} {rid[9:11]}:{rid[11:13]}" if re.match(r"^\d{8}-\d{4}", rid) else rid
+    when += " (demo)" if all("demo" in tags_of(r) for r in runs) else ""
     return (f"{when} · {', '.join(dict.fromkeys(r['method'] for r in runs))} · {', '.join(what) or '-'} · "
             f"seeds {', '.join(map(str, seeds)) or '-'} · {counted(len(runs), 'run')}")
 

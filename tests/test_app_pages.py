@@ -441,6 +441,9 @@ def test_load_demo_runs_fills_every_page_from_the_shipped_bundles(monkeypatch, t
     assert {"train", "surgery", "sweep"} <= kinds and store.count_runs() >= 37
     beta = next(r for r in store.runs(kind="train") if r["method"] == "sgd-beta" and not r["parent"])
     assert store.results(beta["id"], "attribution") and store.checkpoint_path(beta["id"]).exists()
+    from beta_core.annotations import tags_of  # told apart from the user's own: tagged, and said in the picker
+    assert all("demo" in tags_of(r) for r in store.runs())
+    assert all(" (demo) · " in o for o in at.selectbox(key="tr_group").options)  # the labels, as shown
     # the Train page shows the comparison's outcome in words first; the button is gone
     assert any("ended highest" in m.value for m in at.markdown)
     assert not any(b.label == "Load demo runs" for b in at.button)

@@ -188,3 +188,5 @@ def test_two_comparisons_of_the_same_methods_are_told_apart_in_the_picker():
     quick, real = reports.comparison_label([run(1, "synthetic", 1)]), reports.comparison_label([run(8, "cifar10", 2)])
     assert quick != real and "1 epoch," in quick and "synthetic" in quick and "8 epochs, cifar10" in real
     assert reports.comparison_label([{"id": "x", "method": "m", "config": {}}]) == "x · m · - · seeds - · 1 run"
+    demo = {"id": "20261201-1310-x", "method": "m", "config": {}, "tags": '["demo"]'}
+    assert reports.comparison_label([demo]).startswith("2026-12-01 13:10 (demo) · m")

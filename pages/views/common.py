@@ -152,6 +152,8 @@ def demo_button(key: str) -> None:
 
         try:
             added = [i for b in bundles for i in unpack(store, b)["added"]]
+            for i in added:  # told apart from the user's own runs: pickers say "demo", `tag = demo` finds them
+                store.tag(i, add=["demo"])
         except (BundleError, StoreError, OSError) as e:
             show_error(e, "Cannot load the demo runs: ")
             return
