@@ -113,7 +113,8 @@ class AttributionConfig:
         if self.split not in ("train", "test"):
             raise ValueError(f"Invalid split: {self.split!r} (expected 'train' or 'test')")
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"Unknown normalization: {self.normalization!r} (expected one of {NORMALIZATIONS})")
+            raise ValueError(f"Unknown normalization: {self.normalization!r} (expected one of "
+                             f"{', '.join(NORMALIZATIONS)})")
         if self.select not in ("topk", "zscore"):
             raise ValueError(f"Unknown selection: {self.select!r} (expected 'topk' or 'zscore')")
         if not isinstance(self.k, int) or self.k < 1:
@@ -127,7 +128,7 @@ class AttributionConfig:
         if not isinstance(self.probe_steps, int) or self.probe_steps < 0:
             raise ValueError(f"Invalid probe_steps: {self.probe_steps!r} (expected an integer >= 0)")
         if self.score not in SCORES:
-            raise ValueError(f"Unknown score: {self.score!r} (expected one of {SCORES})")
+            raise ValueError(f"Unknown score: {self.score!r} (expected one of {', '.join(SCORES)})")
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ValueError(f"Invalid max_samples: {self.max_samples!r} (expected an integer >= 1 images, or None "
                              "for the whole split)")
@@ -404,7 +405,7 @@ def plant_fault(model: torch.nn.Module, loader, group: str, strength: float = 1.
         raise ValueError("Invalid train_loader: None (expected a training loader for method='probe')")
     groups = group_parameters(model)
     if group not in groups:
-        raise ValueError(f"Unknown layer group: {group!r} (expected one of {list(groups)})")
+        raise ValueError(f"Unknown layer group: {group!r} (expected one of {', '.join(map(str, groups))})")
     if not (isinstance(strength, (int, float)) and math.isfinite(strength) and strength > 0):
         raise ValueError(f"Invalid strength: {strength!r} (expected > 0, noise RMS relative to the weights' RMS)")
     _, acc_before = evaluate(model, loader)
@@ -468,7 +469,7 @@ def score_groups(name: str, model: torch.nn.Module, loader, train_loader=None, s
     probe (plus its evaluations), the unit of cost next to seconds.
     """
     if name not in SCORES:
-        raise ValueError(f"Unknown score: {name!r} (expected one of {SCORES})")
+        raise ValueError(f"Unknown score: {name!r} (expected one of {', '.join(SCORES)})")
     groups = group_parameters(model)
     t0 = time.perf_counter()
     if name == "random":

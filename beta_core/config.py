@@ -114,9 +114,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self)  # the data's and model's own fields were checked when they were made
         if self.method not in METHODS:
-            raise ValueError(f"Unknown method: {self.method!r} (expected one of {tuple(METHODS)})")
+            raise ValueError(f"Unknown method: {self.method!r} (expected one of {', '.join(METHODS)})")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer: {self.optimizer!r} (expected one of {OPTIMIZERS})")
+            raise ValueError(f"Unknown optimizer: {self.optimizer!r} (expected one of {', '.join(OPTIMIZERS)})")
         for name in ("epochs", "batch_size"):
             v = getattr(self, name)
             if not 1 <= v <= LIMITS[name]:
@@ -268,7 +268,7 @@ def coerce_field(name: str, text: str):
     """Parse ``text`` as a value of field ``name`` by its declared type; ValueError names the field
     (``fieldtypes.coerce``)."""
     if name not in _FLAT:
-        raise ValueError(f"Unknown config field: {name!r} (expected one of {sorted(_FLAT)})")
+        raise ValueError(f"Unknown config field: {name!r} (expected one of {', '.join(sorted(_FLAT))})")
     return coerce(name, _FLAT[name].type, text)
 
 
@@ -280,7 +280,7 @@ def is_adam(method: str) -> bool:
 def resolve_config(method: str = "sgd-beta", **overrides) -> TrainConfig:
     """The method's fixed fields, then the caller's overrides (explicit values win)."""
     if method not in METHODS:
-        raise ValueError(f"Unknown method: {method!r} (expected one of {tuple(METHODS)})")
+        raise ValueError(f"Unknown method: {method!r} (expected one of {', '.join(METHODS)})")
     return TrainConfig.from_fields({**METHODS[method], **{k: v for k, v in overrides.items() if v is not None},
                                     "method": method})
 
@@ -301,7 +301,7 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
         raise ValueError("Invalid seeds: none given (expected integers, e.g. 0,1,2)")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"Unknown method: {unknown[0]!r} (expected one of {tuple(METHODS)})")
+        raise ValueError(f"Unknown method: {unknown[0]!r} (expected one of {', '.join(METHODS)})")
     configs = []
     for seed in seeds:
         for m in methods:

@@ -112,7 +112,7 @@ class Lifecycle:
 
     def finish(self, run_id: str, status: str, summary: dict | None = None, error: str | None = None) -> None:
         if status not in STATUSES:
-            raise ValueError(f"Invalid status: {status!r} (expected one of {STATUSES})")
+            raise ValueError(f"Invalid status: {status!r} (expected one of {', '.join(STATUSES)})")
         with self._db() as db:
             db.execute("UPDATE runs SET status = ?, summary = COALESCE(?, summary), error = ?, updated = ? "
                        "WHERE id = ?", (status, json.dumps(summary) if summary is not None else None, error,

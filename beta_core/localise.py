@@ -53,9 +53,9 @@ def apply_fault(model: torch.nn.Module, group: str, fault: str, severity: float,
     """Damage ``group`` of ``model`` in place; nothing outside the group changes."""
     groups = group_parameters(model)
     if group not in groups:
-        raise ValueError(f"Unknown layer group: {group!r} (expected one of {list(groups)})")
+        raise ValueError(f"Unknown layer group: {group!r} (expected one of {', '.join(map(str, groups))})")
     if fault not in FAULTS:
-        raise ValueError(f"Unknown fault: {fault!r} (expected one of {FAULTS})")
+        raise ValueError(f"Unknown fault: {fault!r} (expected one of {', '.join(FAULTS)})")
     if not (isinstance(severity, (int, float)) and severity > 0):
         raise ValueError(f"Invalid severity: {severity!r} (expected a number > 0)")
     if fault in ("zero", "signflip") and severity > 1:

@@ -91,7 +91,7 @@ PRESETS = {k: PRESETS[k] for k in ("quick-cpu", "paper", "fast", "fast-cpu", "sw
 
 def _get(name: str) -> dict:
     if name not in PRESETS:
-        raise ValueError(f"Unknown preset: {name!r} (expected one of {tuple(PRESETS)})")
+        raise ValueError(f"Unknown preset: {name!r} (expected one of {', '.join(PRESETS)})")
     return PRESETS[name]
 
 

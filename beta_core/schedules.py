@@ -199,7 +199,7 @@ class LRSchedule:
 
     def __post_init__(self) -> None:
         if self.name not in LR_SCHEDULES:
-            raise ValueError(f"Unknown LR schedule: {self.name!r} (expected one of {LR_SCHEDULES})")
+            raise ValueError(f"Unknown LR schedule: {self.name!r} (expected one of {', '.join(LR_SCHEDULES)})")
         check_finite_positive("base_lr", self.base_lr)
         _total(self.total_steps)
         self.lr(0)  # validates the remaining fields through the closed form
@@ -277,7 +277,7 @@ class MomentumRule:
 
     def __post_init__(self) -> None:
         if self.name not in MOMENTUM_RULES:
-            raise ValueError(f"Unknown momentum rule: {self.name!r} (expected one of {MOMENTUM_RULES})")
+            raise ValueError(f"Unknown momentum rule: {self.name!r} (expected one of {', '.join(MOMENTUM_RULES)})")
         check_momentum("mu", self.mu), check_finite_positive("lam", self.lam)
         check_momentum("mu_min", self.mu_min), check_momentum("mu_max", self.mu_max)
         if self.mu_min > self.mu_max:

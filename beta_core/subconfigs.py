@@ -46,7 +46,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         if self.dataset not in SOURCES:
-            raise ValueError(f"Unknown dataset: {self.dataset!r} (expected one of {SOURCES})")
+            raise ValueError(f"Unknown dataset: {self.dataset!r} (expected one of {', '.join(SOURCES)})")
         for name in ("train_subset", "test_subset"):
             v = getattr(self, name)
             if v is not None and not 10 <= v <= SUBSET_MAX:
@@ -101,7 +101,7 @@ class ModelConfig:
                 raise ValueError(f"Invalid width/widths for {self.name!r} (expected them only with a built-in "
                                  f"model, one of {MODELS})")
         elif self.name not in MODELS:
-            raise ValueError(f"Unknown model: {self.name!r} (expected one of {MODELS}, or "
+            raise ValueError(f"Unknown model: {self.name!r} (expected one of {', '.join(MODELS)}, or "
                              "torchvision:NAME, timm:NAME, file.py:factory, package.module:factory)")
         if self.resize is not None and not 8 <= self.resize <= 1024:
             raise ValueError(f"Invalid resize: {self.resize!r} (expected an input side in pixels in [8, 1024])")

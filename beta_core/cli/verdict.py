@@ -76,7 +76,7 @@ def select(store: Store, args) -> tuple[dict, str]:
                        + " (expected finished training or external runs)")
     arms = run_arms(list(reversed(runs)), args.group_by)  # oldest first: arms in the order they were made
     if not args.baseline:
-        raise CLIError(f"Invalid flags: --group-by without --baseline (expected one of {list(arms)})")
+        raise CLIError(f"Invalid flags: --group-by without --baseline (expected one of {', '.join(map(str, arms))})")
     return arms, args.baseline
 
 

@@ -392,7 +392,7 @@ def execute_run(store: Store, run_id: str, data_dir: str = "data",
     try:
         body = JOB_BODIES.get(run["kind"])
         if body is None:
-            raise ValueError(f"Unknown job kind: {run['kind']!r} (expected one of {JOB_KINDS})")
+            raise ValueError(f"Unknown job kind: {run['kind']!r} (expected one of {', '.join(JOB_KINDS)})")
         try:
             status, summary = body(store, run, data_dir, stop, on_record, splits)
         except Cancelled as e:

@@ -47,7 +47,7 @@ class JobManager:
         if not isinstance(max_parallel, int) or max_parallel < 1:
             raise ValueError(f"Invalid max_parallel: {max_parallel!r} (expected an integer >= 1)")
         if backend not in BACKENDS:
-            raise ValueError(f"Unknown backend: {backend!r} (expected one of {BACKENDS})")
+            raise ValueError(f"Unknown backend: {backend!r} (expected one of {', '.join(BACKENDS)})")
         self.store = Store(runs_dir)
         self.runs_dir, self.data_dir = str(Path(runs_dir).resolve()), data_dir
         self.max_parallel, self.poll = max_parallel, poll
@@ -65,7 +65,7 @@ class JobManager:
                group_id: str | None = None, label: str | None = None) -> str:
         """Queue a job (owned by this process until a worker claims it) and start what fits."""
         if kind not in JOB_KINDS:
-            raise ValueError(f"Unknown job kind: {kind!r} (expected one of {JOB_KINDS})")
+            raise ValueError(f"Unknown job kind: {kind!r} (expected one of {', '.join(JOB_KINDS)})")
         if kind == "train" and config.get("threads") is None:  # the run's numbers must not depend on where it runs
             config = {**config, "threads": (self.ray.threads or 1) if self.ray is not None
                       else self._threads_per_worker()}
