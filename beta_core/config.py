@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
-from .fieldtypes import LR_MAX, SEED_MAX, check_fields, coerce, described, hints
+from .fieldtypes import LR_MAX, SEED_MAX, check_fields, coerce, described, hints, shown
 from .presets import preset_config, preset_methods
 from .schedules import LR_SCHEDULES, MOMENTUM_RULES, LRSchedule, MomentumRule
 from .subconfigs import DataConfig, ModelConfig
@@ -114,33 +114,33 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self)  # the data's and model's own fields were checked when they were made
         if self.method not in METHODS:
-            raise ValueError(f"Unknown method: {self.method!r} (expected one of {', '.join(METHODS)})")
+            raise ValueError(f"Unknown method: {shown(self.method)} (expected one of {', '.join(METHODS)})")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer: {self.optimizer!r} (expected one of {', '.join(OPTIMIZERS)})")
+            raise ValueError(f"Unknown optimizer: {shown(self.optimizer)} (expected one of {', '.join(OPTIMIZERS)})")
         for name in ("epochs", "batch_size"):
             v = getattr(self, name)
             if not 1 <= v <= LIMITS[name]:
-                raise ValueError(f"Invalid {name}: {v!r} (expected an integer in [1, {LIMITS[name]:,}])")
+                raise ValueError(f"Invalid {name}: {shown(v)} (expected an integer in [1, {LIMITS[name]:,}])")
         for name, top in NUMBER_LIMITS.items():
             if not -top <= getattr(self, name) <= top:
                 raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected at most {top:g} in size: larger "
                                  "values overflow torch's float32 arithmetic)")
         if not self.lr > 0:
-            raise ValueError(f"Invalid lr: {self.lr!r} (expected a learning rate > 0)")
+            raise ValueError(f"Invalid lr: {shown(self.lr)} (expected a learning rate > 0)")
         if not 0 <= self.seed <= SEED_MAX:
-            raise ValueError(f"Invalid seed: {self.seed!r} (expected an integer in [0, {SEED_MAX}])")
+            raise ValueError(f"Invalid seed: {shown(self.seed)} (expected an integer in [0, {SEED_MAX}])")
         if self.threads is not None and not 1 <= self.threads <= 1024:
-            raise ValueError(f"Invalid threads: {self.threads!r} (expected an integer in [1, 1024])")
+            raise ValueError(f"Invalid threads: {shown(self.threads)} (expected an integer in [1, 1024])")
         if self.device not in DEVICES:
-            raise ValueError(f"Unknown device: {self.device!r} (expected auto, cuda, mps or cpu)")
+            raise ValueError(f"Unknown device: {shown(self.device)} (expected auto, cuda, mps or cpu)")
         if self.weight_decay < 0:
-            raise ValueError(f"Invalid weight_decay: {self.weight_decay!r} (expected >= 0)")
+            raise ValueError(f"Invalid weight_decay: {shown(self.weight_decay)} (expected >= 0)")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"Invalid label_smoothing: {self.label_smoothing!r} (expected [0, 1))")
+            raise ValueError(f"Invalid label_smoothing: {shown(self.label_smoothing)} (expected [0, 1))")
         if not 0 < self.beta2 < 1:
-            raise ValueError(f"Invalid beta2: {self.beta2!r} (expected (0, 1))")
+            raise ValueError(f"Invalid beta2: {shown(self.beta2)} (expected (0, 1))")
         if not self.thresholds or any(not (isinstance(t, (int, float)) and 0 < t <= 1) for t in self.thresholds):
-            raise ValueError(f"Invalid thresholds: {self.thresholds!r} (expected accuracies in (0, 1])")
+            raise ValueError(f"Invalid thresholds: {shown(self.thresholds)} (expected accuracies in (0, 1])")
         if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
             raise ValueError(f"Invalid warmup_epochs: {self.warmup_epochs!r} (expected 0 <= warmup_epochs <= epochs)")
         if self.evals_per_epoch < 0 or self.eval_images < 1:
@@ -148,11 +148,11 @@ class TrainConfig:
                              "(expected evals_per_epoch >= 0 and eval_images >= 1)")
         for name in ("curvature_images", "curvature_hvps", "curvature_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"Invalid {name}: {getattr(self, name)!r} (expected an integer >= 1)")
+                raise ValueError(f"Invalid {name}: {shown(getattr(self, name))} (expected an integer >= 1)")
         if not self.bias_lr_scale > 0:
-            raise ValueError(f"Invalid bias_lr_scale: {self.bias_lr_scale!r} (expected a number > 0)")
+            raise ValueError(f"Invalid bias_lr_scale: {shown(self.bias_lr_scale)} (expected a number > 0)")
         if self.min_lr < 0:
-            raise ValueError(f"Invalid min_lr: {self.min_lr!r} (expected >= 0)")
+            raise ValueError(f"Invalid min_lr: {shown(self.min_lr)} (expected >= 0)")
         self.fault()  # a malformed planted fault fails here, its group name once the model exists
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
         self.lr_schedule_for(100), self.momentum_rule_for(100)  # validates those fields early
@@ -172,8 +172,8 @@ class TrainConfig:
         except ValueError:
             value = math.nan
         if not group.strip() or not (math.isfinite(value) and 0 < value <= 100):
-            raise ValueError(f"Invalid planted_fault: {self.planted_fault!r} (expected GROUP or GROUP:STRENGTH with "
-                             "STRENGTH in (0, 100], e.g. block2:1.0)")
+            raise ValueError(f"Invalid planted_fault: {shown(self.planted_fault)} (expected GROUP or GROUP:STRENGTH "
+                             "with STRENGTH in (0, 100], e.g. block2:1.0)")
         return group.strip(), value
 
     def lr_schedule_for(self, total_steps: int) -> LRSchedule:
@@ -280,7 +280,7 @@ def is_adam(method: str) -> bool:
 def resolve_config(method: str = "sgd-beta", **overrides) -> TrainConfig:
     """The method's fixed fields, then the caller's overrides (explicit values win)."""
     if method not in METHODS:
-        raise ValueError(f"Unknown method: {method!r} (expected one of {', '.join(METHODS)})")
+        raise ValueError(f"Unknown method: {shown(method)} (expected one of {', '.join(METHODS)})")
     return TrainConfig.from_fields({**METHODS[method], **{k: v for k, v in overrides.items() if v is not None},
                                     "method": method})
 
@@ -301,7 +301,7 @@ def plan_runs(methods: list[str], seeds: list[int], preset: str | None = None, o
         raise ValueError("Invalid seeds: none given (expected integers, e.g. 0,1,2)")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"Unknown method: {unknown[0]!r} (expected one of {', '.join(METHODS)})")
+        raise ValueError(f"Unknown method: {shown(unknown[0])} (expected one of {', '.join(METHODS)})")
     configs = []
     for seed in seeds:
         for m in methods:

@@ -100,8 +100,8 @@ def check_data(configs: list[TrainConfig], data_dir: str = "data", devices: bool
     images = {}
     for dc in {c.data for c in configs}:
         check_source(dc, data_dir, decode)
-        images[dc] = train_images(dc, data_dir)  # once per data: a folder's count walks its listing
-        pool = train_images(replace(dc, train_subset=None), data_dir) if dc.train_subset else images[dc]
+        pool = train_images(replace(dc, train_subset=None), data_dir)  # once per data: a folder's listing walked
+        images[dc] = min(dc.train_subset or pool, pool)
         if dc.train_subset and dc.train_subset > pool:  # the loader would take all, and the run say it asked more
             raise ValueError(f"Invalid train_subset: {dc.train_subset:,} (expected at most the {pool:,} training "
                              "images this data gives after the validation split, or none for all; no run was "

@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import functools
 import math
+import reprlib
 import typing
 from dataclasses import field, fields
 
-__all__ = ["SEED_MAX", "LR_MAX", "described", "kinds", "hints", "check", "check_fields", "coerce"]
+__all__ = ["SEED_MAX", "LR_MAX", "shown", "described", "kinds", "hints", "check", "check_fields", "coerce"]
 
 SEED_MAX = 2 ** 32 - 1  # torch's generators refuse seeds past 64 bits, numpy's past 32
 LR_MAX = 1e6            # an LR beyond float32's range overflows inside the optimizer step
+
+
+def shown(value) -> str:
+    """A value as an error message quotes it, bounded: a stored config's 10 MB string or a
+    million-item list is named by its start, never printed (or even formatted) whole.
+
+    >>> print(shown("x" * 100), shown(list(range(10 ** 6))))
+    'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' [0, 1, 2, 3, 4, 5, 6, 7, ...]
+    """
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 80, 80, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
 
 
 def described(default, help: str, **kw):
@@ -64,7 +80,7 @@ def check(name: str, value, hint) -> None:
     ValueError: Invalid epochs: True (expected an integer)
     """
     if not any(_fits(value, k) for k in kinds(hint)):
-        raise ValueError(f"Invalid {name}: {value!r} (expected {_expected(kinds(hint))})")
+        raise ValueError(f"Invalid {name}: {shown(value)} (expected {_expected(kinds(hint))})")
 
 
 def check_fields(obj, names: dict[str, str] | None = None) -> None:
@@ -103,4 +119,4 @@ def coerce(name: str, hint, text: str):
             continue
     if str in ks and t:
         return t
-    raise ValueError(f"Invalid {name}: {t!r} (expected {_expected(ks)})")
+    raise ValueError(f"Invalid {name}: {shown(t)} (expected {_expected(ks)})")

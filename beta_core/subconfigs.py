@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import zoo
 from .env import settings
-from .fieldtypes import SEED_MAX, check_fields, described
+from .fieldtypes import SEED_MAX, check_fields, described, shown
 
 __all__ = ["SOURCES", "SYNTHETIC_MAX", "SUBSET_MAX", "EXPECTED_TREE", "DataSourceError", "DataConfig",
            "resolve_source", "MODELS", "ModelConfig"]
@@ -46,24 +46,24 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         if self.dataset not in SOURCES:
-            raise ValueError(f"Unknown dataset: {self.dataset!r} (expected one of {', '.join(SOURCES)})")
+            raise ValueError(f"Unknown dataset: {shown(self.dataset)} (expected one of {', '.join(SOURCES)})")
         for name in ("train_subset", "test_subset"):
             v = getattr(self, name)
             if v is not None and not 10 <= v <= SUBSET_MAX:
-                raise ValueError(f"Invalid {name}: {v!r} (expected an integer in [10, {SUBSET_MAX:,}] (one image "
+                raise ValueError(f"Invalid {name}: {shown(v)} (expected an integer in [10, {SUBSET_MAX:,}] (one image "
                                  "per class at least), or none for all)")
         if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"Invalid val_fraction: {self.val_fraction!r} (expected a share in [0, 1); 0 = no "
+            raise ValueError(f"Invalid val_fraction: {shown(self.val_fraction)} (expected a share in [0, 1); 0 = no "
                              "validation split)")
         if self.val_max < 0:
-            raise ValueError(f"Invalid val_max: {self.val_max!r} (expected an integer >= 0)")
+            raise ValueError(f"Invalid val_max: {shown(self.val_max)} (expected an integer >= 0)")
         for name in ("synthetic_train", "synthetic_test"):
             v = getattr(self, name)
             if not 10 <= v <= SYNTHETIC_MAX:
-                raise ValueError(f"Invalid {name}: {v!r} (expected an integer in [10, {SYNTHETIC_MAX:,}]; "
+                raise ValueError(f"Invalid {name}: {shown(v)} (expected an integer in [10, {SYNTHETIC_MAX:,}]; "
                                  f"{SYNTHETIC_MAX:,} images are 3 GB)")
         if not 0 <= self.data_seed <= SEED_MAX:
-            raise ValueError(f"Invalid data_seed: {self.data_seed!r} (expected an integer in [0, {SEED_MAX}])")
+            raise ValueError(f"Invalid data_seed: {shown(self.data_seed)} (expected an integer in [0, {SEED_MAX}])")
 
 
 def resolve_source(cfg: DataConfig, data_dir: str | os.PathLike = "data") -> tuple[str, str | None]:
@@ -98,22 +98,23 @@ class ModelConfig:
         if zoo.is_spec(self.name):
             object.__setattr__(self, "name", zoo.parse_spec(self.name).text)
             if self.width is not None or self.widths is not None:
-                raise ValueError(f"Invalid width/widths for {self.name!r} (expected them only with a built-in "
+                raise ValueError(f"Invalid width/widths for {shown(self.name)} (expected them only with a built-in "
                                  f"model, one of {MODELS})")
         elif self.name not in MODELS:
-            raise ValueError(f"Unknown model: {self.name!r} (expected one of {', '.join(MODELS)}, or "
+            raise ValueError(f"Unknown model: {shown(self.name)} (expected one of {', '.join(MODELS)}, or "
                              "torchvision:NAME, timm:NAME, file.py:factory, package.module:factory)")
         if self.resize is not None and not 8 <= self.resize <= 1024:
-            raise ValueError(f"Invalid resize: {self.resize!r} (expected an input side in pixels in [8, 1024])")
+            raise ValueError(f"Invalid resize: {shown(self.resize)} (expected an input side in pixels in [8, 1024])")
         if self.width is not None and self.width < 1:
-            raise ValueError(f"Invalid width: {self.width!r} (expected an integer >= 1)")
+            raise ValueError(f"Invalid width: {shown(self.width)} (expected an integer >= 1)")
         if self.num_classes < 2:
-            raise ValueError(f"Invalid num_classes: {self.num_classes!r} (expected an integer >= 2)")
+            raise ValueError(f"Invalid num_classes: {shown(self.num_classes)} (expected an integer >= 2)")
         if self.widths is not None and len(self.widths) == 0:  # "--widths ," and older stores: the default
             object.__setattr__(self, "widths", None)
         if self.widths is not None:
             # a flag's text parses as numbers (64.0): whole ones are the channel counts meant
             if len(self.widths) != 3 or any(isinstance(w, bool) or not isinstance(w, (int, float))
                                             or not math.isfinite(w) or w != int(w) or w < 1 for w in self.widths):
-                raise ValueError(f"Invalid widths: {self.widths!r} (expected three integers >= 1, e.g. 64,256,256)")
+                raise ValueError(f"Invalid widths: {shown(self.widths)} (expected three integers >= 1, e.g. "
+                                 "64,256,256)")
             object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))

@@ -52,3 +52,15 @@ def test_a_dataclass_is_checked_field_by_field_under_the_users_names():
         Part(name=1)
     with pytest.raises(ValueError, match=r"^Invalid size: True \(expected an integer or none\)$"):
         Part(size=True)
+
+
+def test_an_error_quotes_a_hostile_value_bounded():
+    """A stored config from another machine with a 1 MB dataset name or a million widths: the error
+    names its start (the message stays a line), and nothing is formatted whole."""
+    from beta_core.config import TrainConfig
+
+    for bad in ({"dataset": "x" * 10 ** 6}, {"widths": list(range(10 ** 6))}, {"data_path": ["y"] * 10 ** 6},
+                {"method": "m" * 10 ** 6}):
+        with pytest.raises(ValueError) as e:
+            TrainConfig.from_dict(bad)
+        assert len(str(e.value)) < 300, str(e.value)[:300]

@@ -107,7 +107,7 @@ def cmd_stored_runs(args, store: Store) -> int:
         df["seed"] = [v if pd.isna(v) else str(int(v)) for v in df["seed"]]  # "2", not "2.0000"; sweeps have none
         missing = lambda fmt: lambda v: "-" if pd.isna(v) else fmt(v)  # noqa: E731 - a value a run lacks: "-", not NaN
         print(df[cols].fillna(float("nan")).to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-",
-                                 formatters={"lr": missing(lambda v: f"{v:g}"), "seed": missing(str),
+                                 formatters={"lr": missing(lambda v: f"{v:g}"),
                                              "wall_seconds": missing(lambda v: f"{v:.1f}")}))
     elif args.runs_command == "show":
         run = store.get_run(args.run_id)
