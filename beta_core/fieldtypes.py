@@ -22,8 +22,8 @@ def shown(value) -> str:
     """A value as an error message quotes it, bounded: a stored config's 10 MB string or a
     million-item list is named by its start, never printed (or even formatted) whole.
 
-    >>> print(shown("x" * 100), shown(list(range(10 ** 6))))
-    'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' [0, 1, 2, 3, 4, 5, 6, 7, ...]
+    >>> len(shown("x" * 10 ** 6)), shown(list(range(10 ** 6)))
+    (80, '[0, 1, 2, 3, 4, 5, 6, 7, ...]')
     """
     return _REPR.repr(value)
 
